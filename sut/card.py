@@ -1,0 +1,104 @@
+"""The model card: everything downstream needs to know about a served model.
+
+A card is written as ``card.json`` next to each prepared IR (``model.xml``).
+The dataset cache, the engine, accuracy and reports read it; no command-line
+flag repeats what it says. Field names follow timm's ``PretrainedCfg``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from dataset.preprocess import PreprocessSpec
+from sut.errors import ConfigError
+
+CARD_FILE = "card.json"
+MODEL_FILE = "model.xml"
+PRECISIONS = ("f32", "int8")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """Describes one prepared model (IR with uint8 input and a top-1 int32 output)."""
+
+    name: str
+    input_size: int
+    num_classes: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    label_offset: int = 0
+    crop_pct: float = 0.875
+    interpolation: str = "area"
+    layout: str = "NCHW"
+    precision: str = "f32"
+    trained: bool = True
+    source: str = ""
+    source_sha256: str = ""
+    convention: str = ""
+    calibration: dict[str, Any] = field(default_factory=dict)
+    accuracy_check: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"card precision: expected one of {PRECISIONS}, got {self.precision!r}")
+        if self.num_classes < 2:
+            raise ConfigError(f"card num_classes: expected >= 2, got {self.num_classes}")
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if len(value) != 3:
+                raise ConfigError(f"card {name}: expected 3 values, got {value!r}")
+        if any(s == 0 for s in self.std):
+            raise ConfigError(f"card std: zero in {self.std!r}")
+        self.preprocess  # validates the geometry fields
+
+    @property
+    def preprocess(self) -> PreprocessSpec:
+        """The geometry the dataset cache must produce for this model."""
+        return PreprocessSpec(self.input_size, self.crop_pct, self.interpolation, self.layout)
+
+    def to_json(self) -> str:
+        """Serialise to indented JSON."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    def save(self, directory: Path) -> Path:
+        """Write ``card.json`` into ``directory`` and return its path."""
+        path = Path(directory) / CARD_FILE
+        path.write_text(self.to_json())
+        return path
+
+
+def card_from_dict(data: dict[str, Any], origin: str) -> ModelCard:
+    """Build a card from parsed JSON, naming ``origin`` in any error."""
+    known = {f.name for f in fields(ModelCard)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{origin}: unknown card field(s) {unknown}")
+    try:
+        data = dict(data)
+        for key in ("mean", "std"):
+            if key in data:
+                data[key] = tuple(float(v) for v in data[key])
+        return ModelCard(**data)
+    except TypeError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+
+
+def load_card(model_dir: Path) -> ModelCard:
+    """Read the card of a prepared model directory (or of the directory holding ``model.xml``)."""
+    model_dir = Path(model_dir)
+    if model_dir.is_file():
+        model_dir = model_dir.parent
+    path = model_dir / CARD_FILE
+    if not path.is_file():
+        raise ConfigError(f"{path}: model card not found (prepare the model first)")
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: invalid JSON ({exc.msg})") from None
+    return card_from_dict(data, str(path))

@@ -1,0 +1,175 @@
+"""Command line: ``mlperf-cpu {prepare,run,accuracy,summary}``.
+
+One handler per subcommand; ``main(argv)`` is testable and is the only place
+that turns errors into exit codes: a ``HarnessError`` prints one ``ERROR`` line,
+anything else a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from sut.errors import ConfigError, HarnessError
+
+log = logging.getLogger("mlperf_cpu")
+
+DEFAULT_WORK = Path("work")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="[ %(levelname)s ] %(message)s", stream=sys.stdout, force=True)
+    for noisy in ("nncf", "openvino"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _log_arguments(args: argparse.Namespace) -> None:
+    log.info("===== arguments =====")
+    for key, value in sorted(vars(args).items()):
+        if key != "handler":
+            log.info("  %s = %s", key, value)
+
+
+# ----------------------------------------------------------------------------- prepare
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from sut.prepare import PrepareRequest, prepare
+    from sut.quantize import CalibrationConfig
+
+    calibration = None
+    if args.precision == "int8":
+        if args.calib_list is None or args.calib_dir is None:
+            raise ConfigError("--precision int8 needs --calib-list and --calib-dir")
+        calibration = CalibrationConfig(args.calib_dir, args.calib_list, args.calib_subset,
+                                        args.calib_preset)
+    req = PrepareRequest(args.model, args.precision, args.out, args.cache_dir, args.layout, calibration)
+    out = prepare(req)
+    print(out)
+    return 0
+
+
+# ----------------------------------------------------------------------------- run
+def _cmd_run(args: argparse.Namespace) -> int:
+    from sut.profile import load_profile
+    from sut.runner import RunRequest, execute
+    from sut.types import Mode, Overrides
+
+    val_map = args.val_map or args.dataset / "val_map.txt"
+    if not args.dataset.is_dir():
+        raise ConfigError(f"--dataset {args.dataset}: directory not found")
+    profile = load_profile(args.system)
+    overrides = Overrides(args.min_duration_ms, args.min_query_count, args.target_qps,
+                          args.performance_sample_count)
+    req = RunRequest(Mode.parse(args.mode), args.model, args.dataset, val_map, profile, args.user_conf,
+                     args.results, args.cache_dir, overrides)
+    result = execute(req)
+    _print_result(result)
+    return 0
+
+
+def _print_result(result: dict) -> None:
+    print(f"run dir      : {result['run_dir']}")
+    print(f"mode         : {result['mode']}")
+    if "accuracy" in result:
+        a = result["accuracy"]
+        print(f"accuracy     : {a['top1_percent']:.3f}% ({a['good']}/{a['total']})")
+    else:
+        print(f"result       : {result.get('result_validity')}")
+        print(f"samples/s    : {result.get('samples_per_second')}")
+    print(f"precision    : {result['card']['precision']} weights, "
+          f"inference precision hint {result.get('inference_precision')}")
+    print(f"submittable  : {result['submittable']}"
+          + ("" if result["submittable"] else f" ({'; '.join(result['not_submittable_because'])})"))
+
+
+# ----------------------------------------------------------------------------- accuracy
+def _cmd_accuracy(args: argparse.Namespace) -> int:
+    from dataset.val_map import parse_val_map
+    from sut.accuracy import read_accuracy_log, top1, write_accuracy_txt
+
+    samples = parse_val_map(args.val_map)
+    result = top1(read_accuracy_log(args.log), samples)
+    if args.out:
+        write_accuracy_txt(result, args.out)
+    print(result.line())
+    return 0
+
+
+# ----------------------------------------------------------------------------- summary
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from sut.summary import collect, format_table
+
+    print(format_table(collect(args.results)))
+    return 0
+
+
+def main_parser() -> argparse.ArgumentParser:
+    """The argument parser (separate so tests and docs can inspect it)."""
+    parser = argparse.ArgumentParser(prog="mlperf-cpu", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="ONNX/IR -> served FP32 or INT8 IR + model card")
+    p.add_argument("--model", type=Path, required=True, help=".onnx file or OpenVINO .xml")
+    p.add_argument("--precision", choices=("f32", "int8"), required=True)
+    p.add_argument("--calib-list", type=Path, help="calibration list (file names, one per line)")
+    p.add_argument("--calib-dir", type=Path, help="directory holding the calibration images")
+    p.add_argument("--calib-subset", type=int, help="use this many calibration images (default: all)")
+    p.add_argument("--calib-preset", choices=("performance", "mixed"), default="performance")
+    p.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW", help="uint8 input layout")
+    p.add_argument("--out", type=Path, default=DEFAULT_WORK / "models", help="prepared-model root")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")
+    p.set_defaults(handler=_cmd_prepare)
+
+    r = sub.add_parser("run", help="one LoadGen Offline test (one per process)")
+    r.add_argument("--mode", choices=("accuracy", "performance"), required=True)
+    r.add_argument("--model", type=Path, required=True, help="prepared model directory (has card.json)")
+    r.add_argument("--dataset", type=Path, required=True, help="image directory (ImageNet val layout)")
+    r.add_argument("--val-map", type=Path, help="default: <dataset>/val_map.txt")
+    r.add_argument("--system", required=True, help="system profile name (configs/*.yaml or 'host')")
+    r.add_argument("--user-conf", type=Path, default=Path("user.conf"))
+    r.add_argument("--results", type=Path, default=Path("results"))
+    r.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")
+    demo = r.add_argument_group("non-official settings (demo/tests; the run is marked not submittable)")
+    demo.add_argument("--min-duration-ms", type=int)
+    demo.add_argument("--min-query-count", type=int)
+    demo.add_argument("--target-qps", type=float, help="0 = the warm-up throughput")
+    demo.add_argument("--performance-sample-count", type=int)
+    r.set_defaults(handler=_cmd_run)
+
+    a = sub.add_parser("accuracy", help="accuracy.txt from mlperf_log_accuracy.json + val_map.txt")
+    a.add_argument("--log", type=Path, required=True)
+    a.add_argument("--val-map", type=Path, required=True)
+    a.add_argument("--out", type=Path)
+    a.set_defaults(handler=_cmd_accuracy)
+
+    s = sub.add_parser("summary", help="table of every run under a results directory")
+    s.add_argument("--results", type=Path, default=Path("results"))
+    s.set_defaults(handler=_cmd_summary)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    args = main_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        _log_arguments(args)
+        return handler(args)
+    except HarnessError as exc:
+        if args.verbose:
+            log.exception("failed")
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("ERROR: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,225 @@
+"""The inference pool: one compiled model and N infer requests over S pinned streams.
+
+Callers gather a batch straight into an idle request's input tensor with
+``submit``; when the request finishes, OpenVINO calls back on one of its
+threads and the pool hands the batch's sample ids and its top-1 output (a view
+of the request's own output tensor, valid until the callback returns) to the
+``on_done`` function it was built with. The pool knows nothing of LoadGen.
+
+Known limitations: one pool per process (one NUMA node); the batch is static,
+so a partial last batch costs a full batch of compute.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import openvino as ov
+import openvino.properties as props
+import openvino.properties.hint as hints
+
+from sut.card import MODEL_FILE, ModelCard
+from sut.errors import EngineError, ModelError
+from sut.profile import EngineConfig
+
+log = logging.getLogger(__name__)
+
+DoneFn = Callable[[np.ndarray, np.ndarray], None]
+FailFn = Callable[[np.ndarray, BaseException], None]
+
+_WARMUP_IDS = np.empty(0, dtype=np.uint64)
+_PRECISION_TYPES = {"f32": ov.Type.f32, "bf16": ov.Type.bf16}
+
+
+@dataclass(frozen=True)
+class CompiledInfo:
+    """What the device chose, read back after compiling (not what was asked for)."""
+
+    properties: dict[str, str]
+    input_shape: tuple[int, ...]
+    compile_ms: float
+
+
+def compile_model(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineConfig,
+                  cache_dir: Path | None = None) -> tuple[ov.CompiledModel, CompiledInfo]:
+    """Read ``model.xml``, fix its batch, check it against the card and compile it on CPU.
+
+    Only the properties the profile names are set (like ``benchmark_app -hint none``
+    with explicit -nstreams/-nthreads/-pin/-infer_precision), so the same numbers
+    give the same compiled model in both tools.
+    """
+    xml = Path(model_dir) / MODEL_FILE
+    if not xml.is_file():
+        raise ModelError(f"{xml}: model IR not found")
+    model = core.read_model(xml)
+    check_model_fits_card(model, card, str(xml))
+    shape = list(card.preprocess.sample_shape)
+    model.reshape({model.inputs[0]: ov.PartialShape([cfg.batch_size, *shape])})
+    config: dict[str, Any] = {
+        props.streams.num: cfg.num_streams,
+        props.inference_num_threads: cfg.num_threads,
+        hints.enable_cpu_pinning: cfg.pinning,
+        hints.inference_precision: _PRECISION_TYPES[cfg.inference_precision],
+    }
+    if cache_dir is not None:
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        config[props.cache_dir] = str(cache_dir)
+    start = time.perf_counter()
+    try:
+        compiled = core.compile_model(model, "CPU", config)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EngineError(f"{xml}: compile on CPU with {cfg} failed: {first}") from None
+    compile_ms = (time.perf_counter() - start) * 1000
+    info = CompiledInfo(read_properties(compiled), tuple(compiled.inputs[0].shape), compile_ms)
+    return compiled, info
+
+
+def check_model_fits_card(model: ov.Model, card: ModelCard, origin: str) -> None:
+    """Refuse an IR whose input or output does not match its card."""
+    if len(model.inputs) != 1:
+        raise ModelError(f"{origin}: expected 1 input, model has {len(model.inputs)}")
+    pshape = model.inputs[0].get_partial_shape()
+    want = card.preprocess.sample_shape
+    if pshape.rank.is_dynamic or pshape.rank.get_length() != 4:
+        raise ModelError(f"{origin}: input rank is {pshape.rank}, card needs 4 ({card.layout})")
+    dims = [d.get_length() if d.is_static else -1 for d in pshape]
+    if tuple(dims[1:]) != want:
+        raise ModelError(
+            f"{origin}: input shape {dims} does not fit card {card.layout} sample shape {list(want)}")
+    if model.inputs[0].get_element_type() != ov.Type.u8:
+        raise ModelError(f"{origin}: input type is {model.inputs[0].get_element_type()}, expected u8")
+    out = model.outputs[0]
+    if out.get_element_type() != ov.Type.i32:
+        raise ModelError(f"{origin}: output type is {out.get_element_type()}, expected i32 top-1")
+
+
+def read_properties(compiled: ov.CompiledModel) -> dict[str, str]:
+    """Every readable property of the compiled model, as strings (benchmark_app step 8)."""
+    out: dict[str, str] = {}
+    for name in compiled.get_property(props.supported_properties):
+        if name == props.supported_properties:
+            continue
+        try:
+            value = compiled.get_property(name)
+        except RuntimeError:
+            continue
+        out[str(name)] = value.get_type_name() if isinstance(value, ov.Type) else str(value)
+    return out
+
+
+class InferencePool:
+    """A fixed set of infer requests on one compiled model, handed out as they go idle.
+
+    ``submit`` is called from one dispatcher thread; ``on_done``/``on_fail`` run on
+    OpenVINO's callback threads. Every batch submitted reaches exactly one of them.
+    """
+
+    def __init__(self, compiled: ov.CompiledModel, num_requests: int,
+                 on_done: DoneFn, on_fail: FailFn) -> None:
+        self._requests = [compiled.create_infer_request() for _ in range(num_requests)]
+        port = compiled.inputs[0]
+        # Our own arrays, shared with OpenVINO, so the gather writes where inference reads.
+        self._inputs = [np.zeros(tuple(port.shape), dtype=np.uint8) for _ in self._requests]
+        for request, array in zip(self._requests, self._inputs):
+            request.set_input_tensor(ov.Tensor(array, shared_memory=True))
+        self._pending: list[np.ndarray | None] = [None] * num_requests
+        self._idle: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._in_flight = 0
+        self._lock = threading.Condition()
+        self._on_done = on_done
+        self._on_fail = on_fail
+        self.error: BaseException | None = None
+        for slot, request in enumerate(self._requests):
+            request.set_callback(self._complete, slot)
+            self._idle.put(slot)
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per request (the static batch)."""
+        return int(self._inputs[0].shape[0])
+
+    def submit(self, source: np.ndarray, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Gather ``source[rows]`` into an idle request's input and start it.
+
+        Blocks until a request is idle. ``len(rows) <= batch_size``; a short batch
+        leaves stale rows whose outputs are never reported.
+        """
+        slot = self._idle.get()
+        dst = self._inputs[slot]
+        n = len(rows)
+        # mode="clip" lets numpy write straight into the tensor; rows were range-checked by the caller.
+        np.take(source, rows, axis=0, out=dst[:n], mode="clip")
+        self._pending[slot] = ids
+        with self._lock:
+            self._in_flight += 1
+        try:
+            self._requests[slot].start_async()
+        except Exception as exc:  # noqa: BLE001 - any failure must still complete the ids
+            self._finish(slot, exc)
+
+    def _complete(self, slot: int) -> None:
+        """OpenVINO callback: report the batch's outputs, then make the request idle again."""
+        self._finish(slot, None)
+
+    def _finish(self, slot: int, error: BaseException | None) -> None:
+        ids = self._pending[slot]
+        if ids is None:  # not ours (a synchronous infer); the slot was never taken
+            return
+        self._pending[slot] = None
+        try:
+            if error is None and len(ids):
+                try:
+                    top1 = self._requests[slot].get_output_tensor().data.reshape(-1)
+                    self._on_done(ids, top1[: len(ids)])
+                except Exception as exc:  # noqa: BLE001
+                    error = exc
+            if error is not None:
+                log.error("inference batch failed (%d samples): %s", len(ids), error)
+                if self.error is None:
+                    self.error = error
+                if len(ids):
+                    self._on_fail(ids, error)
+        finally:
+            self._idle.put(slot)
+            with self._lock:
+                self._in_flight -= 1
+                self._lock.notify_all()
+
+    def warmup(self, source: np.ndarray, batches: int) -> float:
+        """Run ``batches`` full batches of ``source`` rows through every request; return samples/s.
+
+        Outputs are discarded. This also lets the streams allocate their scratch memory
+        before LoadGen's clock starts.
+        """
+        bs = self.batch_size
+        rows = np.arange(bs) % len(source)
+        start = time.perf_counter()
+        for _ in range(batches):
+            self.submit(source, rows, _WARMUP_IDS)
+        self.drain()
+        return batches * bs / (time.perf_counter() - start)
+
+    def drain(self, timeout_s: float | None = None) -> None:
+        """Wait until no request is in flight."""
+        with self._lock:
+            if not self._lock.wait_for(lambda: self._in_flight == 0, timeout=timeout_s):
+                raise EngineError(f"{self._in_flight} inference requests still running after {timeout_s} s")
+
+    def run_direct(self, source: np.ndarray) -> np.ndarray:
+        """Synchronously infer every row of ``source`` (used for warm-up and checks)."""
+        request, bs = self._requests[0], self.batch_size
+        out = np.empty(len(source), dtype=np.int32)
+        for start in range(0, len(source), bs):
+            chunk = source[start:start + bs]
+            self._inputs[0][: len(chunk)] = chunk
+            request.infer()
+            out[start:start + len(chunk)] = request.get_output_tensor().data.reshape(-1)[: len(chunk)]
+        return out

@@ -1,0 +1,184 @@
+"""Model preparation: ONNX or IR -> served FP32 / INT8 IR plus its model card.
+
+The source model's own metadata decides its preprocessing; the user never
+repeats it. In order: an ``mlperf_cpu.card`` JSON entry in the model's metadata
+(ONNX ``metadata_props`` or IR rt_info), else the class count: 1001 classes is
+the MLCommons ``resnet50_v1.onnx`` convention (mean subtraction, no std,
+background class at 0 so label offset -1), 1000 is the torchvision convention
+(mean/std, offset 0). Anything else is refused rather than guessed.
+
+Prepared models are cached by source hash and settings; each is written to a
+temporary directory and renamed into place, so a failure leaves nothing that
+looks prepared.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import openvino as ov
+
+from dataset.constants import (MLPERF_RESNET50_MEAN, MLPERF_RESNET50_STD, REFERENCE_CROP_PCT,
+                               TORCHVISION_MEAN, TORCHVISION_STD)
+from sut.card import CARD_FILE, MODEL_FILE, ModelCard, card_from_dict
+from sut.errors import ConfigError, ModelError
+from sut.graph import ClassifierPorts, build_served_model, inspect_classifier
+from sut.quantize import CalibrationConfig, load_calibration_samples, quantize_int8
+
+log = logging.getLogger(__name__)
+
+METADATA_KEY = "mlperf_cpu.card"
+_CARD_SOURCE_FIELDS = {"name", "input_size", "crop_pct", "interpolation", "mean", "std",
+                       "num_classes", "label_offset", "trained", "notes", "layout"}
+
+
+@dataclass(frozen=True)
+class PrepareRequest:
+    """What to prepare: a source model, a target precision and where things go."""
+
+    source: Path
+    precision: str
+    out_root: Path
+    cache_dir: Path
+    layout: str = "NCHW"
+    calibration: CalibrationConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("f32", "int8"):
+            raise ConfigError(f"--precision: expected f32 or int8, got {self.precision!r}")
+        if self.precision == "int8" and self.calibration is None:
+            raise ConfigError("--precision int8 needs a calibration list (--calib-list) and image dir")
+
+
+def source_files(source: Path) -> list[Path]:
+    """The files that make up a source model (ONNX file, or IR xml + bin)."""
+    source = Path(source)
+    if not source.is_file():
+        raise ModelError(f"{source}: model file not found")
+    if source.suffix == ".onnx":
+        return [source]
+    if source.suffix == ".xml":
+        return [source, source.with_suffix(".bin")]
+    raise ModelError(f"{source}: expected an .onnx file or an OpenVINO .xml IR")
+
+
+def sha256_files(paths: list[Path]) -> str:
+    """sha256 over the given files' bytes, in order."""
+    h = hashlib.sha256()
+    for path in paths:
+        with Path(path).open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def read_source(source: Path) -> ov.Model:
+    """Read an ONNX or IR model with OpenVINO, with a one-line error naming the file."""
+    source_files(source)
+    try:
+        return ov.Core().read_model(str(source))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
+        raise ModelError(f"{source}: cannot read model: {first}") from None
+
+
+def embedded_card(model: ov.Model) -> dict[str, Any] | None:
+    """The ``mlperf_cpu.card`` metadata a model carries, if any."""
+    for path in (["framework", METADATA_KEY], ["mlperf_cpu", "card"]):
+        if model.has_rt_info(path):
+            return json.loads(model.get_rt_info(path).astype(str))
+    return None
+
+
+def card_fields_for(model: ov.Model, ports: ClassifierPorts, source: Path) -> dict[str, Any]:
+    """Decide the preprocessing of ``model`` from its metadata or its class count."""
+    meta = embedded_card(model)
+    if meta is not None:
+        unknown = sorted(set(meta) - _CARD_SOURCE_FIELDS)
+        if unknown:
+            raise ModelError(f"{source}: unknown fields {unknown} in {METADATA_KEY} metadata")
+        fields = {"crop_pct": REFERENCE_CROP_PCT, "interpolation": "area", "label_offset": 0,
+                  "convention": "metadata", **meta}
+        fields.pop("layout", None)
+    elif ports.num_classes == 1001:
+        fields = {"name": source.stem, "mean": MLPERF_RESNET50_MEAN, "std": MLPERF_RESNET50_STD,
+                  "label_offset": -1, "convention": "mlcommons-1001"}
+    elif ports.num_classes == 1000:
+        fields = {"name": source.stem, "mean": TORCHVISION_MEAN, "std": TORCHVISION_STD,
+                  "label_offset": 0, "convention": "torchvision-1000"}
+    else:
+        raise ModelError(
+            f"{source}: {ports.num_classes}-class model without '{METADATA_KEY}' metadata: "
+            "cannot tell its preprocessing (1001 = MLCommons, 1000 = torchvision)")
+    fields.setdefault("input_size", ports.input_size)
+    if fields["input_size"] != ports.input_size:
+        raise ModelError(f"{source}: metadata input_size {fields['input_size']} but the input is "
+                         f"{ports.input_size}x{ports.input_size}")
+    if fields.setdefault("num_classes", ports.num_classes) != ports.num_classes:
+        raise ModelError(f"{source}: metadata num_classes {fields['num_classes']} but the output has "
+                         f"{ports.num_classes}")
+    if ports.num_classes == 1001 and meta is None:
+        fields["num_classes"] = 1000  # labels after the -1 offset
+    return fields
+
+
+def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
+    cal = req.calibration
+    blob = {"source": source_sha, "precision": req.precision, "layout": req.layout, "v": 1,
+            "calibration": None if cal is None else {
+                "list": sha256_files([cal.list_file]), "subset": cal.subset_size,
+                "preset": cal.preset, "fbc": cal.fast_bias_correction}}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def prepare(req: PrepareRequest) -> Path:
+    """Prepare ``req.source`` and return the model directory (``model.xml`` + ``card.json``)."""
+    files = source_files(req.source)
+    source_sha = sha256_files(files)
+    model = read_source(req.source)
+    ports = inspect_classifier(model, str(req.source))
+    fields = card_fields_for(model, ports, Path(req.source))
+    card = card_from_dict({**fields, "layout": req.layout, "precision": req.precision,
+                           "source": str(Path(req.source).name), "source_sha256": source_sha},
+                          f"{req.source} metadata")
+    out_dir = Path(req.out_root) / f"{card.name}-{req.precision}-{_settings_hash(req, source_sha)}"
+    if (out_dir / CARD_FILE).is_file() and (out_dir / MODEL_FILE).is_file():
+        log.info("prepared model cache hit: %s", out_dir)
+        return out_dir
+    served = build_served_model(model, ports, req.layout, card.mean, card.std, card.label_offset)
+    if req.precision == "int8":
+        assert req.calibration is not None
+        calib = load_calibration_samples(req.calibration, card.preprocess, req.cache_dir)
+        served = quantize_int8(served, calib, req.calibration)
+        card = ModelCard(**{**asdict(card), "calibration": {
+            "list": str(req.calibration.list_file), "list_sha256": sha256_files([req.calibration.list_file]),
+            "images": len(calib), "subset_size": min(req.calibration.subset_size or len(calib), len(calib)),
+            "preset": req.calibration.preset, "tool": "nncf.quantize"}})
+    served.set_rt_info(card.to_json(), ["mlperf_cpu", "card"])
+    _write_atomically(served, card, out_dir)
+    return out_dir
+
+
+def _write_atomically(model: ov.Model, card: ModelCard, out_dir: Path) -> None:
+    """Save IR + card into a temporary sibling and rename it to ``out_dir``."""
+    tmp = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir(parents=True)
+    except OSError as exc:
+        raise ConfigError(f"{tmp.parent}: cannot create model directory ({exc.strerror})") from None
+    try:
+        # f32 weights stay f32: FP16 compression would change the FP32 model's accuracy.
+        ov.save_model(model, str(tmp / MODEL_FILE), compress_to_fp16=False)
+        card.save(tmp)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        tmp.rename(out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("prepared %s", out_dir)

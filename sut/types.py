@@ -1,0 +1,56 @@
+"""Plain data records shared by the runner, accuracy, report and tests (no heavy imports)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Mode(str, enum.Enum):
+    """The LoadGen test a process runs; accepts any capitalisation."""
+
+    ACCURACY = "accuracy"
+    PERFORMANCE = "performance"
+
+    @classmethod
+    def parse(cls, text: str) -> "Mode":
+        """``Mode.parse("Performance")`` -> ``Mode.PERFORMANCE``."""
+        try:
+            return cls(text.lower())
+        except ValueError:
+            raise ValueError(f"mode: expected one of {[m.value for m in cls]}, got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Non-official LoadGen settings applied after FromConfig (demo and tests only).
+
+    Any field that is not None makes the run non-submittable, and the result JSON says so.
+    ``target_qps = 0`` means: use the throughput measured during warm-up.
+    """
+
+    min_duration_ms: int | None = None
+    min_query_count: int | None = None
+    target_qps: float | None = None
+    performance_sample_count: int | None = None
+
+    def active(self) -> dict[str, float]:
+        """The overrides that are set."""
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class AccuracyResult:
+    """Top-1 accuracy as the reference accuracy script reports it."""
+
+    good: int
+    total: int
+
+    @property
+    def percent(self) -> float:
+        """Top-1 in percent."""
+        return 100.0 * self.good / self.total if self.total else 0.0
+
+    def line(self) -> str:
+        """The reference line the submission checker parses."""
+        return f"accuracy={self.percent:.3f}%, good={self.good}, total={self.total}"
