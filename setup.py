@@ -1,0 +1,30 @@
+"""Open MLPerf Inference ResNet50 Offline harness for CPUs (OpenVINO + LoadGen)."""
+
+from setuptools import find_packages, setup
+
+RUNTIME = [
+    "mlcommons-loadgen==6.0.17",  # carries the v6.1 round's mlperf.conf; must match ./mlperf.conf
+    "openvino==2026.4.1",
+    "nncf==3.4.0",
+    "numpy>=1.26",
+    "opencv-python-headless>=4.8",
+    "pycocotools>=2.0",
+    "pyyaml>=6.0",
+    "tqdm>=4.60",
+    "psutil>=5.9",
+    "scikit-learn>=1.3",  # ships the digits images the bundled demo dataset is built from
+]
+TRAIN = ["torch==2.13.0", "onnx>=1.15"]  # defining/training/exporting models only; never at run time
+TEST = ["pytest>=8", "onnx>=1.15", "scikit-image>=0.22", "pillow>=10"]
+
+setup(
+    name="mlperf-cpu",
+    version="0.1.0",
+    description=__doc__,
+    python_requires=">=3.10",
+    packages=find_packages(include=["sut", "sut.*", "dataset", "dataset.*", "models", "models.*"]),
+    package_data={"models": ["weights/*.onnx", "weights/*.json"]},
+    install_requires=RUNTIME,
+    extras_require={"train": TRAIN, "test": TEST + TRAIN},
+    entry_points={"console_scripts": ["mlperf-cpu=sut.cli:main"]},
+)

@@ -1,0 +1,81 @@
+"""Shared fixtures: a real demo dataset, tiny real ONNX models, prepared IRs, and a CLI runner.
+
+Everything is built for real in a session temp dir; LoadGen tests run the CLI in a
+subprocess because LoadGen's FromConfig may be called only once per process.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from onnx_builders import make_classifier  # noqa: E402
+
+DEMO_ONNX = REPO / "models" / "weights" / "decinet_demo.onnx"
+TINY_META = {"name": "tiny.test", "input_size": 32, "mean": [127.5] * 3, "std": [64.0] * 3,
+             "num_classes": 10, "trained": False}
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("session")
+
+
+@pytest.fixture(scope="session")
+def demo_data(session_dir: Path) -> Path:
+    """The bundled demo dataset, built by the project's own builder."""
+    from dataset.demo import build_demo_dataset
+
+    return build_demo_dataset(session_dir / "demo")
+
+
+@pytest.fixture(scope="session")
+def cache_dir(session_dir: Path) -> Path:
+    return session_dir / "cache"
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(session_dir: Path) -> Path:
+    return make_classifier(session_dir / "tiny.onnx", metadata=TINY_META)
+
+
+def prepare_model(source: Path, precision: str, out: Path, cache: Path, demo: Path | None = None,
+                  layout: str = "NCHW") -> Path:
+    from sut.prepare import PrepareRequest, prepare
+    from sut.quantize import CalibrationConfig
+
+    calib = None
+    if precision == "int8":
+        calib = CalibrationConfig(demo / "train", demo / "cal_list.txt")
+    return prepare(PrepareRequest(source, precision, out, cache, layout, calib))
+
+
+@pytest.fixture(scope="session")
+def demo_f32(session_dir: Path, cache_dir: Path) -> Path:
+    return prepare_model(DEMO_ONNX, "f32", session_dir / "models", cache_dir)
+
+
+@pytest.fixture(scope="session")
+def demo_int8(session_dir: Path, cache_dir: Path, demo_data: Path) -> Path:
+    return prepare_model(DEMO_ONNX, "int8", session_dir / "models", cache_dir, demo_data)
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``python -m sut.cli ARGS`` in its own process (one LoadGen test per process)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "sut.cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture()
+def workdir(tmp_path: Path) -> Path:
+    """A fresh working directory with the project's user.conf (no audit.config)."""
+    (tmp_path / "user.conf").write_text((REPO / "user.conf").read_text())
+    return tmp_path

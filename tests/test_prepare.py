@@ -1,0 +1,112 @@
+"""Model preparation on real ONNX files: conventions, the served graph, INT8, refusals."""
+
+from pathlib import Path
+
+import numpy as np
+import openvino as ov
+import pytest
+from conftest import TINY_META, prepare_model
+from onnx_builders import make_classifier
+
+from dataset.constants import MLPERF_RESNET50_MEAN, TORCHVISION_MEAN, TORCHVISION_STD
+from sut.card import load_card
+from sut.errors import DatasetError, ModelError
+
+RNG = np.random.default_rng(0)
+
+
+def _float_scores(onnx_path: Path, x: np.ndarray) -> np.ndarray:
+    """Scores of the untouched source model on float input (the reference we must match)."""
+    compiled = ov.Core().compile_model(str(onnx_path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    outs = compiled(x)
+    return next(v for v in outs.values() if v.dtype == np.float32 and v.ndim == 2)
+
+
+def _served_top1(model_dir: Path, images: np.ndarray) -> np.ndarray:
+    compiled = ov.Core().compile_model(str(model_dir / "model.xml"), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return compiled(images)[0].reshape(-1)
+
+
+def test_metadata_convention_and_exact_top1(tiny_onnx: Path, tmp_path: Path) -> None:
+    model_dir = prepare_model(tiny_onnx, "f32", tmp_path / "m", tmp_path / "c")
+    card = load_card(model_dir)
+    assert (card.name, card.convention, card.num_classes, card.label_offset) == ("tiny.test", "metadata", 10, 0)
+    assert card.precision == "f32" and card.input_size == 32 and card.mean == (127.5,) * 3
+    model = ov.Core().read_model(model_dir / "model.xml")
+    assert model.inputs[0].get_element_type() == ov.Type.u8
+    assert model.outputs[0].get_element_type() == ov.Type.i32
+    images = RNG.integers(0, 256, (16, 3, 32, 32), dtype=np.uint8)
+    expect = _float_scores(tiny_onnx, (images.astype(np.float32) - 127.5) / 64.0).argmax(1)
+    np.testing.assert_array_equal(_served_top1(model_dir, images), expect)
+
+
+def test_mlcommons_1001_class_convention(tmp_path: Path) -> None:
+    src = make_classifier(tmp_path / "resnet50_v1.onnx", input_size=224, num_classes=1001,
+                          extra_argmax=True, input_name="input_tensor:0")
+    model_dir = prepare_model(src, "f32", tmp_path / "m", tmp_path / "c")
+    card = load_card(model_dir)
+    assert card.convention == "mlcommons-1001" and card.label_offset == -1 and card.num_classes == 1000
+    assert card.mean == MLPERF_RESNET50_MEAN and card.std == (1.0, 1.0, 1.0)
+    images = RNG.integers(0, 256, (4, 3, 224, 224), dtype=np.uint8)
+    expect = _float_scores(src, images.astype(np.float32) - np.float32(MLPERF_RESNET50_MEAN).reshape(1, 3, 1, 1))
+    np.testing.assert_array_equal(_served_top1(model_dir, images), expect.argmax(1) - 1)
+
+
+def test_torchvision_1000_class_convention_nhwc(tmp_path: Path) -> None:
+    src = make_classifier(tmp_path / "tv.onnx", input_size=64, num_classes=1000)
+    model_dir = prepare_model(src, "f32", tmp_path / "m", tmp_path / "c", layout="NHWC")
+    card = load_card(model_dir)
+    assert card.convention == "torchvision-1000" and card.label_offset == 0 and card.layout == "NHWC"
+    images = RNG.integers(0, 256, (4, 64, 64, 3), dtype=np.uint8)
+    x = (images.astype(np.float32) - np.float32(TORCHVISION_MEAN)) / np.float32(TORCHVISION_STD)
+    expect = _float_scores(src, np.ascontiguousarray(x.transpose(0, 3, 1, 2))).argmax(1)
+    np.testing.assert_array_equal(_served_top1(model_dir, images), expect)
+
+
+def test_int8_quantizes_and_is_cached(demo_data: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    model_dir = prepare_model(tiny_onnx, "int8", tmp_path / "m", tmp_path / "c", demo_data)
+    card = load_card(model_dir)
+    assert card.precision == "int8" and card.calibration["images"] == 300
+    ops = {op.get_type_name() for op in ov.Core().read_model(model_dir / "model.xml").get_ops()}
+    assert "FakeQuantize" in ops
+    mtime = (model_dir / "model.xml").stat().st_mtime_ns
+    assert prepare_model(tiny_onnx, "int8", tmp_path / "m", tmp_path / "c", demo_data) == model_dir
+    assert (model_dir / "model.xml").stat().st_mtime_ns == mtime
+
+
+def test_calibration_list_naming_absent_files(demo_data: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    from sut.prepare import PrepareRequest, prepare
+    from sut.quantize import CalibrationConfig
+
+    lst = tmp_path / "cal.txt"
+    names = (demo_data / "cal_list.txt").read_text().split()[:3]
+    lst.write_text("\n".join(names + ["ILSVRC2012_val_00000001.JPEG"]) + "\n")
+    req = PrepareRequest(tiny_onnx, "int8", tmp_path / "m", tmp_path / "c", "NCHW",
+                         CalibrationConfig(demo_data / "train", lst))
+    with pytest.raises(DatasetError, match="ILSVRC2012_val_00000001.JPEG: calibration image"):
+        prepare(req)
+    assert not list((tmp_path / "m").glob("*")) if (tmp_path / "m").exists() else True
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"rank": 2}, "not an image classifier: input rank 2"),
+    ({"num_classes": 7}, "7-class model without 'mlperf_cpu.card' metadata"),
+    ({"metadata": {**TINY_META, "input_size": 64}}, "metadata input_size 64 but the input is 32x32"),
+])
+def test_refused_models(tmp_path: Path, kwargs: dict, message: str) -> None:
+    src = make_classifier(tmp_path / "bad.onnx", **kwargs)
+    with pytest.raises(ModelError) as err:
+        prepare_model(src, "f32", tmp_path / "m", tmp_path / "c")
+    assert message in str(err.value) and "bad.onnx" in str(err.value)
+    assert not (tmp_path / "m").exists() or not list((tmp_path / "m").iterdir())
+
+
+def test_missing_and_foreign_files(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="nothing.onnx: model file not found"):
+        prepare_model(tmp_path / "nothing.onnx", "f32", tmp_path / "m", tmp_path / "c")
+    (tmp_path / "weights.pt").write_bytes(b"x")
+    with pytest.raises(ModelError, match="expected an .onnx file or an OpenVINO .xml IR"):
+        prepare_model(tmp_path / "weights.pt", "f32", tmp_path / "m", tmp_path / "c")
+    (tmp_path / "junk.onnx").write_bytes(b"not onnx")
+    with pytest.raises(ModelError, match="junk.onnx: cannot read model"):
+        prepare_model(tmp_path / "junk.onnx", "f32", tmp_path / "m", tmp_path / "c")

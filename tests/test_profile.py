@@ -1,0 +1,52 @@
+"""System profiles: shipped ones load, bad ones are refused with the key named."""
+
+from pathlib import Path
+
+import pytest
+
+from sut.errors import ConfigError
+from sut.profile import available_profiles, host_profile, load_profile, physical_cores
+
+
+@pytest.mark.parametrize("name", ["c6i.2xlarge", "c6i.16xlarge", "m5zn.6xlarge"])
+def test_shipped_profiles_load(name: str) -> None:
+    profile = load_profile(name, check_fits=False)
+    assert profile.name == name and profile.engine.num_threads <= profile.cores
+
+
+def test_host_profile_fits_this_machine() -> None:
+    profile = load_profile("host")
+    assert profile.cores == physical_cores() == host_profile().engine.num_streams
+
+
+def test_profile_bigger_than_machine_is_refused() -> None:
+    with pytest.raises(ConfigError, match="uses 32 threads but this machine has"):
+        load_profile("c6i.16xlarge")
+
+
+def test_unknown_profile_suggests() -> None:
+    with pytest.raises(ConfigError, match=r"'c6i.2xlarg' not found \(did you mean 'c6i.2xlarge'\?\)"):
+        load_profile("c6i.2xlarg")
+    assert "host" in available_profiles()
+
+
+@pytest.mark.parametrize("body, message", [
+    ("name: x\ncores: 2\nengine: {num_streams: 2, num_threads: 2, infer_requests: 4, batch_size: 0}\n",
+     "engine.batch_size: expected an integer >= 1, got 0"),
+    ("name: x\ncores: 2\nengine: {num_streams: 2, num_threads: 2, infer_requests: 4, batch_sise: 8}\n",
+     "unknown key 'batch_sise' (did you mean 'batch_size'?)"),
+    ("name: x\ncores: 2\nengine: {num_streams: 2, num_threads: 2, infer_requests: 1, batch_size: 8}\n",
+     "engine.infer_requests (1) must be >= engine.num_streams (2)"),
+    ("name: x\ncores: 1\nengine: {num_streams: 2, num_threads: 2, infer_requests: 2, batch_size: 8}\n",
+     "engine.num_threads (2) exceeds cores (1)"),
+    ("name: x\ncores: 2\nengine: {num_streams: 1, num_threads: 1, infer_requests: 1, batch_size: 8,"
+     " inference_precision: fp16}\n", "engine.inference_precision: expected one of"),
+    ("name: x\ncores: 2\n", "missing 'engine' mapping"),
+    ("name: [x\n", "invalid YAML"),
+])
+def test_bad_profiles(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(body)
+    with pytest.raises(ConfigError) as err:
+        load_profile(str(path), check_fits=False)
+    assert message in str(err.value) and "bad.yaml" in str(err.value)
