@@ -23,7 +23,7 @@ DEFAULT_WORK = Path("work")
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="[ %(levelname)s ] %(message)s", stream=sys.stdout, force=True)
+                        format="[ %(levelname)s ] %(message)s", stream=sys.stderr, force=True)
     for noisy in ("nncf", "openvino"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

@@ -148,7 +148,8 @@ def load_profile(name_or_path: str, config_dir: Path = DEFAULT_CONFIG_DIR,
         profile = host_profile()
     else:
         path = Path(name_or_path)
-        if not path.suffix:
+        # Names contain dots (c6i.2xlarge), so only a .yaml/.yml ending or a slash means a path.
+        if path.suffix not in (".yaml", ".yml") and "/" not in name_or_path:
             path = Path(config_dir) / f"{name_or_path}.yaml"
         if not path.is_file():
             names = available_profiles(config_dir)

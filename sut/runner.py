@@ -253,7 +253,8 @@ def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, run_dir: Path, resu
         finally:
             done.set()
 
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Installed explicitly: a shell starts background jobs with SIGINT ignored.
+    previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     thread = threading.Thread(target=target, name="loadgen", daemon=True)
     start = time.perf_counter()
     thread.start()
@@ -263,7 +264,8 @@ def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, run_dir: Path, resu
     except KeyboardInterrupt:
         _abandon(run_dir, result, "interrupted by signal")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     result["loadgen_wall_s"] = round(time.perf_counter() - start, 2)
     sut.close()
     lg.DestroyQSL(qsl_handle)
