@@ -1,0 +1,23 @@
+"""Model architectures for training and export (torch only).
+
+Nothing on the benchmark's runtime path imports this package: the harness
+serves ONNX/OpenVINO files, and this package is how some of them are made.
+
+    >>> import models
+    >>> net = models.create("resnet50")
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from models import decinet as _decinet  # noqa: F401  (registers builders)
+from models import resnet as _resnet  # noqa: F401  (registers builders)
+from models._registry import get_builder, is_model, list_models, register_model
+
+__all__ = ["create", "is_model", "list_models", "register_model"]
+
+
+def create(name: str, **kwargs: object) -> nn.Module:
+    """Build the registered model ``name``; ``kwargs`` go to its builder (e.g. ``num_classes``)."""
+    return get_builder(name)(**kwargs)

@@ -1,0 +1,240 @@
+"""DeciNet-style classifiers: ResNet-like stages, each with its own shape.
+
+Every stage chooses its depth, width, kernel size, stride and block type
+("basic" = kxk-kxk, "bottleneck" = 1x1-kxk-1x1 with an expansion), which is
+the search space of DeciNet-like NAS results. Only dense convolutions are
+used: on AMX/VNNI CPUs INT8 depthwise convs gain almost nothing, while dense
+ones run at the matrix units' rate, so FLOPs spent densely are the cheap ones.
+BatchNorm follows every conv (it folds away at export) and ReLU is the only
+activation (it fuses into INT8 kernels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+import torch
+from torch import nn
+
+from models._registry import register_model
+
+BLOCK_TYPES = ("basic", "bottleneck")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage: ``depth`` blocks of ``block`` type, all ending with ``width`` channels.
+
+    The first block applies ``stride``. For a bottleneck, the inner (kxk) width
+    is ``width // expansion``; a basic block ignores ``expansion``.
+    """
+
+    block: str
+    depth: int
+    width: int
+    stride: int = 2
+    kernel_size: int = 3
+    expansion: int = 4
+
+    def __post_init__(self) -> None:
+        if self.block not in BLOCK_TYPES:
+            raise ValueError(f"block: expected one of {BLOCK_TYPES}, got {self.block!r}")
+        if self.depth < 1 or self.width < 1:
+            raise ValueError(f"depth and width must be >= 1, got {self.depth}, {self.width}")
+        if self.stride not in (1, 2):
+            raise ValueError(f"stride: expected 1 or 2, got {self.stride}")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size: expected an odd size, got {self.kernel_size}")
+        if self.block == "bottleneck" and (self.expansion < 1 or self.width % self.expansion):
+            raise ValueError(
+                f"bottleneck width {self.width} is not divisible by expansion {self.expansion}")
+
+
+@dataclass(frozen=True)
+class DeciNetSpec:
+    """A whole network: a kxk stem (optionally max-pooled), the stages, a linear head."""
+
+    stem_width: int
+    stages: tuple[StageSpec, ...]
+    num_classes: int = 1000
+    stem_kernel: int = 3
+    stem_stride: int = 2
+    stem_pool: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.stages:
+            raise ValueError("a DeciNet needs at least one stage")
+        if self.num_classes < 2:
+            raise ValueError(f"num_classes: expected >= 2, got {self.num_classes}")
+
+    @property
+    def total_stride(self) -> int:
+        """Input-to-final-feature-map downsampling factor."""
+        stride = self.stem_stride * (2 if self.stem_pool else 1)
+        for stage in self.stages:
+            stride *= stage.stride
+        return stride
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form, for training logs and cards."""
+        return asdict(self)
+
+
+def conv_bn(in_ch: int, out_ch: int, kernel: int, stride: int = 1, relu: bool = True) -> nn.Sequential:
+    """Dense kxk conv (same padding, no bias) + BatchNorm (+ ReLU)."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2, bias=False),
+        nn.BatchNorm2d(out_ch),
+    ]
+    if relu:
+        layers.append(nn.ReLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+def shortcut(in_ch: int, out_ch: int, stride: int) -> nn.Module:
+    """Identity when shapes match, else avg-pool then 1x1 conv + BN.
+
+    Pooling before the projection (ResNet-D) lets the shortcut see every input
+    pixel instead of one in four, for no extra MACs.
+    """
+    if stride == 1 and in_ch == out_ch:
+        return nn.Identity()
+    layers: list[nn.Module] = []
+    if stride > 1:
+        layers.append(nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False))
+    layers.append(conv_bn(in_ch, out_ch, 1, relu=False))
+    return nn.Sequential(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """``relu(body(x) + shortcut(x))``; the body's last BN can start at zero."""
+
+    def __init__(self, body: nn.Sequential, skip: nn.Module) -> None:
+        super().__init__()
+        self.body = body
+        self.shortcut = skip
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.body(x) + self.shortcut(x))
+
+    def last_bn(self) -> nn.BatchNorm2d:
+        """The BatchNorm that ends the residual branch."""
+        return self.body[-1][1]
+
+
+def make_block(stage: StageSpec, in_ch: int, stride: int) -> ResidualBlock:
+    """Build one block of ``stage`` taking ``in_ch`` channels."""
+    k, out_ch = stage.kernel_size, stage.width
+    if stage.block == "basic":
+        body = nn.Sequential(conv_bn(in_ch, out_ch, k, stride),
+                             conv_bn(out_ch, out_ch, k, relu=False))
+    else:
+        mid = out_ch // stage.expansion
+        body = nn.Sequential(conv_bn(in_ch, mid, 1),
+                             conv_bn(mid, mid, k, stride),  # stride in the kxk, as ResNet v1.5
+                             conv_bn(mid, out_ch, 1, relu=False))
+    return ResidualBlock(body, shortcut(in_ch, out_ch, stride))
+
+
+class DeciNet(nn.Module):
+    """The network described by a ``DeciNetSpec``."""
+
+    def __init__(self, spec: DeciNetSpec, zero_init_residual: bool = True) -> None:
+        super().__init__()
+        self.spec = spec
+        stem: list[nn.Module] = [conv_bn(3, spec.stem_width, spec.stem_kernel, spec.stem_stride)]
+        if spec.stem_pool:
+            stem.append(nn.MaxPool2d(3, stride=2, padding=1))
+        self.stem = nn.Sequential(*stem)
+        stages: list[nn.Module] = []
+        in_ch = spec.stem_width
+        for stage in spec.stages:
+            blocks = []
+            for i in range(stage.depth):
+                blocks.append(make_block(stage, in_ch, stage.stride if i == 0 else 1))
+                in_ch = stage.width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_ch, spec.num_classes)
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        """He-normal convs; optionally zero the last BN of each residual branch
+        so every block starts as identity, which makes small-batch training stable."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, ResidualBlock):
+                    nn.init.zeros_(m.last_bn().weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stages(self.stem(x))
+        return self.fc(torch.flatten(self.pool(x), 1))
+
+
+def _basic(depth: int, width: int, stride: int = 2, kernel: int = 3) -> StageSpec:
+    return StageSpec("basic", depth, width, stride, kernel)
+
+
+def _bottleneck(depth: int, width: int, stride: int = 2, kernel: int = 3,
+                expansion: int = 4) -> StageSpec:
+    return StageSpec("bottleneck", depth, width, stride, kernel, expansion)
+
+
+# 32x32 input, 10 classes: a stride-1 stem keeps the full 32x32 grid for the
+# first convs, and three stride-2 stages end at 4x4.
+DEMO_SPEC = DeciNetSpec(
+    stem_width=16,
+    stages=(_basic(1, 24), _basic(2, 48), _bottleneck(1, 96, expansion=2)),
+    num_classes=10, stem_kernel=3, stem_stride=1)
+
+# 224x224 ImageNet variants. A 3x3/2 stem with no max-pool hands
+# downsampling to the first (strided) stage; early stages are cheap basic
+# blocks, the 14x14 and 7x7 stages carry most of the MACs in wide bottlenecks,
+# where dense INT8 matmuls are most efficient. Sizes are first guesses, to be
+# tuned by measured throughput.
+S_SPEC = DeciNetSpec(
+    stem_width=32,
+    stages=(_basic(1, 64), _basic(2, 128), _bottleneck(3, 640), _bottleneck(2, 1280)))
+M_SPEC = DeciNetSpec(
+    stem_width=32,
+    stages=(_basic(1, 64), _basic(2, 160), _bottleneck(4, 768), _bottleneck(2, 1536)))
+L_SPEC = DeciNetSpec(
+    stem_width=32,
+    stages=(_basic(1, 64), _basic(2, 176), _bottleneck(5, 896), _bottleneck(2, 1792)))
+
+
+def _with_classes(spec: DeciNetSpec, num_classes: int) -> DeciNetSpec:
+    """``spec`` with a different head size."""
+    return replace(spec, num_classes=num_classes)
+
+
+@register_model
+def decinet_demo(num_classes: int = 10) -> DeciNet:
+    """Tiny DeciNet for 32x32 inputs (~0.12M params, ~8M MACs)."""
+    return DeciNet(_with_classes(DEMO_SPEC, num_classes))
+
+
+@register_model
+def decinet_s(num_classes: int = 1000) -> DeciNet:
+    """DeciNet-S for 224x224 (~7.3M params, ~1.1 GMACs)."""
+    return DeciNet(_with_classes(S_SPEC, num_classes))
+
+
+@register_model
+def decinet_m(num_classes: int = 1000) -> DeciNet:
+    """DeciNet-M for 224x224 (~10.8M params, ~1.7 GMACs)."""
+    return DeciNet(_with_classes(M_SPEC, num_classes))
+
+
+@register_model
+def decinet_l(num_classes: int = 1000) -> DeciNet:
+    """DeciNet-L for 224x224 (~15.1M params, ~2.2 GMACs)."""
+    return DeciNet(_with_classes(L_SPEC, num_classes))
