@@ -193,19 +193,26 @@ class InferencePool:
                 self._in_flight -= 1
                 self._lock.notify_all()
 
-    def warmup(self, source: np.ndarray, batches: int) -> float:
-        """Run ``batches`` full batches of ``source`` rows through every request; return samples/s.
+    def warmup(self, source: np.ndarray, batches: int, measure_s: float = 0.0) -> float:
+        """Run ``batches`` untimed batches of ``source`` rows, then keep the pool busy for
+        ``measure_s`` seconds and return the samples/s of that part (0.0 if not measured).
 
-        Outputs are discarded. This also lets the streams allocate their scratch memory
-        before LoadGen's clock starts.
+        Outputs are discarded. The untimed part lets every stream allocate its scratch
+        memory and JIT its kernels before anything is timed.
         """
         bs = self.batch_size
         rows = np.arange(bs) % len(source)
-        start = time.perf_counter()
         for _ in range(batches):
             self.submit(source, rows, _WARMUP_IDS)
         self.drain()
-        return batches * bs / (time.perf_counter() - start)
+        if measure_s <= 0:
+            return 0.0
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() - start < measure_s:
+            self.submit(source, rows, _WARMUP_IDS)
+            done += 1
+        self.drain()
+        return done * bs / (time.perf_counter() - start)
 
     def drain(self, timeout_s: float | None = None) -> None:
         """Wait until no request is in flight."""

@@ -36,7 +36,8 @@ RESULT_FILE = "result.json"
 INCOMPLETE = "INCOMPLETE"
 OFFICIAL_MIN_DURATION_MS = 600_000
 OFFICIAL_ACCURACY_SAMPLES = 50_000
-AUTO_QPS_MARGIN = 1.5
+AUTO_QPS_MARGIN = 1.2
+AUTO_QPS_MEASURE_S = 2.0
 _STEPS = ("Checking inputs", "Reading dataset", "Preprocessing (cached)", "Compiling model",
           "Configuring LoadGen", "Warming up", "Running LoadGen test", "Checking logs")
 
@@ -181,10 +182,13 @@ def execute(req: RunRequest) -> dict[str, Any]:
         steps.next()  # Warming up
         qsl.load_samples(list(range(min(qsl.performance_count, 256))))
         batches = req.warmup_batches or 2 * req.profile.engine.infer_requests
-        warm_qps = sut.pool.warmup(qsl.data, batches)
+        measure_s = AUTO_QPS_MEASURE_S if req.overrides.target_qps == 0 else 0.0
+        warm_qps = sut.pool.warmup(qsl.data, batches, measure_s)
         qsl.unload_samples(list(range(min(qsl.performance_count, 256))))
-        log.info("warm-up: %d batches, %.1f samples/s (not a result)", batches, warm_qps)
-        result["warmup_samples_per_second"] = round(warm_qps, 1)
+        log.info("warm-up: %d batches%s", batches,
+                 f", then {warm_qps:.1f} samples/s over {measure_s} s (not a result)" if measure_s else "")
+        if measure_s:
+            result["warmup_samples_per_second"] = round(warm_qps, 1)
         _apply_overrides(settings, req.overrides, warm_qps)
         steps.next()  # Running
         _run_loadgen(lg, settings, sut, qsl, run_dir, result)
