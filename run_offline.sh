@@ -59,7 +59,8 @@ if [ -z "$model$dataset$calib_list" ]; then
   "$py" -m dataset.demo --out data/demo
   src=models/weights/decinet_demo.onnx
   f32_dir=$(prepare "$src" f32)
-  int8_dir=$(prepare "$src" int8 --calib-list data/demo/cal_list.txt --calib-dir data/demo/train)
+  int8_dir=$(prepare "$src" int8 --calib-list data/demo/cal_list.txt --calib-dir data/demo/train \
+    --check-dataset data/demo/val)
   demo=(--dataset data/demo/val --system "$system" --results "$results")
   for dir in "$f32_dir" "$int8_dir"; do
     "${cli[@]}" run --mode accuracy --model "$dir" "${demo[@]}"
@@ -75,7 +76,9 @@ run_args=(--dataset "$dataset" --system "$system" --user-conf "$user_conf" --res
 [ -n "$val_map" ] && run_args+=(--val-map "$val_map")
 if [ "$precision" = "int8" ]; then
   [ -n "$calib_list" ] || { echo "ERROR: --precision int8 needs --calib-list" >&2; exit 2; }
-  model_dir=$(prepare "$model" int8 --calib-list "$calib_list" --calib-dir "${calib_dir:-$dataset}")
+  check=(--check-dataset "$dataset")
+  [ -n "$val_map" ] && check+=(--check-val-map "$val_map")
+  model_dir=$(prepare "$model" int8 --calib-list "$calib_list" --calib-dir "${calib_dir:-$dataset}" "${check[@]}")
 else
   model_dir=$(prepare "$model" "$precision")
 fi

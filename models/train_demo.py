@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
 import logging
 import math
 import platform
 import sys
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -38,19 +36,18 @@ from dataset.preprocess import PreprocessSpec, preprocess_file
 from dataset.val_map import parse_val_map
 from models import create
 from models._profile import count_macs, count_params
+from models.export import ONNX_OPSET, export_onnx
 from sut.errors import DatasetError, HarnessError, ModelError
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "decinet_demo"
 CARD_NAME = "decinet_demo.digits"
-CARD_KEY = "mlperf_cpu.card"
 NUM_CLASSES = 10
 PREPROCESS = PreprocessSpec(input_size=32, crop_pct=0.875, interpolation="area", layout="NCHW")
 # Roughly centres 0..255 pixels on zero with unit-ish spread; recorded in the card.
 MEAN = (127.5, 127.5, 127.5)
 STD = (64.0, 64.0, 64.0)
-ONNX_OPSET = 17
 
 
 @dataclass(frozen=True)
@@ -177,34 +174,6 @@ def card(notes: str) -> dict:
     }
 
 
-def export_onnx(model: nn.Module, out: Path, card_data: dict) -> bytes:
-    """Export to ONNX (input ``input`` [N,3,32,32] float32, output ``logits`` [N,10]),
-    attach the card as metadata, check it, write it to ``out`` and return its bytes."""
-    import onnx  # only needed for export
-
-    model.eval()
-    size = PREPROCESS.input_size
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        # The TorchScript exporter is deprecated but needs no onnxscript and
-        # gives a compact, BN-folded graph.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), buf, dynamo=False,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
-                          opset_version=ONNX_OPSET, do_constant_folding=True)
-    proto = onnx.load_from_string(buf.getvalue())
-    entry = proto.metadata_props.add()
-    entry.key = CARD_KEY
-    entry.value = json.dumps(card_data, sort_keys=True)
-    proto.producer_name = "mlperf_cpu.models.train_demo"
-    onnx.checker.check_model(proto, full_check=True)
-    blob = proto.SerializeToString()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(blob)
-    return blob
-
-
 def openvino_predict(onnx_path: Path, pixels: torch.Tensor) -> torch.Tensor:
     """Top-1 of every sample from OpenVINO's CPU plugin reading the ONNX file (f32)."""
     import openvino as ov  # only needed for the check
@@ -249,7 +218,7 @@ def run(data_dir: Path, out: Path, cfg: TrainConfig, command: str) -> dict:
              f"{marker['counts']['train']} train images); val top-1 {100 * torch_top1:.2f}% on "
              f"{marker['counts']['val']} images. Input is float32 (x - mean) / std of the "
              "uint8 RGB crop. Not an ImageNet model.")
-    blob = export_onnx(model, out, card(notes))
+    blob = export_onnx(model, out, card(notes), "mlperf_cpu.models.train_demo")
     ov_pred = openvino_predict(out, val_split.pixels)
     ov_top1 = float((ov_pred == val_split.labels).float().mean())
     agree = float((ov_pred == torch_pred).float().mean())

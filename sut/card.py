@@ -17,12 +17,18 @@ from sut.errors import ConfigError
 
 CARD_FILE = "card.json"
 MODEL_FILE = "model.xml"
-PRECISIONS = ("f32", "int8")
+PRECISIONS = ("f32", "bf16", "int8")
+INFERENCE_PRECISIONS = ("f32", "bf16")
 
 
 @dataclass(frozen=True)
 class ModelCard:
-    """Describes one prepared model (IR with uint8 input and a top-1 int32 output)."""
+    """Describes one prepared model (IR with uint8 input and a top-1 int32 output).
+
+    ``precision`` is what the figures are labelled with (f32, bf16 or int8);
+    ``inference_precision`` is the ``INFERENCE_PRECISION_HINT`` the engine compiles
+    with: the execution precision of every layer that is not quantized.
+    """
 
     name: str
     input_size: int
@@ -34,6 +40,7 @@ class ModelCard:
     interpolation: str = "area"
     layout: str = "NCHW"
     precision: str = "f32"
+    inference_precision: str = "f32"
     trained: bool = True
     source: str = ""
     source_sha256: str = ""
@@ -45,6 +52,12 @@ class ModelCard:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"card precision: expected one of {PRECISIONS}, got {self.precision!r}")
+        if self.inference_precision not in INFERENCE_PRECISIONS:
+            raise ConfigError(f"card inference_precision: expected one of {INFERENCE_PRECISIONS}, "
+                              f"got {self.inference_precision!r}")
+        if self.precision != "int8" and self.inference_precision != self.precision:
+            raise ConfigError(f"card: a {self.precision} model cannot run with inference_precision "
+                              f"{self.inference_precision}")
         if self.num_classes < 2:
             raise ConfigError(f"card num_classes: expected >= 2, got {self.num_classes}")
         for name in ("mean", "std"):

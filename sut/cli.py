@@ -37,16 +37,22 @@ def _log_arguments(args: argparse.Namespace) -> None:
 
 # ----------------------------------------------------------------------------- prepare
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from sut.prepare import PrepareRequest, prepare
+    from sut.agreement import CheckSet
+    from sut.prepare import PrepareRequest, prepare, resolve_source
     from sut.quantize import CalibrationConfig
 
-    calibration = None
+    calibration = check = None
     if args.precision == "int8":
         if args.calib_list is None or args.calib_dir is None:
             raise ConfigError("--precision int8 needs --calib-list and --calib-dir")
         calibration = CalibrationConfig(args.calib_dir, args.calib_list, args.calib_subset,
                                         args.calib_preset)
-    req = PrepareRequest(args.model, args.precision, args.out, args.cache_dir, args.layout, calibration)
+        if args.check_dataset is not None:
+            check = CheckSet(args.check_dataset, args.check_val_map or args.check_dataset / "val_map.txt",
+                             args.check_count)
+    source = resolve_source(args.model, args.out / "sources")
+    req = PrepareRequest(source, args.precision, args.out, args.cache_dir, args.layout, calibration,
+                         args.int8_rest, check)
     out = prepare(req)
     print(out)
     return 0
@@ -114,12 +120,20 @@ def main_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="ONNX/IR -> served FP32 or INT8 IR + model card")
-    p.add_argument("--model", type=Path, required=True, help=".onnx file or OpenVINO .xml")
-    p.add_argument("--precision", choices=("f32", "int8"), required=True)
+    p.add_argument("--model", required=True,
+                   help=".onnx file, OpenVINO .xml, or a built-in architecture name (untrained; needs torch)")
+    p.add_argument("--precision", choices=("f32", "bf16", "int8"), required=True,
+                   help="f32: real FP32 execution; bf16: the FP32 IR run in BF16; int8: NNCF PTQ")
+    p.add_argument("--int8-rest", choices=("f32", "bf16"), default="f32",
+                   help="execution precision of the layers INT8 leaves in float (default f32)")
     p.add_argument("--calib-list", type=Path, help="calibration list (file names, one per line)")
     p.add_argument("--calib-dir", type=Path, help="directory holding the calibration images")
     p.add_argument("--calib-subset", type=int, help="use this many calibration images (default: all)")
     p.add_argument("--calib-preset", choices=("performance", "mixed"), default="performance")
+    p.add_argument("--check-dataset", type=Path,
+                   help="held-out labelled images: INT8 vs FP32 top-1 and agreement, stored in the card")
+    p.add_argument("--check-val-map", type=Path, help="default: <check-dataset>/val_map.txt")
+    p.add_argument("--check-count", type=int, default=1000, help="held-out samples to check (default 1000)")
     p.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW", help="uint8 input layout")
     p.add_argument("--out", type=Path, default=DEFAULT_WORK / "models", help="prepared-model root")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")

@@ -51,9 +51,10 @@ def compile_model(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineCo
                   cache_dir: Path | None = None) -> tuple[ov.CompiledModel, CompiledInfo]:
     """Read ``model.xml``, fix its batch, check it against the card and compile it on CPU.
 
-    Only the properties the profile names are set (like ``benchmark_app -hint none``
-    with explicit -nstreams/-nthreads/-pin/-infer_precision), so the same numbers
-    give the same compiled model in both tools.
+    Only the properties the profile and the card name are set (like ``benchmark_app
+    -hint none`` with explicit -nstreams/-nthreads/-pin/-infer_precision), so the same
+    numbers give the same compiled model in both tools. The precision comes from the
+    card: it is a property of the served model, not of the machine.
     """
     xml = Path(model_dir) / MODEL_FILE
     if not xml.is_file():
@@ -66,7 +67,7 @@ def compile_model(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineCo
         props.streams.num: cfg.num_streams,
         props.inference_num_threads: cfg.num_threads,
         hints.enable_cpu_pinning: cfg.pinning,
-        hints.inference_precision: _PRECISION_TYPES[cfg.inference_precision],
+        hints.inference_precision: _PRECISION_TYPES[card.inference_precision],
     }
     if cache_dir is not None:
         Path(cache_dir).mkdir(parents=True, exist_ok=True)

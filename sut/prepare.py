@@ -26,7 +26,8 @@ import openvino as ov
 
 from dataset.constants import (MLPERF_RESNET50_MEAN, MLPERF_RESNET50_STD, REFERENCE_CROP_PCT,
                                TORCHVISION_MEAN, TORCHVISION_STD)
-from sut.card import CARD_FILE, MODEL_FILE, ModelCard, card_from_dict
+from sut.agreement import CheckSet, compare
+from sut.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, ModelCard, card_from_dict
 from sut.errors import ConfigError, ModelError
 from sut.graph import ClassifierPorts, build_served_model, inspect_classifier
 from sut.quantize import CalibrationConfig, load_calibration_samples, quantize_int8
@@ -40,7 +41,12 @@ _CARD_SOURCE_FIELDS = {"name", "input_size", "crop_pct", "interpolation", "mean"
 
 @dataclass(frozen=True)
 class PrepareRequest:
-    """What to prepare: a source model, a target precision and where things go."""
+    """What to prepare: a source model, a target precision and where things go.
+
+    ``precision`` is what the served model computes in: ``f32`` (real FP32 execution),
+    ``bf16`` (the FP32 IR executed in BF16) or ``int8`` (quantized; the layers NNCF
+    leaves in float run in ``int8_rest``, f32 or bf16).
+    """
 
     source: Path
     precision: str
@@ -48,12 +54,21 @@ class PrepareRequest:
     cache_dir: Path
     layout: str = "NCHW"
     calibration: CalibrationConfig | None = None
+    int8_rest: str = "f32"
+    check: CheckSet | None = None
 
     def __post_init__(self) -> None:
-        if self.precision not in ("f32", "int8"):
-            raise ConfigError(f"--precision: expected f32 or int8, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision: expected one of {PRECISIONS}, got {self.precision!r}")
         if self.precision == "int8" and self.calibration is None:
             raise ConfigError("--precision int8 needs a calibration list (--calib-list) and image dir")
+        if self.int8_rest not in INFERENCE_PRECISIONS:
+            raise ConfigError(f"--int8-rest: expected one of {INFERENCE_PRECISIONS}, got {self.int8_rest!r}")
+
+    @property
+    def inference_precision(self) -> str:
+        """``INFERENCE_PRECISION_HINT`` the served model must be compiled with."""
+        return {"f32": "f32", "bf16": "bf16", "int8": self.int8_rest}[self.precision]
 
 
 def source_files(source: Path) -> list[Path]:
@@ -66,6 +81,28 @@ def source_files(source: Path) -> list[Path]:
     if source.suffix == ".xml":
         return [source, source.with_suffix(".bin")]
     raise ModelError(f"{source}: expected an .onnx file or an OpenVINO .xml IR")
+
+
+def resolve_source(spec: str, sources_dir: Path) -> Path:
+    """A model file path, or the name of a built-in architecture to export (needs torch).
+
+    Built-in architectures are exported with seeded, UNTRAINED weights: for speed only.
+    """
+    path = Path(spec)
+    if path.suffix in (".onnx", ".xml") or path.exists():
+        return path
+    try:
+        from models import is_model
+        from models.export import export_architecture
+    except ImportError:
+        raise ConfigError(f"--model {spec}: no such file, and built-in architectures need the "
+                          "'train' extra (torch)") from None
+    if not is_model(spec):
+        from models import list_models
+        raise ConfigError(f"--model {spec}: no such file or built-in architecture "
+                          f"(known: {', '.join(list_models())})")
+    log.info("exporting built-in architecture %s with UNTRAINED weights (speed only)", spec)
+    return export_architecture(spec, sources_dir)
 
 
 def sha256_files(paths: list[Path]) -> str:
@@ -130,7 +167,9 @@ def card_fields_for(model: ov.Model, ports: ClassifierPorts, source: Path) -> di
 
 def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
     cal = req.calibration
-    blob = {"source": source_sha, "precision": req.precision, "layout": req.layout, "v": 1,
+    blob = {"source": source_sha, "precision": req.precision, "layout": req.layout, "v": 2,
+            "inference_precision": req.inference_precision,
+            "check": None if req.check is None else [str(req.check.val_map), req.check.count],
             "calibration": None if cal is None else {
                 "list": sha256_files([cal.list_file]), "subset": cal.subset_size,
                 "preset": cal.preset, "fbc": cal.fast_bias_correction}}
@@ -145,6 +184,7 @@ def prepare(req: PrepareRequest) -> Path:
     ports = inspect_classifier(model, str(req.source))
     fields = card_fields_for(model, ports, Path(req.source))
     card = card_from_dict({**fields, "layout": req.layout, "precision": req.precision,
+                           "inference_precision": req.inference_precision,
                            "source": str(Path(req.source).name), "source_sha256": source_sha},
                           f"{req.source} metadata")
     out_dir = Path(req.out_root) / f"{card.name}-{req.precision}-{_settings_hash(req, source_sha)}"
@@ -155,11 +195,16 @@ def prepare(req: PrepareRequest) -> Path:
     if req.precision == "int8":
         assert req.calibration is not None
         calib = load_calibration_samples(req.calibration, card.preprocess, req.cache_dir)
+        fp32 = served
         served = quantize_int8(served, calib, req.calibration)
         card = ModelCard(**{**asdict(card), "calibration": {
             "list": str(req.calibration.list_file), "list_sha256": sha256_files([req.calibration.list_file]),
             "images": len(calib), "subset_size": min(req.calibration.subset_size or len(calib), len(calib)),
             "preset": req.calibration.preset, "tool": "nncf.quantize"}})
+        if req.check is not None:
+            check = compare(fp32, served, req.check, card.preprocess, card.num_classes, req.cache_dir,
+                            req.calibration.list_file, card.inference_precision)
+            card = ModelCard(**{**asdict(card), "accuracy_check": check})
     served.set_rt_info(card.to_json(), ["mlperf_cpu", "card"])
     _write_atomically(served, card, out_dir)
     return out_dir

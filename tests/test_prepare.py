@@ -110,3 +110,43 @@ def test_missing_and_foreign_files(tmp_path: Path) -> None:
     (tmp_path / "junk.onnx").write_bytes(b"not onnx")
     with pytest.raises(ModelError, match="junk.onnx: cannot read model"):
         prepare_model(tmp_path / "junk.onnx", "f32", tmp_path / "m", tmp_path / "c")
+
+
+def test_bf16_and_int8_rest_are_recorded(tiny_onnx: Path, demo_data: Path, tmp_path: Path) -> None:
+    from sut.prepare import PrepareRequest, prepare
+    from sut.quantize import CalibrationConfig
+
+    bf16 = load_card(prepare(PrepareRequest(tiny_onnx, "bf16", tmp_path / "m", tmp_path / "c")))
+    assert (bf16.precision, bf16.inference_precision) == ("bf16", "bf16")
+    calib = CalibrationConfig(demo_data / "train", demo_data / "cal_list.txt", subset_size=50)
+    int8 = load_card(prepare(PrepareRequest(tiny_onnx, "int8", tmp_path / "m", tmp_path / "c",
+                                            calibration=calib, int8_rest="bf16")))
+    assert (int8.precision, int8.inference_precision) == ("int8", "bf16")
+    assert int8.calibration["subset_size"] == 50
+
+
+def test_accuracy_check_is_stored_in_card(demo_data: Path, tmp_path: Path) -> None:
+    from conftest import DEMO_ONNX
+
+    from sut.agreement import CheckSet
+    from sut.prepare import PrepareRequest, prepare
+    from sut.quantize import CalibrationConfig
+
+    req = PrepareRequest(DEMO_ONNX, "int8", tmp_path / "m", tmp_path / "c",
+                         calibration=CalibrationConfig(demo_data / "train", demo_data / "cal_list.txt"),
+                         check=CheckSet(demo_data / "val", demo_data / "val" / "val_map.txt", 200))
+    check = load_card(prepare(req)).accuracy_check
+    assert check["samples"] == 200
+    assert check["fp32_top1_percent"] >= 95 and check["agreement_percent"] >= 97
+    assert abs(check["fp32_top1_percent"] - check["int8_top1_percent"]) <= 1.5
+
+
+def test_builtin_architecture_name_exports_untrained(tmp_path: Path) -> None:
+    from sut.prepare import resolve_source
+
+    src = resolve_source("decinet_demo", tmp_path / "sources")
+    card = load_card(prepare_model(src, "f32", tmp_path / "m", tmp_path / "c"))
+    assert card.name == "decinet_demo.untrained" and card.trained is False
+    assert resolve_source("decinet_demo", tmp_path / "sources") == src  # cached export
+    with pytest.raises(Exception, match="no such file or built-in architecture"):
+        resolve_source("resnet5", tmp_path / "sources")

@@ -1,0 +1,77 @@
+"""Exporting torch models to ONNX with their model card in the metadata.
+
+The harness reads the ``mlperf_cpu.card`` metadata entry to learn a model's
+preprocessing, so an exported file is self-describing. Built-in architectures
+exported here have UNTRAINED weights: their speed is real, their accuracy is not.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dataset.constants import TORCHVISION_MEAN, TORCHVISION_STD
+from models._registry import get_builder
+
+CARD_KEY = "mlperf_cpu.card"
+ONNX_OPSET = 17
+
+
+def export_onnx(model: nn.Module, out: Path, card_data: dict, producer: str) -> bytes:
+    """Export ``model`` (input ``input`` [N,3,S,S] float32, output ``logits`` [N,C]) with
+    ``card_data`` as metadata, check it, write it to ``out`` and return the bytes."""
+    import onnx  # only needed for export
+
+    model.eval()
+    size = int(card_data["input_size"])
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # The TorchScript exporter is deprecated but needs no onnxscript and
+        # gives a compact, BN-folded graph.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, (torch.zeros(1, 3, size, size),), buf, dynamo=False,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+                          opset_version=ONNX_OPSET, do_constant_folding=True)
+    proto = onnx.load_from_string(buf.getvalue())
+    entry = proto.metadata_props.add()
+    entry.key = CARD_KEY
+    entry.value = json.dumps(card_data, sort_keys=True)
+    proto.producer_name = producer
+    onnx.checker.check_model(proto, full_check=True)
+    blob = proto.SerializeToString()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(blob)
+    return blob
+
+
+def untrained_card(arch: str, input_size: int = 224, num_classes: int = 1000) -> dict:
+    """Card of a built-in architecture with untrained weights (torchvision conventions)."""
+    return {"name": f"{arch}.untrained", "input_size": input_size, "crop_pct": 0.875,
+            "interpolation": "area", "mean": list(TORCHVISION_MEAN), "std": list(TORCHVISION_STD),
+            "num_classes": num_classes, "label_offset": 0, "trained": False,
+            "notes": "untrained weights (seeded init): speed is meaningful, accuracy is not"}
+
+
+def export_architecture(arch: str, out_dir: Path, input_size: int = 224, seed: int = 0) -> Path:
+    """Build registered architecture ``arch`` with seeded untrained weights and export it.
+
+    Cached: an existing ``<out_dir>/<arch>.untrained.onnx`` is reused.
+    """
+    out = Path(out_dir) / f"{arch}.untrained.onnx"
+    if out.is_file():
+        return out
+    torch.manual_seed(seed)
+    model = get_builder(arch)()
+    model.eval()
+    with torch.no_grad():
+        num_classes = int(model(torch.zeros(1, 3, input_size, input_size)).shape[1])
+    tmp = out.with_suffix(".partial")
+    export_onnx(model, tmp, untrained_card(arch, input_size, num_classes), f"mlperf_cpu.models.export:{arch}")
+    tmp.rename(out)
+    return out
