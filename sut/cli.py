@@ -140,7 +140,8 @@ def main_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_prepare)
 
     r = sub.add_parser("run", help="one LoadGen Offline test (one per process)")
-    r.add_argument("--mode", choices=("accuracy", "performance"), required=True)
+    r.add_argument("--mode", choices=("accuracy", "performance", "TEST01", "TEST04"), required=True,
+                   help="TEST01/TEST04: compliance runs, verified against this model's normal runs")
     r.add_argument("--model", type=Path, required=True, help="prepared model directory (has card.json)")
     r.add_argument("--dataset", type=Path, required=True, help="image directory (ImageNet val layout)")
     r.add_argument("--val-map", type=Path, help="default: <dataset>/val_map.txt")

@@ -22,6 +22,7 @@ from typing import Any
 from dataset.cache import build_cache
 from dataset.val_map import parse_val_map
 from sut.card import ModelCard, load_card
+from sut.compliance import audit_config, verify_performance, verify_test01_accuracy
 from sut.errors import ConfigError, EngineError, HarnessError, RunInterrupted
 from sut.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail, read_summary_lines
 from sut.profile import SystemProfile
@@ -64,8 +65,17 @@ class RunRequest:
 
 def run_dir_for(req: RunRequest, card: ModelCard) -> Path:
     """``results/<system>/<model>/Offline/{accuracy,performance/run_1}``."""
-    base = Path(req.results_dir) / req.profile.name / req.model_label(card) / SCENARIO
-    return base / "accuracy" if req.mode is Mode.ACCURACY else base / "performance" / "run_1"
+    base = scenario_dir(req, card)
+    if req.mode is Mode.ACCURACY:
+        return base / "accuracy"
+    if req.mode.is_compliance:
+        return base / req.mode.value / "performance" / "run_1"
+    return base / "performance" / "run_1"
+
+
+def scenario_dir(req: RunRequest, card: ModelCard) -> Path:
+    """``results/<system>/<model>/Offline``: every test of one model on one system."""
+    return Path(req.results_dir) / req.profile.name / req.model_label(card) / SCENARIO
 
 
 class _Steps:
@@ -115,7 +125,7 @@ def write_result(run_dir: Path, result: dict[str, Any]) -> Path:
 def check_validity(detail: Any, overrides: Overrides, mode: Mode, loadgen_errors: list[str]) -> list[str]:
     """Reasons this run cannot be submitted (empty list: submittable)."""
     reasons: list[str] = []
-    if mode is Mode.PERFORMANCE and detail.get("result_validity") != "VALID":
+    if mode is not Mode.ACCURACY and detail.get("result_validity") != "VALID":
         reasons.append(f"LoadGen result is {detail.get('result_validity')}")
     if overrides.active():
         reasons.append(f"non-official settings: {overrides.active()}")
@@ -174,6 +184,7 @@ def execute(req: RunRequest) -> dict[str, Any]:
         if settings.FromConfig(str(req.user_conf), BENCHMARK, SCENARIO) != 0:
             raise ConfigError(f"{req.user_conf}: LoadGen could not read it")
         settings.scenario = lg.TestScenario.Offline
+        # Compliance modes run as performance tests; their audit config switches on the rest.
         settings.mode = lg.TestMode.AccuracyOnly if req.mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
         perf_count = int(req.overrides.performance_sample_count
                          or lookup(conf, BENCHMARK, SCENARIO, "performance_sample_count_override") or 1024)
@@ -191,7 +202,12 @@ def execute(req: RunRequest) -> dict[str, Any]:
             result["warmup_samples_per_second"] = round(warm_qps, 1)
         _apply_overrides(settings, req.overrides, warm_qps)
         steps.next()  # Running
-        _run_loadgen(lg, settings, sut, qsl, run_dir, result)
+        if req.mode.is_compliance:
+            with audit_config(req.mode.value) as audit_path:
+                result["audit_config"] = audit_path.read_text()
+                _run_loadgen(lg, settings, sut, qsl, run_dir, result, audit_path)
+        else:
+            _run_loadgen(lg, settings, sut, qsl, run_dir, result, None)
         steps.next()  # Checking logs
         detail = read_detail(run_dir)
         result.update(_performance_fields(detail, read_summary_lines(run_dir)))
@@ -206,7 +222,11 @@ def execute(req: RunRequest) -> dict[str, Any]:
                                   "total": acc.total, "dataset_size": len(samples)}
             if acc.total != len(samples):
                 detail.errors.append(f"accuracy log holds {acc.total} of {len(samples)} samples")
+        if req.mode.is_compliance:
+            result["compliance"] = _verify_compliance(req, card, run_dir)
         reasons = check_validity(detail, req.overrides, req.mode, detail.errors)
+        if result.get("compliance", {}).get("passed") is False:
+            reasons.append(f"{req.mode.value} verification failed")
         result["loadgen_errors"] = detail.errors
         result["submittable"] = not reasons
         result["not_submittable_because"] = reasons
@@ -237,8 +257,35 @@ def _apply_overrides(settings: Any, ov_: Overrides, warm_qps: float) -> None:
         log.warning("NON-OFFICIAL settings (this run cannot be submitted): %s", ov_.active())
 
 
-def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, run_dir: Path, result: dict[str, Any]) -> None:
-    """StartTest on a worker thread so SIGINT/SIGTERM are seen within a fraction of a second."""
+def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[str, Any]:
+    """Verify a TEST01/TEST04 run against this model's normal runs; write verify_*.txt."""
+    base = scenario_dir(req, card)
+    test_dir = base / req.mode.value
+    reference = base / "performance" / "run_1"
+    if not (reference / DETAIL).is_file():
+        return {"passed": None, "why": f"{reference}: no performance run to compare with"}
+    official = not req.overrides.active()
+    perf = verify_performance(req.mode.value, reference, run_dir, require_valid=official)
+    (test_dir / "verify_performance.txt").write_text(perf.text())
+    out: dict[str, Any] = {"performance": {"passed": perf.passed, **perf.details}}
+    passed = perf.passed
+    if req.mode is Mode.TEST01:
+        acc = verify_test01_accuracy(base / "accuracy" / ACCURACY_LOG, run_dir / ACCURACY_LOG)
+        (test_dir / "verify_accuracy.txt").write_text(acc.text())
+        out["accuracy"] = {"passed": acc.passed, **acc.details}
+        passed = passed and acc.passed
+    out["passed"] = passed
+    log.info("%s verification: %s", req.mode.value, "TEST PASS" if passed else "TEST FAIL")
+    return out
+
+
+def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, run_dir: Path, result: dict[str, Any],
+                 audit_path: Path | None) -> None:
+    """StartTest on a worker thread so SIGINT/SIGTERM are seen within a fraction of a second.
+
+    ``audit_path`` is passed to LoadGen explicitly ("" = none), so a stray audit.config
+    in the working directory can never leak into a normal run.
+    """
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(run_dir)
     log_settings.log_output.copy_summary_to_stdout = False
@@ -251,7 +298,8 @@ def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, run_dir: Path, resu
 
     def target() -> None:
         try:
-            lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings, "")
+            lg.StartTestWithLogSettings(sut_handle, qsl_handle, settings, log_settings,
+                                        str(audit_path) if audit_path else "")
         except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
             failure.append(exc)
         finally:
@@ -266,6 +314,8 @@ def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, run_dir: Path, resu
         while not done.wait(0.2):
             pass
     except KeyboardInterrupt:
+        if audit_path is not None:
+            audit_path.unlink(missing_ok=True)  # os._exit below skips the context manager
         _abandon(run_dir, result, "interrupted by signal")
     finally:
         for sig, handler in previous.items():

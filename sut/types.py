@@ -11,14 +11,21 @@ class Mode(str, enum.Enum):
 
     ACCURACY = "accuracy"
     PERFORMANCE = "performance"
+    TEST01 = "TEST01"  # compliance: performance run that also logs sampled responses
+    TEST04 = "TEST04"  # compliance: one sample issued repeatedly (detects result caching)
+
+    @property
+    def is_compliance(self) -> bool:
+        """TEST01/TEST04: a performance-mode run under an audit config."""
+        return self in (Mode.TEST01, Mode.TEST04)
 
     @classmethod
     def parse(cls, text: str) -> "Mode":
         """``Mode.parse("Performance")`` -> ``Mode.PERFORMANCE``."""
-        try:
-            return cls(text.lower())
-        except ValueError:
-            raise ValueError(f"mode: expected one of {[m.value for m in cls]}, got {text!r}") from None
+        for mode in cls:
+            if mode.value.lower() == text.lower():
+                return mode
+        raise ValueError(f"mode: expected one of {[m.value for m in cls]}, got {text!r}")
 
 
 @dataclass(frozen=True)

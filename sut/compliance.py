@@ -1,0 +1,122 @@
+"""Compliance tests TEST01 and TEST04: their audit settings and our own verification.
+
+Each is a performance-mode LoadGen run with an audit config. The config is
+written to a temporary file OUTSIDE the run and working directories and passed
+to LoadGen by path, then deleted, so no ``audit.config`` is ever left behind,
+even by an interrupted run. Verification follows the same rules as the official
+scripts (``compliance/TEST01/verify_accuracy.py``, ``verify_performance.py``,
+``compliance/TEST04/verify_performance.py``):
+
+- TEST01: every sample logged in the performance run must carry the same
+  response as in the accuracy run (and at least one must be compared), and its
+  samples/s must be within 10 % of the normal performance run.
+- TEST04: one sample issued repeatedly must not run more than 10 % faster than
+  the normal performance run (which would reveal result caching).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from sut.errors import HarnessError
+from sut.loadgen_logs import read_detail
+
+TEST01_ACCURACY_LOG_SEED = 720381539243781796
+TEST01_SAMPLING_TARGET = 4096
+TEST04_SAME_INDEX = 3
+PERFORMANCE_TOLERANCE = 0.10
+
+_AUDIT_SETTINGS = {
+    "TEST01": {"mode": 2, "accuracy_log_rng_seed": TEST01_ACCURACY_LOG_SEED,
+               "accuracy_log_sampling_target": TEST01_SAMPLING_TARGET},
+    "TEST04": {"mode": 2, "performance_issue_unique": 0, "performance_issue_same": 1,
+               "performance_issue_same_index": TEST04_SAME_INDEX},
+}
+TESTS = tuple(_AUDIT_SETTINGS)
+
+
+def audit_config_text(test: str) -> str:
+    """The audit settings of ``test`` in LoadGen's conf format, for every model and scenario."""
+    lines = [f"# {test} audit settings (written by mlperf-cpu; deleted after the run)"]
+    lines += [f"*.*.{key} = {value}" for key, value in _AUDIT_SETTINGS[test].items()]
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def audit_config(test: str) -> Iterator[Path]:
+    """A temporary audit config file for ``test``, removed on exit whatever happens."""
+    fd, name = tempfile.mkstemp(prefix=f"mlperf-cpu-{test}-", suffix=".config")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(audit_config_text(test))
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of one verification, with the figures it rests on."""
+
+    passed: bool
+    details: dict
+
+    def text(self) -> str:
+        """Human-readable report ending in TEST PASS / TEST FAIL like the official scripts."""
+        body = "\n".join(f"{k} = {v}" for k, v in self.details.items())
+        return f"{body}\n{'TEST PASS' if self.passed else 'TEST FAIL'}\n"
+
+
+def _load_log(path: Path) -> list[dict]:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise HarnessError(f"{path}: accuracy log missing (run the accuracy test first)") from None
+    except json.JSONDecodeError as exc:
+        raise HarnessError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+
+
+def verify_test01_accuracy(accuracy_log: Path, performance_log: Path) -> Verdict:
+    """Compare responses logged in the TEST01 performance run with the accuracy run's."""
+    reference: dict[int, str] = {}
+    for rec in _load_log(accuracy_log):
+        reference.setdefault(int(rec["qsl_idx"]), rec["data"])
+    matched = mismatched = missing = 0
+    for rec in _load_log(performance_log):
+        ref = reference.get(int(rec["qsl_idx"]))
+        if ref is None:
+            missing += 1
+        elif ref.upper() == rec["data"].upper():
+            matched += 1
+        else:
+            mismatched += 1
+    details = {"num_acc_log_entries": len(reference), "num_perf_log_qsl_idx_match": matched + mismatched,
+               "num_perf_log_data_mismatch": mismatched, "num_missing_qsl_idxs": missing}
+    return Verdict(mismatched == 0 and matched > 0, details)
+
+
+def _score(run_dir: Path) -> float:
+    detail = read_detail(run_dir)
+    if detail.get("result_validity") != "VALID":
+        raise HarnessError(f"{run_dir}: run is {detail.get('result_validity')}; compliance needs VALID runs")
+    return float(detail.get("result_samples_per_second"))
+
+
+def verify_performance(test: str, reference_run: Path, test_run: Path, require_valid: bool = True) -> Verdict:
+    """TEST01: within +-10 % of the reference run; TEST04: at most 10 % faster than it."""
+    if require_valid:
+        ref, got = _score(reference_run), _score(test_run)
+    else:
+        ref = float(read_detail(reference_run).get("result_samples_per_second"))
+        got = float(read_detail(test_run).get("result_samples_per_second"))
+    high = ref * (1 + PERFORMANCE_TOLERANCE)
+    passed = got < high if test == "TEST04" else ref * (1 - PERFORMANCE_TOLERANCE) <= got <= high
+    return Verdict(passed, {"reference_samples_per_second": ref, "test_samples_per_second": got,
+                            "ratio": round(got / ref, 4) if ref else None})
