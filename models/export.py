@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from dataset.constants import TORCHVISION_MEAN, TORCHVISION_STD
+from models._profile import count_macs, count_params
 from models._registry import get_builder
 
 CARD_KEY = "mlperf_cpu.card"
@@ -50,9 +51,11 @@ def export_onnx(model: nn.Module, out: Path, card_data: dict, producer: str) -> 
     return blob
 
 
-def untrained_card(arch: str, input_size: int = 224, num_classes: int = 1000) -> dict:
+def untrained_card(arch: str, input_size: int = 224, num_classes: int = 1000, macs: int = 0,
+                   params: int = 0) -> dict:
     """Card of a built-in architecture with untrained weights (torchvision conventions)."""
     return {"name": f"{arch}.untrained", "input_size": input_size, "crop_pct": 0.875,
+            "macs": macs, "params": params,
             "interpolation": "area", "mean": list(TORCHVISION_MEAN), "std": list(TORCHVISION_STD),
             "num_classes": num_classes, "label_offset": 0, "trained": False,
             "notes": "untrained weights (seeded init): speed is meaningful, accuracy is not"}
@@ -72,6 +75,7 @@ def export_architecture(arch: str, out_dir: Path, input_size: int = 224, seed: i
     with torch.no_grad():
         num_classes = int(model(torch.zeros(1, 3, input_size, input_size)).shape[1])
     tmp = out.with_suffix(".partial")
-    export_onnx(model, tmp, untrained_card(arch, input_size, num_classes), f"mlperf_cpu.models.export:{arch}")
+    card = untrained_card(arch, input_size, num_classes, count_macs(model, input_size), count_params(model))
+    export_onnx(model, tmp, card, f"mlperf_cpu.models.export:{arch}")
     tmp.rename(out)
     return out

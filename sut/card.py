@@ -42,6 +42,8 @@ class ModelCard:
     precision: str = "f32"
     inference_precision: str = "f32"
     trained: bool = True
+    macs: int = 0  # multiply-accumulates per image, from the model's definition (0: unknown)
+    params: int = 0  # parameter count (0: unknown)
     source: str = ""
     source_sha256: str = ""
     convention: str = ""

@@ -1,4 +1,4 @@
-"""Command line: ``mlperf-cpu {prepare,run,accuracy,summary}``.
+"""Command line: ``mlperf-cpu {prepare,run,tune,report,accuracy,summary}``.
 
 One handler per subcommand; ``main(argv)`` is testable and is the only place
 that turns errors into exit codes: a ``HarnessError`` prints one ``ERROR`` line,
@@ -92,6 +92,60 @@ def _print_result(result: dict) -> None:
           + ("" if result["submittable"] else f" ({'; '.join(result['not_submittable_because'])})"))
 
 
+# ----------------------------------------------------------------------------- tune
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from sut.card import load_card
+    from sut.profile import DEFAULT_CONFIG_DIR, load_profile
+    from sut.tune import TARGET_QPS_MARGIN, set_target_qps, tune, write_profile
+
+    base = load_profile(args.system)
+    batches = tuple(int(b) for b in args.batches.split(","))
+    requests = tuple(int(r) for r in args.requests_per_stream.split(","))
+    points = tune(args.model, base, args.seconds, batches, requests)
+    print("| streams | threads | requests | batch | samples/s |")
+    print("|---|---|---|---|---|")
+    for p in points:
+        e = p.engine
+        print(f"| {e.num_streams} | {e.num_threads} | {e.infer_requests} | {e.batch_size} | {p.samples_per_second:.1f} |")
+    best = points[0]
+    name = args.name or f"{base.name}-tuned"
+    path = write_profile(DEFAULT_CONFIG_DIR / f"{name}.yaml", base, best, name, load_card(args.model))
+    target = best.samples_per_second * TARGET_QPS_MARGIN
+    set_target_qps(args.user_conf, target)
+    print(f"best: {best.samples_per_second:.1f} samples/s -> profile {path}; "
+          f"{args.user_conf}: resnet50.Offline.target_qps = {target:.1f}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- report
+def _cmd_report(args: argparse.Namespace) -> int:
+    from dataset.demo import build_demo_dataset
+    from sut.card import load_card
+    from sut.prepare import PrepareRequest, prepare, resolve_source
+    from sut.profile import load_profile
+    from sut.quantize import CalibrationConfig
+    from sut.report import Row, measure, write
+
+    profile = load_profile(args.system)
+    demo = build_demo_dataset(args.demo_data)
+    calib = CalibrationConfig(demo / "train", demo / "cal_list.txt")
+    models_root = args.work / "models"
+    rows = []
+    for spec in args.rows.split(","):
+        arch, _, precision = spec.partition(":")
+        source = resolve_source(arch, models_root / "sources")
+        req = PrepareRequest(source, precision or "int8", models_root, args.cache_dir,
+                             calibration=calib if precision in ("", "int8") else None)
+        model_dir = prepare(req)
+        rows.append(Row(f"{arch} {precision or 'int8'}", model_dir, load_card(model_dir)))
+    measure(rows, demo / "val", args.system, args.out, args.cache_dir, args.user_conf, args.rounds,
+            int(args.duration_s * 1000))
+    md = write(rows, args.out, profile.cores, args.rounds, int(args.duration_s * 1000), profile.name)
+    print(md.read_text())
+    print(f"written: {md}, {md.with_suffix('.json')}, {md.with_suffix('.png')}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- accuracy
 def _cmd_accuracy(args: argparse.Namespace) -> int:
     from dataset.val_map import parse_val_map
@@ -155,6 +209,30 @@ def main_parser() -> argparse.ArgumentParser:
     demo.add_argument("--target-qps", type=float, help="0 = the warm-up throughput")
     demo.add_argument("--performance-sample-count", type=int)
     r.set_defaults(handler=_cmd_run)
+
+    t = sub.add_parser("tune", help="measure streams x batch x requests; write the best profile and target_qps")
+    t.add_argument("--model", type=Path, required=True, help="prepared model directory")
+    t.add_argument("--system", default="host", help="base profile (its cores and system description)")
+    t.add_argument("--batches", default="8,16,32", help="comma-separated batch sizes")
+    t.add_argument("--requests-per-stream", default="1,2", help="comma-separated infer requests per stream")
+    t.add_argument("--seconds", type=float, default=3.0, help="measuring time per point")
+    t.add_argument("--name", help="profile name to write (default <system>-tuned)")
+    t.add_argument("--user-conf", type=Path, default=Path("user.conf"))
+    t.set_defaults(handler=_cmd_tune)
+
+    rp = sub.add_parser("report", help="Table 1 on this host: f32/bf16/INT8 ResNet-50 vs INT8 DeciNet-style models")
+    rp.add_argument("--rows", default="resnet50:f32,resnet50:bf16,resnet50:int8,decinet_s:int8,decinet_m:int8,"
+                                      "decinet_l:int8", help="comma-separated <architecture>:<precision>")
+    rp.add_argument("--system", default="host")
+    rp.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    rp.add_argument("--duration-s", type=float, default=20.0, help="LoadGen min duration per run")
+    rp.add_argument("--demo-data", type=Path, default=Path("data/demo"),
+                    help="demo dataset: calibration images and the (speed-only) performance inputs")
+    rp.add_argument("--out", type=Path, default=Path("results/report"))
+    rp.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    rp.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")
+    rp.add_argument("--user-conf", type=Path, default=Path("user.conf"))
+    rp.set_defaults(handler=_cmd_report)
 
     a = sub.add_parser("accuracy", help="accuracy.txt from mlperf_log_accuracy.json + val_map.txt")
     a.add_argument("--log", type=Path, required=True)

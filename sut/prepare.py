@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 METADATA_KEY = "mlperf_cpu.card"
 _CARD_SOURCE_FIELDS = {"name", "input_size", "crop_pct", "interpolation", "mean", "std",
-                       "num_classes", "label_offset", "trained", "notes", "layout"}
+                       "num_classes", "label_offset", "trained", "notes", "layout", "macs", "params"}
 
 
 @dataclass(frozen=True)
