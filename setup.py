@@ -12,9 +12,11 @@ RUNTIME = [
     "pyyaml>=6.0",
     "tqdm>=4.60",
     "psutil>=5.9",
+    "py-cpuinfo>=9.0",  # processor model, frequency and caches for systems/<name>.json
     "scikit-learn>=1.3",  # ships the digits images the bundled demo dataset is built from
 ]
 TRAIN = ["torch==2.13.0", "onnx>=1.15"]  # defining/training/exporting models only; never at run time
+REPORT = ["matplotlib>=3.7"]  # the report command's bar chart
 TEST = ["pytest>=8", "onnx>=1.15", "scikit-image>=0.22", "pillow>=10"]
 
 setup(
@@ -25,6 +27,6 @@ setup(
     packages=find_packages(include=["sut", "sut.*", "dataset", "dataset.*", "models", "models.*"]),
     package_data={"models": ["weights/*.onnx", "weights/*.json"]},
     install_requires=RUNTIME,
-    extras_require={"train": TRAIN, "test": TEST + TRAIN},
+    extras_require={"train": TRAIN, "report": REPORT, "test": TEST + TRAIN + REPORT},
     entry_points={"console_scripts": ["mlperf-cpu=sut.cli:main"]},
 )

@@ -1,4 +1,4 @@
-"""Command line: ``mlperf-cpu {prepare,run,tune,report,accuracy,summary}``.
+"""Command line: ``mlperf-cpu {prepare,run,tune,report,models,accuracy,summary,package,check,describe-system}``.
 
 One handler per subcommand; ``main(argv)`` is testable and is the only place
 that turns errors into exit codes: a ``HarnessError`` prints one ``ERROR`` line,
@@ -146,6 +146,46 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- models
+def _cmd_models(args: argparse.Namespace) -> int:
+    from dataset.demo import build_demo_dataset
+    from sut.card import load_card
+    from sut.prepare import PrepareRequest, prepare, resolve_source
+    from sut.profile import load_profile
+    from sut.quantize import CalibrationConfig
+    from sut.tune import measure
+
+    try:
+        import models
+    except ImportError:
+        raise ConfigError("'models' needs the train extra (torch): pip install -e '.[train]'") from None
+    profile = load_profile(args.system)
+    names = args.names.split(",") if args.names else models.list_models()
+    print("Built-in architectures. Weights are UNTRAINED: only the speed is meaningful.")
+    print(f"| model | params (M) | GMACs | INT8 samples/s ({profile.name}, {args.seconds:.0f} s, pool only) |")
+    print("|---|---|---|---|")
+    calib = None
+    if args.measure:
+        demo = build_demo_dataset(args.demo_data)
+        calib = CalibrationConfig(demo / "train", demo / "cal_list.txt", subset_size=args.calib_subset)
+    import openvino as ov
+
+    core = ov.Core()
+    for name in names:
+        source = resolve_source(name, args.work / "models" / "sources")
+        speed = ""
+        if args.measure:
+            model_dir = prepare(PrepareRequest(source, "int8", args.work / "models", args.cache_dir,
+                                               calibration=calib))
+            card = load_card(model_dir)
+            speed = f"{measure(core, model_dir, card, profile.engine, args.seconds):.1f}"
+        from sut.prepare import embedded_card, read_source
+
+        meta = embedded_card(read_source(source)) or {}
+        print(f"| {name} | {meta.get('params', 0) / 1e6:.2f} | {meta.get('macs', 0) / 1e9:.2f} | {speed} |")
+    return 0
+
+
 # ----------------------------------------------------------------------------- accuracy
 def _cmd_accuracy(args: argparse.Namespace) -> int:
     from dataset.val_map import parse_val_map
@@ -234,6 +274,17 @@ def main_parser() -> argparse.ArgumentParser:
     rp.add_argument("--user-conf", type=Path, default=Path("user.conf"))
     rp.set_defaults(handler=_cmd_report)
 
+    m = sub.add_parser("models", help="built-in architectures: params, MACs and (--measure) INT8 speed")
+    m.add_argument("--names", help="comma-separated subset (default: all registered)")
+    m.add_argument("--measure", action="store_true", help="prepare INT8 and measure the pool's throughput")
+    m.add_argument("--system", default="host")
+    m.add_argument("--seconds", type=float, default=5.0)
+    m.add_argument("--calib-subset", type=int, default=100, help="calibration images (speed only)")
+    m.add_argument("--demo-data", type=Path, default=Path("data/demo"))
+    m.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    m.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")
+    m.set_defaults(handler=_cmd_models)
+
     a = sub.add_parser("accuracy", help="accuracy.txt from mlperf_log_accuracy.json + val_map.txt")
     a.add_argument("--log", type=Path, required=True)
     a.add_argument("--val-map", type=Path, required=True)
@@ -243,6 +294,10 @@ def main_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("summary", help="table of every run under a results directory")
     s.add_argument("--results", type=Path, default=Path("results"))
     s.set_defaults(handler=_cmd_summary)
+
+    from sut.cli_submission import add_subcommands
+
+    add_subcommands(sub)  # package, check, describe-system
     return parser
 
 
