@@ -22,11 +22,23 @@ Real run (official settings: 600 s minimum duration, full accuracy pass):
   --user-conf FILE    LoadGen user.conf (default: ./user.conf; set target_qps from a measurement)
   --results DIR       results root (default: ./results)
   -h, --help          this text
+
+Whole submission for one system (accuracy, performance, optional compliance, package, check):
+  --submission        run everything with official settings and build an open-division tree
+  --org NAME          submitter (default: Demo); the tree's open/<NAME> folder
+  --out DIR           submission tree (default: submission)
+  --compliance        also run TEST01 and TEST04 (closed division needs them; open does not)
+  --tune              measure the engine grid first and set target_qps (writes configs/<system>-tuned.yaml)
+  --set KEY=VALUE     a systems/<name>.json field this machine cannot read (system_name, cooling,
+                      host_memory_configuration, ...); repeatable
+  With --submission and no --model: the demo task at official length (a 50,000-image val set
+  rendered from the bundled digits, the committed demo model, a 600 s performance run).
 USAGE
 }
 
 model="" dataset="" calib_list="" calib_dir="" val_map="" system="host" precision="int8"
 mode="all" user_conf="user.conf" results="results"
+submission=0 org="Demo" out="submission" compliance=0 tune=0 sets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --model) model="$2"; shift 2 ;;
@@ -39,6 +51,12 @@ while [ $# -gt 0 ]; do
     --mode) mode="$2"; shift 2 ;;
     --user-conf) user_conf="$2"; shift 2 ;;
     --results) results="$2"; shift 2 ;;
+    --submission) submission=1; shift ;;
+    --org) org="$2"; shift 2 ;;
+    --out) out="$2"; shift 2 ;;
+    --compliance) compliance=1; shift ;;
+    --tune) tune=1; shift ;;
+    --set) sets+=(--set "$2"); shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "ERROR: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -52,6 +70,46 @@ prepare() {  # prepare MODEL PRECISION [calib args...] -> prints the prepared mo
   local src="$1" prec="$2"; shift 2
   "${cli[@]}" prepare --model "$src" --precision "$prec" "$@" | tail -n 1
 }
+
+if [ "$submission" = 1 ]; then
+  if [ -z "$model$dataset" ]; then
+    echo "=== demo submission: demo task at official length (50,000 accuracy samples, 600 s run) ==="
+    "$py" -m dataset.demo --out data/demo
+    "$py" -m dataset.demo --out data/demo-50k --val-size 50000
+    model=models/weights/decinet_demo.onnx dataset=data/demo-50k/val
+    calib_list=data/demo/cal_list.txt calib_dir=data/demo/train
+    # The demo model is ~70x faster than ResNet-50: tune into its own user.conf, not the project's.
+    mkdir -p work && cp user.conf work/demo-submission.user.conf
+    user_conf=work/demo-submission.user.conf tune=1
+    [ ${#sets[@]} -gt 0 ] || sets=(--set "system_name=$(hostname)-${system}" \
+      --set "cooling=N/A (virtual machine; cooling managed by the cloud provider)" \
+      --set "host_memory_configuration=undisclosed (virtual machine)")
+  fi
+  [ -n "$model" ] && [ -n "$dataset" ] && [ -n "$calib_list" ] \
+    || { echo "ERROR: --submission needs --model, --dataset and --calib-list (or none of them for the demo)" >&2; exit 2; }
+  check=(--check-dataset "$dataset" --check-count 1000)
+  [ -n "$val_map" ] && check+=(--check-val-map "$val_map")
+  if [ "$precision" = "int8" ]; then
+    model_dir=$(prepare "$model" int8 --calib-list "$calib_list" --calib-dir "${calib_dir:-$dataset}" "${check[@]}")
+  else
+    model_dir=$(prepare "$model" "$precision")
+  fi
+  if [ "$tune" = 1 ]; then
+    "${cli[@]}" tune --model "$model_dir" --system "$system" --user-conf "$user_conf"
+    system="${system}-tuned"
+  fi
+  run_args=(--model "$model_dir" --dataset "$dataset" --system "$system" --user-conf "$user_conf" --results "$results")
+  [ -n "$val_map" ] && run_args+=(--val-map "$val_map")
+  modes=(accuracy performance)
+  [ "$compliance" = 1 ] && modes+=(TEST01 TEST04)
+  for m in "${modes[@]}"; do "${cli[@]}" run --mode "$m" "${run_args[@]}"; done
+  label=$(basename "$model_dir" | sed -E 's/-[0-9a-f]{10}$//')
+  "${cli[@]}" package --results "$results" --system "$system" --model "$label" --org "$org" --out "$out" \
+    --user-conf "$user_conf" --replace "${sets[@]}"
+  "${cli[@]}" check --tree "$out"
+  "${cli[@]}" summary --results "$results"
+  exit 0
+fi
 
 if [ -z "$model$dataset$calib_list" ]; then
   echo "=== bundled demo: digits in ImageNet val layout, committed DeciNet-style demo model ==="

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -31,7 +32,7 @@ def _setup_logging(verbose: bool) -> None:
 def _log_arguments(args: argparse.Namespace) -> None:
     log.info("===== arguments =====")
     for key, value in sorted(vars(args).items()):
-        if key != "handler":
+        if key not in ("handler", "command_line"):
             log.info("  %s = %s", key, value)
 
 
@@ -71,7 +72,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     overrides = Overrides(args.min_duration_ms, args.min_query_count, args.target_qps,
                           args.performance_sample_count)
     req = RunRequest(Mode.parse(args.mode), args.model, args.dataset, val_map, profile, args.user_conf,
-                     args.results, args.cache_dir, overrides)
+                     args.results, args.cache_dir, overrides, command=args.command_line)
     result = execute(req)
     _print_result(result)
     return 0
@@ -303,7 +304,9 @@ def main_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = main_parser().parse_args(argv)
+    args.command_line = "mlperf-cpu " + shlex.join(argv)
     _setup_logging(args.verbose)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:

@@ -9,6 +9,7 @@ are checked, so a killed or interrupted run can never pass for a finished one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -45,7 +46,11 @@ _STEPS = ("Checking inputs", "Reading dataset", "Preprocessing (cached)", "Compi
 
 @dataclass(frozen=True)
 class RunRequest:
-    """Everything one test needs, validated at the CLI edge."""
+    """Everything one test needs, validated at the CLI edge.
+
+    ``command`` is the command line that asked for this run, recorded verbatim in
+    result.json so a submission README can repeat it exactly.
+    """
 
     mode: Mode
     model_dir: Path
@@ -57,6 +62,7 @@ class RunRequest:
     cache_dir: Path
     overrides: Overrides = field(default_factory=Overrides)
     warmup_batches: int = 0  # 0: two rounds over every request
+    command: str = ""
 
     def model_label(self, card: ModelCard) -> str:
         """Folder name of the model under results/<system>/."""
@@ -164,7 +170,11 @@ def execute(req: RunRequest) -> dict[str, Any]:
     prepare_run_dir(run_dir)
     result: dict[str, Any] = {"status": "running", "mode": req.mode.value, "run_dir": str(run_dir),
                               "benchmark": BENCHMARK, "scenario": SCENARIO, "card": asdict(card),
-                              "profile": req.profile.to_dict(), "user_conf": str(req.user_conf),
+                              "profile": req.profile.to_dict(), "user_conf": str(Path(req.user_conf).resolve()),
+                              "user_conf_sha256": hashlib.sha256(Path(req.user_conf).read_bytes()).hexdigest(),
+                              "model_dir": str(Path(req.model_dir).resolve()),
+                              "dataset_dir": str(Path(req.dataset_dir).resolve()),
+                              "val_map": str(Path(req.val_map).resolve()), "command": req.command,
                               "overrides": req.overrides.active(), "valid": False}
     try:
         steps.next()  # Reading dataset
