@@ -110,10 +110,12 @@ def official_base(real_runs: Path, session_dir: Path) -> Path:
     perf, acc = scenario / "performance" / "run_1", scenario / "accuracy"
     edit_mllog(perf / "mlperf_log_detail.txt", "effective_min_duration_ms", 600_000)
     write_accuracy_log(acc, OFFICIAL_SAMPLES)
-    for run in (perf, acc):
-        edit_json(run / "result.json", lambda r: r.update(overrides={}))
     qps = json.loads((perf / "result.json").read_text())["effective_target_qps"]
-    (root / "user.conf").write_text(f"resnet50.Offline.target_qps = {qps}\n")
+    conf = f"resnet50.Offline.target_qps = {qps}\n"
+    (root / "user.conf").write_text(conf)
+    digest = hashlib.sha256(conf.encode()).hexdigest()
+    for run in (perf, acc):
+        edit_json(run / "result.json", lambda r: r.update(overrides={}, user_conf_sha256=digest))
     return root
 
 
