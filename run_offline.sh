@@ -123,7 +123,7 @@ if [ -z "$model$dataset$calib_list" ]; then
   for dir in "$f32_dir" "$int8_dir"; do
     "${cli[@]}" run --mode accuracy --model "$dir" "${demo[@]}"
     "${cli[@]}" run --mode performance --model "$dir" "${demo[@]}" \
-      --min-duration-ms 10000 --target-qps 0
+      --min-duration-ms 10000 --min-query-count 1 --target-qps 0
   done
   "${cli[@]}" summary --results "$results"
   exit 0

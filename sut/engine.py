@@ -67,6 +67,7 @@ def compile_model(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineCo
         props.streams.num: cfg.num_streams,
         props.inference_num_threads: cfg.num_threads,
         hints.enable_cpu_pinning: cfg.pinning,
+        hints.num_requests: cfg.infer_requests,  # benchmark_app -nireq sets it too
         hints.inference_precision: _PRECISION_TYPES[card.inference_precision],
     }
     if cache_dir is not None:
