@@ -110,7 +110,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         print(f"| {e.num_streams} | {e.num_threads} | {e.infer_requests} | {e.batch_size} | {p.samples_per_second:.1f} |")
     best = points[0]
     name = args.name or f"{base.name}-tuned"
-    path = write_profile(DEFAULT_CONFIG_DIR / f"{name}.yaml", base, best, name, load_card(args.model))
+    path = write_profile(args.profile_out or DEFAULT_CONFIG_DIR / f"{name}.yaml", base, best, name,
+                         load_card(args.model))
     target = best.samples_per_second * (args.margin or TARGET_QPS_MARGIN)
     set_target_qps(args.user_conf, target)
     print(f"best: {best.samples_per_second:.1f} samples/s -> profile {path}; "
@@ -258,6 +259,7 @@ def main_parser() -> argparse.ArgumentParser:
     t.add_argument("--requests-per-stream", default="1,2", help="comma-separated infer requests per stream")
     t.add_argument("--seconds", type=float, default=3.0, help="measuring time per point")
     t.add_argument("--name", help="profile name to write (default <system>-tuned)")
+    t.add_argument("--profile-out", type=Path, help="profile YAML to write (default configs/<name>.yaml)")
     t.add_argument("--margin", type=float,
                    help="target_qps = best x margin (default 1.1; raise it on a machine shared with other "
                         "jobs: a run faster than 1.1 x target_qps ends before 600 s and is INVALID)")

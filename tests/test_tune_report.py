@@ -1,0 +1,57 @@
+"""tune (real pool measurements on a tiny model) and the report's table arithmetic."""
+
+from pathlib import Path
+
+import yaml
+from conftest import prepare_model, run_cli
+
+from sut.card import ModelCard
+from sut.profile import load_profile
+from sut.report import Row, format_markdown
+from sut.tune import grid, set_target_qps
+from sut.userconf import lookup, parse_user_conf
+
+
+def test_grid_uses_every_core() -> None:
+    points = grid(4, (8, 16), (1, 2))
+    assert {p.num_streams for p in points} == {1, 2, 4} and all(p.num_threads == 4 for p in points)
+    assert len(points) == 3 * 2 * 2
+
+
+def test_set_target_qps_keeps_other_lines(tmp_path: Path) -> None:
+    conf = tmp_path / "user.conf"
+    conf.write_text("# note\nresnet50.Offline.target_qps = 1\n*.*.min_duration = 600000\n")
+    set_target_qps(conf, 1234.56)
+    assert conf.read_text() == "# note\nresnet50.Offline.target_qps = 1234.6\n*.*.min_duration = 600000\n"
+
+
+def test_tune_writes_profile_and_target(tiny_onnx: Path, tmp_path: Path) -> None:
+    model = prepare_model(tiny_onnx, "f32", tmp_path / "m", tmp_path / "c")
+    conf = tmp_path / "user.conf"
+    conf.write_text("resnet50.Offline.target_qps = 1\n")
+    proc = run_cli(["tune", "--model", str(model), "--seconds", "0.3", "--batches", "4,8",
+                    "--requests-per-stream", "2", "--user-conf", str(conf), "--profile-out",
+                    str(tmp_path / "tuned.yaml"), "--name", "tuned"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    profile = load_profile(str(tmp_path / "tuned.yaml"))
+    assert profile.name == "tuned" and profile.engine.batch_size in (4, 8)
+    best = float(proc.stdout.split("best: ")[1].split()[0])
+    assert abs(lookup(parse_user_conf(conf), "resnet50", "Offline", "target_qps") - 1.1 * best) < 0.2
+    assert "samples/s measured" in (tmp_path / "tuned.yaml").read_text().splitlines()[0]
+    assert yaml.safe_load((tmp_path / "tuned.yaml").read_text())["engine"]["infer_requests"] >= 2
+
+
+def _card(name: str, precision: str, macs: int) -> ModelCard:
+    return ModelCard(name=name, input_size=224, num_classes=1000, mean=(0.0,) * 3, std=(1.0,) * 3,
+                     precision=precision, inference_precision="bf16" if precision == "bf16" else "f32",
+                     trained=False, macs=macs)
+
+
+def test_report_ratios() -> None:
+    rows = [Row("resnet50 f32", Path("a"), _card("resnet50.untrained", "f32", 4_090_000_000), [40.0, 38.0, 39.0]),
+            Row("resnet50 int8", Path("b"), _card("resnet50.untrained", "int8", 4_090_000_000), [390.0]),
+            Row("decinet_s int8", Path("c"), _card("decinet_s.untrained", "int8", 1_100_000_000), [1170.0])]
+    table = format_markdown(rows, cores=2, rounds=3, duration_ms=20000, system="host")
+    assert "| resnet50 f32 | f32 | untrained | 4.09 | 39.0 | 19.5 | 1.00x | 0.10x |" in table
+    assert "| decinet_s int8 | int8 (rest f32) | untrained | 1.10 | 1170.0 | 585.0 | 30.00x | 3.00x |" in table
+    assert "untrained" in table.splitlines()[1]
