@@ -19,6 +19,7 @@ from typing import Any
 
 from sut.card import ModelCard, load_card
 from sut.errors import HarnessError
+from sut.profile import load_profile
 from sut.runner import RESULT_FILE, SCENARIO
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ def run_performance(model_dir: Path, dataset: Path, system: str, results: Path, 
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise HarnessError(f"report: performance run of {model_dir} failed: {last}")
     card = load_card(model_dir)
-    run_dir = results / Path(system).stem / f"{card.name}-{card.precision}" / SCENARIO / "performance" / "run_1"
+    profile_name = load_profile(system).name  # results are filed under the profile's own name
+    run_dir = results / profile_name / f"{card.name}-{card.precision}" / SCENARIO / "performance" / "run_1"
     result = json.loads((run_dir / RESULT_FILE).read_text())
     return float(result["samples_per_second"])
 
