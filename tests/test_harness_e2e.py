@@ -50,12 +50,13 @@ def test_accuracy_log_equals_direct_inference(workdir: Path, demo_int8: Path, de
     assert result["submittable"] is False  # 450 samples, not 50,000
 
 
-def test_int8_accuracy_within_one_point_of_f32(workdir: Path, demo_f32: Path, demo_int8: Path,
+def test_int8_accuracy_within_half_a_point_of_f32(workdir: Path, demo_f32: Path, demo_int8: Path,
                                                demo_data: Path, cache_dir: Path) -> None:
     f32 = _run(workdir, "accuracy", demo_f32, demo_data, cache_dir)["accuracy"]["top1_percent"]
     int8 = _run(workdir, "accuracy", demo_int8, demo_data, cache_dir)["accuracy"]["top1_percent"]
     assert f32 >= 90.0, f"trained demo model should be accurate, got {f32}"
-    assert abs(f32 - int8) <= 1.0, (f32, int8)
+    # Issue 2 asks for 1 point, the DeciNet issue for 0.5: both read from LoadGen accuracy logs.
+    assert f32 - int8 <= 0.5, (f32, int8)
 
 
 def test_short_performance_run(workdir: Path, demo_int8: Path, demo_data: Path, cache_dir: Path) -> None:
