@@ -5,19 +5,25 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 from sut.card import load_card
 
 
-def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: Path, cache_dir: Path) -> None:
+@pytest.mark.parametrize("mode, sub", [("performance", "performance/run_1"),
+                                       ("TEST01", "TEST01/performance/run_1")])
+def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: Path, cache_dir: Path,
+                                     mode: str, sub: str) -> None:
     card = load_card(demo_int8)
-    run_dir = workdir / "results" / "host" / f"{card.name}-int8" / "Offline" / "performance" / "run_1"
+    run_dir = workdir / "results" / "host" / f"{card.name}-int8" / "Offline" / sub
+    audits_before = set(Path(tempfile.gettempdir()).glob("mlperf-cpu-TEST*"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sut.cli", "run", "--mode", "performance", "--model", str(demo_int8),
+        [sys.executable, "-m", "sut.cli", "run", "--mode", mode, "--model", str(demo_int8),
          "--dataset", str(demo_data / "val"), "--system", "host", "--cache-dir", str(cache_dir),
          "--min-duration-ms", "600000", "--target-qps", "0"],
         cwd=workdir, env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -40,3 +46,6 @@ def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: 
     assert "interrupted" in (run_dir / "INCOMPLETE").read_text()
     result = json.loads((run_dir / "result.json").read_text())
     assert result["status"] == "interrupted" and result["valid"] is False
+    # No audit config survives an interrupted compliance run, in the temp dir or anywhere in the work dir.
+    assert set(Path(tempfile.gettempdir()).glob("mlperf-cpu-TEST*")) == audits_before
+    assert not list(workdir.rglob("audit.config"))
