@@ -70,6 +70,12 @@ class DeciNetSpec:
             raise ValueError(f"num_classes: expected >= 2, got {self.num_classes}")
         if self.shortcut not in SHORTCUTS:
             raise ValueError(f"shortcut: expected one of {SHORTCUTS}, got {self.shortcut!r}")
+        if not 1 <= self.stem_stride <= self.stem_kernel:
+            raise ValueError(f"stem: expected 1 <= stride <= kernel, got kernel {self.stem_kernel}, "
+                             f"stride {self.stem_stride}")
+        if self.stem_kernel % 2 == 0 and (self.stem_kernel - self.stem_stride) % 2:
+            raise ValueError(f"stem: an even kernel ({self.stem_kernel}) needs an even stride "
+                             f"(got {self.stem_stride}) to pad symmetrically")
 
     @property
     def total_stride(self) -> int:
@@ -202,19 +208,27 @@ DEMO_SPEC = DeciNetSpec(
     stages=(_basic(1, 24), _basic(2, 48), _bottleneck(1, 96, expansion=2)),
     num_classes=10, stem_kernel=3, stem_stride=1)
 
-# 224x224 ImageNet variants, chosen by measured INT8 throughput on a 2-core AMX Xeon
-# (OpenVINO 2026.4, NNCF PTQ, 2 streams x 1 thread, batch 16; `mlperf-cpu models --measure`).
-# What the measurements said: a 4x4/4 patchify stem straight to 56x56 x 64 beats a 3x3/2
-# stem (the 112x112 layers are memory-bound and cost far more time than their MACs);
-# basic 3x3 blocks with channel counts in multiples of 64 keep the AMX tiles full; wide
-# bottlenecks at 14x14/7x7 bought MACs but not speed; a strided 1x1 projection is cheaper
-# than pool + 1x1. The ResNet-50 INT8 reference ran at ~347 samples/s in the same runs.
+# 224x224 ImageNet variants, chosen by measured INT8 throughput on a 2-core AMX-INT8 Xeon
+# (OpenVINO 2026.4, NNCF PTQ, 2 streams x 1 thread, 4 requests, batch 16; `mlperf-cpu models
+# --measure`, medians of interleaved runs, as ratios to INT8 ResNet-50 measured alongside).
+# What the measurements said (throughput at ~equal MACs):
+#   * strided 1x1 projection instead of avg-pool + 1x1 (ResNet-D): ~+40%. The pool runs in
+#     f32 and un-fuses the requantization of its input (an extra full-resolution pass).
+#   * 4x4/4 patchify stem to 56x56 x 64 instead of 3x3/2 at 112x112 + a strided stage: ~+7%;
+#     two 3x3/2 convs to 56x56 instead: ~-9%. 112x112 layers are memory-bound.
+#   * basic 3x3 blocks instead of 1x1-3x3-1x1 bottlenecks at 14x14/7x7: ~+12% with ~8% more
+#     MACs. The 1x1 expansions (and the residual adds fused into them) run at a third to a
+#     half of the 3x3 convs' rate.
+#   * 3x3 convs at 56/28/14 run at ~1.3-1.5 TMAC/s per core with 64..512 channels (multiples
+#     of 64; 32 and 48 channels only ~0.7), at 7x7 only ~0.6-0.9: capacity is cheapest as
+#     depth at 14x14, so the 7x7 stage is a single block and the sizes grow at 14x14.
+#   * zero-init of the residual BNs (all-zero INT8 weights in the untrained export): no effect.
 _PATCHIFY = dict(stem_width=64, stem_kernel=4, stem_stride=4, shortcut="conv")
-S_SPEC = DeciNetSpec(  # 1.18 GMACs, 5.4 M params: ~1,680 samples/s, ~4.9x INT8 ResNet-50
-    stages=(_basic(1, 64, stride=1), _basic(2, 128), _basic(2, 256), _basic(1, 384)), **_PATCHIFY)
-M_SPEC = DeciNetSpec(  # 1.97 GMACs, 8.8 M params: ~1,090 samples/s, ~3.1x
-    stages=(_basic(1, 64, stride=1), _basic(2, 192), _basic(3, 256), _basic(1, 512)), **_PATCHIFY)
-L_SPEC = DeciNetSpec(  # 2.55 GMACs, 13.8 M params: ~920 samples/s, ~2.4x
+S_SPEC = DeciNetSpec(
+    stages=(_basic(1, 64, stride=1), _basic(2, 128), _basic(2, 256), _basic(1, 448)), **_PATCHIFY)
+M_SPEC = DeciNetSpec(
+    stages=(_basic(1, 64, stride=1), _basic(2, 128), _basic(3, 320), _basic(1, 512)), **_PATCHIFY)
+L_SPEC = DeciNetSpec(
     stages=(_basic(1, 64, stride=1), _basic(2, 128), _basic(5, 320), _basic(1, 512)), **_PATCHIFY)
 
 
@@ -231,13 +245,13 @@ def decinet_demo(num_classes: int = 10) -> DeciNet:
 
 @register_model
 def decinet_s(num_classes: int = 1000) -> DeciNet:
-    """DeciNet-S for 224x224 (~5.4M params, ~1.18 GMACs)."""
+    """DeciNet-S for 224x224 (~6.1M params, ~1.21 GMACs)."""
     return DeciNet(_with_classes(S_SPEC, num_classes))
 
 
 @register_model
 def decinet_m(num_classes: int = 1000) -> DeciNet:
-    """DeciNet-M for 224x224 (~8.8M params, ~1.97 GMACs)."""
+    """DeciNet-M for 224x224 (~10.1M params, ~1.83 GMACs)."""
     return DeciNet(_with_classes(M_SPEC, num_classes))
 
 
