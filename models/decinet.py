@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
+from models._init import init_conv_bn
 from models._registry import register_model
 
 BLOCK_TYPES = ("basic", "bottleneck")
@@ -176,12 +177,7 @@ class DeciNet(nn.Module):
     def _init_weights(self, zero_init_residual: bool) -> None:
         """He-normal convs; optionally zero the last BN of each residual branch
         so every block starts as identity, which makes small-batch training stable."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_conv_bn(self)
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, ResidualBlock):

@@ -12,6 +12,7 @@ from typing import Sequence, Type, Union
 import torch
 from torch import nn
 
+from models._init import init_conv_bn
 from models._registry import register_model
 
 
@@ -93,7 +94,7 @@ class ResNet(nn.Module):
         self.layer4 = self._make_layer(block, 512, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(512 * block.expansion, num_classes)
-        _init_weights(self)
+        init_conv_bn(self)
 
     def _make_layer(self, block: Block, width: int, depth: int, stride: int) -> nn.Sequential:
         """One stage; the first block changes stride/width, so its shortcut is projected."""
@@ -112,14 +113,6 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-def _init_weights(model: nn.Module) -> None:
-    """He-normal (fan-out) convs and unit BatchNorm, as torchvision initialises ResNet."""
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
 
 @register_model
