@@ -8,7 +8,6 @@ anything else a traceback.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import shlex
 import sys

@@ -252,19 +252,19 @@ def execute(req: RunRequest) -> dict[str, Any]:
         raise
 
 
-def _apply_overrides(settings: Any, ov_: Overrides, warm_qps: float) -> None:
+def _apply_overrides(settings: Any, overrides: Overrides, warm_qps: float) -> None:
     """Set the non-official knobs after FromConfig (demo/tests); each is logged as such."""
-    if ov_.min_duration_ms is not None:
-        settings.min_duration_ms = ov_.min_duration_ms
-    if ov_.min_query_count is not None:
-        settings.min_query_count = ov_.min_query_count
-    if ov_.performance_sample_count is not None:
-        settings.performance_sample_count_override = ov_.performance_sample_count
-    if ov_.target_qps is not None:
+    if overrides.min_duration_ms is not None:
+        settings.min_duration_ms = overrides.min_duration_ms
+    if overrides.min_query_count is not None:
+        settings.min_query_count = overrides.min_query_count
+    if overrides.performance_sample_count is not None:
+        settings.performance_sample_count_override = overrides.performance_sample_count
+    if overrides.target_qps is not None:
         # A short warm-up underestimates steady throughput; aim high so the run meets min_duration.
-        settings.offline_expected_qps = ov_.target_qps or warm_qps * AUTO_QPS_MARGIN
-    if ov_.active():
-        log.warning("NON-OFFICIAL settings (this run cannot be submitted): %s", ov_.active())
+        settings.offline_expected_qps = overrides.target_qps or warm_qps * AUTO_QPS_MARGIN
+    if overrides.active():
+        log.warning("NON-OFFICIAL settings (this run cannot be submitted): %s", overrides.active())
 
 
 def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[str, Any]:

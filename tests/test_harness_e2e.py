@@ -5,7 +5,6 @@ from pathlib import Path
 
 import numpy as np
 import openvino as ov
-import pytest
 from conftest import run_cli
 
 from dataset.cache import build_cache
