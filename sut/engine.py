@@ -221,14 +221,3 @@ class InferencePool:
         with self._lock:
             if not self._lock.wait_for(lambda: self._in_flight == 0, timeout=timeout_s):
                 raise EngineError(f"{self._in_flight} inference requests still running after {timeout_s} s")
-
-    def run_direct(self, source: np.ndarray) -> np.ndarray:
-        """Synchronously infer every row of ``source`` (used for warm-up and checks)."""
-        request, bs = self._requests[0], self.batch_size
-        out = np.empty(len(source), dtype=np.int32)
-        for start in range(0, len(source), bs):
-            chunk = source[start:start + bs]
-            self._inputs[0][: len(chunk)] = chunk
-            request.infer()
-            out[start:start + len(chunk)] = request.get_output_tensor().data.reshape(-1)[: len(chunk)]
-        return out

@@ -37,10 +37,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Mapping
 
-from sut.errors import HarnessError
+from sut.errors import ConfigError, HarnessError
 from sut.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, DetailLog, read_detail
 from sut.profile import HOST, SystemProfile, physical_cores
 from sut.runner import INCOMPLETE, OFFICIAL_ACCURACY_SAMPLES, OFFICIAL_MIN_DURATION_MS, RESULT_FILE, SCENARIO
+from sut.userconf import builtin_mlperf_conf
 from sut.system import (check_folder_name, describe_system, description_problems, distribution_version,
                         missing_fields)
 
@@ -66,7 +67,6 @@ MODEL_KEYS = ("source_sha256", "precision", "inference_precision", "name", "sour
 _ACCURACY_LINE = re.compile(r"^accuracy=([0-9.]+)%, good=(\d+), total=(\d+)\s*$")
 _HASH_LINE = re.compile(r"^hash=([0-9a-fA-F]+)$")
 _PROVENANCE = re.compile(r"## Provenance \(machine-readable\)\s*```json\n(.*?)\n```", re.S)
-_CONF_HEAD = b"# The format of this config file is 'key = value'."
 _OVERRIDE_FLAGS = {"min_duration_ms": "--min-duration-ms", "min_query_count": "--min-query-count",
                    "target_qps": "--target-qps", "performance_sample_count": "--performance-sample-count"}
 _PRECISION_NAMES = {"f32": "fp32", "bf16": "bf16", "int8": "int8"}
@@ -105,11 +105,10 @@ def builtin_seeds() -> dict[str, int]:
     """The round's seeds from the mlperf.conf compiled into the installed LoadGen."""
     import mlperf_loadgen
 
-    blob = Path(mlperf_loadgen.__file__).read_bytes()
-    start = blob.find(_CONF_HEAD)
-    if start < 0:
-        raise SubmissionError(f"{mlperf_loadgen.__file__}: LoadGen carries no built-in mlperf.conf")
-    conf = blob[start:blob.index(b"\x00", start)].decode()
+    try:
+        conf = builtin_mlperf_conf().decode()
+    except ConfigError as exc:
+        raise SubmissionError(str(exc)) from None
     seeds = {m.group(1): int(m.group(2))
              for m in re.finditer(r"^\*\.\*\.(\w+_rng_seed)\s*=\s*(\d+)", conf, flags=re.M)}
     missing = [k for k in SEED_KEYS if k not in seeds]

@@ -32,6 +32,7 @@ KNOWN_KEYS = frozenset({
 # Only the built-in mlperf.conf may set these; LoadGen ignores them in user.conf.
 SEED_KEYS = frozenset(k for k in KNOWN_KEYS if k.endswith("_seed") and not k.startswith("accuracy_log"))
 POSITIVE_KEYS = frozenset({"target_qps", "min_duration", "performance_sample_count_override"})
+_BUILTIN_CONF_HEAD = b"# The format of this config file is 'key = value'."
 
 
 @dataclass(frozen=True)
@@ -102,3 +103,18 @@ def lookup(entries: list[ConfEntry], model: str, scenario: str, key: str) -> flo
         if best is None or rank >= best:
             best, value = rank, e.value
     return value
+
+
+def builtin_mlperf_conf() -> bytes:
+    """The round's mlperf.conf as compiled into the installed LoadGen (a NUL-terminated string
+    in its extension module); exactly one copy must be there."""
+    import mlperf_loadgen
+
+    origin = mlperf_loadgen.__file__
+    blob = Path(origin).read_bytes()
+    start = blob.find(_BUILTIN_CONF_HEAD)
+    if start < 0:
+        raise ConfigError(f"{origin}: LoadGen carries no built-in mlperf.conf")
+    if blob.find(_BUILTIN_CONF_HEAD, start + 1) >= 0:
+        raise ConfigError(f"{origin}: more than one mlperf.conf in the LoadGen binary")
+    return blob[start:blob.index(b"\x00", start)]

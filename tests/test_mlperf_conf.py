@@ -2,19 +2,9 @@
 
 from pathlib import Path
 
-import mlperf_loadgen
+from sut.userconf import builtin_mlperf_conf
 
 REPO = Path(__file__).resolve().parent.parent
-_HEAD = b"# The format of this config file is 'key = value'."
-
-
-def builtin_mlperf_conf() -> bytes:
-    """Extract the rules file LoadGen compiled into its extension module (a NUL-terminated string)."""
-    blob = Path(mlperf_loadgen.__file__).read_bytes()
-    start = blob.find(_HEAD)
-    assert start >= 0, "LoadGen binary carries no mlperf.conf"
-    assert blob.find(_HEAD, start + 1) < 0, "more than one mlperf.conf in the LoadGen binary"
-    return blob[start:blob.index(b"\x00", start)]
 
 
 def test_mlperf_conf_matches_loadgen() -> None:
