@@ -1,4 +1,4 @@
-"""Open MLPerf Inference ResNet50 Offline harness for CPUs (OpenVINO + LoadGen)."""
+"""Open MLPerf Inference harness for CPUs (OpenVINO + LoadGen)."""
 
 from setuptools import find_packages, setup
 
@@ -8,7 +8,6 @@ RUNTIME = [
     "nncf==3.4.0",
     "numpy>=1.26",
     "opencv-python-headless>=4.8",
-    "pycocotools>=2.0",
     "pyyaml>=6.0",
     "tqdm>=4.60",
     "psutil>=5.9",
@@ -24,9 +23,11 @@ setup(
     version="0.1.0",
     description=__doc__,
     python_requires=">=3.10",
-    packages=find_packages(include=["sut", "sut.*", "dataset", "dataset.*", "models", "models.*"]),
+    # One package per stage, in data-flow order (README "Layout").
+    packages=find_packages(include=["common", "dataset", "models", "modelprep", "sut", "harness", "records",
+                                    "submit", "hostinfo", "pipeline", "cli"]),
     package_data={"models": ["weights/*.onnx", "weights/*.json"]},
     install_requires=RUNTIME,
     extras_require={"train": TRAIN, "report": REPORT, "test": TEST + TRAIN + REPORT},
-    entry_points={"console_scripts": ["mlperf-cpu=sut.cli:main"]},
+    entry_points={"console_scripts": ["mlperf-cpu=cli.main:main"]},
 )

@@ -42,9 +42,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script: make sut/, dataset/, models/ importable
     sys.path.insert(0, str(REPO))
 
-from sut.errors import HarnessError  # noqa: E402  (needs the path above)
-from sut.card import load_card  # noqa: E402
-from sut.profile import SystemProfile, load_profile  # noqa: E402
+from common.errors import HarnessError  # noqa: E402  (needs the path above)
+from modelprep.card import load_card  # noqa: E402
+from harness.profile import SystemProfile, load_profile  # noqa: E402
 
 WORK = REPO / "work" / "bench"
 PYTHON = sys.executable
@@ -184,7 +184,7 @@ def export_resnet50(out: Path) -> Path:
 
     import models
     from dataset.constants import TORCHVISION_MEAN, TORCHVISION_STD
-    from sut.prepare import METADATA_KEY
+    from common.model_metadata import CARD_METADATA_KEY as METADATA_KEY
 
     torch.manual_seed(0)
     net = models.create("resnet50").eval()
@@ -212,7 +212,7 @@ def export_resnet50(out: Path) -> Path:
 
 def prepare_int8(onnx_path: Path, demo_dir: Path) -> Path:
     """INT8 IR via the harness's own ``prepare`` (cached by the harness on source + settings)."""
-    cmd = [PYTHON, "-m", "sut.cli", "prepare", "--model", rel(onnx_path), "--precision", "int8",
+    cmd = [PYTHON, "-m", "cli.main", "prepare", "--model", rel(onnx_path), "--precision", "int8",
            "--calib-list", rel(demo_dir / "cal_list.txt"), "--calib-dir", rel(demo_dir / "train"),
            "--out", rel(WORK / "models"), "--cache-dir", rel(WORK / "cache")]
     out = run_logged(cmd, WORK / "logs" / "prepare.log", 3600).output
@@ -311,12 +311,12 @@ def run_benchmark_app(xml: Path, profile: SystemProfile, duration_s: int, label:
 # ----------------------------------------------------------------------------- harness
 def harness_cmd(model_dir: Path, profile_yaml: Path, dataset: Path, results: Path,
                 duration_s: int, target_qps: float) -> list[str]:
-    """``sut.cli run --mode performance`` sized to last about ``duration_s``.
+    """``cli.main run --mode performance`` sized to last about ``duration_s``.
 
     ``--min-query-count 1`` because the round's mlperf.conf asks Offline for at least
     24576 samples, which alone would make a short run last minutes on 2 cores.
     """
-    return [PYTHON, "-m", "sut.cli", "run", "--mode", "performance", "--model", rel(model_dir),
+    return [PYTHON, "-m", "cli.main", "run", "--mode", "performance", "--model", rel(model_dir),
             "--dataset", rel(dataset), "--system", rel(profile_yaml), "--results", rel(results),
             "--cache-dir", rel(WORK / "cache"), "--min-duration-ms", str(duration_s * 1000),
             "--min-query-count", "1", "--target-qps", f"{target_qps:.1f}"]

@@ -21,7 +21,7 @@ import numpy as np
 
 from dataset.preprocess import PreprocessSpec, preprocess_file
 from dataset.val_map import Sample, check_files_exist
-from sut.errors import DatasetError
+from common.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

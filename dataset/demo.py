@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from sut.errors import DatasetError
+from common.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 
 from dataset.constants import REFERENCE_CROP_PCT
-from sut.errors import ConfigError, DatasetError
+from common.errors import ConfigError, DatasetError
 
 _INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 _LAYOUTS = ("NCHW", "NHWC")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sut.errors import DatasetError
+from common.errors import DatasetError
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from models._init import init_conv_bn
-from models._registry import register_model
+from models._registry import DefaultCard, register_model
 
 BLOCK_TYPES = ("basic", "bottleneck")
 SHORTCUTS = ("avgpool", "conv")
@@ -236,7 +236,11 @@ def _with_classes(spec: DeciNetSpec, num_classes: int) -> DeciNetSpec:
     return replace(spec, num_classes=num_classes)
 
 
-@register_model
+# The demo task: 32x32 digits, mean/std of the demo training script (models/train_demo.py).
+DEMO_CARD = DefaultCard(input_size=32, num_classes=10, mean=(127.5, 127.5, 127.5), std=(64.0, 64.0, 64.0))
+
+
+@register_model(card=DEMO_CARD)
 def decinet_demo(num_classes: int = 10) -> DeciNet:
     """Tiny DeciNet for 32x32 inputs (~0.12M params, ~8M MACs)."""
     return DeciNet(_with_classes(DEMO_SPEC, num_classes))

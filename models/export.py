@@ -15,11 +15,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dataset.constants import TORCHVISION_MEAN, TORCHVISION_STD
-from models._profile import count_macs, count_params
-from models._registry import get_builder
+from common.model_metadata import CARD_METADATA_KEY
+from models._macs import count_macs, count_params
+from models._registry import default_card, get_builder
 
-CARD_KEY = "mlperf_cpu.card"
 ONNX_OPSET = 17
 
 
@@ -41,7 +40,7 @@ def export_onnx(model: nn.Module, out: Path, card_data: dict, producer: str) -> 
                           opset_version=ONNX_OPSET, do_constant_folding=True)
     proto = onnx.load_from_string(buf.getvalue())
     entry = proto.metadata_props.add()
-    entry.key = CARD_KEY
+    entry.key = CARD_METADATA_KEY
     entry.value = json.dumps(card_data, sort_keys=True)
     proto.producer_name = producer
     onnx.checker.check_model(proto, full_check=True)
@@ -51,31 +50,27 @@ def export_onnx(model: nn.Module, out: Path, card_data: dict, producer: str) -> 
     return blob
 
 
-def untrained_card(arch: str, input_size: int = 224, num_classes: int = 1000, macs: int = 0,
-                   params: int = 0) -> dict:
-    """Card of a built-in architecture with untrained weights (torchvision conventions)."""
-    return {"name": f"{arch}.untrained", "input_size": input_size, "crop_pct": 0.875,
-            "macs": macs, "params": params,
-            "interpolation": "area", "mean": list(TORCHVISION_MEAN), "std": list(TORCHVISION_STD),
-            "num_classes": num_classes, "label_offset": 0, "trained": False,
-            "notes": "untrained weights (seeded init): speed is meaningful, accuracy is not"}
+def untrained_card(arch: str, macs: int = 0, params: int = 0) -> dict:
+    """Card of built-in architecture ``arch`` with untrained weights (its registered defaults)."""
+    return {"name": f"{arch}.untrained", **default_card(arch).to_dict(), "macs": macs, "params": params,
+            "trained": False, "notes": "untrained weights (seeded init): speed is meaningful, accuracy is not"}
 
 
-def export_architecture(arch: str, out_dir: Path, input_size: int = 224, seed: int = 0) -> Path:
-    """Build registered architecture ``arch`` with seeded untrained weights and export it.
+def export_architecture(arch: str, out_dir: Path, seed: int = 0) -> Path:
+    """Build registered architecture ``arch`` with seeded untrained weights and export it at
+    its registered input size.
 
     Cached: an existing ``<out_dir>/<arch>.untrained.onnx`` is reused.
     """
     out = Path(out_dir) / f"{arch}.untrained.onnx"
     if out.is_file():
         return out
+    defaults = default_card(arch)
     torch.manual_seed(seed)
-    model = get_builder(arch)()
+    model = get_builder(arch)(num_classes=defaults.num_classes)
     model.eval()
-    with torch.no_grad():
-        num_classes = int(model(torch.zeros(1, 3, input_size, input_size)).shape[1])
     tmp = out.with_suffix(".partial")
-    card = untrained_card(arch, input_size, num_classes, count_macs(model, input_size), count_params(model))
+    card = untrained_card(arch, count_macs(model, defaults.input_size), count_params(model))
     export_onnx(model, tmp, card, f"mlperf_cpu.models.export:{arch}")
     tmp.rename(out)
     return out

@@ -35,19 +35,21 @@ from dataset.demo import MARKER_FILE, build_demo_dataset, read_marker
 from dataset.preprocess import PreprocessSpec, preprocess_file
 from dataset.val_map import parse_val_map
 from models import create
-from models._profile import count_macs, count_params
+from models.decinet import DEMO_CARD
+from models._macs import count_macs, count_params
 from models.export import ONNX_OPSET, export_onnx
-from sut.errors import DatasetError, HarnessError, ModelError
+from common.errors import DatasetError, HarnessError, ModelError
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "decinet_demo"
 CARD_NAME = "decinet_demo.digits"
-NUM_CLASSES = 10
-PREPROCESS = PreprocessSpec(input_size=32, crop_pct=0.875, interpolation="area", layout="NCHW")
+NUM_CLASSES = DEMO_CARD.num_classes
+PREPROCESS = PreprocessSpec(input_size=DEMO_CARD.input_size, crop_pct=DEMO_CARD.crop_pct,
+                            interpolation=DEMO_CARD.interpolation, layout="NCHW")
 # Roughly centres 0..255 pixels on zero with unit-ish spread; recorded in the card.
-MEAN = (127.5, 127.5, 127.5)
-STD = (64.0, 64.0, 64.0)
+MEAN = DEMO_CARD.mean
+STD = DEMO_CARD.std
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ def train(model: nn.Module, data: Split, val: Split, cfg: TrainConfig) -> list[d
 
 
 def card(notes: str) -> dict:
-    """The model card stored in the ONNX metadata (fields of ``sut.card.ModelCard``)."""
+    """The model card stored in the ONNX metadata (fields of ``modelprep.card.ModelCard``)."""
     return {
         "name": CARD_NAME, "input_size": PREPROCESS.input_size, "crop_pct": PREPROCESS.crop_pct,
         "interpolation": PREPROCESS.interpolation, "layout": PREPROCESS.layout,

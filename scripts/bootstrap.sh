@@ -12,7 +12,7 @@ if [ ! -f "$stamp" ]; then
   echo "[ bootstrap ] installing $spec into .venv (first run only)" >&2
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "is ignored" >&2 || true
   .venv/bin/python -m pip install -q -e "$spec" 2>&1 | grep -v "is ignored" >&2 || true
-  .venv/bin/python -c "import sut, dataset, mlperf_loadgen, openvino, nncf, cv2, yaml" \
+  .venv/bin/python -c "import cli, sut, dataset, mlperf_loadgen, openvino, nncf, cv2, yaml" \
     || { echo "ERROR: installing $spec into .venv failed" >&2; exit 1; }
   touch "$stamp"
 fi

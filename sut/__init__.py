@@ -1,2 +1,2 @@
-"""The MLPerf Inference Offline harness for CPUs: model card and preparation,
-OpenVINO inference pool, LoadGen SUT/QSL, runner, accuracy and reports."""
+"""The system under test: the OpenVINO inference pool (``engine``), the query sample library
+(``qsl``) and the LoadGen-facing SUT (``sut``), with the settings they run with (``config``)."""

@@ -25,9 +25,9 @@ import openvino as ov
 import openvino.properties as props
 import openvino.properties.hint as hints
 
-from sut.card import MODEL_FILE, ModelCard
-from sut.errors import EngineError, ModelError
-from sut.profile import EngineConfig
+from modelprep.card import MODEL_FILE, ModelCard
+from common.errors import EngineError, ModelError
+from sut.config import EngineConfig
 
 log = logging.getLogger(__name__)
 

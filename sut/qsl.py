@@ -14,7 +14,7 @@ import logging
 import numpy as np
 
 from dataset.cache import CacheInfo
-from sut.errors import EngineError
+from common.errors import EngineError
 
 log = logging.getLogger(__name__)
 

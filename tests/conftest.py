@@ -48,8 +48,8 @@ def tiny_onnx(session_dir: Path) -> Path:
 
 def prepare_model(source: Path, precision: str, out: Path, cache: Path, demo: Path | None = None,
                   layout: str = "NCHW") -> Path:
-    from sut.prepare import PrepareRequest, prepare
-    from sut.quantize import CalibrationConfig
+    from modelprep.prepare import PrepareRequest, prepare
+    from modelprep.quantize import CalibrationConfig
 
     calib = None
     if precision == "int8":
@@ -68,9 +68,9 @@ def demo_int8(session_dir: Path, cache_dir: Path, demo_data: Path) -> Path:
 
 
 def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m sut.cli ARGS`` in its own process (one LoadGen test per process)."""
+    """Run ``python -m cli.main ARGS`` in its own process (one LoadGen test per process)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "sut.cli", *args], cwd=cwd, env=env,
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -79,3 +79,23 @@ def workdir(tmp_path: Path) -> Path:
     """A fresh working directory with the project's user.conf (no audit.config)."""
     (tmp_path / "user.conf").write_text((REPO / "user.conf").read_text())
     return tmp_path
+
+
+def run_loadgen_test(workdir: Path, mode: str, model: Path, dataset: Path, cache: Path, *extra: str,
+                     scenario: str = "Offline", system: str = "host", expect_ok: bool = True):
+    """One ``mlperf-cpu run`` in its own process; returns (process, its RunResult or None)."""
+    from common.testspec import Mode, Scenario
+    from modelprep.card import load_card
+    from records import results as tree
+    from records.results import RunResult
+
+    proc = run_cli(["run", "--mode", mode, "--scenario", scenario, "--model", str(model), "--dataset", str(dataset),
+                    "--system", system, "--cache-dir", str(cache), *extra], cwd=workdir)
+    run_dir = tree.run_dir(workdir / "results", system, load_card(model).label, Scenario.parse(scenario),
+                           Mode.parse(mode))
+    if expect_ok:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        result = RunResult.load(run_dir)
+        assert result.status == "ok" and not tree.is_incomplete(run_dir)
+        return proc, result
+    return proc, (RunResult.load(run_dir) if tree.result_path(run_dir).is_file() else None)

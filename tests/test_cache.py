@@ -9,7 +9,7 @@ import pytest
 from dataset.cache import build_cache
 from dataset.preprocess import PreprocessSpec, preprocess_file
 from dataset.val_map import parse_val_map
-from sut.errors import DatasetError
+from common.errors import DatasetError
 
 
 def test_cache_contents_reuse_and_rebuild(demo_data: Path, tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
+from records.results import RunResult, find_results, is_incomplete
+
 
 def _val_copy(demo: Path, dst: Path, n: int = 20) -> Path:
     dst.mkdir()
@@ -19,14 +21,20 @@ def _val_copy(demo: Path, dst: Path, n: int = 20) -> Path:
 
 
 def _assert_refused(proc, *needles: str, results: Path | None = None) -> None:
-    assert proc.returncode != 0
+    """Exit 2 with one ERROR line naming the item. With ``results``: the error came after the run
+    directory was made, so exactly one record exists, and it says error, not valid, not submittable."""
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     lines = [l for l in proc.stderr.strip().splitlines() if l.startswith("ERROR")]
     assert len(lines) == 1, proc.stderr[-2000:]
     for needle in needles:
         assert needle in lines[0], lines[0]
-    for path in (results.rglob("result.json") if results and results.exists() else []):
-        result = json.loads(path.read_text())
-        assert result["valid"] is False and result["status"] == "error"
+    if results is None:
+        return
+    records = [RunResult.load(p.parent) for p in find_results(results)]
+    assert len(records) == 1, records
+    assert records[0].status == "error" and records[0].valid is False and records[0].submittable is False
+    assert lines[0] == f"ERROR: {records[0].error}"
+    assert is_incomplete(records[0].directory) is False or not (records[0].directory / "mlperf_log_detail.txt").exists()
 
 
 def _run(workdir: Path, model: Path, dataset: Path, cache: Path, *extra: str):
@@ -35,8 +43,8 @@ def _run(workdir: Path, model: Path, dataset: Path, cache: Path, *extra: str):
 
 
 def test_missing_dataset_dir(workdir: Path, demo_f32: Path, cache_dir: Path) -> None:
-    _assert_refused(_run(workdir, demo_f32, workdir / "no_such_dir", cache_dir), "no_such_dir",
-                    results=workdir / "results")
+    _assert_refused(_run(workdir, demo_f32, workdir / "no_such_dir", cache_dir), "no_such_dir")
+    assert not (workdir / "results").exists()
 
 
 def test_missing_image(workdir: Path, demo_f32: Path, demo_data: Path) -> None:

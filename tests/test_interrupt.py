@@ -1,6 +1,5 @@
 """SIGINT during a performance run stops within seconds and marks the run directory incomplete."""
 
-import json
 import os
 import signal
 import subprocess
@@ -12,18 +11,20 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from sut.card import load_card
+from common.testspec import Mode, Scenario
+from modelprep.card import load_card
+from records import results as tree
+from records.results import RunResult
 
 
-@pytest.mark.parametrize("mode, sub", [("performance", "performance/run_1"),
-                                       ("TEST01", "TEST01/performance/run_1")])
+@pytest.mark.parametrize("mode", ["performance", "TEST01"])
 def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: Path, cache_dir: Path,
-                                     mode: str, sub: str) -> None:
-    card = load_card(demo_int8)
-    run_dir = workdir / "results" / "host" / f"{card.name}-int8" / "Offline" / sub
+                                     mode: str) -> None:
+    run_dir = tree.run_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.OFFLINE,
+                           Mode.parse(mode))
     audits_before = set(Path(tempfile.gettempdir()).glob("mlperf-cpu-TEST*"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sut.cli", "run", "--mode", mode, "--model", str(demo_int8),
+        [sys.executable, "-m", "cli", "run", "--mode", mode, "--model", str(demo_int8),
          "--dataset", str(demo_data / "val"), "--system", "host", "--cache-dir", str(cache_dir),
          "--min-duration-ms", "600000", "--target-qps", "0"],
         cwd=workdir, env={**os.environ, "PYTHONPATH": str(REPO)},
@@ -44,8 +45,7 @@ def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: 
             proc.kill()
     assert proc.returncode == 130
     assert "interrupted" in (run_dir / "INCOMPLETE").read_text()
-    result = json.loads((run_dir / "result.json").read_text())
-    assert result["status"] == "interrupted" and result["valid"] is False
-    # No audit config survives an interrupted compliance run, in the temp dir or anywhere in the work dir.
+    result = RunResult.load(run_dir)
+    assert result.status == "interrupted" and result.valid is False and result.submittable is False
+    # No audit config survives an interrupted compliance run (it lives in the temp dir only).
     assert set(Path(tempfile.gettempdir()).glob("mlperf-cpu-TEST*")) == audits_before
-    assert not list(workdir.rglob("audit.config"))

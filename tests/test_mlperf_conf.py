@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from sut.userconf import builtin_mlperf_conf
+from common.loadgen_conf import builtin_mlperf_conf
 
 REPO = Path(__file__).resolve().parent.parent
 

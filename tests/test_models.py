@@ -5,8 +5,8 @@ import pytest
 import torch
 
 import models
-from models._profile import count_macs, count_params
-from sut.errors import ConfigError
+from models._macs import count_macs, count_params
+from common.errors import ConfigError
 
 
 @pytest.mark.parametrize("name", models.list_models())

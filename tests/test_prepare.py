@@ -9,8 +9,8 @@ from conftest import TINY_META, prepare_model
 from onnx_builders import make_classifier
 
 from dataset.constants import MLPERF_RESNET50_MEAN, TORCHVISION_MEAN, TORCHVISION_STD
-from sut.card import load_card
-from sut.errors import DatasetError, ModelError
+from modelprep.card import load_card
+from common.errors import DatasetError, ModelError
 
 RNG = np.random.default_rng(0)
 
@@ -75,8 +75,8 @@ def test_int8_quantizes_and_is_cached(demo_data: Path, tiny_onnx: Path, tmp_path
 
 
 def test_calibration_list_naming_absent_files(demo_data: Path, tiny_onnx: Path, tmp_path: Path) -> None:
-    from sut.prepare import PrepareRequest, prepare
-    from sut.quantize import CalibrationConfig
+    from modelprep.prepare import PrepareRequest, prepare
+    from modelprep.quantize import CalibrationConfig
 
     lst = tmp_path / "cal.txt"
     names = (demo_data / "cal_list.txt").read_text().split()[:3]
@@ -113,8 +113,8 @@ def test_missing_and_foreign_files(tmp_path: Path) -> None:
 
 
 def test_bf16_and_int8_rest_are_recorded(tiny_onnx: Path, demo_data: Path, tmp_path: Path) -> None:
-    from sut.prepare import PrepareRequest, prepare
-    from sut.quantize import CalibrationConfig
+    from modelprep.prepare import PrepareRequest, prepare
+    from modelprep.quantize import CalibrationConfig
 
     bf16 = load_card(prepare(PrepareRequest(tiny_onnx, "bf16", tmp_path / "m", tmp_path / "c")))
     assert (bf16.precision, bf16.inference_precision) == ("bf16", "bf16")
@@ -128,9 +128,9 @@ def test_bf16_and_int8_rest_are_recorded(tiny_onnx: Path, demo_data: Path, tmp_p
 def test_accuracy_check_is_stored_in_card(demo_data: Path, tmp_path: Path) -> None:
     from conftest import DEMO_ONNX
 
-    from sut.agreement import CheckSet
-    from sut.prepare import PrepareRequest, prepare
-    from sut.quantize import CalibrationConfig
+    from modelprep.agreement import CheckSet
+    from modelprep.prepare import PrepareRequest, prepare
+    from modelprep.quantize import CalibrationConfig
 
     req = PrepareRequest(DEMO_ONNX, "int8", tmp_path / "m", tmp_path / "c",
                          calibration=CalibrationConfig(demo_data / "train", demo_data / "cal_list.txt"),
@@ -142,7 +142,7 @@ def test_accuracy_check_is_stored_in_card(demo_data: Path, tmp_path: Path) -> No
 
 
 def test_builtin_architecture_name_exports_untrained(tmp_path: Path) -> None:
-    from sut.prepare import resolve_source
+    from modelprep.source import resolve_source
 
     src = resolve_source("decinet_demo", tmp_path / "sources")
     card = load_card(prepare_model(src, "f32", tmp_path / "m", tmp_path / "c"))

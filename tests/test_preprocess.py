@@ -10,7 +10,7 @@ import pytest
 from skimage import data as skdata
 
 from dataset.preprocess import PreprocessSpec, decode_image, preprocess_file
-from sut.errors import DatasetError
+from common.errors import DatasetError
 
 
 def reference(path: Path, size: int = 224) -> np.ndarray:

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from sut.errors import ConfigError
-from sut.profile import available_profiles, host_profile, load_profile, physical_cores
+from common.errors import ConfigError
+from harness.profile import available_profiles, host_profile, load_profile
+from hostinfo.probe import physical_cores
 
 
 @pytest.mark.parametrize("name", ["c6i.2xlarge", "c6i.16xlarge", "m5zn.6xlarge"])

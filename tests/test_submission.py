@@ -16,14 +16,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, run_cli, run_loadgen_test
 
-from sut.card import load_card
-from sut.cli_submission import add_subcommands
-from sut.errors import HarnessError
-from sut.profile import load_profile
-from sut.submission import (NOT_FOR_SUBMISSION, SubmissionError, builtin_seeds, check_tree, package)
-from sut.system import (REQUIRED_FIELDS, SystemDescriptionError, describe_system, missing_fields,
+from common.testspec import Scenario
+from modelprep.card import load_card
+from records import results as tree
+from records.results import RunResult
+from cli.submission import add_subcommands
+from common.errors import HarnessError
+from harness.profile import load_profile
+from common.errors import SubmissionError, SystemDescriptionError
+from records.rules import builtin_seeds
+from submit.check import check_tree
+from submit.package import package
+from submit.tree import NOT_FOR_SUBMISSION
+from hostinfo.describe import (REQUIRED_FIELDS, describe_system, missing_fields,
                         write_system_json)
 
 ORG = "TestOrg"
@@ -82,22 +89,16 @@ def real_runs(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Pat
     work = session_dir / "submission_runs"
     work.mkdir()
     (work / "user.conf").write_text((REPO / "user.conf").read_text())
-    card = load_card(demo_f32)
-    scenario = work / "results" / "host" / f"{card.name}-{card.precision}" / "Offline"
+    scenario = tree.scenario_dir(work / "results", "host", load_card(demo_f32).label, Scenario.OFFLINE)
 
-    def run(mode: str, *extra: str) -> dict:
-        proc = run_cli(["run", "--mode", mode, "--model", str(demo_f32), "--dataset", str(demo_data / "val"),
-                        "--system", "host", "--cache-dir", str(cache_dir), "--results", str(work / "results"),
-                        *extra], cwd=work)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        sub = "accuracy" if mode == "accuracy" else "performance/run_1"
-        return json.loads((scenario / sub / "result.json").read_text())
+    def run(mode: str, *extra: str) -> RunResult:
+        return run_loadgen_test(work, mode, demo_f32, demo_data / "val", cache_dir, *extra)[1]
 
     run("accuracy")
     perf = run("performance", "--min-duration-ms", "2000", "--target-qps", "0")
-    if perf["result_validity"] != "VALID":  # warm-up underestimated a busy machine: aim higher once
-        perf = run("performance", "--min-duration-ms", "2000", "--target-qps", str(2 * perf["samples_per_second"]))
-    assert perf["result_validity"] == "VALID", "the short real run must be VALID for these tests"
+    if perf.validity != "VALID":  # warm-up underestimated a busy machine: aim higher once
+        perf = run("performance", "--min-duration-ms", "2000", "--target-qps", str(2 * perf.samples_per_second))
+    assert perf.validity == "VALID", "the short real run must be VALID for these tests"
     return scenario
 
 
@@ -110,7 +111,7 @@ def official_base(real_runs: Path, session_dir: Path) -> Path:
     perf, acc = scenario / "performance" / "run_1", scenario / "accuracy"
     edit_mllog(perf / "mlperf_log_detail.txt", "effective_min_duration_ms", 600_000)
     write_accuracy_log(acc, OFFICIAL_SAMPLES)
-    qps = json.loads((perf / "result.json").read_text())["effective_target_qps"]
+    qps = RunResult.load(perf).target_qps
     conf = f"resnet50.Offline.target_qps = {qps}\n"
     (root / "user.conf").write_text(conf)
     digest = hashlib.sha256(conf.encode()).hexdigest()
@@ -176,7 +177,7 @@ def test_official_looking_runs_package_into_a_clean_tree(runs: dict[str, Path]) 
     readme = (scen / "README.md").read_text()
     assert "mlperf-cpu run --mode performance" in readme and "NOT FOR SUBMISSION" not in readme
     src = runs["out"] / "open" / ORG / "src"
-    assert (src / "setup.py").is_file() and (src / "sut" / "runner.py").is_file()
+    assert (src / "setup.py").is_file() and (src / "harness" / "runner.py").is_file()
     assert not (src / ".venv").exists() and not (src / "data").exists() and not (src / "work").exists()
     assert not list(runs["out"].rglob(NOT_FOR_SUBMISSION))
 
@@ -323,7 +324,7 @@ def test_describe_system_reads_the_host_and_reports_what_it_cannot() -> None:
     import psutil
 
     sources: dict[str, str] = {}
-    desc = describe_system(load_profile("host"), ORG, sources=sources)
+    desc = describe_system(load_profile("host").system, ORG, sources=sources)
     assert desc["framework"].startswith("OpenVINO ") and "MLCommons LoadGen 6.0.17" in desc["other_software_stack"]
     assert desc["accelerators_per_node"] == "0" and desc["accelerator_model_name"] == "N/A"
     assert desc["status"] == "available" and desc["system_type"] == "edge" and desc["division"] == "open"
@@ -335,19 +336,20 @@ def test_describe_system_reads_the_host_and_reports_what_it_cannot() -> None:
 
 
 def test_profile_fields_fill_gaps_and_overrides_win(tmp_path: Path) -> None:
-    from sut.profile import host_profile, SystemProfile
+    from harness.profile import host_profile
+    from sut.config import SystemProfile
 
     base = host_profile()
     profile = SystemProfile("vm", base.cores, base.engine, system={**UNREADABLE, "cooling": "liquid"})
     sources: dict[str, str] = {}
-    desc = describe_system(profile, ORG, {"cooling": "air"}, sources=sources)
+    desc = describe_system(profile.system, ORG, {"cooling": "air"}, sources=sources)
     assert desc["cooling"] == "air" and sources["cooling"] == "override"
     assert desc["system_name"] == UNREADABLE["system_name"] and sources["system_name"] == "profile"
     assert missing_fields(desc) == []
     path = write_system_json(tmp_path / "s.json", desc)
     assert json.loads(path.read_text()) == desc
     with pytest.raises(SystemDescriptionError, match="unknown system description field 'coolng'.*'cooling'"):
-        describe_system(profile, ORG, {"coolng": "air"})
+        describe_system(profile.system, ORG, {"coolng": "air"})
     with pytest.raises(SystemDescriptionError, match="lacks cooling"):
         write_system_json(tmp_path / "t.json", {k: v for k, v in desc.items() if k != "cooling"})
 

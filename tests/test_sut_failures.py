@@ -14,9 +14,9 @@ from conftest import prepare_model
 
 from dataset.cache import build_cache
 from dataset.val_map import parse_val_map
-from sut.card import load_card
+from modelprep.card import load_card
 from sut.engine import compile_model
-from sut.profile import host_profile
+from harness.profile import host_profile
 from sut.qsl import SampleLibrary
 from sut.sut import OfflineSUT
 

@@ -5,11 +5,11 @@ from pathlib import Path
 import yaml
 from conftest import prepare_model, run_cli
 
-from sut.card import ModelCard
-from sut.profile import load_profile
-from sut.report import Row, format_markdown
-from sut.tune import grid, set_target_qps
-from sut.userconf import lookup, parse_user_conf
+from modelprep.card import ModelCard
+from harness.profile import load_profile
+from pipeline.report import Row, format_markdown
+from common.loadgen_conf import lookup, parse_user_conf, set_value
+from harness.tune import grid
 
 
 def test_grid_uses_every_core() -> None:
@@ -18,10 +18,10 @@ def test_grid_uses_every_core() -> None:
     assert len(points) == 3 * 2 * 2
 
 
-def test_set_target_qps_keeps_other_lines(tmp_path: Path) -> None:
+def test_set_value_keeps_other_lines(tmp_path: Path) -> None:
     conf = tmp_path / "user.conf"
     conf.write_text("# note\nresnet50.Offline.target_qps = 1\n*.*.min_duration = 600000\n")
-    set_target_qps(conf, 1234.56)
+    set_value(conf, "resnet50", "Offline", "target_qps", 1234.56)
     assert conf.read_text() == "# note\nresnet50.Offline.target_qps = 1234.6\n*.*.min_duration = 600000\n"
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from sut.errors import ConfigError
-from sut.userconf import lookup, parse_user_conf
+from common.errors import ConfigError
+from common.loadgen_conf import lookup, parse_user_conf
 
 REPO = Path(__file__).resolve().parent.parent
 

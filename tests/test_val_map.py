@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from dataset.val_map import Sample, check_files_exist, parse_name_list, parse_val_map
-from sut.errors import DatasetError
+from common.errors import DatasetError
 
 FIX = Path(__file__).parent / "fixtures" / "val_map"
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import statistics
-import subprocess
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sut.card import ModelCard, load_card
-from sut.errors import HarnessError
-from sut.profile import load_profile
-from sut.runner import RESULT_FILE, SCENARIO
+from common.errors import HarnessError
+from common.testspec import Mode, Overrides
+from modelprep.card import ModelCard
+
+if TYPE_CHECKING:
+    from pipeline.flows import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -41,36 +41,30 @@ class Row:
         return statistics.median(self.samples_per_second) if self.samples_per_second else 0.0
 
 
-def run_performance(model_dir: Path, dataset: Path, system: str, results: Path, cache_dir: Path,
-                    user_conf: Path, duration_ms: int) -> float:
-    """One performance test in its own process (one FromConfig per process); returns samples/s."""
-    cmd = [sys.executable, "-m", "sut.cli", "run", "--mode", "performance", "--model", str(model_dir),
-           "--dataset", str(dataset), "--system", system, "--results", str(results),
-           "--cache-dir", str(cache_dir), "--user-conf", str(user_conf),
-           "--min-duration-ms", str(duration_ms), "--min-query-count", "1", "--target-qps", "0"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise HarnessError(f"report: performance run of {model_dir} failed: {last}")
-    card = load_card(model_dir)
-    profile_name = load_profile(system).name  # results are filed under the profile's own name
-    run_dir = results / profile_name / f"{card.name}-{card.precision}" / SCENARIO / "performance" / "run_1"
-    result = json.loads((run_dir / RESULT_FILE).read_text())
-    return float(result["samples_per_second"])
-
-
-def measure(rows: list[Row], dataset: Path, system: str, out: Path, cache_dir: Path, user_conf: Path,
+def measure(rows: list[Row], dataset: Path, system: str, workspace: "Workspace", user_conf: Path,
             rounds: int, duration_ms: int, progress: bool = True) -> None:
-    """Fill every row's samples/s list, interleaving the rows within each round."""
+    """Fill every row's samples/s list, interleaving the rows within each round.
+
+    Each figure is a LoadGen Offline performance test in its own process (``pipeline.flows.run_test``),
+    with a short non-official duration and target QPS from a timed warm-up.
+    """
+    from dataclasses import replace
+
     from tqdm import tqdm
 
+    from pipeline.flows import TestSpec, run_test
+
+    overrides = Overrides(min_duration_ms=duration_ms, min_query_count=1, target_qps=0)
     with tqdm(total=rounds * len(rows), desc="report", unit="run", disable=not progress) as bar:
         for index in range(rounds):
+            ws = replace(workspace, results=workspace.results / f"round{index + 1}")
             for row in rows:
                 bar.set_postfix_str(f"round {index + 1}: {row.label}")
-                row.samples_per_second.append(run_performance(
-                    row.model_dir, dataset, system, out / "runs" / f"round{index + 1}", cache_dir,
-                    user_conf, duration_ms))
+                run = run_test(TestSpec(Mode.PERFORMANCE, row.model_dir, dataset, system, ws, user_conf,
+                                        overrides=overrides), quiet=True)
+                if run.samples_per_second is None:
+                    raise HarnessError(f"report: {run.run_dir} has no samples/s")
+                row.samples_per_second.append(run.samples_per_second)
                 bar.update()
 
 

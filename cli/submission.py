@@ -1,7 +1,7 @@
 """Subcommands ``package``, ``check`` and ``describe-system`` for ``mlperf-cpu``.
 
-``add_subcommands(sub)`` adds them to the parser of ``sut.cli``. Handlers raise
-``HarnessError`` subclasses for anything the user can fix; ``sut.cli.main`` turns
+``add_subcommands(sub)`` adds them to the parser of ``cli.main``. Handlers raise
+``HarnessError`` subclasses for anything the user can fix; ``cli.main.main`` turns
 those into one ``ERROR`` line and the error's exit code.
 """
 
@@ -14,12 +14,39 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError, SubmissionError, SystemDescriptionError
+
 DEFAULT_OUT = Path("submission")
 
 
-def _system_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    from sut.system import load_overrides_file, parse_assignments
+def parse_assignments(items: list[str] | None, origin: str = "--set") -> dict[str, str]:
+    """``["cooling=air", ...]`` -> ``{"cooling": "air"}``; values may contain '='."""
+    out: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"{origin} {item!r}: expected KEY=VALUE")
+        out[key.strip()] = value.strip()
+    return out
 
+
+def load_overrides_file(path: Path) -> dict[str, Any]:
+    """System description fields from a YAML or JSON mapping."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    except yaml.YAMLError:
+        raise ConfigError(f"{path}: invalid YAML/JSON") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of system description fields")
+    return data
+
+
+def _system_overrides(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if args.system_fields is not None:
         out.update(load_overrides_file(args.system_fields))
@@ -29,8 +56,9 @@ def _system_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _package_command(args: argparse.Namespace) -> str:
     """The package command as the user would type it (recorded in the README)."""
+    model = ["--model-dir", str(args.model_dir)] if args.model_dir else ["--model", args.model]
     parts = ["mlperf-cpu", "package", "--results", str(args.results), "--system", args.system,
-             "--model", args.model, "--org", args.org, "--out", str(args.out)]
+             *model, "--org", args.org, "--out", str(args.out)]
     if args.system_name:
         parts += ["--system-name", args.system_name]
     if args.benchmark != "resnet50":
@@ -50,10 +78,20 @@ def _package_command(args: argparse.Namespace) -> str:
     return shlex.join(parts)
 
 
-def _cmd_package(args: argparse.Namespace) -> int:
-    from sut.submission import ROUND, package
+def _model_label(args: argparse.Namespace) -> str:
+    """The model's folder name under results/<system>/: from the prepared model's card, or as given."""
+    from modelprep.card import load_card
 
-    done = package(args.results, args.system, args.model, args.org, args.out, args.src_root,
+    if (args.model_dir is None) == (args.model is None):
+        raise ConfigError("package: give exactly one of --model-dir (prepared model) or --model (label)")
+    return load_card(args.model_dir).label if args.model_dir is not None else args.model
+
+
+def _cmd_package(args: argparse.Namespace) -> int:
+    from records.rules import ROUND
+    from submit.package import package
+
+    done = package(args.results, args.system, _model_label(args), args.org, args.out, args.src_root,
                    system_name=args.system_name, system_overrides=_system_overrides(args),
                    user_conf=args.user_conf, benchmark_folder=args.benchmark,
                    allow_nonofficial=args.allow_nonofficial, replace=args.replace,
@@ -69,7 +107,7 @@ def _cmd_package(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from sut.submission import SubmissionError, check_tree
+    from submit.check import check_tree
 
     problems = check_tree(args.tree)
     for problem in problems:
@@ -82,12 +120,13 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_describe_system(args: argparse.Namespace) -> int:
-    from sut.profile import load_profile
-    from sut.system import SystemDescriptionError, describe_system, missing_fields, write_system_json
+    from harness.profile import load_profile
+    from hostinfo.describe import describe_system, missing_fields, write_system_json
 
     profile = load_profile(args.system, check_fits=False)
     sources: dict[str, str] = {}
-    desc = describe_system(profile, args.org, _system_overrides(args), sources=sources)
+    desc = describe_system(profile.system, args.org, _system_overrides(args),
+                           origin=f"system profile {profile.name!r}: system", sources=sources)
     print(json.dumps(desc, indent=4))
     if args.sources:
         for key, where in sources.items():
@@ -116,7 +155,8 @@ def add_subcommands(sub: Any) -> None:
     p = sub.add_parser("package", help="build the open-division submission tree from finished runs")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root of the runs")
     p.add_argument("--system", required=True, help="system profile the runs used (results/<system>/...)")
-    p.add_argument("--model", required=True, help="model folder under results/<system>/, e.g. resnet50-int8")
+    p.add_argument("--model-dir", type=Path, help="the prepared model directory the runs served (has card.json)")
+    p.add_argument("--model", help="or: the model folder under results/<system>/, e.g. resnet50-int8")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="submission tree root (default: submission)")
     p.add_argument("--system-name", help="system folder/JSON name in the tree (default: the profile name)")
     p.add_argument("--benchmark", default="resnet50",

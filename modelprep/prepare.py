@@ -18,25 +18,30 @@ import hashlib
 import json
 import logging
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import openvino as ov
 
+from common.errors import ConfigError, ModelError
+from common.files import sha256_files
+from common.model_metadata import CARD_METADATA_KEY
 from dataset.constants import (MLPERF_RESNET50_MEAN, MLPERF_RESNET50_STD, REFERENCE_CROP_PCT,
                                TORCHVISION_MEAN, TORCHVISION_STD)
-from sut.agreement import CheckSet, compare
-from sut.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, ModelCard, card_from_dict
-from sut.errors import ConfigError, ModelError
-from sut.graph import ClassifierPorts, build_served_model, inspect_classifier
-from sut.quantize import CalibrationConfig, load_calibration_samples, quantize_int8
+from modelprep.agreement import CheckSet, compare
+from modelprep.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, ModelCard, card_from_dict
+from modelprep.graph import ClassifierPorts, build_served_model, inspect_classifier
+from modelprep.quantize import CalibrationConfig, load_calibration_samples, quantize_int8
+from modelprep.source import embedded_card, read_source, source_files
 
 log = logging.getLogger(__name__)
 
-METADATA_KEY = "mlperf_cpu.card"
-_CARD_SOURCE_FIELDS = {"name", "input_size", "crop_pct", "interpolation", "mean", "std",
-                       "num_classes", "label_offset", "trained", "notes", "layout", "macs", "params"}
+# Card fields a source model's metadata (or the prepare command line) may state.
+CARD_SOURCE_FIELDS = ("name", "input_size", "crop_pct", "interpolation", "mean", "std",
+                      "num_classes", "label_offset", "trained", "notes", "layout", "macs", "params")
+# The subset ``prepare`` takes as options, overriding the model's metadata.
+CARD_OPTION_FIELDS = ("name", "mean", "std", "crop_pct", "interpolation", "label_offset")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class PrepareRequest:
     calibration: CalibrationConfig | None = None
     int8_rest: str = "f32"
     check: CheckSet | None = None
+    card_overrides: dict[str, Any] = field(default_factory=dict)  # CARD_OPTION_FIELDS given by the user
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -64,6 +70,9 @@ class PrepareRequest:
             raise ConfigError("--precision int8 needs a calibration list (--calib-list) and image dir")
         if self.int8_rest not in INFERENCE_PRECISIONS:
             raise ConfigError(f"--int8-rest: expected one of {INFERENCE_PRECISIONS}, got {self.int8_rest!r}")
+        unknown = sorted(set(self.card_overrides) - set(CARD_OPTION_FIELDS))
+        if unknown:
+            raise ConfigError(f"card overrides: unknown field(s) {unknown}; prepare takes {CARD_OPTION_FIELDS}")
 
     @property
     def inference_precision(self) -> str:
@@ -71,88 +80,38 @@ class PrepareRequest:
         return {"f32": "f32", "bf16": "bf16", "int8": self.int8_rest}[self.precision]
 
 
-def source_files(source: Path) -> list[Path]:
-    """The files that make up a source model (ONNX file, or IR xml + bin)."""
-    source = Path(source)
-    if not source.is_file():
-        raise ModelError(f"{source}: model file not found")
-    if source.suffix == ".onnx":
-        return [source]
-    if source.suffix == ".xml":
-        return [source, source.with_suffix(".bin")]
-    raise ModelError(f"{source}: expected an .onnx file or an OpenVINO .xml IR")
+def card_fields_for(model: ov.Model, ports: ClassifierPorts, source: Path,
+                    overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Decide the preprocessing of ``model``: its metadata, else its class count; then ``overrides``.
 
-
-def resolve_source(spec: str, sources_dir: Path) -> Path:
-    """A model file path, or the name of a built-in architecture to export (needs torch).
-
-    Built-in architectures are exported with seeded, UNTRAINED weights: for speed only.
+    The name defaults to the file name. What was decided, and from where, goes to the log in one line.
     """
-    path = Path(spec)
-    if path.suffix in (".onnx", ".xml") or path.exists():
-        return path
-    try:
-        from models import is_model
-        from models.export import export_architecture
-    except ImportError:
-        raise ConfigError(f"--model {spec}: no such file, and built-in architectures need the "
-                          "'train' extra (torch)") from None
-    if not is_model(spec):
-        from models import list_models
-        raise ConfigError(f"--model {spec}: no such file or built-in architecture "
-                          f"(known: {', '.join(list_models())})")
-    log.info("exporting built-in architecture %s with UNTRAINED weights (speed only)", spec)
-    return export_architecture(spec, sources_dir)
-
-
-def sha256_files(paths: list[Path]) -> str:
-    """sha256 over the given files' bytes, in order."""
-    h = hashlib.sha256()
-    for path in paths:
-        with Path(path).open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    return h.hexdigest()
-
-
-def read_source(source: Path) -> ov.Model:
-    """Read an ONNX or IR model with OpenVINO, with a one-line error naming the file."""
-    source_files(source)
-    try:
-        return ov.Core().read_model(str(source))
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unreadable"
-        raise ModelError(f"{source}: cannot read model: {first}") from None
-
-
-def embedded_card(model: ov.Model) -> dict[str, Any] | None:
-    """The ``mlperf_cpu.card`` metadata a model carries, if any."""
-    for path in (["framework", METADATA_KEY], ["mlperf_cpu", "card"]):
-        if model.has_rt_info(path):
-            return json.loads(model.get_rt_info(path).astype(str))
-    return None
-
-
-def card_fields_for(model: ov.Model, ports: ClassifierPorts, source: Path) -> dict[str, Any]:
-    """Decide the preprocessing of ``model`` from its metadata or its class count."""
     meta = embedded_card(model)
+    overrides = dict(overrides or {})
     if meta is not None:
-        unknown = sorted(set(meta) - _CARD_SOURCE_FIELDS)
+        unknown = sorted(set(meta) - set(CARD_SOURCE_FIELDS))
         if unknown:
-            raise ModelError(f"{source}: unknown fields {unknown} in {METADATA_KEY} metadata")
+            raise ModelError(f"{source}: unknown fields {unknown} in {CARD_METADATA_KEY} metadata")
         fields = {"crop_pct": REFERENCE_CROP_PCT, "interpolation": "area", "label_offset": 0,
                   "convention": "metadata", **meta}
         fields.pop("layout", None)
+        for key in ("mean", "std"):
+            if key not in fields and key not in overrides:
+                raise ModelError(f"{source}: {CARD_METADATA_KEY} metadata gives no {key} (0..255 pixel units); "
+                                 f"add it, or pass --{key}")
     elif ports.num_classes == 1001:
-        fields = {"name": source.stem, "mean": MLPERF_RESNET50_MEAN, "std": MLPERF_RESNET50_STD,
+        fields = {"mean": MLPERF_RESNET50_MEAN, "std": MLPERF_RESNET50_STD,
                   "label_offset": -1, "convention": "mlcommons-1001"}
     elif ports.num_classes == 1000:
-        fields = {"name": source.stem, "mean": TORCHVISION_MEAN, "std": TORCHVISION_STD,
+        fields = {"mean": TORCHVISION_MEAN, "std": TORCHVISION_STD,
                   "label_offset": 0, "convention": "torchvision-1000"}
+    elif {"mean", "std"} <= set(overrides):
+        fields = {"label_offset": 0, "convention": "command-line"}
     else:
         raise ModelError(
-            f"{source}: {ports.num_classes}-class model without '{METADATA_KEY}' metadata: "
-            "cannot tell its preprocessing (1001 = MLCommons, 1000 = torchvision)")
+            f"{source}: {ports.num_classes}-class model without '{CARD_METADATA_KEY}' metadata: "
+            "cannot tell its preprocessing (1001 = MLCommons, 1000 = torchvision); pass --mean and --std")
+    fields.setdefault("name", source.stem)
     fields.setdefault("input_size", ports.input_size)
     if fields["input_size"] != ports.input_size:
         raise ModelError(f"{source}: metadata input_size {fields['input_size']} but the input is "
@@ -162,7 +121,17 @@ def card_fields_for(model: ov.Model, ports: ClassifierPorts, source: Path) -> di
                          f"{ports.num_classes}")
     if ports.num_classes == 1001 and meta is None:
         fields["num_classes"] = 1000  # labels after the -1 offset
+    if overrides:
+        fields.update(overrides)
+        fields["convention"] = f"{fields['convention']} + command line ({', '.join(sorted(overrides))})"
     return fields
+
+
+def describe_preprocessing(card: ModelCard) -> str:
+    """One line saying how images will be turned into this model's input, and where that came from."""
+    return (f"{card.name}: {card.convention}: resize short side to int({card.input_size}/{card.crop_pct:g}) "
+            f"({card.interpolation}), centre crop {card.input_size}, mean {list(card.mean)} std {list(card.std)} "
+            f"(0..255 units), {card.num_classes} classes, label offset {card.label_offset:+d}")
 
 
 def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
@@ -170,6 +139,7 @@ def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
     blob = {"source": source_sha, "precision": req.precision, "layout": req.layout, "v": 2,
             "inference_precision": req.inference_precision,
             "check": None if req.check is None else [str(req.check.val_map), req.check.count],
+            "card": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(req.card_overrides.items())},
             "calibration": None if cal is None else {
                 "list": sha256_files([cal.list_file]), "subset": cal.subset_size,
                 "preset": cal.preset, "fbc": cal.fast_bias_correction}}
@@ -182,12 +152,13 @@ def prepare(req: PrepareRequest) -> Path:
     source_sha = sha256_files(files)
     model = read_source(req.source)
     ports = inspect_classifier(model, str(req.source))
-    fields = card_fields_for(model, ports, Path(req.source))
+    fields = card_fields_for(model, ports, Path(req.source), req.card_overrides)
     card = card_from_dict({**fields, "layout": req.layout, "precision": req.precision,
                            "inference_precision": req.inference_precision,
                            "source": str(Path(req.source).name), "source_sha256": source_sha},
                           f"{req.source} metadata")
-    out_dir = Path(req.out_root) / f"{card.name}-{req.precision}-{_settings_hash(req, source_sha)}"
+    log.info("preprocessing: %s", describe_preprocessing(card))
+    out_dir = Path(req.out_root) / f"{card.label}-{_settings_hash(req, source_sha)}"
     if (out_dir / CARD_FILE).is_file() and (out_dir / MODEL_FILE).is_file():
         log.info("prepared model cache hit: %s", out_dir)
         return out_dir

@@ -15,7 +15,7 @@ import openvino as ov
 import openvino.opset13 as ops
 from openvino.preprocess import PrePostProcessor
 
-from sut.errors import ModelError
+from common.errors import ModelError
 
 TOP1_NAME = "top1"
 

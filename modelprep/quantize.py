@@ -17,7 +17,7 @@ import openvino as ov
 from dataset.cache import build_cache
 from dataset.preprocess import PreprocessSpec
 from dataset.val_map import Sample, check_files_exist, parse_name_list
-from sut.errors import ConfigError
+from common.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

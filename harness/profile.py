@@ -1,89 +1,28 @@
-"""System profiles: the inference-pool settings (and system facts) for one machine type.
+"""Loading system profiles: the inference-pool settings (and system facts) for one machine type.
 
 A profile is a YAML file in ``configs/`` (``c6i.2xlarge.yaml``, ...), or
 ``host``, which is derived from the running machine. It is validated once,
-here, into frozen dataclasses that the rest of the harness takes as given.
+here, into the frozen ``sut.config`` records that the rest of the harness takes as given.
 """
 
 from __future__ import annotations
 
-import difflib
 import logging
-import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from sut.errors import ConfigError
+from common.errors import ConfigError
+from common.suggest import did_you_mean
+from hostinfo.probe import physical_cores
+from sut.config import EngineConfig, SystemProfile
 
 log = logging.getLogger(__name__)
 
 HOST = "host"
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """OpenVINO inference-pool settings, named after the properties they set.
-
-    ``num_threads`` is the total across streams (``INFERENCE_NUM_THREADS``). The
-    execution precision is not here: it belongs to the served model (its card).
-    """
-
-    num_streams: int
-    num_threads: int
-    infer_requests: int
-    batch_size: int
-    pinning: bool = True
-
-    def __post_init__(self) -> None:
-        for name in ("num_streams", "num_threads", "infer_requests", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"engine.{name}: expected an integer >= 1, got {value!r}")
-        if self.infer_requests < self.num_streams:
-            raise ConfigError(
-                f"engine.infer_requests ({self.infer_requests}) must be >= engine.num_streams "
-                f"({self.num_streams}), or streams sit idle")
-        if self.num_threads < self.num_streams:
-            raise ConfigError(
-                f"engine.num_threads ({self.num_threads}) must be >= engine.num_streams ({self.num_streams})")
-        if not isinstance(self.pinning, bool):
-            raise ConfigError(f"engine.pinning: expected true or false, got {self.pinning!r}")
-        if self.infer_requests < 2 * self.num_streams:
-            # Measured: with one request per stream the batch refill runs in series with
-            # inference and the harness reaches ~0.965x benchmark_app instead of ~1.00x.
-            log.warning("engine.infer_requests (%d) < 2 x num_streams (%d): each stream idles while its "
-                        "batch is answered and refilled", self.infer_requests, self.num_streams)
-
-
-@dataclass(frozen=True)
-class SystemProfile:
-    """One machine type: how many cores it has, how to drive them, and its description."""
-
-    name: str
-    cores: int
-    engine: EngineConfig
-    description: str = ""
-    system: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-data form, for result JSON and reports."""
-        return asdict(self)
-
-
-def physical_cores() -> int:
-    """Physical cores available to this process (affinity-aware)."""
-    try:
-        import psutil
-
-        cores = psutil.cpu_count(logical=False) or 0
-    except ImportError:  # psutil is a declared dependency; this only guards odd installs
-        cores = 0
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(cores or allowed, allowed))
 
 
 def host_profile() -> SystemProfile:
@@ -99,9 +38,7 @@ def _check_keys(data: dict[str, Any], allowed: set[str], origin: str) -> None:
     """Refuse unknown keys, suggesting the closest known one."""
     for key in data:
         if key not in allowed:
-            near = difflib.get_close_matches(key, sorted(allowed), n=1, cutoff=0.6)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ConfigError(f"{origin}: unknown key {key!r}{hint}")
+            raise ConfigError(f"{origin}: unknown key {key!r}{did_you_mean(key, allowed)}")
 
 
 def profile_from_dict(data: dict[str, Any], origin: str) -> SystemProfile:
@@ -155,10 +92,8 @@ def load_profile(name_or_path: str, config_dir: Path = DEFAULT_CONFIG_DIR,
             path = Path(config_dir) / f"{name_or_path}.yaml"
         if not path.is_file():
             names = available_profiles(config_dir)
-            near = difflib.get_close_matches(name_or_path, names, n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ConfigError(
-                f"system profile {name_or_path!r} not found{hint}; known: {', '.join(names)}")
+            raise ConfigError(f"system profile {name_or_path!r} not found{did_you_mean(name_or_path, names)}; "
+                              f"known: {', '.join(names)}")
         try:
             data = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:

@@ -37,3 +37,11 @@ class RunInterrupted(HarnessError):
     """The run was stopped by a signal; its directory is marked incomplete."""
 
     exit_code = 130
+
+
+class SubmissionError(HarnessError):
+    """A run or tree that must not be submitted; the message names the reason and the file."""
+
+
+class SystemDescriptionError(ConfigError):
+    """The system description lacks a required field or has a wrong value."""

@@ -1,4 +1,5 @@
-"""Checking user.conf before LoadGen reads it.
+"""The LoadGen conf format: checking user.conf before LoadGen reads it, editing it, and the
+round's mlperf.conf that LoadGen carries inside itself.
 
 LoadGen's own parser logs a bad line into the detail log and carries on; we
 refuse it up front with the file and line, and warn about keys LoadGen would
@@ -7,12 +8,13 @@ silently ignore. Format: ``model.scenario.key = value`` with ``#`` comments.
 
 from __future__ import annotations
 
-import difflib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from sut.errors import ConfigError
+from common.errors import ConfigError
+from common.suggest import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +79,7 @@ def parse_user_conf(path: Path) -> list[ConfEntry]:
         if scenario not in SCENARIOS:
             raise ConfigError(f"{where}: unknown scenario {scenario!r}; expected one of {SCENARIOS}")
         if key not in KNOWN_KEYS:
-            near = difflib.get_close_matches(key, sorted(KNOWN_KEYS), n=1, cutoff=0.7)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ConfigError(f"{where}: unknown LoadGen setting {key!r}{hint}")
+            raise ConfigError(f"{where}: unknown LoadGen setting {key!r}{did_you_mean(key, KNOWN_KEYS)}")
         value = _number(rhs)
         if value is None or len(rhs.split()) != 1:
             raise ConfigError(f"{where}: {key} value {rhs!r} is not a number")
@@ -118,3 +118,23 @@ def builtin_mlperf_conf() -> bytes:
     if blob.find(_BUILTIN_CONF_HEAD, start + 1) >= 0:
         raise ConfigError(f"{origin}: more than one mlperf.conf in the LoadGen binary")
     return blob[start:blob.index(b"\x00", start)]
+
+
+def set_value(user_conf: Path, model: str, scenario: str, key: str, value: float) -> None:
+    """Set ``model.scenario.key = value`` in ``user_conf``, keeping every other line as it is.
+
+    An existing line for exactly that key is replaced in place; otherwise the line is appended.
+    """
+    user_conf = Path(user_conf)
+    line = f"{model}.{scenario}.{key} = {value:.1f}" if isinstance(value, float) else \
+        f"{model}.{scenario}.{key} = {value}"
+    pattern = re.compile(rf"^\s*{re.escape(model)}\.{re.escape(scenario)}\.{re.escape(key)}\s*=.*$")
+    lines = user_conf.read_text().splitlines() if user_conf.is_file() else []
+    if any(pattern.match(old) for old in lines):
+        lines = [line if pattern.match(old) else old for old in lines]
+    else:
+        lines.append(line)
+    try:
+        user_conf.write_text("\n".join(lines) + "\n")
+    except OSError as exc:
+        raise ConfigError(f"{user_conf}: cannot write ({exc.strerror})") from None

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from sut.errors import HarnessError
-from sut.loadgen_logs import read_detail
+from common.errors import HarnessError
+from records.loadgen_logs import read_detail
 
 TEST01_ACCURACY_LOG_SEED = 720381539243781796
 TEST01_SAMPLING_TARGET = 4096

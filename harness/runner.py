@@ -9,39 +9,37 @@ are checked, so a killed or interrupted run can never pass for a finished one.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.errors import ConfigError, EngineError, HarnessError, RunInterrupted
+from common.files import sha256_file
+from common.loadgen_conf import lookup, parse_user_conf
+from common.testspec import BENCHMARK, Mode, Overrides, Scenario
 from dataset.cache import build_cache
 from dataset.val_map import parse_val_map
-from sut.card import ModelCard, load_card
-from sut.compliance import audit_config, verify_performance, verify_test01_accuracy
-from sut.errors import ConfigError, EngineError, HarnessError, RunInterrupted
-from sut.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail, read_summary_lines
-from sut.profile import SystemProfile
-from sut.types import Mode, Overrides
-from sut.userconf import lookup, parse_user_conf
+from harness.compliance import audit_config, verify_performance, verify_test01_accuracy
+from modelprep.card import ModelCard, load_card
+from records import results as tree
+from records.accuracy import read_accuracy_log, top1, write_accuracy_txt
+from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
+from records.results import LOADGEN_KEYS, AccuracyFigures, RunResult
+from records.rules import run_problems
+from sut.config import SystemProfile
 
 log = logging.getLogger(__name__)
 
-BENCHMARK = "resnet50"  # LoadGen keys its rules on this exact name
-SCENARIO = "Offline"
-RESULT_FILE = "result.json"
-INCOMPLETE = "INCOMPLETE"
-OFFICIAL_MIN_DURATION_MS = 600_000
-OFFICIAL_ACCURACY_SAMPLES = 50_000
 AUTO_QPS_MARGIN = 1.2
 AUTO_QPS_MEASURE_S = 2.0
 _STEPS = ("Checking inputs", "Reading dataset", "Preprocessing (cached)", "Compiling model",
           "Configuring LoadGen", "Warming up", "Running LoadGen test", "Checking logs")
+_STALE = (tree.RESULT_FILE, DETAIL, SUMMARY, ACCURACY_LOG, "mlperf_log_trace.json", "accuracy.txt")
 
 
 @dataclass(frozen=True)
@@ -63,25 +61,15 @@ class RunRequest:
     overrides: Overrides = field(default_factory=Overrides)
     warmup_batches: int = 0  # 0: two rounds over every request
     command: str = ""
+    scenario: Scenario = Scenario.OFFLINE
 
-    def model_label(self, card: ModelCard) -> str:
-        """Folder name of the model under results/<system>/."""
-        return f"{card.name}-{card.precision}"
+    def run_dir(self, card: ModelCard) -> Path:
+        """Where this run's logs and record go."""
+        return tree.run_dir(self.results_dir, self.profile.name, card.label, self.scenario, self.mode)
 
-
-def run_dir_for(req: RunRequest, card: ModelCard) -> Path:
-    """``results/<system>/<model>/Offline/{accuracy,performance/run_1}``."""
-    base = scenario_dir(req, card)
-    if req.mode is Mode.ACCURACY:
-        return base / "accuracy"
-    if req.mode.is_compliance:
-        return base / req.mode.value / "performance" / "run_1"
-    return base / "performance" / "run_1"
-
-
-def scenario_dir(req: RunRequest, card: ModelCard) -> Path:
-    """``results/<system>/<model>/Offline``: every test of one model on one system."""
-    return Path(req.results_dir) / req.profile.name / req.model_label(card) / SCENARIO
+    def scenario_dir(self, card: ModelCard) -> Path:
+        """Every test of this model on this system in this scenario."""
+        return tree.scenario_dir(self.results_dir, self.profile.name, card.label, self.scenario)
 
 
 class _Steps:
@@ -115,46 +103,33 @@ def prepare_run_dir(run_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"{run_dir}: output directory not writable ({exc.strerror})") from None
-    for name in (RESULT_FILE, DETAIL, SUMMARY, ACCURACY_LOG, "mlperf_log_trace.json", "accuracy.txt"):
+    for name in _STALE:
         (run_dir / name).unlink(missing_ok=True)
 
 
-def write_result(run_dir: Path, result: dict[str, Any]) -> Path:
-    """Write ``result.json`` (atomically, so a half-written file never exists)."""
-    path = run_dir / RESULT_FILE
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
-    return path
+def _new_record(req: RunRequest, card: ModelCard, run_dir: Path) -> RunResult:
+    from hostinfo.probe import distribution_version
+
+    versions = {name: distribution_version(dist) or "" for name, dist in
+                (("loadgen", "mlcommons-loadgen"), ("openvino", "openvino"), ("nncf", "nncf"))}
+    return RunResult(mode=req.mode, scenario=req.scenario, card=card, profile=req.profile,
+                     run_dir=str(run_dir.resolve()),
+                     user_conf=str(Path(req.user_conf).resolve()), user_conf_sha256=sha256_file(req.user_conf),
+                     model_dir=str(Path(req.model_dir).resolve()), dataset_dir=str(Path(req.dataset_dir).resolve()),
+                     val_map=str(Path(req.val_map).resolve()), command=req.command,
+                     overrides=req.overrides.active(), versions=versions)
 
 
-def check_validity(detail: Any, overrides: Overrides, mode: Mode, loadgen_errors: list[str]) -> list[str]:
-    """Reasons this run cannot be submitted (empty list: submittable)."""
-    reasons: list[str] = []
-    if mode is not Mode.ACCURACY and detail.get("result_validity") != "VALID":
-        reasons.append(f"LoadGen result is {detail.get('result_validity')}")
-    if overrides.active():
-        reasons.append(f"non-official settings: {overrides.active()}")
-    if mode is Mode.ACCURACY and (detail.get("effective_accuracy_sample_count") or 0) < OFFICIAL_ACCURACY_SAMPLES:
-        reasons.append(f"accuracy run over {detail.get('effective_accuracy_sample_count')} samples, "
-                       f"not {OFFICIAL_ACCURACY_SAMPLES}")
-    if (detail.get("effective_min_duration_ms") or 0) < OFFICIAL_MIN_DURATION_MS:
-        reasons.append(f"min_duration {detail.get('effective_min_duration_ms')} ms < {OFFICIAL_MIN_DURATION_MS}")
-    reasons += [f"LoadGen error: {e}" for e in loadgen_errors]
-    return reasons
+def execute(req: RunRequest) -> RunResult:
+    """Run one LoadGen test; return (and write) its record.
 
-
-def execute(req: RunRequest) -> dict[str, Any]:
-    """Run one LoadGen test; return (and write) the result record.
-
-    Raises ``HarnessError`` subclasses for anything the user can fix; the result
-    JSON then says ``status: error`` and never claims VALID.
+    Raises ``HarnessError`` subclasses for anything the user can fix; the record
+    then says ``status: error`` and never claims VALID.
     """
     # Heavy imports here so `--help` and input checks stay fast.
     import mlperf_loadgen as lg
     import openvino as ov
 
-    from sut.accuracy import read_accuracy_log, top1, write_accuracy_txt
     from sut.engine import compile_model
     from sut.qsl import SampleLibrary
     from sut.sut import OfflineSUT
@@ -166,16 +141,9 @@ def execute(req: RunRequest) -> dict[str, Any]:
     if Path("audit.config").exists():
         raise ConfigError(f"{Path('audit.config').resolve()}: a stray audit.config would change this "
                           "test's settings; remove it")
-    run_dir = run_dir_for(req, card)
+    run_dir = req.run_dir(card)
     prepare_run_dir(run_dir)
-    result: dict[str, Any] = {"status": "running", "mode": req.mode.value, "run_dir": str(run_dir),
-                              "benchmark": BENCHMARK, "scenario": SCENARIO, "card": asdict(card),
-                              "profile": req.profile.to_dict(), "user_conf": str(Path(req.user_conf).resolve()),
-                              "user_conf_sha256": hashlib.sha256(Path(req.user_conf).read_bytes()).hexdigest(),
-                              "model_dir": str(Path(req.model_dir).resolve()),
-                              "dataset_dir": str(Path(req.dataset_dir).resolve()),
-                              "val_map": str(Path(req.val_map).resolve()), "command": req.command,
-                              "overrides": req.overrides.active(), "valid": False}
+    record = _new_record(req, card, run_dir)
     try:
         steps.next()  # Reading dataset
         samples = parse_val_map(req.val_map, card.num_classes)
@@ -187,68 +155,64 @@ def execute(req: RunRequest) -> dict[str, Any]:
                                        req.cache_dir / "ov_cache")
         for key, value in sorted(info.properties.items()):
             log.info("  %s: %s", key, value)
-        result["compiled_properties"] = info.properties
-        result["inference_precision"] = info.properties.get("INFERENCE_PRECISION_HINT")
+        record.compiled_properties = info.properties
+        record.inference_precision = info.properties.get("INFERENCE_PRECISION_HINT")
         steps.next()  # Configuring LoadGen
         settings = lg.TestSettings()
-        if settings.FromConfig(str(req.user_conf), BENCHMARK, SCENARIO) != 0:
+        if settings.FromConfig(str(req.user_conf), BENCHMARK, req.scenario.value) != 0:
             raise ConfigError(f"{req.user_conf}: LoadGen could not read it")
         settings.scenario = lg.TestScenario.Offline
         # Compliance modes run as performance tests; their audit config switches on the rest.
         settings.mode = lg.TestMode.AccuracyOnly if req.mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
         perf_count = int(req.overrides.performance_sample_count
-                         or lookup(conf, BENCHMARK, SCENARIO, "performance_sample_count_override") or 1024)
+                         or lookup(conf, BENCHMARK, req.scenario.value, "performance_sample_count_override")
+                         or 1024)
         qsl = SampleLibrary(cache, perf_count)
         sut = OfflineSUT(qsl, compiled, req.profile.engine.infer_requests)
         steps.next()  # Warming up
-        qsl.load_samples(list(range(min(qsl.performance_count, 256))))
+        warm = list(range(min(qsl.performance_count, 256)))
+        qsl.load_samples(warm)
         batches = req.warmup_batches or 2 * req.profile.engine.infer_requests
         measure_s = AUTO_QPS_MEASURE_S if req.overrides.target_qps == 0 else 0.0
         warm_qps = sut.pool.warmup(qsl.data, batches, measure_s)
-        qsl.unload_samples(list(range(min(qsl.performance_count, 256))))
+        qsl.unload_samples(warm)
         log.info("warm-up: %d batches%s", batches,
                  f", then {warm_qps:.1f} samples/s over {measure_s} s (not a result)" if measure_s else "")
         if measure_s:
-            result["warmup_samples_per_second"] = round(warm_qps, 1)
+            record.warmup_samples_per_second = round(warm_qps, 1)
         _apply_overrides(settings, req.overrides, warm_qps)
         steps.next()  # Running
         if req.mode.is_compliance:
             with audit_config(req.mode.value) as audit_path:
-                result["audit_config"] = audit_path.read_text()
-                _run_loadgen(lg, settings, sut, qsl, run_dir, result, audit_path)
+                record.audit_config = audit_path.read_text()
+                _run_loadgen(lg, settings, sut, qsl, record, audit_path)
         else:
-            _run_loadgen(lg, settings, sut, qsl, run_dir, result, None)
+            _run_loadgen(lg, settings, sut, qsl, record, None)
         steps.next()  # Checking logs
         detail = read_detail(run_dir)
-        result.update(_performance_fields(detail, read_summary_lines(run_dir)))
+        record.loadgen = {k: detail.get(k) for k in LOADGEN_KEYS if detail.get(k) is not None}
+        record.loadgen_errors = list(detail.errors)
         error = sut.first_error()
         if error is not None:
             raise EngineError(f"inference failed during the test: {error}")
         if req.mode is Mode.ACCURACY:
-            labels = read_accuracy_log(run_dir / ACCURACY_LOG)
-            acc = top1(labels, samples)
+            acc = top1(read_accuracy_log(run_dir / ACCURACY_LOG), samples, str(run_dir / ACCURACY_LOG))
             write_accuracy_txt(acc, run_dir / "accuracy.txt")
-            result["accuracy"] = {"top1_percent": round(acc.percent, 3), "good": acc.good,
-                                  "total": acc.total, "dataset_size": len(samples)}
-            if acc.total != len(samples):
-                detail.errors.append(f"accuracy log holds {acc.total} of {len(samples)} samples")
+            record.accuracy = AccuracyFigures(round(acc.percent, 3), acc.good, acc.total, len(samples))
         if req.mode.is_compliance:
-            result["compliance"] = _verify_compliance(req, card, run_dir)
-        reasons = check_validity(detail, req.overrides, req.mode, detail.errors)
-        if result.get("compliance", {}).get("passed") is False:
-            reasons.append(f"{req.mode.value} verification failed")
-        result["loadgen_errors"] = detail.errors
-        result["submittable"] = not reasons
-        result["not_submittable_because"] = reasons
-        result["valid"] = req.mode is Mode.ACCURACY or detail.get("result_validity") == "VALID"
-        result["status"] = "ok"
-        result["timings_ms"] = steps.times_ms
-        write_result(run_dir, result)
-        (run_dir / INCOMPLETE).unlink(missing_ok=True)
-        return result
+            record.compliance = _verify_compliance(req, card, run_dir)
+        problems = run_problems(record, detail)
+        record.submittable = not problems
+        record.not_submittable_because = [str(p) for p in problems]
+        record.valid = req.mode is Mode.ACCURACY or record.validity == "VALID"
+        record.status = "ok"
+        record.timings_ms = steps.times_ms
+        record.save()
+        tree.clear_incomplete(run_dir)
+        return record
     except HarnessError as exc:
-        result.update(status="error", error=str(exc), valid=False, submittable=False)
-        write_result(run_dir, result)
+        record.status, record.error, record.valid, record.submittable = "error", str(exc), False, False
+        record.save()
         raise
 
 
@@ -269,9 +233,9 @@ def _apply_overrides(settings: Any, overrides: Overrides, warm_qps: float) -> No
 
 def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[str, Any]:
     """Verify a TEST01/TEST04 run against this model's normal runs; write verify_*.txt."""
-    base = scenario_dir(req, card)
-    test_dir = base / req.mode.value
-    reference = base / "performance" / "run_1"
+    base = req.scenario_dir(card)
+    test_dir = tree.compliance_dir(base, req.mode)
+    reference = tree.run_dir_in(base, Mode.PERFORMANCE)
     if not (reference / DETAIL).is_file():
         return {"passed": None, "why": f"{reference}: no performance run to compare with"}
     official = not req.overrides.active()
@@ -280,7 +244,7 @@ def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[
     out: dict[str, Any] = {"performance": {"passed": perf.passed, **perf.details}}
     passed = perf.passed
     if req.mode is Mode.TEST01:
-        acc = verify_test01_accuracy(base / "accuracy" / ACCURACY_LOG, run_dir / ACCURACY_LOG)
+        acc = verify_test01_accuracy(tree.run_dir_in(base, Mode.ACCURACY) / ACCURACY_LOG, run_dir / ACCURACY_LOG)
         (test_dir / "verify_accuracy.txt").write_text(acc.text())
         out["accuracy"] = {"passed": acc.passed, **acc.details}
         passed = passed and acc.passed
@@ -289,18 +253,18 @@ def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[
     return out
 
 
-def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, run_dir: Path, result: dict[str, Any],
-                 audit_path: Path | None) -> None:
+def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, record: RunResult, audit_path: Path | None) -> None:
     """StartTest on a worker thread so SIGINT/SIGTERM are seen within a fraction of a second.
 
     ``audit_path`` is passed to LoadGen explicitly ("" = none), so a stray audit.config
     in the working directory can never leak into a normal run.
     """
+    run_dir = record.directory
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = str(run_dir)
     log_settings.log_output.copy_summary_to_stdout = False
     log_settings.enable_trace = False
-    (run_dir / INCOMPLETE).write_text("LoadGen test started; not finished or not yet checked\n")
+    tree.mark_incomplete(run_dir, "LoadGen test started; not finished or not yet checked")
     sut_handle = lg.ConstructFastSUT(sut.issue_query, sut.flush_queries)
     qsl_handle = lg.ConstructQSL(qsl.total_count, qsl.performance_count, qsl.load_samples, qsl.unload_samples)
     done = threading.Event()
@@ -326,11 +290,11 @@ def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, run_dir: Path, resu
     except KeyboardInterrupt:
         if audit_path is not None:
             audit_path.unlink(missing_ok=True)  # os._exit below skips the context manager
-        _abandon(run_dir, result, "interrupted by signal")
+        _abandon(record, "interrupted by signal")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    result["loadgen_wall_s"] = round(time.perf_counter() - start, 2)
+    record.loadgen_wall_s = round(time.perf_counter() - start, 2)
     sut.close()
     lg.DestroyQSL(qsl_handle)
     lg.DestroyFastSUT(sut_handle)
@@ -342,24 +306,11 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _abandon(run_dir: Path, result: dict[str, Any], why: str) -> None:
+def _abandon(record: RunResult, why: str) -> None:
     """Mark the run incomplete and leave at once: LoadGen cannot be stopped mid-test."""
-    (run_dir / INCOMPLETE).write_text(f"{why}; these logs are not a result\n")
-    result.update(status="interrupted", valid=False, submittable=False, error=why)
-    write_result(run_dir, result)
-    log.error("%s: %s marked INCOMPLETE", why, run_dir)
+    tree.mark_incomplete(record.directory, f"{why}; these logs are not a result")
+    record.status, record.error, record.valid, record.submittable = "interrupted", why, False, False
+    record.save()
+    log.error("%s: %s marked INCOMPLETE", why, record.directory)
     logging.shutdown()
     os._exit(RunInterrupted.exit_code)
-
-
-def _performance_fields(detail: Any, summary: dict[str, str]) -> dict[str, Any]:
-    """The figures and effective settings a reader of result.json wants."""
-    keys = ("result_validity", "result_samples_per_second", "result_min_duration_met",
-            "result_min_queries_met", "effective_min_duration_ms", "effective_min_query_count",
-            "effective_target_qps", "effective_performance_sample_count", "effective_sample_index_rng_seed",
-            "effective_qsl_rng_seed", "effective_schedule_rng_seed", "loadgen_version",
-            "effective_accuracy_sample_count", "result_query_count")
-    out = {k: detail.get(k) for k in keys if detail.get(k) is not None}
-    out["samples_per_second"] = detail.get("result_samples_per_second")
-    out["summary_result"] = summary.get("Result is")
-    return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -20,10 +19,12 @@ import numpy as np
 import openvino as ov
 import yaml
 
-from sut.card import ModelCard, load_card
+from common.loadgen_conf import set_value
+from common.testspec import BENCHMARK, Scenario
+from harness.profile import DEFAULT_CONFIG_DIR
+from modelprep.card import ModelCard, load_card
+from sut.config import EngineConfig, SystemProfile
 from sut.engine import InferencePool, compile_model
-from sut.errors import ConfigError
-from sut.profile import EngineConfig, SystemProfile
 
 log = logging.getLogger(__name__)
 
@@ -75,25 +76,34 @@ def tune(model_dir: Path, base: SystemProfile, seconds: float, batches: tuple[in
 def write_profile(path: Path, base: SystemProfile, best: TunePoint, name: str, card: ModelCard) -> Path:
     """Write the best point as a profile YAML that keeps ``base``'s system description."""
     profile = replace(base, name=name, engine=best.engine,
-                      description=f"{base.description} (tuned for {card.name}-{card.precision})".strip())
+                      description=f"{base.description} (tuned for {card.label})".strip())
     data = asdict(profile)
-    header = (f"# Written by `mlperf-cpu tune` for {card.name}-{card.precision}: "
+    header = (f"# Written by `mlperf-cpu tune` for {card.label}: "
               f"{best.samples_per_second:.1f} samples/s measured on this machine.\n")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + yaml.safe_dump(data, sort_keys=False))
     return path
 
 
-def set_target_qps(user_conf: Path, qps: float) -> None:
-    """Set ``resnet50.Offline.target_qps`` in ``user_conf``, keeping every other line."""
-    line = f"resnet50.Offline.target_qps = {qps:.1f}"
-    pattern = re.compile(r"^\s*resnet50\.Offline\.target_qps\s*=.*$")
-    lines = user_conf.read_text().splitlines() if user_conf.is_file() else []
-    if any(pattern.match(l) for l in lines):
-        lines = [line if pattern.match(l) else l for l in lines]
-    else:
-        lines.append(line)
-    try:
-        user_conf.write_text("\n".join(lines) + "\n")
-    except OSError as exc:
-        raise ConfigError(f"{user_conf}: cannot write ({exc.strerror})") from None
+@dataclass(frozen=True)
+class TuneOutcome:
+    """What ``tune_and_record`` measured and wrote."""
+
+    points: list[TunePoint]
+    profile_path: Path
+    profile_name: str
+    target_qps: float
+
+
+def tune_and_record(model_dir: Path, base: SystemProfile, user_conf: Path, *, seconds: float = 3.0,
+                    batches: tuple[int, ...] = (8, 16, 32), requests_per_stream: tuple[int, ...] = (1, 2),
+                    margin: float = TARGET_QPS_MARGIN, name: str | None = None,
+                    profile_out: Path | None = None, progress: bool = True) -> TuneOutcome:
+    """Measure the grid, write the best point as a profile and set Offline target_qps in ``user_conf``."""
+    points = tune(model_dir, base, seconds, batches, requests_per_stream, progress)
+    best = points[0]
+    name = name or f"{base.name}-tuned"
+    path = write_profile(profile_out or DEFAULT_CONFIG_DIR / f"{name}.yaml", base, best, name, load_card(model_dir))
+    target = round(best.samples_per_second * margin, 1)
+    set_value(user_conf, BENCHMARK, Scenario.OFFLINE.value, "target_qps", target)
+    return TuneOutcome(points, path, name, target)

@@ -1,9 +1,29 @@
-"""Plain data records shared by the runner, accuracy, report and tests (no heavy imports)."""
+"""What one LoadGen test is: benchmark, scenario, mode and non-official overrides (no heavy imports)."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+
+BENCHMARK = "resnet50"  # LoadGen keys the round's rules on this exact model name
+
+
+class Scenario(str, enum.Enum):
+    """A LoadGen scenario; the value is LoadGen's and the results tree's spelling."""
+
+    OFFLINE = "Offline"
+    SINGLE_STREAM = "SingleStream"
+    MULTI_STREAM = "MultiStream"
+    SERVER = "Server"
+
+    @classmethod
+    def parse(cls, text: str) -> "Scenario":
+        """``Scenario.parse("singlestream")`` -> ``Scenario.SINGLE_STREAM``."""
+        for scenario in cls:
+            if scenario.value.lower() == text.lower():
+                return scenario
+        raise ValueError(f"scenario: expected one of {[s.value for s in cls]}, got {text!r}")
 
 
 class Mode(str, enum.Enum):
@@ -44,20 +64,3 @@ class Overrides:
     def active(self) -> dict[str, float]:
         """The overrides that are set."""
         return {k: v for k, v in self.__dict__.items() if v is not None}
-
-
-@dataclass(frozen=True)
-class AccuracyResult:
-    """Top-1 accuracy as the reference accuracy script reports it."""
-
-    good: int
-    total: int
-
-    @property
-    def percent(self) -> float:
-        """Top-1 in percent."""
-        return 100.0 * self.good / self.total if self.total else 0.0
-
-    def line(self) -> str:
-        """The reference line the submission checker parses."""
-        return f"accuracy={self.percent:.3f}%, good={self.good}, total={self.total}"

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dataset.preprocess import PreprocessSpec
-from sut.errors import ConfigError
+from common.errors import ConfigError
 
 CARD_FILE = "card.json"
 MODEL_FILE = "model.xml"
@@ -51,6 +51,11 @@ class ModelCard:
     accuracy_check: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
 
+    # Fields that identify the served model: runs packaged together must agree on all of them.
+    IDENTITY_FIELDS: ClassVar[tuple[str, ...]] = (
+        "source_sha256", "precision", "inference_precision", "name", "source", "calibration", "layout",
+        "input_size", "mean", "std", "label_offset")
+
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"card precision: expected one of {PRECISIONS}, got {self.precision!r}")
@@ -68,7 +73,13 @@ class ModelCard:
                 raise ConfigError(f"card {name}: expected 3 values, got {value!r}")
         if any(s == 0 for s in self.std):
             raise ConfigError(f"card std: zero in {self.std!r}")
+        check_pixel_units(self.mean, self.std)
         self.preprocess  # validates the geometry fields
+
+    @property
+    def label(self) -> str:
+        """The model's folder name in the results tree: ``<name>-<precision>``."""
+        return f"{self.name}-{self.precision}"
 
     @property
     def preprocess(self) -> PreprocessSpec:
@@ -84,6 +95,17 @@ class ModelCard:
         path = Path(directory) / CARD_FILE
         path.write_text(self.to_json())
         return path
+
+
+def check_pixel_units(mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+    """Refuse mean/std written in 0..1 units: the served graph subtracts them from 0..255 pixels.
+
+    (0.485, 0.456, 0.406) / (0.229, 0.224, 0.225) would be accepted by the graph and score a few
+    percent; in pixel units they are (123.675, 116.28, 103.53) / (58.395, 57.12, 57.375).
+    """
+    if 0 < max(mean) <= 1.0 or max(std) < 1.0:
+        raise ConfigError(f"card mean {list(mean)} / std {list(std)}: these look like 0..1 units, but mean and "
+                          "std are in 0..255 pixel units (multiply both by 255)")
 
 
 def card_from_dict(data: dict[str, Any], origin: str) -> ModelCard:

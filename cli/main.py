@@ -1,0 +1,418 @@
+"""Command line: ``mlperf-cpu {pipeline,prepare,run,tune,report,models,accuracy,summary,package,check,describe-system}``.
+
+One handler per subcommand; ``main(argv)`` is testable and is the only place that turns
+errors into exit codes: a ``HarnessError`` prints one ``ERROR`` line (after closing any
+progress bar), anything else a traceback. Handlers validate the edge and call the
+stage or flow that does the work; they print, the library only logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from common.errors import ConfigError, HarnessError
+
+log = logging.getLogger("mlperf_cpu")
+
+DEFAULT_WORK = Path("work")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="[ %(levelname)s ] %(message)s", stream=sys.stderr, force=True)
+    for noisy in ("nncf", "openvino"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _log_arguments(args: argparse.Namespace) -> None:
+    log.info("===== arguments =====")
+    for key, value in sorted(vars(args).items()):
+        if key not in ("handler", "command_line"):
+            log.info("  %s = %s", key, value)
+
+
+def _close_progress_bars() -> None:
+    """End any open tqdm bar's line, so an ERROR line starts on a line of its own."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return
+    for bar in list(getattr(tqdm, "_instances", [])):
+        bar.close()
+
+
+# ----------------------------------------------------------------------------- prepare
+def _card_overrides(args: argparse.Namespace) -> dict:
+    out: dict = {}
+    for key in ("name", "crop_pct", "interpolation", "label_offset"):
+        if getattr(args, key, None) is not None:
+            out[key] = getattr(args, key)
+    for key in ("mean", "std"):
+        text = getattr(args, key, None)
+        if text is not None:
+            try:
+                values = tuple(float(v) for v in text.split(","))
+            except ValueError:
+                raise ConfigError(f"--{key} {text!r}: expected three numbers, e.g. 123.675,116.28,103.53") from None
+            if len(values) != 3:
+                raise ConfigError(f"--{key} {text!r}: expected three comma-separated numbers (R,G,B)")
+            out[key] = values
+    return out
+
+
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from modelprep.agreement import CheckSet
+    from modelprep.card import load_card
+    from modelprep.prepare import PrepareRequest, describe_preprocessing, prepare
+    from modelprep.quantize import CalibrationConfig
+    from modelprep.source import resolve_source
+
+    calibration = check = None
+    if args.precision == "int8":
+        if args.calib_list is None or args.calib_dir is None:
+            raise ConfigError("--precision int8 needs --calib-list and --calib-dir")
+        calibration = CalibrationConfig(args.calib_dir, args.calib_list, args.calib_subset,
+                                        args.calib_preset)
+        if args.check_dataset is not None:
+            check = CheckSet(args.check_dataset, args.check_val_map or args.check_dataset / "val_map.txt",
+                             args.check_count)
+    source = resolve_source(args.model, args.out / "sources")
+    req = PrepareRequest(source, args.precision, args.out, args.cache_dir, args.layout, calibration,
+                         args.int8_rest, check, _card_overrides(args))
+    out = prepare(req)
+    print(f"preprocessing: {describe_preprocessing(load_card(out))}", file=sys.stderr)
+    print(out)
+    return 0
+
+
+# ----------------------------------------------------------------------------- run
+def _cmd_run(args: argparse.Namespace) -> int:
+    from common.testspec import Mode, Overrides, Scenario
+    from harness.profile import load_profile
+    from harness.runner import RunRequest, execute
+
+    val_map = args.val_map or args.dataset / "val_map.txt"
+    if not args.dataset.is_dir():
+        raise ConfigError(f"--dataset {args.dataset}: directory not found")
+    try:
+        scenario = Scenario.parse(args.scenario)
+    except ValueError as exc:
+        raise ConfigError(f"--scenario: {exc}") from None
+    profile = load_profile(args.system)
+    overrides = Overrides(args.min_duration_ms, args.min_query_count, args.target_qps,
+                          args.performance_sample_count)
+    req = RunRequest(Mode.parse(args.mode), args.model, args.dataset, val_map, profile, args.user_conf,
+                     args.results, args.cache_dir, overrides, command=args.command_line, scenario=scenario)
+    _print_result(execute(req))
+    return 0
+
+
+def _print_result(result: "RunResult") -> None:  # noqa: F821 - imported lazily
+    print(f"run dir      : {result.run_dir}")
+    print(f"mode         : {result.mode.value} ({result.scenario.value})")
+    if result.accuracy is not None:
+        a = result.accuracy
+        print(f"accuracy     : {a.top1_percent:.3f}% ({a.good}/{a.total})")
+    else:
+        print(f"result       : {result.validity}")
+        print(f"samples/s    : {result.samples_per_second}")
+    print(f"precision    : {result.card.precision} weights, inference precision hint {result.inference_precision}")
+    print(f"submittable  : {result.submittable}"
+          + ("" if result.submittable else f" ({'; '.join(result.not_submittable_because)})"))
+
+
+# ----------------------------------------------------------------------------- tune
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from harness.profile import load_profile
+    from harness.tune import TARGET_QPS_MARGIN, tune_and_record
+
+    batches = tuple(int(b) for b in args.batches.split(","))
+    requests = tuple(int(r) for r in args.requests_per_stream.split(","))
+    done = tune_and_record(args.model, load_profile(args.system), args.user_conf, seconds=args.seconds,
+                           batches=batches, requests_per_stream=requests, margin=args.margin or TARGET_QPS_MARGIN,
+                           name=args.name, profile_out=args.profile_out)
+    print("| streams | threads | requests | batch | samples/s |")
+    print("|---|---|---|---|---|")
+    for p in done.points:
+        e = p.engine
+        print(f"| {e.num_streams} | {e.num_threads} | {e.infer_requests} | {e.batch_size} | {p.samples_per_second:.1f} |")
+    print(f"best: {done.points[0].samples_per_second:.1f} samples/s -> profile {done.profile_path}; "
+          f"{args.user_conf}: resnet50.Offline.target_qps = {done.target_qps:.1f}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- report
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.profile import load_profile
+    from pipeline.flows import Workspace, demo_calibration, prepare_model
+    from pipeline.report import Row, measure, write
+    from modelprep.card import load_card
+
+    profile = load_profile(args.system)
+    ws = Workspace(work=args.work, results=args.out / "runs", demo_data=args.demo_data)
+    calibration = demo_calibration(ws)
+    rows = []
+    for spec in args.rows.split(","):
+        arch, _, precision = spec.partition(":")
+        model_dir = prepare_model(arch, precision or "int8", ws, calibration)
+        rows.append(Row(f"{arch} {precision or 'int8'}", model_dir, load_card(model_dir)))
+    measure(rows, ws.demo_data / "val", args.system, ws, args.user_conf, args.rounds, int(args.duration_s * 1000))
+    md = write(rows, args.out, profile.cores, args.rounds, int(args.duration_s * 1000), profile.name)
+    print(md.read_text())
+    print(f"written: {md}, {md.with_suffix('.json')}, {md.with_suffix('.png')}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- models
+def _cmd_models(args: argparse.Namespace) -> int:
+    from harness.profile import load_profile
+    from harness.tune import measure
+    from modelprep.card import load_card
+    from pipeline.flows import Workspace, demo_calibration, prepare_model
+
+    try:
+        import models
+    except ImportError:
+        raise ConfigError("'models' needs the train extra (torch): pip install -e '.[train]'") from None
+    profile = load_profile(args.system)
+    names = args.names.split(",") if args.names else models.list_models()
+    ws = Workspace(work=args.work, demo_data=args.demo_data)
+    print("Built-in architectures. Weights are UNTRAINED: only the speed is meaningful.")
+    print(f"| model | input | params (M) | GMACs | INT8 samples/s ({profile.name}, {args.seconds:.0f} s, pool only) |")
+    print("|---|---|---|---|---|")
+    calibration = demo_calibration(ws, args.calib_subset) if args.measure else None
+    import openvino as ov
+
+    core = ov.Core()
+    for name in names:
+        model_dir = prepare_model(name, "int8" if args.measure else "f32", ws, calibration)
+        card = load_card(model_dir)
+        speed = f"{measure(core, model_dir, card, profile.engine, args.seconds):.1f}" if args.measure else ""
+        print(f"| {name} | {card.input_size} | {card.params / 1e6:.2f} | {card.macs / 1e9:.2f} | {speed} |")
+    return 0
+
+
+# ----------------------------------------------------------------------------- accuracy, summary
+def _cmd_accuracy(args: argparse.Namespace) -> int:
+    from dataset.val_map import parse_val_map
+    from records.accuracy import read_accuracy_log, top1, write_accuracy_txt
+
+    samples = parse_val_map(args.val_map)
+    result = top1(read_accuracy_log(args.log), samples, str(args.log))
+    if args.out:
+        write_accuracy_txt(result, args.out)
+    print(result.line())
+    return 0
+
+
+def _cmd_summary(args: argparse.Namespace) -> int:
+    from records.summary import collect, format_table
+
+    print(format_table(collect(args.results)))
+    return 0
+
+
+# ----------------------------------------------------------------------------- pipeline
+def _cmd_pipeline(args: argparse.Namespace) -> int:
+    from pipeline.flows import PipelineRequest, Workspace, run_demo, run_real, run_submission
+    from records.summary import collect, format_table
+
+    from cli.submission import parse_assignments
+
+    if args.mode not in ("all", "accuracy", "performance"):
+        raise ConfigError(f"--mode must be all, accuracy or performance, got {args.mode!r}")
+    ws = Workspace(work=args.work, results=args.results, demo_data=args.demo_data)
+    req = PipelineRequest(ws, args.model, args.dataset, args.calib_list, args.calib_dir, args.val_map, args.system,
+                          args.precision, args.mode, args.user_conf, args.submission, args.org, args.out,
+                          args.compliance, args.tune, parse_assignments(args.set))
+    if args.submission:
+        done = run_submission(req, args.command_line)
+        print(f"packaged     : {', '.join(str(d) for d in done.scenario_dirs)}")
+        print(f"{args.out}: OK by this harness's rules; now run the official checker on it")
+    elif args.model is None and args.dataset is None and args.calib_list is None:
+        run_demo(req)
+    else:
+        if args.model is None or args.dataset is None:
+            raise ConfigError("a real run needs --model and --dataset (see --help)")
+        run_real(req)
+    print(format_table(collect(args.results)))
+    return 0
+
+
+def _add_pipeline(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("pipeline", help="the main job (what ./run_offline.sh runs): demo, real run or submission",
+                       description="No model, dataset or calibration list: the bundled demo (demo data, the committed "
+                                   "demo model as FP32 and INT8, LoadGen accuracy + short NON-OFFICIAL performance "
+                                   "runs). With them: a real run with official settings. With --submission: "
+                                   "everything for one system, packaged and checked (no model: the demo task at "
+                                   "official length).")
+    p.add_argument("--model", type=Path, help="resnet50_v1.onnx (or any ONNX/IR classifier; its card is derived)")
+    p.add_argument("--dataset", type=Path, help="ImageNet 2012 val directory holding the JPEGs and val_map.txt")
+    p.add_argument("--calib-list", type=Path, help="calibration list (MLCommons cal_image_list_option_1.txt)")
+    p.add_argument("--calib-dir", type=Path, help="where the calibration images are (default: --dataset)")
+    p.add_argument("--val-map", type=Path, help="default: <dataset>/val_map.txt")
+    p.add_argument("--system", default="host", help="system profile: host (default) or one of configs/*.yaml")
+    p.add_argument("--precision", choices=("int8", "f32", "bf16"), default="int8")
+    p.add_argument("--mode", default="all", help="all (default), accuracy or performance")
+    p.add_argument("--user-conf", type=Path, default=Path("user.conf"),
+                   help="LoadGen user.conf (set target_qps from a measurement)")
+    p.add_argument("--results", type=Path, default=Path("results"), help="results root (default: ./results)")
+    p.add_argument("--work", type=Path, default=DEFAULT_WORK,
+                   help="prepared models and the preprocessed-image cache (default: ./work)")
+    p.add_argument("--demo-data", type=Path, default=Path("data/demo"), help="where the demo dataset is built")
+    s = p.add_argument_group("a whole submission for one system")
+    s.add_argument("--submission", action="store_true",
+                   help="run everything with official settings and build an open-division tree")
+    s.add_argument("--org", default="Demo", help="submitter: the tree's open/<NAME> folder (default Demo)")
+    s.add_argument("--out", type=Path, default=Path("submission"), help="submission tree (default: submission)")
+    s.add_argument("--compliance", action="store_true", help="also run TEST01 and TEST04")
+    s.add_argument("--tune", action="store_true",
+                   help="measure the engine grid first and set target_qps (writes configs/<system>-tuned.yaml)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="a systems/<name>.json field this machine cannot read; repeatable")
+    p.set_defaults(handler=_cmd_pipeline)
+
+
+# ----------------------------------------------------------------------------- parser
+def _add_prepare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("prepare", help="ONNX/IR -> served FP32 or INT8 IR + model card")
+    p.add_argument("--model", required=True,
+                   help=".onnx file, OpenVINO .xml, or a built-in architecture name (untrained; needs torch)")
+    p.add_argument("--precision", choices=("f32", "bf16", "int8"), required=True,
+                   help="f32: real FP32 execution; bf16: the FP32 IR run in BF16; int8: NNCF PTQ")
+    p.add_argument("--int8-rest", choices=("f32", "bf16"), default="f32",
+                   help="execution precision of the layers INT8 leaves in float (default f32)")
+    p.add_argument("--calib-list", type=Path, help="calibration list (file names, one per line)")
+    p.add_argument("--calib-dir", type=Path, help="directory holding the calibration images")
+    p.add_argument("--calib-subset", type=int, help="use this many calibration images (default: all)")
+    p.add_argument("--calib-preset", choices=("performance", "mixed"), default="performance")
+    p.add_argument("--check-dataset", type=Path,
+                   help="held-out labelled images: INT8 vs FP32 top-1 and agreement, stored in the card")
+    p.add_argument("--check-val-map", type=Path, help="default: <check-dataset>/val_map.txt")
+    p.add_argument("--check-count", type=int, default=1000, help="held-out samples to check (default 1000)")
+    p.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW", help="uint8 input layout")
+    p.add_argument("--out", type=Path, default=DEFAULT_WORK / "models", help="prepared-model root")
+    p.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")
+    c = p.add_argument_group("model card (override what the model's metadata or class count implies; see README)")
+    c.add_argument("--name", help="model name (default: the card's, else the file name)")
+    c.add_argument("--mean", help="R,G,B mean in 0..255 pixel units, e.g. 123.675,116.28,103.53")
+    c.add_argument("--std", help="R,G,B std in 0..255 pixel units, e.g. 58.395,57.12,57.375")
+    c.add_argument("--crop-pct", type=float, help="centre-crop fraction: resize short side to size/crop_pct")
+    c.add_argument("--interpolation", choices=("area", "linear", "cubic"), help="resize filter")
+    c.add_argument("--label-offset", type=int, help="added to the argmax (-1 for 1001-class models)")
+    p.set_defaults(handler=_cmd_prepare)
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    r = sub.add_parser("run", help="one LoadGen test (one per process)")
+    r.add_argument("--mode", choices=("accuracy", "performance", "TEST01", "TEST04"), required=True,
+                   help="TEST01/TEST04: compliance runs, verified against this model's normal runs")
+    r.add_argument("--scenario", default="Offline", help="LoadGen scenario (default Offline)")
+    r.add_argument("--model", type=Path, required=True, help="prepared model directory (has card.json)")
+    r.add_argument("--dataset", type=Path, required=True, help="image directory (ImageNet val layout)")
+    r.add_argument("--val-map", type=Path, help="default: <dataset>/val_map.txt")
+    r.add_argument("--system", required=True, help="system profile name (configs/*.yaml or 'host')")
+    r.add_argument("--user-conf", type=Path, default=Path("user.conf"))
+    r.add_argument("--results", type=Path, default=Path("results"))
+    r.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")
+    demo = r.add_argument_group("non-official settings (demo/tests; the run is marked not submittable)")
+    demo.add_argument("--min-duration-ms", type=int)
+    demo.add_argument("--min-query-count", type=int)
+    demo.add_argument("--target-qps", type=float, help="0 = the warm-up throughput")
+    demo.add_argument("--performance-sample-count", type=int)
+    r.set_defaults(handler=_cmd_run)
+
+
+def _add_tools(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("tune", help="measure streams x batch x requests; write the best profile and target_qps")
+    t.add_argument("--model", type=Path, required=True, help="prepared model directory")
+    t.add_argument("--system", default="host", help="base profile (its cores and system description)")
+    t.add_argument("--batches", default="8,16,32", help="comma-separated batch sizes")
+    t.add_argument("--requests-per-stream", default="1,2", help="comma-separated infer requests per stream")
+    t.add_argument("--seconds", type=float, default=3.0, help="measuring time per point")
+    t.add_argument("--name", help="profile name to write (default <system>-tuned)")
+    t.add_argument("--profile-out", type=Path, help="profile YAML to write (default configs/<name>.yaml)")
+    t.add_argument("--margin", type=float,
+                   help="target_qps = best x margin (default 1.1; raise it on a machine shared with other "
+                        "jobs: a run faster than 1.1 x target_qps ends before 600 s and is INVALID)")
+    t.add_argument("--user-conf", type=Path, default=Path("user.conf"))
+    t.set_defaults(handler=_cmd_tune)
+
+    rp = sub.add_parser("report", help="Table 1 on this host: f32/bf16/INT8 ResNet-50 vs INT8 DeciNet-style models")
+    rp.add_argument("--rows", default="resnet50:f32,resnet50:bf16,resnet50:int8,decinet_s:int8,decinet_m:int8,"
+                                      "decinet_l:int8", help="comma-separated <architecture>:<precision>")
+    rp.add_argument("--system", default="host")
+    rp.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
+    rp.add_argument("--duration-s", type=float, default=20.0, help="LoadGen min duration per run")
+    rp.add_argument("--demo-data", type=Path, default=Path("data/demo"),
+                    help="demo dataset: calibration images and the (speed-only) performance inputs")
+    rp.add_argument("--out", type=Path, default=Path("results/report"))
+    rp.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    rp.add_argument("--user-conf", type=Path, default=Path("user.conf"))
+    rp.set_defaults(handler=_cmd_report)
+
+    m = sub.add_parser("models", help="built-in architectures: params, MACs and (--measure) INT8 speed")
+    m.add_argument("--names", help="comma-separated subset (default: all registered)")
+    m.add_argument("--measure", action="store_true", help="prepare INT8 and measure the pool's throughput")
+    m.add_argument("--system", default="host")
+    m.add_argument("--seconds", type=float, default=5.0)
+    m.add_argument("--calib-subset", type=int, default=100, help="calibration images (speed only)")
+    m.add_argument("--demo-data", type=Path, default=Path("data/demo"))
+    m.add_argument("--work", type=Path, default=DEFAULT_WORK)
+    m.set_defaults(handler=_cmd_models)
+
+    a = sub.add_parser("accuracy", help="accuracy.txt from mlperf_log_accuracy.json + val_map.txt")
+    a.add_argument("--log", type=Path, required=True)
+    a.add_argument("--val-map", type=Path, required=True)
+    a.add_argument("--out", type=Path)
+    a.set_defaults(handler=_cmd_accuracy)
+
+    s = sub.add_parser("summary", help="table of every run under a results directory")
+    s.add_argument("--results", type=Path, default=Path("results"))
+    s.set_defaults(handler=_cmd_summary)
+
+
+def main_parser() -> argparse.ArgumentParser:
+    """The argument parser (separate so tests and docs can inspect it)."""
+    from cli.submission import add_subcommands
+
+    parser = argparse.ArgumentParser(prog="mlperf-cpu", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_pipeline(sub)
+    _add_prepare(sub)
+    _add_run(sub)
+    _add_tools(sub)
+    add_subcommands(sub)  # package, check, describe-system
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = main_parser().parse_args(argv)
+    args.command_line = "mlperf-cpu " + shlex.join(argv)
+    _setup_logging(args.verbose)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        _log_arguments(args)
+        return handler(args)
+    except HarnessError as exc:
+        _close_progress_bars()
+        if args.verbose:
+            log.exception("failed")
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _close_progress_bars()
+        print("ERROR: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

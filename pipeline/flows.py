@@ -1,0 +1,245 @@
+"""The flows: prepare models, run tests (each in its own process), submit, in Python.
+
+``run_offline.sh``, the CLI's ``pipeline`` command, ``report`` and ``bench/`` all call
+these. A LoadGen test must run in its own process (LoadGen's ``FromConfig`` may be
+called once per process), so ``run_test`` starts ``python -m cli run`` and reads back
+the ``RunResult`` the child wrote; nothing parses the child's output.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common.errors import HarnessError
+from common.testspec import Mode, Overrides, Scenario
+from dataset.demo import build_demo_dataset
+from modelprep.agreement import CheckSet
+from modelprep.card import load_card
+from modelprep.prepare import PrepareRequest, prepare
+from modelprep.quantize import CalibrationConfig
+from modelprep.source import resolve_source
+from records import results as tree
+from records.results import RunResult
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_MODEL = REPO / "models" / "weights" / "decinet_demo.onnx"
+# Demo performance runs: short and NON-OFFICIAL (target QPS from a timed warm-up).
+DEMO_OVERRIDES = Overrides(min_duration_ms=10_000, min_query_count=1, target_qps=0)
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where generated things go: prepared models and the image cache (``work/``), results, demo data."""
+
+    work: Path = Path("work")
+    results: Path = Path("results")
+    demo_data: Path = Path("data/demo")
+
+    @property
+    def models(self) -> Path:
+        """Prepared-model root."""
+        return self.work / "models"
+
+    @property
+    def cache(self) -> Path:
+        """Preprocessed-image cache (and OpenVINO's compiled-model cache inside it)."""
+        return self.work / "cache"
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """One LoadGen test to run in its own process."""
+
+    mode: Mode
+    model_dir: Path
+    dataset: Path
+    system: str
+    workspace: Workspace
+    user_conf: Path = Path("user.conf")
+    val_map: Path | None = None
+    scenario: Scenario = Scenario.OFFLINE
+    overrides: Overrides = field(default_factory=Overrides)
+
+    def argv(self) -> list[str]:
+        """The ``mlperf-cpu run`` arguments for this test."""
+        args = ["run", "--mode", self.mode.value, "--scenario", self.scenario.value,
+                "--model", str(self.model_dir), "--dataset", str(self.dataset), "--system", self.system,
+                "--user-conf", str(self.user_conf), "--results", str(self.workspace.results),
+                "--cache-dir", str(self.workspace.cache)]
+        if self.val_map is not None:
+            args += ["--val-map", str(self.val_map)]
+        flags = {"min_duration_ms": "--min-duration-ms", "min_query_count": "--min-query-count",
+                 "target_qps": "--target-qps", "performance_sample_count": "--performance-sample-count"}
+        for key, value in self.overrides.active().items():
+            args += [flags[key], f"{value:g}" if isinstance(value, float) else str(value)]
+        return args
+
+    def run_dir(self) -> Path:
+        """Where the child writes this test's logs and record."""
+        from harness.profile import load_profile
+
+        profile = load_profile(self.system, check_fits=False)
+        return tree.run_dir(self.workspace.results, profile.name, load_card(self.model_dir).label, self.scenario,
+                            self.mode)
+
+
+def run_test(spec: TestSpec, quiet: bool = False) -> RunResult:
+    """Run one test in a child process and return the record it wrote.
+
+    ``quiet`` captures the child's output (its last error line is kept for the exception);
+    otherwise the child prints to this process's terminal.
+    """
+    cmd = [sys.executable, "-m", "cli", *spec.argv()]
+    log.info("$ %s", shlex.join(["mlperf-cpu", *spec.argv()]))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run(cmd, env=env, capture_output=quiet, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr or "").strip().splitlines()[-1:] if quiet else []
+        error = HarnessError(f"{spec.mode.value} run of {spec.model_dir} failed (exit {proc.returncode})"
+                             + (f": {last[0]}" if last else ""))
+        error.exit_code = proc.returncode
+        raise error
+    return RunResult.load(spec.run_dir())
+
+
+# ----------------------------------------------------------------------------- preparing models
+def demo_calibration(workspace: Workspace, subset: int | None = None) -> CalibrationConfig:
+    """The bundled demo's calibration list (built on first use)."""
+    demo = build_demo_dataset(workspace.demo_data)
+    return CalibrationConfig(demo / "train", demo / "cal_list.txt", subset_size=subset)
+
+
+def prepare_model(model: str, precision: str, workspace: Workspace, calibration: CalibrationConfig | None = None,
+                  check: CheckSet | None = None, **options: Any) -> Path:
+    """A model file or built-in architecture name -> prepared model directory."""
+    source = resolve_source(model, workspace.models / "sources")
+    return prepare(PrepareRequest(source, precision, workspace.models, workspace.cache,
+                                  calibration=calibration if precision == "int8" else None,
+                                  check=check if precision == "int8" else None, **options))
+
+
+# ----------------------------------------------------------------------------- the main job
+@dataclass(frozen=True)
+class PipelineRequest:
+    """What ``run_offline.sh`` was asked to do (its flags, validated)."""
+
+    workspace: Workspace
+    model: Path | None = None
+    dataset: Path | None = None
+    calib_list: Path | None = None
+    calib_dir: Path | None = None
+    val_map: Path | None = None
+    system: str = "host"
+    precision: str = "int8"
+    mode: str = "all"
+    user_conf: Path = Path("user.conf")
+    submission: bool = False
+    org: str = "Demo"
+    out: Path = Path("submission")
+    compliance: bool = False
+    tune: bool = False
+    system_fields: dict[str, str] = field(default_factory=dict)
+
+
+def run_demo(req: PipelineRequest) -> list[RunResult]:
+    """The bundled demo: FP32 and INT8 of the committed demo model, accuracy + short performance runs."""
+    log.info("bundled demo: digits in ImageNet val layout, committed DeciNet-style demo model")
+    log.info("demo performance runs use SHORT, NON-OFFICIAL LoadGen settings: not submittable")
+    ws = req.workspace
+    calibration = demo_calibration(ws)
+    demo = ws.demo_data
+    check = CheckSet(demo / "val", demo / "val" / "val_map.txt", 1000)
+    runs = []
+    for precision in ("f32", "int8"):
+        model_dir = prepare_model(str(DEMO_MODEL), precision, ws, calibration, check)
+        common = dict(model_dir=model_dir, dataset=demo / "val", system=req.system, workspace=ws,
+                      user_conf=req.user_conf)
+        runs.append(run_test(TestSpec(Mode.ACCURACY, **common)))
+        runs.append(run_test(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common)))
+    return runs
+
+
+def run_real(req: PipelineRequest) -> list[RunResult]:
+    """A user's model on a real dataset with official settings: prepare, then accuracy and/or performance."""
+    assert req.model is not None and req.dataset is not None
+    calibration = check = None
+    if req.precision == "int8":
+        if req.calib_list is None:
+            raise HarnessError("--precision int8 needs --calib-list")
+        calibration = CalibrationConfig(req.calib_dir or req.dataset, req.calib_list)
+        check = CheckSet(req.dataset, req.val_map or req.dataset / "val_map.txt", 1000)
+    model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check)
+    modes = {"all": (Mode.ACCURACY, Mode.PERFORMANCE), "accuracy": (Mode.ACCURACY,),
+             "performance": (Mode.PERFORMANCE,)}[req.mode]
+    return [run_test(TestSpec(mode, model_dir, req.dataset, req.system, req.workspace, req.user_conf, req.val_map))
+            for mode in modes]
+
+
+# ----------------------------------------------------------------------------- a whole submission
+DEMO_SYSTEM_FIELDS = {"cooling": "N/A (virtual machine; cooling managed by the cloud provider)",
+                      "host_memory_configuration": "undisclosed (virtual machine)"}
+DEMO_SUBMISSION_MARGIN = 1.3  # the demo model is ~70x faster than ResNet-50 and noisier per run
+
+
+def demo_submission_request(req: PipelineRequest) -> PipelineRequest:
+    """The demo task at official length: a 50,000-image val set rendered from the bundled digits,
+    the committed demo model, tuned into the workspace's own user.conf (never the project's)."""
+    import shutil
+    import socket
+    from dataclasses import replace
+
+    ws = req.workspace
+    demo = build_demo_dataset(ws.demo_data)
+    big = build_demo_dataset(ws.demo_data.with_name(ws.demo_data.name + "-50k"), val_size=50_000)
+    ws.work.mkdir(parents=True, exist_ok=True)
+    conf = ws.work / "demo-submission.user.conf"
+    shutil.copyfile(req.user_conf, conf)
+    fields = req.system_fields or {"system_name": f"{socket.gethostname()}-{req.system}", **DEMO_SYSTEM_FIELDS}
+    return replace(req, model=DEMO_MODEL, dataset=big / "val", calib_list=demo / "cal_list.txt",
+                   calib_dir=demo / "train", user_conf=conf, tune=True, system_fields=fields)
+
+
+def run_submission(req: PipelineRequest, command: str = "") -> Any:
+    """Prepare INT8, optionally tune, run every test with official settings, package and check."""
+    from harness.profile import load_profile
+    from harness.tune import tune_and_record
+    from submit.check import check_tree
+    from submit.package import package
+
+    demo = req.model is None and req.dataset is None
+    margin = DEMO_SUBMISSION_MARGIN if demo else None
+    if demo:
+        log.info("demo submission: demo task at official length (50,000 accuracy samples, 600 s run)")
+        req = demo_submission_request(req)
+    if req.model is None or req.dataset is None or req.calib_list is None:
+        raise HarnessError("--submission needs --model, --dataset and --calib-list (or none of them for the demo)")
+    check = CheckSet(req.dataset, req.val_map or req.dataset / "val_map.txt", 1000)
+    calibration = CalibrationConfig(req.calib_dir or req.dataset, req.calib_list)
+    model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check)
+    system = req.system
+    if req.tune:
+        from harness.tune import TARGET_QPS_MARGIN
+
+        outcome = tune_and_record(model_dir, load_profile(system), req.user_conf, margin=margin or TARGET_QPS_MARGIN)
+        log.info("tuned: %.1f samples/s -> profile %s, target_qps %.1f", outcome.points[0].samples_per_second,
+                 outcome.profile_path, outcome.target_qps)
+        system = outcome.profile_name
+    modes = [Mode.ACCURACY, Mode.PERFORMANCE] + ([Mode.TEST01, Mode.TEST04] if req.compliance else [])
+    for mode in modes:
+        run_test(TestSpec(mode, model_dir, req.dataset, system, req.workspace, req.user_conf, req.val_map))
+    label = load_card(model_dir).label
+    done = package(req.workspace.results, system, label, req.org, req.out, REPO, system_overrides=req.system_fields,
+                   user_conf=req.user_conf, replace=True, package_command=command or None)
+    problems = check_tree(req.out)
+    if problems:
+        raise HarnessError(f"{req.out}: {len(problems)} problem(s); first: {problems[0]}")
+    return done

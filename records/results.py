@@ -1,0 +1,235 @@
+"""The results tree and the run record: the one contract between a test and everything after it.
+
+Layout (the only place that builds these paths)::
+
+    <results>/<system>/<model label>/<Scenario>/
+        accuracy/                       an accuracy run
+        performance/run_1/              a performance run
+        TEST01/ TEST04/                 compliance: verify_*.txt here,
+            performance/run_1/          the compliance run's own logs
+
+Every run directory holds LoadGen's logs and ``result.json``: a ``RunResult`` written
+by the runner and read back by rules, report, summary and packaging. A run directory
+holding ``INCOMPLETE`` was interrupted or never checked; it is never a result.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from common.errors import HarnessError
+from common.files import write_text_atomic
+from common.testspec import BENCHMARK, Mode, Scenario
+from modelprep.card import ModelCard, card_from_dict
+from sut.config import SystemProfile
+
+SCHEMA_VERSION = 2
+RESULT_FILE = "result.json"
+INCOMPLETE = "INCOMPLETE"
+STATUSES = ("running", "ok", "error", "interrupted")
+# The detail-log keys a run record keeps (LoadGen's own names: the checker reads the same).
+LOADGEN_KEYS = ("result_validity", "result_samples_per_second", "result_min_duration_met",
+                "result_min_queries_met", "effective_min_duration_ms", "effective_min_query_count",
+                "effective_target_qps", "effective_performance_sample_count", "effective_sample_index_rng_seed",
+                "effective_qsl_rng_seed", "effective_schedule_rng_seed", "loadgen_version",
+                "effective_accuracy_sample_count", "result_query_count", "effective_scenario",
+                "effective_test_mode")
+
+
+# ----------------------------------------------------------------------------- paths
+def scenario_dir(results: Path, system: str, model_label: str, scenario: Scenario) -> Path:
+    """``<results>/<system>/<model label>/<Scenario>``: every test of one model on one system."""
+    return Path(results) / system / model_label / Scenario(scenario).value
+
+
+def compliance_dir(scenario_root: Path, mode: Mode) -> Path:
+    """``<scenario>/TEST0x``: where a compliance test's verification files go."""
+    if not mode.is_compliance:
+        raise ValueError(f"{mode.value} is not a compliance test")
+    return Path(scenario_root) / mode.value
+
+
+def run_dir_in(scenario_root: Path, mode: Mode, run: int = 1) -> Path:
+    """The directory of one run of ``mode`` under a scenario directory."""
+    if mode is Mode.ACCURACY:
+        return Path(scenario_root) / "accuracy"
+    if mode.is_compliance:
+        return compliance_dir(scenario_root, mode) / "performance" / f"run_{run}"
+    return Path(scenario_root) / "performance" / f"run_{run}"
+
+
+def run_dir(results: Path, system: str, model_label: str, scenario: Scenario, mode: Mode, run: int = 1) -> Path:
+    """``<results>/<system>/<model label>/<Scenario>/{accuracy,performance/run_N,TEST0x/performance/run_N}``."""
+    return run_dir_in(scenario_dir(results, system, model_label, scenario), mode, run)
+
+
+def result_path(run_directory: Path) -> Path:
+    """``result.json`` of a run directory."""
+    return Path(run_directory) / RESULT_FILE
+
+
+def is_incomplete(run_directory: Path) -> bool:
+    """True while a run directory carries the ``INCOMPLETE`` marker."""
+    return (Path(run_directory) / INCOMPLETE).exists()
+
+
+def mark_incomplete(run_directory: Path, why: str) -> None:
+    """Mark a run directory as not (yet) a result."""
+    (Path(run_directory) / INCOMPLETE).write_text(why.rstrip() + "\n")
+
+
+def clear_incomplete(run_directory: Path) -> None:
+    """Remove the marker once the run's logs have been checked."""
+    (Path(run_directory) / INCOMPLETE).unlink(missing_ok=True)
+
+
+def find_results(results: Path) -> list[Path]:
+    """Every ``result.json`` under a results root, sorted by path."""
+    return sorted(Path(results).rglob(RESULT_FILE))
+
+
+# ----------------------------------------------------------------------------- the record
+@dataclass(frozen=True)
+class AccuracyFigures:
+    """Accuracy of an accuracy run, as computed from its LoadGen accuracy log."""
+
+    top1_percent: float
+    good: int
+    total: int
+    dataset_size: int
+
+
+@dataclass
+class RunResult:
+    """What one LoadGen test was, and what came of it (``result.json``).
+
+    ``loadgen`` holds the detail-log values named in ``LOADGEN_KEYS``, under LoadGen's
+    own key names; the properties below are the ways to read them.
+    """
+
+    mode: Mode
+    scenario: Scenario
+    card: ModelCard
+    profile: SystemProfile
+    run_dir: str
+    status: str = "running"
+    benchmark: str = BENCHMARK
+    user_conf: str = ""
+    user_conf_sha256: str = ""
+    model_dir: str = ""
+    dataset_dir: str = ""
+    val_map: str = ""
+    command: str = ""
+    overrides: dict[str, float] = field(default_factory=dict)
+    valid: bool = False
+    submittable: bool = False
+    not_submittable_because: list[str] = field(default_factory=list)
+    error: str = ""
+    compiled_properties: dict[str, str] = field(default_factory=dict)
+    inference_precision: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    loadgen: dict[str, Any] = field(default_factory=dict)
+    loadgen_errors: list[str] = field(default_factory=list)
+    accuracy: AccuracyFigures | None = None
+    compliance: dict[str, Any] | None = None
+    audit_config: str | None = None
+    warmup_samples_per_second: float | None = None
+    loadgen_wall_s: float | None = None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    # --------------------------------------------------------------- readers
+    @property
+    def validity(self) -> str | None:
+        """LoadGen's verdict on a performance run (VALID / INVALID), None for accuracy runs."""
+        return self.loadgen.get("result_validity")
+
+    @property
+    def samples_per_second(self) -> float | None:
+        """The Offline metric."""
+        value = self.loadgen.get("result_samples_per_second")
+        return float(value) if value is not None else None
+
+    @property
+    def min_duration_ms(self) -> int | None:
+        """The min_duration LoadGen used."""
+        return self.loadgen.get("effective_min_duration_ms")
+
+    @property
+    def target_qps(self) -> float | None:
+        """The target_qps LoadGen used."""
+        return self.loadgen.get("effective_target_qps")
+
+    @property
+    def model_label(self) -> str:
+        """The model folder name in the results tree."""
+        return self.card.label
+
+    @property
+    def directory(self) -> Path:
+        """The run directory."""
+        return Path(self.run_dir)
+
+    @property
+    def engine(self) -> dict[str, Any]:
+        """The engine settings the run compiled with, as plain data."""
+        return asdict(self.profile.engine)
+
+    def identity(self) -> dict[str, Any]:
+        """What must be equal between runs that go into one submission: model, engine, precision."""
+        identity = {"card": {k: getattr(self.card, k) for k in ModelCard.IDENTITY_FIELDS},
+                    "engine": self.engine, "inference_precision": self.inference_precision,
+                    "profile": self.profile.name, "overrides": dict(self.overrides)}
+        return json.loads(json.dumps(identity))  # the JSON form, so a stored copy compares equal
+
+    # --------------------------------------------------------------- JSON
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (enums as their values)."""
+        data = asdict(self)
+        data["mode"], data["scenario"] = self.mode.value, self.scenario.value
+        return data
+
+    def save(self) -> Path:
+        """Write ``result.json`` into the run directory, atomically."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
+        return write_text_atomic(result_path(self.run_dir), text)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], origin: str) -> "RunResult":
+        """Rebuild a record; a record of another schema or shape is an error naming ``origin``."""
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise HarnessError(f"{origin}: result schema_version {version!r}, this harness reads "
+                               f"{SCHEMA_VERSION} (rerun the test with this version)")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise HarnessError(f"{origin}: unknown result field(s) {unknown}")
+        try:
+            values = dict(data)
+            values["mode"] = Mode.parse(values["mode"])
+            values["scenario"] = Scenario.parse(values["scenario"])
+            values["card"] = card_from_dict(values["card"], f"{origin}: card")
+            values["profile"] = SystemProfile.from_dict(values["profile"])
+            if values.get("accuracy") is not None:
+                values["accuracy"] = AccuracyFigures(**values["accuracy"])
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise HarnessError(f"{origin}: not a run record ({exc})") from None
+
+    @classmethod
+    def load(cls, run_directory: Path) -> "RunResult":
+        """Read ``result.json`` of a run directory."""
+        path = result_path(run_directory)
+        if not path.is_file():
+            raise HarnessError(f"{path}: missing: no finished run here")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise HarnessError(f"{path}:{exc.lineno}: invalid JSON") from None
+        if not isinstance(data, dict):
+            raise HarnessError(f"{path}: expected a JSON object")
+        return cls.from_dict(data, str(path))

@@ -1,0 +1,232 @@
+"""The one set of submission rules: what makes a run, or a pair of runs, submittable.
+
+The runner calls ``run_problems`` to say whether a run is ``submittable``; ``package``
+calls the same function on the same run before it will take it, and ``check`` applies
+the log-level rules to a tree on disk. So a run says ``submittable`` exactly when
+``package`` would take it, and both give the same reason when it would not.
+
+Each official number is defined here and nowhere else. A ``Problem`` marked
+``settings`` is about non-official settings (short runs, fewer samples, overrides):
+``package --allow-nonofficial`` may waive those for testing, and marks the tree.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+from common.errors import ConfigError, HarnessError, SubmissionError
+from common.loadgen_conf import builtin_mlperf_conf, lookup, parse_user_conf
+from common.testspec import BENCHMARK, Mode, Scenario
+from records.loadgen_logs import ACCURACY_LOG, DETAIL, DetailLog
+from records.results import RESULT_FILE, RunResult
+
+ROUND = "v6.1"
+DIVISIONS = ("open", "closed")
+OFFICIAL_MIN_DURATION_MS = 600_000
+OFFICIAL_ACCURACY_SAMPLES = 50_000
+MIN_PERFORMANCE_SAMPLE_COUNT = 1024
+SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
+MEASUREMENT_KEYS = ("input_data_types", "retraining", "starting_weights_filename", "weight_data_types",
+                    "weight_transformations")
+_TEST_MODES = {Mode.ACCURACY: "AccuracyOnly", Mode.PERFORMANCE: "PerformanceOnly",
+               Mode.TEST01: "PerformanceOnly", Mode.TEST04: "PerformanceOnly"}
+_ACCURACY_LINE = re.compile(r"^accuracy=([0-9.]+)%, good=(\d+), total=(\d+)\s*$")
+_HASH_LINE = re.compile(r"^hash=([0-9a-fA-F]+)$")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a run or tree cannot be submitted. ``settings``: waivable by ``allow_nonofficial``."""
+
+    path: Path
+    message: str
+    settings: bool = False
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@lru_cache(maxsize=1)
+def builtin_seeds() -> dict[str, int]:
+    """The round's seeds from the mlperf.conf compiled into the installed LoadGen."""
+    try:
+        conf = builtin_mlperf_conf().decode()
+    except ConfigError as exc:
+        raise SubmissionError(str(exc)) from None
+    seeds = {m.group(1): int(m.group(2))
+             for m in re.finditer(r"^\*\.\*\.(\w+_rng_seed)\s*=\s*(\d+)", conf, flags=re.M)}
+    missing = [k for k in SEED_KEYS if k not in seeds]
+    if missing:
+        raise SubmissionError(f"LoadGen's built-in mlperf.conf sets no {missing}")
+    return {k: seeds[k] for k in SEED_KEYS}
+
+
+def accuracy_sample_count(detail: DetailLog) -> Any:
+    """How many samples an accuracy run covered, as LoadGen logged it."""
+    return detail.get("effective_accuracy_sample_count", detail.get("qsl_reported_total_count"))
+
+
+# ----------------------------------------------------------------------------- log-level rules
+def log_problems(detail: DetailLog, path: Path, mode: Mode, scenario: Scenario,
+                 seeds: Mapping[str, int] | None = None) -> list[Problem]:
+    """Rules on one detail log alone (what ``check`` can verify on a packaged tree)."""
+    seeds = seeds or builtin_seeds()
+    out = [Problem(path, f"LoadGen error in the log: {e}") for e in detail.errors]
+    if detail.get("effective_scenario") != scenario.value:
+        out.append(Problem(path, f"scenario is {detail.get('effective_scenario')!r}, not {scenario.value}"))
+    if detail.get("effective_test_mode") != _TEST_MODES[mode]:
+        out.append(Problem(path, f"test mode is {detail.get('effective_test_mode')!r}, not {_TEST_MODES[mode]}"))
+    for key in SEED_KEYS:
+        found = detail.get(f"effective_{key}")
+        if found != seeds[key]:
+            out.append(Problem(path, f"{key} is {found}, not {seeds[key]} from LoadGen's built-in mlperf.conf "
+                                     f"(wrong LoadGen version for round {ROUND}?)", settings=True))
+    if mode is Mode.ACCURACY:
+        count = accuracy_sample_count(detail)
+        if count != OFFICIAL_ACCURACY_SAMPLES:
+            out.append(Problem(path, f"accuracy run over {count} samples, not {OFFICIAL_ACCURACY_SAMPLES:,}",
+                               settings=True))
+        return out
+    if detail.get("result_validity") != "VALID":
+        out.append(Problem(path, f"performance run is {detail.get('result_validity') or 'without a result'}, "
+                                 "not VALID"))
+    duration = detail.get("effective_min_duration_ms") or 0
+    if duration < OFFICIAL_MIN_DURATION_MS:
+        out.append(Problem(path, f"min_duration {duration} ms < {OFFICIAL_MIN_DURATION_MS} ms", settings=True))
+    count = detail.get("effective_performance_sample_count") or 0
+    if count < MIN_PERFORMANCE_SAMPLE_COUNT:
+        out.append(Problem(path, f"performance_sample_count {count} < {MIN_PERFORMANCE_SAMPLE_COUNT}",
+                           settings=True))
+    return out
+
+
+def parse_accuracy_txt(path: Path) -> tuple[tuple[float, int, int] | None, str | None]:
+    """((top-1 %, good, total) or None, hash or None) from an accuracy.txt."""
+    acc = digest = None
+    for line in Path(path).read_text(errors="replace").splitlines():
+        m = _ACCURACY_LINE.match(line)
+        if m and acc is None:
+            acc = (float(m.group(1)), int(m.group(2)), int(m.group(3)))
+        h = _HASH_LINE.match(line)
+        if h:
+            digest = h.group(1)
+    return acc, digest
+
+
+def accuracy_txt_problems(path: Path, expected_total: Any, need_hash: bool) -> list[Problem]:
+    """accuracy.txt: the reference result line, its total equal to the run's sample count, the hash."""
+    if not path.is_file():
+        return [Problem(path, "accuracy.txt missing")]
+    acc, digest = parse_accuracy_txt(path)
+    out = []
+    if acc is None:
+        out.append(Problem(path, "no 'accuracy=<p>%, good=<n>, total=<n>' line"))
+    elif acc[2] != expected_total:
+        out.append(Problem(path, f"total={acc[2]} but LoadGen ran {expected_total} accuracy samples"))
+    if need_hash and digest is None:
+        out.append(Problem(path, "no hash=<sha256 of the full accuracy log> line (accuracy log not truncated "
+                                 "by the packager)"))
+    elif need_hash and len(digest or "") != 64:
+        out.append(Problem(path, f"hash={digest} is not a sha256"))
+    elif not need_hash and digest is not None:
+        out.append(Problem(path, "already has a hash= line: its accuracy log was truncated; package needs "
+                                 "the full log"))
+    return out
+
+
+def accuracy_records_problems(path: Path, expected: Any) -> list[Problem]:
+    """The full accuracy log: one record per accuracy sample, each sample once."""
+    if not path.is_file():
+        return [Problem(path, "accuracy log missing")]
+    try:
+        records = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        return [Problem(path, f"not valid JSON at line {exc.lineno} (already truncated?)")]
+    indices = {r.get("qsl_idx") for r in records if isinstance(r, dict)}
+    if len(records) != expected or len(indices) != len(records):
+        return [Problem(path, f"holds {len(records)} records for {len(indices)} samples, but LoadGen ran "
+                              f"{expected} accuracy samples")]
+    return []
+
+
+# ----------------------------------------------------------------------------- run-level rules
+def run_problems(run: RunResult, detail: DetailLog, division: str = "open",
+                 seeds: Mapping[str, int] | None = None) -> list[Problem]:
+    """Every reason one finished run cannot go into a submission of ``division``.
+
+    The runner's ``submittable`` is ``not run_problems(...)``; ``package`` refuses a run
+    for the first of the same problems.
+    """
+    if division not in DIVISIONS:
+        raise ConfigError(f"division: expected one of {DIVISIONS}, got {division!r}")
+    directory = run.directory
+    out = log_problems(detail, directory / DETAIL, run.mode, run.scenario, seeds)
+    if run.benchmark != BENCHMARK:
+        out.append(Problem(directory, f"benchmark {run.benchmark!r}, not {BENCHMARK}"))
+    if run.overrides:
+        out.append(Problem(directory / RESULT_FILE, f"run used non-official command-line settings "
+                                                    f"{dict(sorted(run.overrides.items()))}", settings=True))
+    if run.mode is Mode.ACCURACY:
+        count = accuracy_sample_count(detail)
+        out += accuracy_txt_problems(directory / "accuracy.txt", count, need_hash=False)
+        out += accuracy_records_problems(directory / ACCURACY_LOG, count)
+    if run.mode.is_compliance and (run.compliance or {}).get("passed") is not True:
+        out.append(Problem(directory, f"{run.mode.value} verification did not pass"))
+    return out
+
+
+def consistency_problems(acc: Mapping[str, Any], perf: Mapping[str, Any], where: Path) -> list[Problem]:
+    """Accuracy and performance runs must serve the same model with the same engine settings.
+
+    ``acc``/``perf``: ``RunResult.identity()`` of each (or the provenance copy in a packaged README).
+    """
+    out = []
+    card_a, card_p = acc.get("card") or {}, perf.get("card") or {}
+    diff = [k for k in sorted(set(card_a) | set(card_p)) if card_a.get(k) != card_p.get(k)]
+    if diff:
+        k = diff[0]
+        out.append(Problem(where, f"accuracy and performance runs used different models ({', '.join(diff)}: "
+                                  f"{card_a.get(k)!r} vs {card_p.get(k)!r})"))
+    if acc.get("engine") != perf.get("engine"):
+        ea, ep = acc.get("engine") or {}, perf.get("engine") or {}
+        keys = sorted(k for k in set(ea) | set(ep) if ea.get(k) != ep.get(k))
+        out.append(Problem(where, "accuracy and performance runs used different engine settings ("
+                           + ", ".join(f"{k}: {ea.get(k)!r} vs {ep.get(k)!r}" for k in keys) + ")"))
+    if acc.get("inference_precision") != perf.get("inference_precision"):
+        out.append(Problem(where, f"accuracy and performance runs compiled with different inference precision "
+                                  f"({acc.get('inference_precision')!r} vs {perf.get('inference_precision')!r})"))
+    return out
+
+
+def user_conf_problems(user_conf: Path, perf_detail: DetailLog, perf_overrides: Mapping[str, Any],
+                       scenario: Scenario) -> list[Problem]:
+    """user.conf must be the one the performance run read: its target_qps is the run's."""
+    if not user_conf.is_file() or not user_conf.read_text().strip():
+        return [Problem(user_conf, "user.conf missing or empty")]
+    try:
+        conf = parse_user_conf(user_conf)
+    except HarnessError as exc:
+        return [Problem(user_conf, str(exc))]
+    qps = lookup(conf, BENCHMARK, scenario.value, "target_qps")
+    effective = perf_detail.get("effective_target_qps")
+    if "target_qps" not in perf_overrides and qps is not None and effective is not None \
+            and abs(float(effective) - qps) > 1e-6 * max(qps, 1.0):
+        return [Problem(user_conf, f"target_qps = {qps:g} but the performance run used {effective}: "
+                                   "not the user.conf of that run")]
+    return []
+
+
+def measurements_problems(path: Path) -> list[Problem]:
+    """measurements.json exists, parses, and gives every field the checker needs."""
+    if not path.is_file():
+        return [Problem(path, "measurements.json missing")]
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        return [Problem(path, f"invalid JSON at line {exc.lineno}")]
+    return [Problem(path, f"field {k!r} is missing or empty") for k in MEASUREMENT_KEYS if not data.get(k)]

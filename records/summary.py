@@ -1,0 +1,38 @@
+"""A table of every run record under a results directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from common.errors import HarnessError
+from common.testspec import Mode
+from records.results import RunResult, find_results
+
+
+def collect(results_dir: Path) -> list[RunResult | tuple[Path, str]]:
+    """Every run record below ``results_dir`` by path; an unreadable one as (directory, reason)."""
+    rows: list[RunResult | tuple[Path, str]] = []
+    for path in find_results(results_dir):
+        try:
+            rows.append(RunResult.load(path.parent))
+        except HarnessError as exc:
+            rows.append((path.parent, str(exc).split(": ", 1)[-1]))
+    return rows
+
+
+def format_table(rows: list[RunResult | tuple[Path, str]]) -> str:
+    """Markdown table: run, status, precision, result, samples/s or accuracy, submittable."""
+    head = "| run | status | precision | result | samples/s | top-1 % | submittable |"
+    lines = [head, "|" + "---|" * 7]
+    for r in rows:
+        if isinstance(r, tuple):
+            lines.append(f"| {r[0]} | unreadable: {r[1]} | | | | | no |")
+            continue
+        performance = r.mode is not Mode.ACCURACY
+        sps = f"{r.samples_per_second:.1f}" if performance and r.samples_per_second is not None else ""
+        validity = (r.validity or "") if performance else "accuracy run"
+        acc = f"{r.accuracy.top1_percent:.3f}" if r.accuracy is not None else ""
+        prec = f"{r.card.precision} (hint {r.inference_precision or '?'})"
+        lines.append(f"| {r.run_dir} | {r.status} | {prec} | {validity} | {sps} | {acc} | "
+                     f"{'yes' if r.submittable else 'no'} |")
+    return "\n".join(lines)

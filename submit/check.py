@@ -1,0 +1,127 @@
+"""``check``: the packaging rules applied to a submission tree on disk.
+
+The packaged tree has no run records, so the rules that can be verified from the
+files are applied: each detail log (``records.rules.log_problems``), accuracy.txt
+with its hash, the truncated accuracy log, measurements.json, user.conf against the
+performance run, and the README's provenance block (same model and engine settings
+in both runs, no non-official settings, not packaged for testing).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from common.testspec import Mode, Scenario
+from hostinfo.describe import description_problems
+from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
+from records.rules import (Problem, accuracy_sample_count, accuracy_txt_problems, builtin_seeds,
+                           consistency_problems, log_problems, measurements_problems, user_conf_problems)
+from submit.tree import BENCHMARK_NAMES, MAX_ACCURACY_LOG_BYTES, NOT_FOR_SUBMISSION, read_provenance
+
+SCENARIO_NAMES = tuple(s.value for s in Scenario)
+
+
+def _check_scenario(scen: Path, seeds: Mapping[str, int]) -> list[Problem]:
+    out: list[Problem] = []
+    scenario = Scenario(scen.name)
+    perf_dir, acc_dir = scen / "performance" / "run_1", scen / "accuracy"
+    required = [perf_dir / SUMMARY, perf_dir / DETAIL, acc_dir / SUMMARY, acc_dir / DETAIL, acc_dir / "accuracy.txt",
+                acc_dir / ACCURACY_LOG, scen / "measurements.json", scen / "user.conf", scen / "README.md"]
+    for path in required:
+        if not path.is_file() or not path.stat().st_size:
+            out.append(Problem(path, "missing or empty"))
+    perf_detail = acc_detail = None
+    if (perf_dir / DETAIL).is_file():
+        perf_detail = read_detail(perf_dir)
+        out += log_problems(perf_detail, perf_dir / DETAIL, Mode.PERFORMANCE, scenario, seeds)
+    if (acc_dir / DETAIL).is_file():
+        acc_detail = read_detail(acc_dir)
+        out += log_problems(acc_detail, acc_dir / DETAIL, Mode.ACCURACY, scenario, seeds)
+        count = accuracy_sample_count(acc_detail)
+        if (acc_dir / "accuracy.txt").is_file():
+            out += accuracy_txt_problems(acc_dir / "accuracy.txt", count, need_hash=True)
+    log_path = acc_dir / ACCURACY_LOG
+    if log_path.is_file() and log_path.stat().st_size > MAX_ACCURACY_LOG_BYTES:
+        out.append(Problem(log_path, f"not truncated ({log_path.stat().st_size} bytes > {MAX_ACCURACY_LOG_BYTES})"))
+    if (scen / "measurements.json").is_file():
+        out += measurements_problems(scen / "measurements.json")
+    provenance = read_provenance(scen / "README.md")
+    if provenance is None:
+        out.append(Problem(scen / "README.md", "no machine-readable provenance block: cannot verify that both "
+                                               "runs served the same model"))
+    else:
+        out += consistency_problems(provenance.get("accuracy") or {}, provenance.get("performance") or {},
+                                    scen / "README.md")
+        if not provenance.get("official", False):
+            out.append(Problem(scen / "README.md", "packaged with --allow-nonofficial: not for submission"))
+        for kind in ("accuracy", "performance"):
+            overrides = (provenance.get(kind) or {}).get("overrides")
+            if overrides:
+                out.append(Problem(scen / "README.md", f"{kind} run used non-official command-line settings "
+                                                       f"{overrides}", settings=True))
+        if perf_detail is not None and (scen / "user.conf").is_file():
+            out += user_conf_problems(scen / "user.conf", perf_detail,
+                                      (provenance.get("performance") or {}).get("overrides") or {}, scenario)
+    return out
+
+
+def check_tree(tree: Path) -> list[str]:
+    """Every reason the tree at ``tree`` cannot be submitted, as ``path: message`` strings; [] = OK."""
+    tree = Path(tree)
+    if not tree.is_dir():
+        return [f"{tree}: not a directory"]
+    seeds = builtin_seeds()
+    out: list[Problem] = []
+    for marker in [tree / NOT_FOR_SUBMISSION, *tree.glob(f"*/*/{NOT_FOR_SUBMISSION}")]:
+        if marker.is_file():
+            out.append(Problem(marker, "tree is marked not for submission"))
+    divisions = [d for d in ("open", "closed", "network") if (tree / d).is_dir()]
+    if not divisions:
+        out.append(Problem(tree, "no open/ division folder"))
+    for division in divisions:
+        if division != "open":
+            out.append(Problem(tree / division, f"{division} division: this harness packages open division only"))
+            continue
+        for org_dir in sorted(p for p in (tree / division).iterdir() if p.is_dir()):
+            out += _check_submitter(org_dir, seeds)
+    return [str(p) for p in out]
+
+
+def _check_submitter(org_dir: Path, seeds: Mapping[str, int]) -> list[Problem]:
+    out: list[Problem] = []
+    src = org_dir / "src"
+    if not src.is_dir() or not any(src.iterdir()):
+        out.append(Problem(src, "src directory missing or empty"))
+    mapping: dict[str, Any] = {}
+    if (org_dir / "model_mapping.json").is_file():
+        try:
+            mapping = json.loads((org_dir / "model_mapping.json").read_text())
+        except json.JSONDecodeError:
+            out.append(Problem(org_dir / "model_mapping.json", "invalid JSON"))
+    results = org_dir / "results"
+    systems = [p for p in sorted(results.iterdir()) if p.is_dir()] if results.is_dir() else []
+    if not systems:
+        out.append(Problem(results, "no results"))
+    for system in systems:
+        sys_json = org_dir / "systems" / f"{system.name}.json"
+        if not sys_json.is_file():
+            out.append(Problem(sys_json, "system description missing"))
+        else:
+            try:
+                desc = json.loads(sys_json.read_text())
+                out += [Problem(sys_json, p) for p in description_problems(desc, org_dir.parent.name, org_dir.name)]
+            except json.JSONDecodeError as exc:
+                out.append(Problem(sys_json, f"invalid JSON at line {exc.lineno}"))
+        for bench in sorted(p for p in system.iterdir() if p.is_dir()):
+            if bench.name not in BENCHMARK_NAMES and mapping.get(bench.name) not in BENCHMARK_NAMES:
+                out.append(Problem(bench, "not resnet50 (and not mapped to resnet in model_mapping.json)"))
+                continue
+            for scen in sorted(p for p in bench.iterdir() if p.is_dir()):
+                if scen.name not in SCENARIO_NAMES:
+                    out.append(Problem(scen, f"unknown scenario folder {scen.name!r}; expected one of "
+                                             f"{', '.join(SCENARIO_NAMES)}"))
+                    continue
+                out += _check_scenario(scen, seeds)
+    return out

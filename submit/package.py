@@ -1,0 +1,284 @@
+"""``package``: finished runs -> the round's submission tree, refusing what must not be submitted.
+
+For each scenario, the accuracy and performance runs of one model on one system are
+loaded as ``RunResult`` records and judged by ``records.rules`` (the same rules the
+runner used when it said ``submittable``), then by the rules that concern the pair
+and the tree: same model and engine settings, the user.conf the runs read, the
+system description, the environment. The first problem is raised as a
+``SubmissionError`` naming its file; every problem is logged. ``allow_nonofficial``
+(testing only) waives the settings rules and marks the tree ``NOT_FOR_SUBMISSION``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from common.errors import HarnessError, SubmissionError
+from common.files import sha256_file
+from common.testspec import Mode, Scenario
+from harness.profile import HOST
+from hostinfo.describe import check_folder_name, describe_system, description_problems, missing_fields
+from hostinfo.probe import distribution_version, physical_cores
+from records import results as tree
+from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, DetailLog, read_detail
+from records.results import RunResult
+from records.rules import (MEASUREMENT_KEYS, ROUND, Problem, builtin_seeds, consistency_problems, run_problems,
+                           user_conf_problems)
+from sut.config import SystemProfile
+from submit.readme import readme_text
+from submit.sources import copy_sources
+from submit.tree import (BENCHMARK_FOLDER, BENCHMARK_NAMES, MLPERF_MODEL, measurements_from_card, org_dir,
+                         packaged_scenario_dir, system_json_path, truncate_accuracy_log, write_marker)
+
+log = logging.getLogger(__name__)
+
+DIVISION = "open"
+
+
+@dataclass
+class Packaged:
+    """What ``package`` wrote."""
+
+    tree: Path
+    scenario_dirs: list[Path]
+    system_json: Path
+    official: bool
+    waived: list[str] = field(default_factory=list)
+
+    @property
+    def scenario_dir(self) -> Path:
+        """The first (for one scenario, the only) packaged scenario folder."""
+        return self.scenario_dirs[0]
+
+
+@dataclass
+class _Pair:
+    """The accuracy and performance runs of one scenario, with their detail logs."""
+
+    scenario: Scenario
+    root: Path
+    acc: RunResult
+    perf: RunResult
+    acc_detail: DetailLog
+    perf_detail: DetailLog
+
+
+def load_finished_run(run_dir: Path, mode: Mode, scenario: Scenario) -> tuple[RunResult, DetailLog]:
+    """The record and detail log of a finished run; anything else is refused at once."""
+    kind = mode.value
+    if tree.is_incomplete(run_dir):
+        raise SubmissionError(f"{run_dir / tree.INCOMPLETE}: the {kind} run is incomplete (interrupted or "
+                              "unchecked); rerun it")
+    if not tree.result_path(run_dir).is_file():
+        raise SubmissionError(f"{tree.result_path(run_dir)}: missing: no finished {kind} run here")
+    try:
+        run = RunResult.load(run_dir)
+    except HarnessError as exc:
+        raise SubmissionError(str(exc)) from None
+    path = tree.result_path(run_dir)
+    if run.status != "ok":
+        why = f" ({run.error})" if run.error else ""
+        raise SubmissionError(f"{path}: {kind} run status is {run.status!r}{why}, not 'ok'")
+    if run.mode is not mode:
+        raise SubmissionError(f"{path}: mode is {run.mode.value!r}, expected {kind!r}")
+    if run.scenario is not scenario:
+        raise SubmissionError(f"{path}: {run.scenario.value} run, expected {scenario.value}")
+    for name in (SUMMARY, DETAIL):
+        if not (run_dir / name).is_file() or not (run_dir / name).stat().st_size:
+            raise SubmissionError(f"{run_dir / name}: missing or empty")
+    try:
+        detail = read_detail(run_dir)
+    except HarnessError as exc:
+        raise SubmissionError(str(exc)) from None
+    # The record names the directory it was written in; judge the files where they are now.
+    run.run_dir = str(Path(run_dir).resolve())
+    return run, detail
+
+
+def environment_problems(pair: _Pair) -> list[Problem]:
+    """The system description is taken from this environment: it must be the one the runs used."""
+    out = []
+    where = pair.root
+    installed_lg = distribution_version("mlcommons-loadgen", "mlcommons_loadgen")
+    for kind, detail in (("accuracy", pair.acc_detail), ("performance", pair.perf_detail)):
+        version = str(detail.get("loadgen_version") or "").split(" ")[0]
+        if installed_lg and version and version != installed_lg:
+            out.append(Problem(where, f"the {kind} run used LoadGen {version} but {installed_lg} is installed: "
+                                      "package in the environment that ran the tests"))
+    for kind, run in (("accuracy", pair.acc), ("performance", pair.perf)):
+        if run.profile.name == HOST and run.profile.cores != physical_cores():
+            out.append(Problem(where, f"the {kind} run's host profile had {run.profile.cores} cores but this "
+                                      f"machine has {physical_cores()}: package on the machine that ran the tests"))
+    installed_ov = distribution_version("openvino")
+    for kind, run in (("accuracy", pair.acc), ("performance", pair.perf)):
+        m = re.search(r"\bov=([^;]+)", str(run.compiled_properties.get("RUNTIME_REQUIREMENTS", "")))
+        if installed_ov and m and m.group(1) != installed_ov:
+            out.append(Problem(where, f"the {kind} run used OpenVINO {m.group(1)} but {installed_ov} is "
+                                      "installed: package in the environment that ran the tests"))
+    return out
+
+
+def _load_pair(results_dir: Path, system: str, model_label: str, scenario: Scenario) -> _Pair:
+    root = tree.scenario_dir(results_dir, system, model_label, scenario)
+    if not root.is_dir():
+        raise SubmissionError(f"{root}: no runs for system {system!r} and model {model_label!r}")
+    loaded = {}
+    for mode in (Mode.ACCURACY, Mode.PERFORMANCE):
+        run_dir = tree.run_dir_in(root, mode)
+        if not run_dir.is_dir():
+            raise SubmissionError(f"{run_dir}: no {mode.value} run")
+        loaded[mode] = load_finished_run(run_dir, mode, scenario)
+    (acc, acc_detail), (perf, perf_detail) = loaded[Mode.ACCURACY], loaded[Mode.PERFORMANCE]
+    return _Pair(scenario, root, acc, perf, acc_detail, perf_detail)
+
+
+def resolve_user_conf(explicit: Path | None, perf: RunResult, results_dir: Path) -> Path:
+    """The user.conf the runs read: explicit, else the recorded path (absolute, cwd or results' parent)."""
+    if explicit is not None:
+        return Path(explicit)
+    recorded = Path(perf.user_conf or "user.conf")
+    for candidate in (recorded, Path.cwd() / recorded, results_dir.resolve().parent / recorded):
+        if candidate.is_file():
+            return candidate
+    raise SubmissionError(f"{recorded}: the user.conf the runs read (as recorded in result.json) is not found "
+                          "here; pass it explicitly")
+
+
+def _pair_problems(pair: _Pair, conf_path: Path, seeds: Mapping[str, int]) -> list[Problem]:
+    problems = run_problems(pair.perf, pair.perf_detail, DIVISION, seeds)
+    problems += run_problems(pair.acc, pair.acc_detail, DIVISION, seeds)
+    problems += consistency_problems(pair.acc.identity(), pair.perf.identity(), pair.root)
+    problems += environment_problems(pair)
+    if pair.acc.user_conf != pair.perf.user_conf:
+        problems.append(Problem(pair.root, f"runs read different user.conf files ({pair.acc.user_conf} vs "
+                                           f"{pair.perf.user_conf})"))
+    problems += user_conf_problems(conf_path, pair.perf_detail, pair.perf.overrides, pair.scenario)
+    for run in (pair.acc, pair.perf):
+        if run.user_conf_sha256 and conf_path.is_file() and run.user_conf_sha256 != sha256_file(conf_path):
+            problems.append(Problem(conf_path, f"differs from the user.conf the run in {run.run_dir} read "
+                                               "(sha256 in its result.json)"))
+    measurements = measurements_from_card(pair.perf.card)
+    problems += [Problem(tree.result_path(pair.perf.run_dir), f"model card gives no {k} for measurements.json")
+                 for k in MEASUREMENT_KEYS if not measurements[k]]
+    return problems
+
+
+def scenario_problems(results_dir: Path, system: str, model_label: str, scenario: Scenario,
+                      user_conf: Path | None = None) -> list[Problem]:
+    """Every problem ``package`` finds with one scenario's runs (before the system description)."""
+    pair = _load_pair(Path(results_dir), system, model_label, scenario)
+    return _pair_problems(pair, resolve_user_conf(user_conf, pair.perf, Path(results_dir)), builtin_seeds())
+
+
+def package(results_dir: Path, system_profile_name: str, model_label: str, org: str, out_tree: Path,
+            src_root: Path, *, system_name: str | None = None, profile: SystemProfile | None = None,
+            system_overrides: Mapping[str, Any] | None = None, user_conf: Path | None = None,
+            benchmark_folder: str = BENCHMARK_FOLDER, allow_nonofficial: bool = False, replace: bool = False,
+            package_command: str | None = None,
+            scenarios: tuple[Scenario, ...] = (Scenario.OFFLINE,)) -> Packaged:
+    """Build ``<out_tree>/open/<org>/...`` from ``results/<profile>/<model_label>/<Scenario>``.
+
+    Raises ``SubmissionError`` naming the first reason the runs cannot be submitted
+    (every reason is logged). ``profile`` (default: loaded by name) supplies the
+    ``system:`` fields of the description; ``system_overrides`` win over it.
+    """
+    from harness.profile import load_profile
+
+    check_folder_name("submitter", org)
+    system_name = check_folder_name("system name", system_name or system_profile_name)
+    check_folder_name("benchmark folder", benchmark_folder)
+    results_dir, out_tree, src_root = Path(results_dir), Path(out_tree), Path(src_root)
+    pairs = [_load_pair(results_dir, system_profile_name, model_label, s) for s in scenarios]
+    seeds = builtin_seeds()
+    conf_path = resolve_user_conf(user_conf, pairs[0].perf, results_dir)
+
+    problems: list[Problem] = []
+    for pair in pairs:
+        problems += _pair_problems(pair, conf_path, seeds)
+    if profile is None:
+        profile = load_profile(system_profile_name, check_fits=False)
+    desc = describe_system(profile.system, org, system_overrides, origin=f"system profile {profile.name!r}: system",
+                           division=DIVISION)
+    system_json = system_json_path(out_tree, DIVISION, org, system_name)
+    missing = missing_fields(desc)
+    if missing:
+        problems.append(Problem(system_json, f"system description lacks {', '.join(missing)} (not readable on this "
+                                             "machine: set it in the profile's 'system:' mapping or with --set "
+                                             "KEY=VALUE)"))
+    problems += [Problem(system_json, p) for p in description_problems(desc, DIVISION, org)
+                 if not p.startswith("field ")]
+    dests = [packaged_scenario_dir(out_tree, DIVISION, org, system_name, benchmark_folder, p.scenario) for p in pairs]
+    for dest in dests:
+        if dest.exists() and not replace:
+            problems.append(Problem(dest, "already packaged (pass replace to overwrite)"))
+    new_system = json.dumps(desc, indent=4) + "\n"
+    if system_json.is_file() and system_json.read_text() != new_system and not replace:
+        problems.append(Problem(system_json, "exists with a different description (pass replace to overwrite)"))
+
+    hard = [p for p in problems if not (p.settings and allow_nonofficial)]
+    waived = [str(p) for p in problems if p.settings and allow_nonofficial]
+    for p in problems:
+        log.warning("%s%s", "(waived) " if p.settings and allow_nonofficial else "", p)
+    if hard:
+        more = f" (and {len(hard) - 1} more problem{'s' if len(hard) > 2 else ''})" if len(hard) > 1 else ""
+        raise SubmissionError(f"{hard[0]}{more}")
+
+    # Everything checked: write. Each scenario folder is built aside and moved in whole.
+    org_root = org_dir(out_tree, DIVISION, org)
+    org_root.mkdir(parents=True, exist_ok=True)
+    git = copy_sources(src_root, org_root / "src")
+    system_json.parent.mkdir(parents=True, exist_ok=True)
+    system_json.write_text(new_system)
+    if benchmark_folder not in BENCHMARK_NAMES:
+        mapping_path = org_root / "model_mapping.json"
+        mapping = json.loads(mapping_path.read_text()) if mapping_path.is_file() else {}
+        mapping[benchmark_folder] = MLPERF_MODEL
+        mapping_path.write_text(json.dumps(mapping, indent=4, sort_keys=True) + "\n")
+    for pair, dest in zip(pairs, dests):
+        provenance = {"harness": "mlperf-cpu", "round": ROUND, "division": DIVISION,
+                      "benchmark_folder": benchmark_folder, "system_profile": system_profile_name,
+                      "scenario": pair.scenario.value, "model_label": model_label, "official": not waived,
+                      "waived": waived, "accuracy": pair.acc.identity(), "performance": pair.perf.identity(),
+                      "user_conf_sha256": sha256_file(conf_path),
+                      "git": {k: git[k] for k in ("commit", "modified", "untracked")}}
+        _write_scenario(pair, dest, conf_path, system_name, desc, git, provenance, waived, package_command)
+    if waived:
+        write_marker(out_tree, waived)
+        write_marker(org_root, waived)
+        log.warning("tree marked NOT_FOR_SUBMISSION: %s", out_tree)
+    return Packaged(out_tree, dests, system_json, official=not waived, waived=waived)
+
+
+def _write_scenario(pair: _Pair, dest: Path, conf_path: Path, system_name: str, desc: Mapping[str, Any],
+                    git: Mapping[str, Any], provenance: dict[str, Any], waived: list[str],
+                    package_command: str | None) -> None:
+    """Write one scenario folder aside, then move it into place whole."""
+    acc_dir, perf_dir = pair.acc.directory, pair.perf.directory
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".packaging-", dir=dest.parent))
+    try:
+        (tmp / "performance" / "run_1").mkdir(parents=True)
+        (tmp / "accuracy").mkdir()
+        for name in (SUMMARY, DETAIL):
+            shutil.copy2(perf_dir / name, tmp / "performance" / "run_1" / name)
+            shutil.copy2(acc_dir / name, tmp / "accuracy" / name)
+        provenance["accuracy_log_sha256"] = truncate_accuracy_log(
+            acc_dir / ACCURACY_LOG, tmp / "accuracy" / ACCURACY_LOG, acc_dir / "accuracy.txt",
+            tmp / "accuracy" / "accuracy.txt")
+        (tmp / "measurements.json").write_text(json.dumps(measurements_from_card(pair.perf.card), indent=4) + "\n")
+        shutil.copyfile(conf_path, tmp / "user.conf")
+        (tmp / "README.md").write_text(readme_text(system_name, DIVISION, pair.acc, pair.perf, pair.perf_detail,
+                                                   desc, git, provenance, waived, package_command))
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    log.info("packaged %s", dest)

@@ -1,0 +1,89 @@
+"""The README of a packaged scenario: what was measured, how to reproduce it, and provenance."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from records.loadgen_logs import DetailLog
+from records.results import RunResult
+from records.rules import ROUND
+from submit.tree import BENCHMARK_FOLDER
+
+_OVERRIDE_FLAGS = {"min_duration_ms": "--min-duration-ms", "min_query_count": "--min-query-count",
+                   "target_qps": "--target-qps", "performance_sample_count": "--performance-sample-count"}
+
+
+def command_lines(acc: RunResult, perf: RunResult, package_command: str | None) -> list[str]:
+    """The commands that produced the runs: recorded ones when the runs carry them, else rebuilt."""
+    card = perf.card
+    lines = []
+    if not (acc.command and perf.command):
+        prep = ["mlperf-cpu prepare", f"--model <path to {card.source or 'the source model'}>",
+                f"--precision {card.precision}"]
+        if card.precision == "int8":
+            cal = card.calibration or {}
+            if card.inference_precision != "f32":
+                prep.append(f"--int8-rest {card.inference_precision}")
+            prep += [f"--calib-list {cal.get('list', '<calibration list>')}", "--calib-dir <calibration images>"]
+            if cal.get("subset_size") and cal.get("images") and cal["subset_size"] < cal["images"]:
+                prep.append(f"--calib-subset {cal['subset_size']}")
+            if cal.get("preset") and cal["preset"] != "performance":
+                prep.append(f"--calib-preset {cal['preset']}")
+        if card.layout != "NCHW":
+            prep.append(f"--layout {card.layout}")
+        lines.append(" ".join(prep))
+    for run in (acc, perf):
+        if run.command:
+            lines.append(run.command)
+            continue
+        parts = ["mlperf-cpu run", f"--mode {run.mode.value}", f"--scenario {run.scenario.value}",
+                 "--model <prepared model directory>", "--dataset <ImageNet 2012 val directory>",
+                 f"--system {run.profile.name}", f"--user-conf {run.user_conf or 'user.conf'}"]
+        for key, value in sorted(run.overrides.items()):
+            parts.append(f"{_OVERRIDE_FLAGS.get(key, key)} {value:g}")
+        lines.append(" ".join(parts))
+    if package_command:
+        lines.append(package_command)
+    return lines
+
+
+def readme_text(system_name: str, division: str, acc: RunResult, perf: RunResult, perf_detail: DetailLog,
+                desc: Mapping[str, Any], git: Mapping[str, Any], provenance: Mapping[str, Any],
+                waived: list[str], package_command: str | None) -> str:
+    """The README.md of one packaged scenario."""
+    card, engine = perf.card, perf.profile.engine
+    accuracy = acc.accuracy
+    lines = []
+    if waived:
+        lines += ["# NOT FOR SUBMISSION", "",
+                  "Packaged with `--allow-nonofficial` for testing. Waived rules:", ""]
+        lines += [f"- {w}" for w in waived] + [""]
+    lines += [f"# {card.label} on {system_name}: MLPerf Inference {ROUND}, {division} division, "
+              f"{BENCHMARK_FOLDER} {perf.scenario.value}", "",
+              f"- Performance: {perf_detail.get('result_samples_per_second')} samples/s, "
+              f"{perf_detail.get('result_validity')} (min_duration {perf_detail.get('effective_min_duration_ms')} ms, "
+              f"target_qps {perf_detail.get('effective_target_qps')})",
+              f"- Accuracy: top-1 {accuracy.top1_percent if accuracy else None} % "
+              f"({accuracy.good if accuracy else None}/{accuracy.total if accuracy else None} samples)",
+              f"- Model: {card.name}, {card.precision} weights, non-quantized layers in "
+              f"{card.inference_precision}; source {card.source} (sha256 {card.source_sha256})",
+              f"- Engine: OpenVINO CPU plugin, {engine.num_streams} streams, {engine.num_threads} "
+              f"threads, {engine.infer_requests} infer requests, batch {engine.batch_size}, "
+              f"pinning {'on' if engine.pinning else 'off'}, INFERENCE_PRECISION_HINT "
+              f"{perf.inference_precision}",
+              f"- Software: {desc.get('framework')}; {desc.get('other_software_stack')}",
+              f"- Code: `src/` holds the harness's git-tracked files at commit {git.get('commit')}"
+              + (f" with local changes to {', '.join(git['modified'])}" if git.get("modified") else "")
+              + (f"; untracked files not included: {', '.join(git['untracked'])}" if git.get("untracked") else ""),
+              "",
+              "## How to reproduce", "",
+              "From `src/` (install with `pip install -e .`), on the same system profile:", "", "```sh"]
+    lines += command_lines(acc, perf, package_command)
+    lines += ["```", "",
+              "Words in `<>` were not recorded by the runs. The LoadGen settings are `user.conf` next to this "
+              "file plus the mlperf.conf built into LoadGen "
+              f"{str(perf_detail.get('loadgen_version') or '').split(' ')[0]}.", "",
+              "## Provenance (machine-readable)", "", "```json",
+              json.dumps(provenance, indent=2, sort_keys=True, default=str), "```", ""]
+    return "\n".join(lines)
