@@ -119,8 +119,13 @@ def _print_result(result: "RunResult") -> None:  # noqa: F821 - imported lazily
         a = result.accuracy
         print(f"accuracy     : {a.top1_percent:.3f}% ({a.good}/{a.total})")
     else:
-        print(f"result       : {result.validity}")
-        print(f"samples/s    : {result.samples_per_second}")
+        value, unit = result.metric
+        print(f"result       : {result.validity}" + (f" ({'; '.join(result.invalid_because())})"
+                                                      if result.validity != "VALID" else ""))
+        print(f"metric       : {value} {unit}")
+        for percentile in ("90.00", "99.00"):
+            if result.latency_ms(percentile) is not None:
+                print(f"latency p{percentile[:2]}  : {result.latency_ms(percentile):.3f} ms")
     print(f"precision    : {result.card.precision} weights, inference precision hint {result.inference_precision}")
     print(f"submittable  : {result.submittable}"
           + ("" if result.submittable else f" ({'; '.join(result.not_submittable_because)})"))

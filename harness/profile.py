@@ -25,13 +25,48 @@ HOST = "host"
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
+SCENARIO_NAMES = ("SingleStream", "MultiStream", "Server")  # Offline is the profile's 'engine'
+
+
+def host_scenarios(cores: int) -> dict[str, EngineConfig]:
+    """Latency settings derived from the core count (starting points; ``tune --scenario`` measures).
+
+    SingleStream: one stream over every core, one request, batch 1 (latency of one image).
+    MultiStream: one stream over every core running the 8-sample query as one batch.
+    Server: one single-thread stream per core, two batch-1 requests each, per-query dispatch.
+    """
+    return {"SingleStream": EngineConfig(1, cores, 1, 1),
+            "MultiStream": EngineConfig(1, cores, 1, 8),
+            "Server": EngineConfig(cores, cores, 2 * cores, 1, max_wait_us=0)}
+
+
 def host_profile() -> SystemProfile:
-    """Profile derived from the running machine: one single-thread stream per core,
-    two requests per stream so batch gathering overlaps inference, batch 16."""
+    """Profile derived from the running machine. Offline: one single-thread stream per core,
+    two requests per stream so batch gathering overlaps inference, batch 16; the latency
+    scenarios from ``host_scenarios``."""
     cores = physical_cores()
     engine = EngineConfig(num_streams=cores, num_threads=cores, infer_requests=2 * cores,
                           batch_size=16, pinning=True)
-    return SystemProfile(HOST, cores, engine, description="derived from this machine")
+    return SystemProfile(HOST, cores, engine, description="derived from this machine",
+                         scenarios=host_scenarios(cores))
+
+
+def _engine_from_dict(engine: Any, origin: str, cores: int) -> EngineConfig:
+    if not isinstance(engine, dict):
+        raise ConfigError(f"{origin}: expected a mapping of engine settings")
+    if "inference_precision" in engine:
+        raise ConfigError(f"{origin}: inference_precision is a property of the model now: "
+                          "remove it and use 'prepare --precision f32|bf16|int8 [--int8-rest f32|bf16]'")
+    _check_keys(engine, {f.name for f in fields(EngineConfig)}, origin)
+    try:
+        cfg = EngineConfig(**engine)
+    except TypeError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
+    if cfg.num_threads > cores:
+        raise ConfigError(f"{origin}: num_threads ({cfg.num_threads}) exceeds cores ({cores})")
+    return cfg
 
 
 def _check_keys(data: dict[str, Any], allowed: set[str], origin: str) -> None:
@@ -46,30 +81,21 @@ def profile_from_dict(data: dict[str, Any], origin: str) -> SystemProfile:
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping at the top level")
     _check_keys(data, {f.name for f in fields(SystemProfile)}, origin)
-    engine = data.get("engine")
-    if not isinstance(engine, dict):
-        raise ConfigError(f"{origin}: missing 'engine' mapping")
-    if "inference_precision" in engine:
-        raise ConfigError(f"{origin}: engine.inference_precision is a property of the model now: "
-                          "remove it and use 'prepare --precision f32|bf16|int8 [--int8-rest f32|bf16]'")
-    _check_keys(engine, {f.name for f in fields(EngineConfig)}, f"{origin}: engine")
-    try:
-        engine_cfg = EngineConfig(**engine)
-    except TypeError as exc:
-        raise ConfigError(f"{origin}: engine: {exc}") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{origin}: {exc}") from None
-    for key in ("name", "cores"):
+    for key in ("name", "cores", "engine"):
         if key not in data:
             raise ConfigError(f"{origin}: missing {key!r}")
     cores = data["cores"]
     if not isinstance(cores, int) or cores < 1:
         raise ConfigError(f"{origin}: cores: expected an integer >= 1, got {cores!r}")
-    if engine_cfg.num_threads > cores:
-        raise ConfigError(
-            f"{origin}: engine.num_threads ({engine_cfg.num_threads}) exceeds cores ({cores})")
+    engine_cfg = _engine_from_dict(data["engine"], f"{origin}: engine", cores)
+    scenarios_data = data.get("scenarios") or {}
+    if not isinstance(scenarios_data, dict):
+        raise ConfigError(f"{origin}: scenarios: expected a mapping of scenario name -> engine settings")
+    _check_keys(scenarios_data, set(SCENARIO_NAMES), f"{origin}: scenarios")
+    scenarios = {name: _engine_from_dict(value, f"{origin}: scenarios.{name}", cores)
+                 for name, value in scenarios_data.items()}
     return SystemProfile(str(data["name"]), cores, engine_cfg,
-                         str(data.get("description", "")), dict(data.get("system") or {}))
+                         str(data.get("description", "")), dict(data.get("system") or {}), scenarios)
 
 
 def available_profiles(config_dir: Path = DEFAULT_CONFIG_DIR) -> list[str]:
@@ -103,8 +129,9 @@ def load_profile(name_or_path: str, config_dir: Path = DEFAULT_CONFIG_DIR,
         profile = profile_from_dict(data, str(path))
     if check_fits:
         have = physical_cores()
-        if profile.engine.num_threads > have:
+        threads = max([profile.engine.num_threads] + [e.num_threads for e in profile.scenarios.values()])
+        if threads > have:
             raise ConfigError(
-                f"system profile {profile.name!r} uses {profile.engine.num_threads} threads but this "
+                f"system profile {profile.name!r} uses {threads} threads but this "
                 f"machine has {have} physical cores; use '--system host' or a profile that fits")
     return profile

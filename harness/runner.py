@@ -31,11 +31,13 @@ from records.accuracy import read_accuracy_log, top1, write_accuracy_txt
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
 from records.results import LOADGEN_KEYS, AccuracyFigures, RunResult
 from records.rules import run_problems
-from sut.config import SystemProfile
+from sut.config import EngineConfig, SystemProfile
 
 log = logging.getLogger(__name__)
 
 AUTO_QPS_MARGIN = 1.2
+AUTO_SERVER_FRACTION = 0.5
+AUTO_LATENCY_FRACTION = 0.5
 AUTO_QPS_MEASURE_S = 2.0
 _STEPS = ("Checking inputs", "Reading dataset", "Preprocessing (cached)", "Compiling model",
           "Configuring LoadGen", "Warming up", "Running LoadGen test", "Checking logs")
@@ -132,7 +134,6 @@ def execute(req: RunRequest) -> RunResult:
 
     from sut.engine import compile_model
     from sut.qsl import SampleLibrary
-    from sut.sut import OfflineSUT
 
     steps = _Steps()
     steps.next()  # Checking inputs
@@ -151,8 +152,8 @@ def execute(req: RunRequest) -> RunResult:
         cache = build_cache(req.dataset_dir, samples, card.preprocess, req.cache_dir)
         steps.next()  # Compiling
         core = ov.Core()
-        compiled, info = compile_model(core, req.model_dir, card, req.profile.engine,
-                                       req.cache_dir / "ov_cache")
+        engine = req.profile.engine_for(req.scenario.value)
+        compiled, info = compile_model(core, req.model_dir, card, engine, req.cache_dir / "ov_cache")
         for key, value in sorted(info.properties.items()):
             log.info("  %s: %s", key, value)
         record.compiled_properties = info.properties
@@ -161,18 +162,18 @@ def execute(req: RunRequest) -> RunResult:
         settings = lg.TestSettings()
         if settings.FromConfig(str(req.user_conf), BENCHMARK, req.scenario.value) != 0:
             raise ConfigError(f"{req.user_conf}: LoadGen could not read it")
-        settings.scenario = lg.TestScenario.Offline
+        settings.scenario = getattr(lg.TestScenario, req.scenario.value)
         # Compliance modes run as performance tests; their audit config switches on the rest.
         settings.mode = lg.TestMode.AccuracyOnly if req.mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
         perf_count = int(req.overrides.performance_sample_count
                          or lookup(conf, BENCHMARK, req.scenario.value, "performance_sample_count_override")
                          or 1024)
         qsl = SampleLibrary(cache, perf_count)
-        sut = OfflineSUT(qsl, compiled, req.profile.engine.infer_requests)
+        sut = make_sut(req.scenario, qsl, compiled, engine)
         steps.next()  # Warming up
         warm = list(range(min(qsl.performance_count, 256)))
         qsl.load_samples(warm)
-        batches = req.warmup_batches or 2 * req.profile.engine.infer_requests
+        batches = req.warmup_batches or 2 * engine.infer_requests
         measure_s = AUTO_QPS_MEASURE_S if req.overrides.target_qps == 0 else 0.0
         warm_qps = sut.pool.warmup(qsl.data, batches, measure_s)
         qsl.unload_samples(warm)
@@ -180,7 +181,7 @@ def execute(req: RunRequest) -> RunResult:
                  f", then {warm_qps:.1f} samples/s over {measure_s} s (not a result)" if measure_s else "")
         if measure_s:
             record.warmup_samples_per_second = round(warm_qps, 1)
-        _apply_overrides(settings, req.overrides, warm_qps)
+        _apply_overrides(settings, req.scenario, req.overrides, warm_qps)
         steps.next()  # Running
         if req.mode.is_compliance:
             with audit_config(req.mode.value) as audit_path:
@@ -216,17 +217,42 @@ def execute(req: RunRequest) -> RunResult:
         raise
 
 
-def _apply_overrides(settings: Any, overrides: Overrides, warm_qps: float) -> None:
-    """Set the non-official knobs after FromConfig (demo/tests); each is logged as such."""
+def make_sut(scenario: Scenario, qsl: Any, compiled: Any, engine: EngineConfig) -> Any:
+    """The SUT of ``scenario`` over a pool of ``engine.infer_requests`` requests."""
+    from sut.sut import DirectSUT, OfflineSUT, ServerSUT
+
+    if scenario is Scenario.OFFLINE:
+        engine.warn_if_throughput_starved()
+        return OfflineSUT(qsl, compiled, engine.infer_requests)
+    if scenario is Scenario.SERVER:
+        return ServerSUT(qsl, compiled, engine.infer_requests, engine.max_wait_us)
+    return DirectSUT(qsl, compiled, engine.infer_requests)
+
+
+def _apply_overrides(settings: Any, scenario: Scenario, overrides: Overrides, warm_qps: float) -> None:
+    """Set the non-official knobs after FromConfig (demo/tests); each is logged as such.
+
+    ``target_qps = 0`` means: the scenario's target from the warm-up throughput (Offline: x1.2 so
+    the run meets its duration; Server: x0.5, a rate a latency-bound run can usually keep;
+    SingleStream/MultiStream: expected latency at half the warm-up's; demo and tests only).
+    """
     if overrides.min_duration_ms is not None:
         settings.min_duration_ms = overrides.min_duration_ms
     if overrides.min_query_count is not None:
         settings.min_query_count = overrides.min_query_count
     if overrides.performance_sample_count is not None:
         settings.performance_sample_count_override = overrides.performance_sample_count
-    if overrides.target_qps is not None:
+    if overrides.target_qps is not None and scenario is Scenario.OFFLINE:
         # A short warm-up underestimates steady throughput; aim high so the run meets min_duration.
         settings.offline_expected_qps = overrides.target_qps or warm_qps * AUTO_QPS_MARGIN
+    elif overrides.target_qps is not None and scenario is Scenario.SERVER:
+        settings.server_target_qps = overrides.target_qps or warm_qps * AUTO_SERVER_FRACTION
+    elif overrides.target_qps == 0 and scenario is Scenario.SINGLE_STREAM:
+        # An expected latency below the real one makes LoadGen generate enough queries.
+        settings.single_stream_expected_latency_ns = int(1e9 / warm_qps * AUTO_LATENCY_FRACTION)
+    elif overrides.target_qps == 0 and scenario is Scenario.MULTI_STREAM:
+        per_query = settings.multi_stream_samples_per_query
+        settings.multi_stream_expected_latency_ns = int(per_query * 1e9 / warm_qps * AUTO_LATENCY_FRACTION)
     if overrides.active():
         log.warning("NON-OFFICIAL settings (this run cannot be submitted): %s", overrides.active())
 

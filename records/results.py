@@ -36,7 +36,17 @@ LOADGEN_KEYS = ("result_validity", "result_samples_per_second", "result_min_dura
                 "effective_target_qps", "effective_performance_sample_count", "effective_sample_index_rng_seed",
                 "effective_qsl_rng_seed", "effective_schedule_rng_seed", "loadgen_version",
                 "effective_accuracy_sample_count", "result_query_count", "effective_scenario",
-                "effective_test_mode")
+                "effective_test_mode", "effective_target_latency_ns", "effective_samples_per_query",
+                "result_completed_samples_per_sec", "result_scheduled_samples_per_sec",
+                "result_90.00_percentile_latency_ns", "result_99.00_percentile_latency_ns",
+                "early_stopping_latency_ss", "early_stopping_latency_ms", "early_stopping_met",
+                "early_stopping_result", "result_perf_constraints_met", "result_invalid_reason",
+                "result_overlatency_query_count")
+# The figure the checker reports per scenario: (detail-log key, unit, how to scale the raw value).
+METRICS = {Scenario.OFFLINE: ("result_samples_per_second", "samples/s", 1.0),
+           Scenario.SINGLE_STREAM: ("early_stopping_latency_ss", "ms (90th percentile, early stopping)", 1e-6),
+           Scenario.MULTI_STREAM: ("early_stopping_latency_ms", "ms (99th percentile, early stopping)", 1e-6),
+           Scenario.SERVER: ("result_completed_samples_per_sec", "samples/s", 1.0)}
 
 
 # ----------------------------------------------------------------------------- paths
@@ -89,6 +99,27 @@ def clear_incomplete(run_directory: Path) -> None:
 def find_results(results: Path) -> list[Path]:
     """Every ``result.json`` under a results root, sorted by path."""
     return sorted(Path(results).rglob(RESULT_FILE))
+
+
+def invalid_reasons(values: Any) -> list[str]:
+    """Which of LoadGen's validity rules a run failed, with the numbers, from detail-log values
+    (a ``DetailLog`` or the ``loadgen`` mapping of a record: anything with ``.get``)."""
+    out = []
+    if values.get("result_min_duration_met") is False:
+        out.append(f"min duration not met (min_duration {values.get('effective_min_duration_ms')} ms)")
+    if values.get("result_min_queries_met") is False:
+        out.append(f"min queries not met ({values.get('result_query_count')} queries < min_query_count "
+                   f"{values.get('effective_min_query_count')})")
+    if values.get("result_perf_constraints_met") is False:
+        bound = (values.get("effective_target_latency_ns") or 0) / 1e6
+        p99 = (values.get("result_99.00_percentile_latency_ns") or 0) / 1e6
+        out.append(f"latency bound not met: 99th percentile {p99:.2f} ms > {bound:g} ms "
+                   f"({values.get('result_overlatency_query_count')} queries over it)")
+    if values.get("early_stopping_met") is False:
+        out.append(f"early stopping not met ({' '.join(str(values.get('early_stopping_result') or '').split())})")
+    if not out and values.get("result_invalid_reason"):
+        out.append(str(values.get("result_invalid_reason")))
+    return out
 
 
 # ----------------------------------------------------------------------------- the record
@@ -154,6 +185,22 @@ class RunResult:
         return float(value) if value is not None else None
 
     @property
+    def metric(self) -> tuple[float | None, str]:
+        """The scenario's reported figure (as the checker reads it) and its unit."""
+        key, unit, scale = METRICS[self.scenario]
+        value = self.loadgen.get(key)
+        return (float(value) * scale if value is not None else None), unit
+
+    def latency_ms(self, percentile: str = "99.00") -> float | None:
+        """A latency percentile LoadGen measured (``"90.00"``, ``"99.00"``), in ms."""
+        value = self.loadgen.get(f"result_{percentile}_percentile_latency_ns")
+        return float(value) / 1e6 if value is not None else None
+
+    def invalid_because(self) -> list[str]:
+        """Which of LoadGen's validity rules a performance run failed, with the numbers."""
+        return invalid_reasons(self.loadgen)
+
+    @property
     def min_duration_ms(self) -> int | None:
         """The min_duration LoadGen used."""
         return self.loadgen.get("effective_min_duration_ms")
@@ -176,7 +223,7 @@ class RunResult:
     @property
     def engine(self) -> dict[str, Any]:
         """The engine settings the run compiled with, as plain data."""
-        return asdict(self.profile.engine)
+        return asdict(self.profile.engine_for(self.scenario.value))
 
     def identity(self) -> dict[str, Any]:
         """What must be equal between runs that go into one submission: model, engine, precision."""

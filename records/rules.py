@@ -23,13 +23,14 @@ from common.errors import ConfigError, HarnessError, SubmissionError
 from common.loadgen_conf import builtin_mlperf_conf, lookup, parse_user_conf
 from common.testspec import BENCHMARK, Mode, Scenario
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, DetailLog
-from records.results import RESULT_FILE, RunResult
+from records.results import RESULT_FILE, RunResult, invalid_reasons
 
 ROUND = "v6.1"
 DIVISIONS = ("open", "closed")
 OFFICIAL_MIN_DURATION_MS = 600_000
 OFFICIAL_ACCURACY_SAMPLES = 50_000
 MIN_PERFORMANCE_SAMPLE_COUNT = 1024
+SERVER_LATENCY_BOUND_NS = 15_000_000
 SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
 MEASUREMENT_KEYS = ("input_data_types", "retraining", "starting_weights_filename", "weight_data_types",
                     "weight_transformations")
@@ -93,8 +94,16 @@ def log_problems(detail: DetailLog, path: Path, mode: Mode, scenario: Scenario,
                                settings=True))
         return out
     if detail.get("result_validity") != "VALID":
+        why = invalid_reasons(detail)
         out.append(Problem(path, f"performance run is {detail.get('result_validity') or 'without a result'}, "
-                                 "not VALID"))
+                                 "not VALID" + (f" ({'; '.join(why)})" if why else "")))
+    if scenario is not Scenario.OFFLINE and detail.get("early_stopping_met") is not True:
+        out.append(Problem(path, "early stopping not met: too few queries for its latency estimate"))
+    if scenario is Scenario.SERVER:
+        bound = detail.get("effective_target_latency_ns")
+        if bound is None or bound > SERVER_LATENCY_BOUND_NS:
+            out.append(Problem(path, f"Server latency bound {bound} ns > {SERVER_LATENCY_BOUND_NS} ns "
+                                     f"({BENCHMARK}'s 15 ms)", settings=True))
     duration = detail.get("effective_min_duration_ms") or 0
     if duration < OFFICIAL_MIN_DURATION_MS:
         out.append(Problem(path, f"min_duration {duration} ms < {OFFICIAL_MIN_DURATION_MS} ms", settings=True))

@@ -22,14 +22,15 @@ def collect(results_dir: Path) -> list[RunResult | tuple[Path, str]]:
 
 def format_table(rows: list[RunResult | tuple[Path, str]]) -> str:
     """Markdown table: run, status, precision, result, samples/s or accuracy, submittable."""
-    head = "| run | status | precision | result | samples/s | top-1 % | submittable |"
+    head = "| run | status | precision | result | metric | top-1 % | submittable |"
     lines = [head, "|" + "---|" * 7]
     for r in rows:
         if isinstance(r, tuple):
             lines.append(f"| {r[0]} | unreadable: {r[1]} | | | | | no |")
             continue
         performance = r.mode is not Mode.ACCURACY
-        sps = f"{r.samples_per_second:.1f}" if performance and r.samples_per_second is not None else ""
+        value, unit = r.metric
+        sps = f"{value:.{3 if 'ms' in unit else 1}f} {unit}" if performance and value is not None else ""
         validity = (r.validity or "") if performance else "accuracy run"
         acc = f"{r.accuracy.top1_percent:.3f}" if r.accuracy is not None else ""
         prec = f"{r.card.precision} (hint {r.inference_precision or '?'})"

@@ -52,7 +52,7 @@ def readme_text(system_name: str, division: str, acc: RunResult, perf: RunResult
                 desc: Mapping[str, Any], git: Mapping[str, Any], provenance: Mapping[str, Any],
                 waived: list[str], package_command: str | None) -> str:
     """The README.md of one packaged scenario."""
-    card, engine = perf.card, perf.profile.engine
+    card, engine = perf.card, perf.profile.engine_for(perf.scenario.value)
     accuracy = acc.accuracy
     lines = []
     if waived:

@@ -30,12 +30,15 @@ class EngineConfig:
     infer_requests: int
     batch_size: int
     pinning: bool = True
+    max_wait_us: int = 0  # Server only: how long a batch may wait for more arrivals after its first
 
     def __post_init__(self) -> None:
         for name in ("num_streams", "num_threads", "infer_requests", "batch_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"engine.{name}: expected an integer >= 1, got {value!r}")
+        if not isinstance(self.max_wait_us, int) or isinstance(self.max_wait_us, bool) or self.max_wait_us < 0:
+            raise ConfigError(f"engine.max_wait_us: expected an integer >= 0, got {self.max_wait_us!r}")
         if self.infer_requests < self.num_streams:
             raise ConfigError(
                 f"engine.infer_requests ({self.infer_requests}) must be >= engine.num_streams "
@@ -45,9 +48,11 @@ class EngineConfig:
                 f"engine.num_threads ({self.num_threads}) must be >= engine.num_streams ({self.num_streams})")
         if not isinstance(self.pinning, bool):
             raise ConfigError(f"engine.pinning: expected true or false, got {self.pinning!r}")
+
+    def warn_if_throughput_starved(self) -> None:
+        """Throughput scenarios want two requests per stream (measured: with one, the batch refill
+        runs in series with inference and the harness reaches ~0.965x benchmark_app, not ~1.00x)."""
         if self.infer_requests < 2 * self.num_streams:
-            # Measured: with one request per stream the batch refill runs in series with
-            # inference and the harness reaches ~0.965x benchmark_app instead of ~1.00x.
             log.warning("engine.infer_requests (%d) < 2 x num_streams (%d): each stream idles while its "
                         "batch is answered and refilled", self.infer_requests, self.num_streams)
 
@@ -58,9 +63,21 @@ class SystemProfile:
 
     name: str
     cores: int
-    engine: EngineConfig
+    engine: EngineConfig  # Offline (the throughput default)
     description: str = ""
     system: dict[str, Any] = field(default_factory=dict)
+    # Latency-oriented settings of the other scenarios, keyed by LoadGen's scenario name.
+    scenarios: dict[str, EngineConfig] = field(default_factory=dict)
+
+    def engine_for(self, scenario: str) -> EngineConfig:
+        """The engine settings of ``scenario`` (``Offline`` is ``engine``)."""
+        if scenario == "Offline":
+            return self.engine
+        if scenario not in self.scenarios:
+            raise ConfigError(f"system profile {self.name!r} has no engine settings for {scenario}: add a "
+                              f"'scenarios: {scenario}:' mapping (num_streams, num_threads, infer_requests, "
+                              f"batch_size) to its YAML, or run 'mlperf-cpu tune --scenario {scenario}'")
+        return self.scenarios[scenario]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-data form, for result JSON and reports."""
@@ -69,5 +86,6 @@ class SystemProfile:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SystemProfile":
         """Inverse of ``to_dict`` (for records read back from JSON)."""
+        scenarios = {k: EngineConfig(**v) for k, v in (data.get("scenarios") or {}).items()}
         return cls(data["name"], int(data["cores"]), EngineConfig(**data["engine"]),
-                   str(data.get("description", "")), dict(data.get("system") or {}))
+                   str(data.get("description", "")), dict(data.get("system") or {}), scenarios)

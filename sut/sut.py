@@ -1,12 +1,19 @@
-"""The Offline system under test: LoadGen queries -> batches -> the inference pool.
+"""The systems under test, one per LoadGen scenario, all over the same inference pool and QSL.
 
-``issue_query`` runs on a LoadGen thread: it only queues the query and
-returns. One dispatcher thread cuts each query into batches, looks the rows up
-in the QSL and gathers them straight into idle infer requests. Completion runs
-on OpenVINO's callback threads and answers LoadGen with responses that point
-into the request's own output tensor (LoadGen copies them before returning).
-Every id taken is completed, with an empty response if inference failed, so a
-failure can never hang LoadGen; the error is kept and the runner fails the test.
+- ``OfflineSUT``: ``issue_query`` queues the (huge) query and returns; one dispatcher thread
+  cuts it into batches and gathers them straight into idle infer requests.
+- ``DirectSUT`` (SingleStream, MultiStream): the query goes into idle requests on LoadGen's
+  own issue thread, with no hop to another thread: in SingleStream every microsecond between
+  ``issue_query`` and ``start_async`` is on the measured latency. A MultiStream query of 8
+  samples becomes one batch-8 request or 8 batch-1 requests, whichever the engine settings say.
+- ``ServerSUT``: Poisson arrivals are queued; a dispatcher sends a batch as soon as a request
+  is idle, holding up to ``max_wait_us`` after the first waiting query to fill a batch
+  (``max_wait_us = 0`` with batch 1 is per-query dispatch).
+
+Completion runs on OpenVINO's callback threads and answers LoadGen with responses that point
+into the request's own output tensor (LoadGen copies them before returning). Every id taken
+is completed, with an empty response if inference failed, so a failure never hangs LoadGen;
+the first error is kept and the runner fails the test.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 
 import mlperf_loadgen as lg
 import numpy as np
@@ -27,64 +35,132 @@ log = logging.getLogger(__name__)
 _ITEMSIZE = 4  # one int32 top-1 label per sample
 
 
-class OfflineSUT:
-    """Feeds LoadGen queries through an ``InferencePool``."""
+class _PoolSUT:
+    """What every scenario's SUT shares: the pool, the responses, the first error."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int) -> None:
         self._qsl = qsl
         self._pool = InferencePool(compiled, num_requests, self._respond, self._respond_failed)
-        self._work: queue.SimpleQueue[tuple[np.ndarray, np.ndarray] | None] = queue.SimpleQueue()
-        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher", daemon=True)
         self.error: BaseException | None = None
-        self._dispatcher.start()
 
     @property
     def pool(self) -> InferencePool:
         """The inference pool (for warm-up and draining)."""
         return self._pool
 
-    def issue_query(self, ids: list[int], indices: list[int]) -> None:
-        """LoadGen thread: queue the query and return at once."""
-        self._work.put((np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64)))
-
     def flush_queries(self) -> None:
-        """LoadGen thread: nothing is held back, so there is nothing to flush."""
+        """LoadGen thread: nothing is held back beyond ``max_wait_us``, so there is nothing to flush."""
 
     def close(self) -> None:
-        """Stop the dispatcher after the queued work and wait for in-flight inference."""
-        self._work.put(None)
-        self._dispatcher.join()
+        """Wait for in-flight inference."""
         self._pool.drain()
 
     def first_error(self) -> BaseException | None:
         """The first failure in dispatch or inference, if any."""
         return self.error or self._pool.error
 
-    def _dispatch_loop(self) -> None:
+    def _submit_all(self, ids: np.ndarray, indices: np.ndarray) -> None:
+        """Cut ``ids``/``indices`` into batches and start each on an idle request; on failure,
+        complete the rest with empty responses and keep the error."""
         bs = self._pool.batch_size
-        while (item := self._work.get()) is not None:
-            ids, indices = item
-            done = 0
-            try:
-                rows = self._qsl.rows_for(indices)
-                data = self._qsl.data
-                for done in range(0, len(ids), bs):
-                    self._pool.submit(data, rows[done:done + bs], ids[done:done + bs])
-                done = len(ids)
-            except Exception as exc:  # noqa: BLE001 - complete the rest, then report
-                log.error("dispatch failed at sample %d of the query: %s", done, exc)
-                if self.error is None:
-                    self.error = exc
-                self._respond_failed(ids[done:], exc)
+        done = 0
+        try:
+            rows = self._qsl.rows_for(indices)
+            data = self._qsl.data
+            for done in range(0, len(ids), bs):
+                self._pool.submit(data, rows[done:done + bs], ids[done:done + bs])
+            done = len(ids)
+        except Exception as exc:  # noqa: BLE001 - complete the rest, then report
+            log.error("dispatch failed at sample %d of %d: %s", done, len(ids), exc)
+            if self.error is None:
+                self.error = exc
+            self._respond_failed(ids[done:], exc)
 
     def _respond(self, ids: np.ndarray, top1: np.ndarray) -> None:
         """OpenVINO callback thread: answer LoadGen with pointers into ``top1``."""
         base = top1.ctypes.data
-        responses = [lg.QuerySampleResponse(int(sid), base + k * _ITEMSIZE, _ITEMSIZE)
+        responses = [lg.QuerySampleResponse(sid, base + k * _ITEMSIZE, _ITEMSIZE)
                      for k, sid in enumerate(ids.tolist())]
         lg.QuerySamplesComplete(responses)
 
     def _respond_failed(self, ids: np.ndarray, error: BaseException) -> None:
         """Complete ``ids`` with empty responses so LoadGen never waits on a failed sample."""
         if len(ids):
-            lg.QuerySamplesComplete([lg.QuerySampleResponse(int(sid), 0, 0) for sid in ids.tolist()])
+            lg.QuerySamplesComplete([lg.QuerySampleResponse(sid, 0, 0) for sid in ids.tolist()])
+
+
+class OfflineSUT(_PoolSUT):
+    """Offline: one dispatcher thread feeds LoadGen's queries through the pool."""
+
+    def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int) -> None:
+        super().__init__(qsl, compiled, num_requests)
+        self._work: queue.SimpleQueue[tuple[np.ndarray, np.ndarray] | None] = queue.SimpleQueue()
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher", daemon=True)
+        self._dispatcher.start()
+
+    def issue_query(self, ids: list[int], indices: list[int]) -> None:
+        """LoadGen thread: queue the query and return at once."""
+        self._work.put((np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64)))
+
+    def close(self) -> None:
+        """Stop the dispatcher after the queued work and wait for in-flight inference."""
+        self._work.put(None)
+        self._dispatcher.join()
+        super().close()
+
+    def _dispatch_loop(self) -> None:
+        while (item := self._work.get()) is not None:
+            self._submit_all(*item)
+
+
+class DirectSUT(_PoolSUT):
+    """SingleStream and MultiStream: the query is started on LoadGen's issue thread itself."""
+
+    def issue_query(self, ids: list[int], indices: list[int]) -> None:
+        """LoadGen thread: gather the query's samples into idle requests and start them."""
+        self._submit_all(np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64))
+
+
+class ServerSUT(_PoolSUT):
+    """Server: queued arrivals, sent in batches of up to the compiled batch size as requests go idle."""
+
+    def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
+                 max_wait_us: int = 0) -> None:
+        super().__init__(qsl, compiled, num_requests)
+        self._max_wait_s = max_wait_us / 1e6
+        self._arrivals: queue.SimpleQueue[tuple[list[int], list[int]] | None] = queue.SimpleQueue()
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="server-dispatcher", daemon=True)
+        self._dispatcher.start()
+
+    def issue_query(self, ids: list[int], indices: list[int]) -> None:
+        """LoadGen thread: queue the arrival and return at once."""
+        self._arrivals.put((ids, indices))
+
+    def close(self) -> None:
+        """Stop the dispatcher after the queued arrivals and wait for in-flight inference."""
+        self._arrivals.put(None)
+        self._dispatcher.join()
+        super().close()
+
+    def _dispatch_loop(self) -> None:
+        bs = self._pool.batch_size
+        stopping = False
+        while not stopping:
+            first = self._arrivals.get()
+            if first is None:
+                return
+            ids, indices = list(first[0]), list(first[1])
+            deadline = time.perf_counter() + self._max_wait_s
+            # Fill the batch with what has already arrived; wait for more only up to the deadline.
+            while len(ids) < bs:
+                try:
+                    timeout = deadline - time.perf_counter()
+                    item = self._arrivals.get(timeout=timeout) if timeout > 0 else self._arrivals.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                ids += item[0]
+                indices += item[1]
+            self._submit_all(np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64))
