@@ -137,7 +137,8 @@ def summary(rounds: list[Round]) -> dict[str, float]:
 
 def print_summary(rounds: list[Round], threshold: float) -> dict[str, dict[str, float]]:
     """Medians of all rounds (and of the clean ones if some were busy); the LAST line
-    printed is ``ratio <median of per-round ratios over all rounds>``."""
+    printed is ``ratio <median of per-round ratios>`` over the clean rounds if there are
+    any (a busy round's ratio measures the other work, not the tools), else over all."""
     out = {"all": summary(rounds)}
     clean = [r for r in rounds if r.clean(threshold)]
     if clean and len(clean) < len(rounds):
@@ -148,5 +149,6 @@ def print_summary(rounds: list[Round], threshold: float) -> dict[str, dict[str, 
               f"{s['min_ratio']:.3f}..{s['max_ratio']:.3f}), ratio of medians {s['ratio_of_medians']:.3f}")
     if not clean:
         print(f"no clean round: every round shared the machine with >= {threshold} cores of other work")
-    print(f"ratio {out['all']['median_of_ratios']:.4f}", flush=True)
+    chosen = "clean" if "clean" in out else "all"
+    print(f"ratio {out[chosen]['median_of_ratios']:.4f}", flush=True)
     return out
