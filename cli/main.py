@@ -133,22 +133,66 @@ def _print_result(result: "RunResult") -> None:  # noqa: F821 - imported lazily
 
 # ----------------------------------------------------------------------------- tune
 def _cmd_tune(args: argparse.Namespace) -> int:
+    from common.testspec import Scenario
     from harness.profile import load_profile
-    from harness.tune import TARGET_QPS_MARGIN, tune_and_record
+    from harness.tune import TARGET_QPS_MARGIN, tune_and_record, tune_latency_and_record
 
-    batches = tuple(int(b) for b in args.batches.split(","))
-    requests = tuple(int(r) for r in args.requests_per_stream.split(","))
-    done = tune_and_record(args.model, load_profile(args.system), args.user_conf, seconds=args.seconds,
-                           batches=batches, requests_per_stream=requests, margin=args.margin or TARGET_QPS_MARGIN,
-                           name=args.name, profile_out=args.profile_out)
-    print("| streams | threads | requests | batch | samples/s |")
-    print("|---|---|---|---|---|")
-    for p in done.points:
-        e = p.engine
-        print(f"| {e.num_streams} | {e.num_threads} | {e.infer_requests} | {e.batch_size} | {p.samples_per_second:.1f} |")
-    print(f"best: {done.points[0].samples_per_second:.1f} samples/s -> profile {done.profile_path}; "
-          f"{args.user_conf}: resnet50.Offline.target_qps = {done.target_qps:.1f}")
+    try:
+        scenario = Scenario.parse(args.scenario)
+    except ValueError as exc:
+        raise ConfigError(f"--scenario: {exc}") from None
+    base = load_profile(args.system)
+    common = dict(name=args.name, profile_out=args.profile_out)
+    if scenario is Scenario.OFFLINE:
+        batches = tuple(int(b) for b in args.batches.split(","))
+        requests = tuple(int(r) for r in args.requests_per_stream.split(","))
+        points, done = tune_and_record(args.model, base, args.user_conf, seconds=args.seconds, batches=batches,
+                                       requests_per_stream=requests, margin=args.margin or TARGET_QPS_MARGIN,
+                                       **common)
+        print("| streams | threads | requests | batch | samples/s |")
+        print("|---|---|---|---|---|")
+        for p in points:
+            e = p.engine
+            print(f"| {e.num_streams} | {e.num_threads} | {e.infer_requests} | {e.batch_size} | "
+                  f"{p.samples_per_second:.1f} |")
+    elif scenario is Scenario.SERVER:
+        done = _tune_server(args, base, common)
+    else:
+        points, done = tune_latency_and_record(args.model, base, scenario, args.user_conf, seconds=args.seconds,
+                                               **common)
+        print(f"| streams | threads | requests | batch | pinning | p{points[0].percentile:g} ms | median ms |")
+        print("|---|---|---|---|---|---|---|")
+        for p in points:
+            e = p.engine
+            print(f"| {e.num_streams} | {e.num_threads} | {e.infer_requests} | {e.batch_size} | {e.pinning} | "
+                  f"{p.latency_ms:.3f} | {p.median_ms:.3f} |")
+    print(done.summary)
     return 0
+
+
+def _tune_server(args: argparse.Namespace, base: "SystemProfile", common: dict) -> "TuneOutcome":  # noqa: F821
+    import openvino as ov
+
+    from harness.tune import measure
+    from modelprep.card import load_card
+    from pipeline.flows import Workspace
+    from pipeline.server_search import SERVER_MARGIN, tune_server_and_record
+
+    if args.dataset is None:
+        raise ConfigError("tune --scenario Server needs --dataset (its short LoadGen runs read real samples)")
+    card = load_card(args.model)
+    ceiling = measure(ov.Core(), args.model, card, base.engine, min(args.seconds, 5.0))
+    probes, done = tune_server_and_record(args.model, args.dataset, base, args.user_conf,
+                                          Workspace(work=args.work), ceiling, seconds=max(args.seconds, 5.0),
+                                          margin=args.margin or SERVER_MARGIN, **common)
+    print(f"Offline ceiling {ceiling:.1f} samples/s; probes:")
+    print("| streams | batch | wait us | target qps | result | completed qps | p99 ms |")
+    print("|---|---|---|---|---|---|---|")
+    for p in probes:
+        e = p.engine
+        print(f"| {e.num_streams} | {e.batch_size} | {e.max_wait_us} | {p.target_qps:.1f} | "
+              f"{'VALID' if p.valid else 'INVALID'} | {p.completed_qps} | {p.p99_ms} |")
+    return done
 
 
 # ----------------------------------------------------------------------------- report
@@ -231,10 +275,20 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
 
     if args.mode not in ("all", "accuracy", "performance"):
         raise ConfigError(f"--mode must be all, accuracy or performance, got {args.mode!r}")
+    from common.testspec import Scenario
+
     ws = Workspace(work=args.work, results=args.results, demo_data=args.demo_data)
+    try:
+        scenarios = tuple(Scenario) if args.scenario == "all" else \
+            tuple(Scenario.parse(x) for x in args.scenario.split(","))
+    except ValueError as exc:
+        raise ConfigError(f"--scenario: {exc} (or 'all')") from None
+    if args.category and not args.submission:
+        raise ConfigError("--category is for --submission (it chooses the scenarios a submission needs)")
     req = PipelineRequest(ws, args.model, args.dataset, args.calib_list, args.calib_dir, args.val_map, args.system,
                           args.precision, args.mode, args.user_conf, args.submission, args.org, args.out,
-                          args.compliance, args.tune, parse_assignments(args.set))
+                          args.compliance, args.tune, parse_assignments(args.set), scenarios, args.category,
+                          args.division)
     if args.submission:
         done = run_submission(req, args.command_line)
         print(f"packaged     : {', '.join(str(d) for d in done.scenario_dirs)}")
@@ -264,6 +318,8 @@ def _add_pipeline(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--system", default="host", help="system profile: host (default) or one of configs/*.yaml")
     p.add_argument("--precision", choices=("int8", "f32", "bf16"), default="int8")
     p.add_argument("--mode", default="all", help="all (default), accuracy or performance")
+    p.add_argument("--scenario", default="Offline",
+                   help="Offline (default), SingleStream, MultiStream, Server, a comma-separated list, or all")
     p.add_argument("--user-conf", type=Path, default=Path("user.conf"),
                    help="LoadGen user.conf (set target_qps from a measurement)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root (default: ./results)")
@@ -275,7 +331,13 @@ def _add_pipeline(sub: argparse._SubParsersAction) -> None:
                    help="run everything with official settings and build an open-division tree")
     s.add_argument("--org", default="Demo", help="submitter: the tree's open/<NAME> folder (default Demo)")
     s.add_argument("--out", type=Path, default=Path("submission"), help="submission tree (default: submission)")
-    s.add_argument("--compliance", action="store_true", help="also run TEST01 and TEST04")
+    s.add_argument("--compliance", action="store_true", help="also run TEST01 and TEST04 (closed: always)")
+    s.add_argument("--category", choices=("edge", "datacenter,edge"),
+                   help="a complete entry: edge = SingleStream + MultiStream + Offline; datacenter,edge adds Server "
+                        "(default: the --scenario list, open division)")
+    s.add_argument("--division", choices=("open", "closed"), default="open",
+                   help="closed needs the reference resnet50_v1.onnx, the official calibration list and "
+                        "TEST01/TEST04")
     s.add_argument("--tune", action="store_true",
                    help="measure the engine grid first and set target_qps (writes configs/<system>-tuned.yaml)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE",
@@ -334,17 +396,24 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_tools(sub: argparse._SubParsersAction) -> None:
-    t = sub.add_parser("tune", help="measure streams x batch x requests; write the best profile and target_qps")
+    t = sub.add_parser("tune", help="measure engine settings per scenario; write the best profile and the "
+                                    "user.conf target (Offline/Server target_qps, SingleStream/MultiStream "
+                                    "target_latency)")
     t.add_argument("--model", type=Path, required=True, help="prepared model directory")
+    t.add_argument("--scenario", default="Offline", help="Offline (default), SingleStream, MultiStream or Server")
+    t.add_argument("--dataset", type=Path, help="Server only: the image directory its short LoadGen runs read")
+    t.add_argument("--work", type=Path, default=DEFAULT_WORK, help="Server only: where the image cache is")
     t.add_argument("--system", default="host", help="base profile (its cores and system description)")
     t.add_argument("--batches", default="8,16,32", help="comma-separated batch sizes")
     t.add_argument("--requests-per-stream", default="1,2", help="comma-separated infer requests per stream")
-    t.add_argument("--seconds", type=float, default=3.0, help="measuring time per point")
+    t.add_argument("--seconds", type=float, default=3.0,
+                   help="measuring time per point (Server: per LoadGen run, at least 5)")
     t.add_argument("--name", help="profile name to write (default <system>-tuned)")
     t.add_argument("--profile-out", type=Path, help="profile YAML to write (default configs/<name>.yaml)")
     t.add_argument("--margin", type=float,
-                   help="target_qps = best x margin (default 1.1; raise it on a machine shared with other "
-                        "jobs: a run faster than 1.1 x target_qps ends before 600 s and is INVALID)")
+                   help="Offline: target_qps = best x margin (default 1.1; raise it on a machine shared with "
+                        "other jobs: a run faster than 1.1 x target_qps ends before 600 s and is INVALID); "
+                        "Server: target_qps = highest VALID rate x margin (default 0.9)")
     t.add_argument("--user-conf", type=Path, default=Path("user.conf"))
     t.set_defaults(handler=_cmd_tune)
 

@@ -63,6 +63,12 @@ def _package_command(args: argparse.Namespace) -> str:
         parts += ["--system-name", args.system_name]
     if args.benchmark != "resnet50":
         parts += ["--benchmark", args.benchmark]
+    if args.division != "open":
+        parts += ["--division", args.division]
+    if args.category != "edge":
+        parts += ["--category", args.category]
+    if args.scenarios:
+        parts += ["--scenarios", args.scenarios]
     if args.user_conf is not None:
         parts += ["--user-conf", str(args.user_conf)]
     if args.system_fields is not None:
@@ -91,12 +97,20 @@ def _cmd_package(args: argparse.Namespace) -> int:
     from records.rules import ROUND
     from submit.package import package
 
+    from common.testspec import Scenario
+
+    try:
+        scenarios = tuple(Scenario.parse(x) for x in args.scenarios.split(",")) if args.scenarios else None
+    except ValueError as exc:
+        raise ConfigError(f"--scenarios: {exc}") from None
     done = package(args.results, args.system, _model_label(args), args.org, args.out, args.src_root,
+                   division=args.division, category=args.category, scenarios=scenarios,
                    system_name=args.system_name, system_overrides=_system_overrides(args),
                    user_conf=args.user_conf, benchmark_folder=args.benchmark,
                    allow_nonofficial=args.allow_nonofficial, replace=args.replace,
                    package_command=_package_command(args))
-    print(f"packaged     : {done.scenario_dir}")
+    for path in done.scenario_dirs:
+        print(f"packaged     : {path}")
     print(f"system       : {done.system_json}")
     if done.official:
         print(f"submittable  : yes, by this harness's rules; now run the official checker:\n"
@@ -152,7 +166,14 @@ def _add_system_field_args(p: argparse.ArgumentParser) -> None:
 
 def add_subcommands(sub: Any) -> None:
     """Add ``package``, ``check`` and ``describe-system`` to ``sub`` (from ``add_subparsers``)."""
-    p = sub.add_parser("package", help="build the open-division submission tree from finished runs")
+    p = sub.add_parser("package", help="build the submission tree (open or closed) from finished runs")
+    p.add_argument("--division", choices=("open", "closed"), default="open",
+                   help="closed: the reference model, official calibration, 99 %% accuracy, TEST01/TEST04 "
+                        "in every scenario, every scenario of the category")
+    p.add_argument("--category", choices=("edge", "datacenter,edge"), default="edge",
+                   help="edge: SingleStream + MultiStream + Offline; datacenter,edge: + Server (system_type)")
+    p.add_argument("--scenarios", help="comma-separated subset to package (open division; default: every scenario "
+                                       "of the category that has runs)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root of the runs")
     p.add_argument("--system", required=True, help="system profile the runs used (results/<system>/...)")
     p.add_argument("--model-dir", type=Path, help="the prepared model directory the runs served (has card.json)")

@@ -120,13 +120,14 @@ def builtin_mlperf_conf() -> bytes:
     return blob[start:blob.index(b"\x00", start)]
 
 
-def set_value(user_conf: Path, model: str, scenario: str, key: str, value: float) -> None:
+def set_value(user_conf: Path, model: str, scenario: str, key: str, value: float, digits: int = 1) -> None:
     """Set ``model.scenario.key = value`` in ``user_conf``, keeping every other line as it is.
 
     An existing line for exactly that key is replaced in place; otherwise the line is appended.
+    Floats are written with ``digits`` decimals.
     """
     user_conf = Path(user_conf)
-    line = f"{model}.{scenario}.{key} = {value:.1f}" if isinstance(value, float) else \
+    line = f"{model}.{scenario}.{key} = {value:.{digits}f}" if isinstance(value, float) else \
         f"{model}.{scenario}.{key} = {value}"
     pattern = re.compile(rf"^\s*{re.escape(model)}\.{re.escape(scenario)}\.{re.escape(key)}\s*=.*$")
     lines = user_conf.read_text().splitlines() if user_conf.is_file() else []

@@ -182,6 +182,7 @@ def execute(req: RunRequest) -> RunResult:
         if measure_s:
             record.warmup_samples_per_second = round(warm_qps, 1)
         _apply_overrides(settings, req.scenario, req.overrides, warm_qps)
+        _warn_if_slow_server_accuracy(settings, req, len(samples))
         steps.next()  # Running
         if req.mode.is_compliance:
             with audit_config(req.mode.value) as audit_path:
@@ -255,6 +256,16 @@ def _apply_overrides(settings: Any, scenario: Scenario, overrides: Overrides, wa
         settings.multi_stream_expected_latency_ns = int(per_query * 1e9 / warm_qps * AUTO_LATENCY_FRACTION)
     if overrides.active():
         log.warning("NON-OFFICIAL settings (this run cannot be submitted): %s", overrides.active())
+
+
+def _warn_if_slow_server_accuracy(settings: Any, req: RunRequest, total: int) -> None:
+    """Server accuracy queries arrive at target_qps: a low one makes the run last for hours."""
+    if req.scenario is Scenario.SERVER and req.mode is Mode.ACCURACY:
+        seconds = total / max(settings.server_target_qps, 1e-9)
+        if seconds > 600:
+            log.warning("Server accuracy run: %d samples at target_qps %.1f take about %.0f s; set "
+                        "%s.Server.target_qps in %s (mlperf-cpu tune --scenario Server)", total,
+                        settings.server_target_qps, seconds, BENCHMARK, req.user_conf)
 
 
 def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[str, Any]:

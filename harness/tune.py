@@ -56,6 +56,11 @@ def measure(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineConfig, 
     return pool.warmup(source, 2 * cfg.infer_requests, seconds)
 
 
+def measure_throughput(model_dir: Path, engine: EngineConfig, seconds: float = 5.0) -> float:
+    """Samples/s of the pool on ``engine`` (compiles the model once)."""
+    return measure(ov.Core(), model_dir, load_card(model_dir), engine, seconds)
+
+
 def tune(model_dir: Path, base: SystemProfile, seconds: float, batches: tuple[int, ...],
          requests_per_stream: tuple[int, ...], progress: bool = True) -> list[TunePoint]:
     """Measure every grid point; return them best first."""
@@ -73,37 +78,81 @@ def tune(model_dir: Path, base: SystemProfile, seconds: float, batches: tuple[in
     return sorted(points, key=lambda p: p.samples_per_second, reverse=True)
 
 
-def write_profile(path: Path, base: SystemProfile, best: TunePoint, name: str, card: ModelCard) -> Path:
-    """Write the best point as a profile YAML that keeps ``base``'s system description."""
-    profile = replace(base, name=name, engine=best.engine,
-                      description=f"{base.description} (tuned for {card.label})".strip())
+def tuned_name(base: SystemProfile) -> str:
+    """``<base>-tuned`` (a profile tuned again keeps its name, so scenarios accumulate in one file)."""
+    return base.name if base.name.endswith("-tuned") else f"{base.name}-tuned"
+
+
+def with_engine(base: SystemProfile, scenario: Scenario, engine: EngineConfig, name: str,
+                card: ModelCard) -> SystemProfile:
+    """``base`` with ``engine`` for ``scenario`` (every other setting and the description kept)."""
+    note = f"tuned for {card.label}"
+    description = base.description if note in base.description else f"{base.description} ({note})".strip()
+    if scenario is Scenario.OFFLINE:
+        return replace(base, name=name, engine=engine, description=description)
+    return replace(base, name=name, description=description, scenarios={**base.scenarios, scenario.value: engine})
+
+
+def write_profile(path: Path, profile: SystemProfile, header: str) -> Path:
+    """Write ``profile`` as YAML that ``load_profile`` reads back, with a comment header."""
     data = asdict(profile)
-    header = (f"# Written by `mlperf-cpu tune` for {card.label}: "
-              f"{best.samples_per_second:.1f} samples/s measured on this machine.\n")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + yaml.safe_dump(data, sort_keys=False))
+    path.write_text("".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(data, sort_keys=False))
     return path
 
 
 @dataclass(frozen=True)
 class TuneOutcome:
-    """What ``tune_and_record`` measured and wrote."""
+    """What a ``tune`` wrote: the profile (path and name) and the user.conf line it set."""
 
-    points: list[TunePoint]
     profile_path: Path
     profile_name: str
-    target_qps: float
+    conf_key: str
+    conf_value: float
+    summary: str
 
 
 def tune_and_record(model_dir: Path, base: SystemProfile, user_conf: Path, *, seconds: float = 3.0,
                     batches: tuple[int, ...] = (8, 16, 32), requests_per_stream: tuple[int, ...] = (1, 2),
                     margin: float = TARGET_QPS_MARGIN, name: str | None = None,
-                    profile_out: Path | None = None, progress: bool = True) -> TuneOutcome:
-    """Measure the grid, write the best point as a profile and set Offline target_qps in ``user_conf``."""
+                    profile_out: Path | None = None, progress: bool = True) -> tuple[list[TunePoint], TuneOutcome]:
+    """Offline: measure the grid, write the best point into the profile and set target_qps in ``user_conf``."""
+    card = load_card(model_dir)
     points = tune(model_dir, base, seconds, batches, requests_per_stream, progress)
     best = points[0]
-    name = name or f"{base.name}-tuned"
-    path = write_profile(profile_out or DEFAULT_CONFIG_DIR / f"{name}.yaml", base, best, name, load_card(model_dir))
+    name = name or tuned_name(base)
+    profile = with_engine(base, Scenario.OFFLINE, best.engine, name, card)
+    path = write_profile(profile_out or DEFAULT_CONFIG_DIR / f"{name}.yaml", profile,
+                         f"Written by `mlperf-cpu tune` for {card.label}: Offline {best.samples_per_second:.1f} "
+                         "samples/s measured on this machine.")
     target = round(best.samples_per_second * margin, 1)
     set_value(user_conf, BENCHMARK, Scenario.OFFLINE.value, "target_qps", target)
-    return TuneOutcome(points, path, name, target)
+    return points, TuneOutcome(path, name, "target_qps", target,
+                               f"best: {best.samples_per_second:.1f} samples/s -> profile {path}; "
+                               f"{user_conf}: {BENCHMARK}.Offline.target_qps = {target:.1f}")
+
+
+# Expected latency below the measured median: LoadGen then generates more queries than
+# 600 s need, so an official run is never cut short ("ran out of generated queries").
+EXPECTED_LATENCY_FRACTION = 0.8
+
+
+def tune_latency_and_record(model_dir: Path, base: SystemProfile, scenario: Scenario, user_conf: Path, *,
+                            seconds: float = 5.0, name: str | None = None, profile_out: Path | None = None,
+                            progress: bool = True) -> tuple[list, TuneOutcome]:
+    """SingleStream/MultiStream: keep the lowest-latency engine settings; set target_latency (ms)."""
+    from harness.tune_latency import tune_latency
+
+    card = load_card(model_dir)
+    points = tune_latency(model_dir, card, scenario, base.cores, seconds, progress)
+    best = points[0]
+    name = name or tuned_name(base)
+    profile = with_engine(base, scenario, best.engine, name, card)
+    path = write_profile(profile_out or DEFAULT_CONFIG_DIR / f"{name}.yaml", profile,
+                         f"Written by `mlperf-cpu tune --scenario {scenario.value}` for {card.label}: "
+                         f"p{best.percentile:g} {best.latency_ms:.3f} ms measured on this machine.")
+    expected = round(best.median_ms * EXPECTED_LATENCY_FRACTION, 3)
+    set_value(user_conf, BENCHMARK, scenario.value, "target_latency", expected, digits=3)
+    return points, TuneOutcome(path, name, "target_latency", expected,
+                               f"best: p{best.percentile:g} {best.latency_ms:.3f} ms -> profile {path}; "
+                               f"{user_conf}: {BENCHMARK}.{scenario.value}.target_latency = {expected}")

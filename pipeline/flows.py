@@ -148,6 +148,9 @@ class PipelineRequest:
     compliance: bool = False
     tune: bool = False
     system_fields: dict[str, str] = field(default_factory=dict)
+    scenarios: tuple[Scenario, ...] = (Scenario.OFFLINE,)
+    category: str | None = None  # submission: edge or datacenter,edge (sets the scenarios)
+    division: str = "open"
 
 
 def run_demo(req: PipelineRequest) -> list[RunResult]:
@@ -161,10 +164,13 @@ def run_demo(req: PipelineRequest) -> list[RunResult]:
     runs = []
     for precision in ("f32", "int8"):
         model_dir = prepare_model(str(DEMO_MODEL), precision, ws, calibration, check)
-        common = dict(model_dir=model_dir, dataset=demo / "val", system=req.system, workspace=ws,
-                      user_conf=req.user_conf)
-        runs.append(run_test(TestSpec(Mode.ACCURACY, **common)))
-        runs.append(run_test(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common)))
+        for scenario in req.scenarios:
+            common = dict(model_dir=model_dir, dataset=demo / "val", system=req.system, workspace=ws,
+                          user_conf=req.user_conf, scenario=scenario)
+            # A Server accuracy run arrives at target_qps: without a tuned user.conf, take it from the warm-up.
+            accuracy = Overrides(target_qps=0) if scenario is Scenario.SERVER else Overrides()
+            runs.append(run_test(TestSpec(Mode.ACCURACY, overrides=accuracy, **common)))
+            runs.append(run_test(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common)))
     return runs
 
 
@@ -180,8 +186,8 @@ def run_real(req: PipelineRequest) -> list[RunResult]:
     model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check)
     modes = {"all": (Mode.ACCURACY, Mode.PERFORMANCE), "accuracy": (Mode.ACCURACY,),
              "performance": (Mode.PERFORMANCE,)}[req.mode]
-    return [run_test(TestSpec(mode, model_dir, req.dataset, req.system, req.workspace, req.user_conf, req.val_map))
-            for mode in modes]
+    return [run_test(TestSpec(mode, model_dir, req.dataset, req.system, req.workspace, req.user_conf, req.val_map,
+                              scenario)) for scenario in req.scenarios for mode in modes]
 
 
 # ----------------------------------------------------------------------------- a whole submission
@@ -208,37 +214,65 @@ def demo_submission_request(req: PipelineRequest) -> PipelineRequest:
                    calib_dir=demo / "train", user_conf=conf, tune=True, system_fields=fields)
 
 
-def run_submission(req: PipelineRequest, command: str = "") -> Any:
-    """Prepare INT8, optionally tune, run every test with official settings, package and check."""
+def tune_scenarios(req: PipelineRequest, model_dir: Path, scenarios: tuple[Scenario, ...],
+                   offline_margin: float | None) -> str:
+    """Tune every scenario in turn into one ``<system>-tuned`` profile and the run's user.conf."""
     from harness.profile import load_profile
-    from harness.tune import tune_and_record
+    from harness.tune import TARGET_QPS_MARGIN, measure_throughput, tune_and_record, tune_latency_and_record
+    from pipeline.server_search import tune_server_and_record
+
+    profile = load_profile(req.system)
+    for scenario in scenarios:
+        if scenario is Scenario.OFFLINE:
+            _points, done = tune_and_record(model_dir, profile, req.user_conf,
+                                            margin=offline_margin or TARGET_QPS_MARGIN)
+        elif scenario is Scenario.SERVER:
+            assert req.dataset is not None
+            ceiling = measure_throughput(model_dir, profile.engine)
+            _probes, done = tune_server_and_record(model_dir, req.dataset, profile, req.user_conf, req.workspace,
+                                                   ceiling)
+        else:
+            _points, done = tune_latency_and_record(model_dir, profile, scenario, req.user_conf)
+        log.info("tuned %s: %s", scenario.value, done.summary)
+        profile = load_profile(str(done.profile_path))
+    return profile.name
+
+
+def run_submission(req: PipelineRequest, command: str = "") -> Any:
+    """Prepare INT8, optionally tune, run every test of every scenario with official settings,
+    package (open or closed, by category) and check."""
+    from records.rules import CATEGORY_SCENARIOS
     from submit.check import check_tree
     from submit.package import package
 
     demo = req.model is None and req.dataset is None
     margin = DEMO_SUBMISSION_MARGIN if demo else None
     if demo:
-        log.info("demo submission: demo task at official length (50,000 accuracy samples, 600 s run)")
+        log.info("demo submission: demo task at official length (50,000 accuracy samples, 600 s runs)")
         req = demo_submission_request(req)
     if req.model is None or req.dataset is None or req.calib_list is None:
         raise HarnessError("--submission needs --model, --dataset and --calib-list (or none of them for the demo)")
+    scenarios = CATEGORY_SCENARIOS[req.category] if req.category else req.scenarios
     check = CheckSet(req.dataset, req.val_map or req.dataset / "val_map.txt", 1000)
     calibration = CalibrationConfig(req.calib_dir or req.dataset, req.calib_list)
     model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check)
     system = req.system
     if req.tune:
-        from harness.tune import TARGET_QPS_MARGIN
+        system = tune_scenarios(req, model_dir, scenarios, margin)  # written to configs/<name>.yaml
+    compliance = req.compliance or req.division == "closed"
+    modes = [Mode.ACCURACY, Mode.PERFORMANCE] + ([Mode.TEST01, Mode.TEST04] if compliance else [])
+    for scenario in scenarios:
+        for mode in modes:
+            run_test(TestSpec(mode, model_dir, req.dataset, system, req.workspace, req.user_conf, req.val_map,
+                              scenario))
+    from harness.profile import load_profile
 
-        outcome = tune_and_record(model_dir, load_profile(system), req.user_conf, margin=margin or TARGET_QPS_MARGIN)
-        log.info("tuned: %.1f samples/s -> profile %s, target_qps %.1f", outcome.points[0].samples_per_second,
-                 outcome.profile_path, outcome.target_qps)
-        system = outcome.profile_name
-    modes = [Mode.ACCURACY, Mode.PERFORMANCE] + ([Mode.TEST01, Mode.TEST04] if req.compliance else [])
-    for mode in modes:
-        run_test(TestSpec(mode, model_dir, req.dataset, system, req.workspace, req.user_conf, req.val_map))
+    profile_name = load_profile(system, check_fits=False).name
     label = load_card(model_dir).label
-    done = package(req.workspace.results, system, label, req.org, req.out, REPO, system_overrides=req.system_fields,
-                   user_conf=req.user_conf, replace=True, package_command=command or None)
+    done = package(req.workspace.results, profile_name, label, req.org, req.out, REPO,
+                   system_overrides=req.system_fields, user_conf=req.user_conf, replace=True,
+                   package_command=command or None, scenarios=scenarios, division=req.division,
+                   category=req.category or "edge")
     problems = check_tree(req.out)
     if problems:
         raise HarnessError(f"{req.out}: {len(problems)} problem(s); first: {problems[0]}")

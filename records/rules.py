@@ -31,6 +31,20 @@ OFFICIAL_MIN_DURATION_MS = 600_000
 OFFICIAL_ACCURACY_SAMPLES = 50_000
 MIN_PERFORMANCE_SAMPLE_COUNT = 1024
 SERVER_LATENCY_BOUND_NS = 15_000_000
+# Closed division: 99 % of the FP32 reference top-1 (76.46 %), and the official calibration lists.
+REFERENCE_TOP1 = 76.46
+CLOSED_ACCURACY_FRACTION = 0.99
+OFFICIAL_CALIBRATION_SHA256 = {
+    "7662247d1d9407d6cb564268f64c5a4a6cf9f1a34fd2e6cdc3b94dcf278b3dc9": "cal_image_list_option_1.txt",
+    "11ce810122226ec0ca8c56e47ee356e3c1185f3c6ce8262edb50c3c1d0a9705e": "cal_image_list_option_2.txt",
+}
+REFERENCE_MODELS_FILE = Path(__file__).resolve().parent.parent / "configs" / "reference_models.yaml"
+# Which scenarios each system category must submit (the checker's required-scenarios tables).
+CATEGORY_SCENARIOS = {
+    "edge": (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM, Scenario.OFFLINE),
+    "datacenter,edge": (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM, Scenario.OFFLINE, Scenario.SERVER),
+}
+COMPLIANCE_TESTS = (Mode.TEST01, Mode.TEST04)
 SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
 MEASUREMENT_KEYS = ("input_data_types", "retraining", "starting_weights_filename", "weight_data_types",
                     "weight_transformations")
@@ -149,7 +163,8 @@ def accuracy_txt_problems(path: Path, expected_total: Any, need_hash: bool) -> l
 
 
 def accuracy_records_problems(path: Path, expected: Any) -> list[Problem]:
-    """The full accuracy log: one record per accuracy sample, each sample once."""
+    """The full accuracy log: every accuracy sample logged. A sample may appear twice (MultiStream
+    pads its last query to 8 samples with repeats), as the reference accuracy script allows."""
     if not path.is_file():
         return [Problem(path, "accuracy log missing")]
     try:
@@ -157,7 +172,7 @@ def accuracy_records_problems(path: Path, expected: Any) -> list[Problem]:
     except json.JSONDecodeError as exc:
         return [Problem(path, f"not valid JSON at line {exc.lineno} (already truncated?)")]
     indices = {r.get("qsl_idx") for r in records if isinstance(r, dict)}
-    if len(records) != expected or len(indices) != len(records):
+    if len(indices) != expected:
         return [Problem(path, f"holds {len(records)} records for {len(indices)} samples, but LoadGen ran "
                               f"{expected} accuracy samples")]
     return []
@@ -239,3 +254,41 @@ def measurements_problems(path: Path) -> list[Problem]:
     except json.JSONDecodeError as exc:
         return [Problem(path, f"invalid JSON at line {exc.lineno}")]
     return [Problem(path, f"field {k!r} is missing or empty") for k in MEASUREMENT_KEYS if not data.get(k)]
+
+
+# ----------------------------------------------------------------------------- closed division
+def reference_checksums(path: Path = REFERENCE_MODELS_FILE) -> tuple[str, ...]:
+    """The sha256 of every reference model file the closed division accepts for this benchmark."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the reference model checksums ({exc})") from None
+    values = data.get(BENCHMARK) or []
+    if not isinstance(values, list) or not all(isinstance(v, str) and len(v) == 64 for v in values):
+        raise ConfigError(f"{path}: {BENCHMARK}: expected a list of sha256 hex strings")
+    return tuple(v.lower() for v in values)
+
+
+def closed_problems(run: RunResult, reference: tuple[str, ...] | None = None) -> list[Problem]:
+    """What the closed division forbids in one run: another model, other calibration, low accuracy."""
+    out = []
+    where = run.directory / RESULT_FILE
+    reference = reference_checksums() if reference is None else reference
+    if run.card.source_sha256.lower() not in reference:
+        known = "none are listed yet" if not reference else f"{len(reference)} listed"
+        out.append(Problem(where, f"closed division: model source {run.card.source or '?'} (sha256 "
+                                  f"{run.card.source_sha256[:12]}...) is not the reference {BENCHMARK} model "
+                                  f"({REFERENCE_MODELS_FILE.name}: {known})"))
+    if run.card.precision == "int8":
+        listed = str((run.card.calibration or {}).get("list_sha256", ""))
+        if listed not in OFFICIAL_CALIBRATION_SHA256:
+            out.append(Problem(where, f"closed division: calibrated on {(run.card.calibration or {}).get('list')}, "
+                                      f"not an official list ({', '.join(OFFICIAL_CALIBRATION_SHA256.values())})"))
+    if run.mode is Mode.ACCURACY and run.accuracy is not None:
+        target = REFERENCE_TOP1 * CLOSED_ACCURACY_FRACTION
+        if run.accuracy.top1_percent < target:
+            out.append(Problem(where, f"closed division: top-1 {run.accuracy.top1_percent:.3f} % < {target:.4f} % "
+                                      f"(99 % of the reference {REFERENCE_TOP1} %)"))
+    return out

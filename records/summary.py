@@ -14,7 +14,9 @@ def collect(results_dir: Path) -> list[RunResult | tuple[Path, str]]:
     rows: list[RunResult | tuple[Path, str]] = []
     for path in find_results(results_dir):
         try:
-            rows.append(RunResult.load(path.parent))
+            result = RunResult.load(path.parent)
+            result.run_dir = str(path.parent)  # where it is now (a results tree may have been moved)
+            rows.append(result)
         except HarnessError as exc:
             rows.append((path.parent, str(exc).split(": ", 1)[-1]))
     return rows

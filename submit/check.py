@@ -1,7 +1,8 @@
 """``check``: the packaging rules applied to a submission tree on disk.
 
 The packaged tree has no run records, so the rules that can be verified from the
-files are applied: each detail log (``records.rules.log_problems``), accuracy.txt
+files are applied (closed division: also every required scenario, TEST01/TEST04 passed, and
+the accuracy target): each detail log (``records.rules.log_problems``), accuracy.txt
 with its hash, the truncated accuracy log, measurements.json, user.conf against the
 performance run, and the README's provenance block (same model and engine settings
 in both runs, no non-official settings, not packaged for testing).
@@ -10,22 +11,58 @@ in both runs, no non-official settings, not packaged for testing).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any, Mapping
 
 from common.testspec import Mode, Scenario
 from hostinfo.describe import description_problems
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
-from records.rules import (Problem, accuracy_sample_count, accuracy_txt_problems, builtin_seeds,
-                           consistency_problems, log_problems, measurements_problems, user_conf_problems)
+from records.rules import (CATEGORY_SCENARIOS, CLOSED_ACCURACY_FRACTION, COMPLIANCE_TESTS, DIVISIONS, REFERENCE_TOP1,
+                           Problem, accuracy_sample_count, accuracy_txt_problems, builtin_seeds,
+                           consistency_problems, log_problems, measurements_problems, parse_accuracy_txt,
+                           user_conf_problems)
 from submit.tree import BENCHMARK_NAMES, MAX_ACCURACY_LOG_BYTES, NOT_FOR_SUBMISSION, read_provenance
+
+log = logging.getLogger(__name__)
 
 SCENARIO_NAMES = tuple(s.value for s in Scenario)
 
 
-def _check_scenario(scen: Path, seeds: Mapping[str, int]) -> list[Problem]:
+def _check_compliance(scen: Path, scenario: Scenario, seeds: Mapping[str, int]) -> list[Problem]:
+    """Closed division: TEST01 and TEST04 in the scenario folder, passed, with valid runs."""
+    out: list[Problem] = []
+    for mode in COMPLIANCE_TESTS:
+        test_dir = scen / mode.value
+        verdicts = ["verify_performance.txt"] + (["verify_accuracy.txt"] if mode is Mode.TEST01 else [])
+        for name in verdicts:
+            path = test_dir / name
+            if not path.is_file():
+                out.append(Problem(path, f"missing (the closed division needs {mode.value} in every scenario)"))
+            elif "TEST PASS" not in path.read_text(errors="replace"):
+                out.append(Problem(path, f"{mode.value} did not pass"))
+        run = test_dir / "performance" / "run_1"
+        if (run / DETAIL).is_file():
+            out += log_problems(read_detail(run), run / DETAIL, mode, scenario, seeds)
+        else:
+            out.append(Problem(run / DETAIL, f"missing: no {mode.value} run logs"))
+    return out
+
+
+def _closed_accuracy_problems(acc_txt: Path) -> list[Problem]:
+    acc, _digest = parse_accuracy_txt(acc_txt) if acc_txt.is_file() else (None, None)
+    target = REFERENCE_TOP1 * CLOSED_ACCURACY_FRACTION
+    if acc is not None and acc[0] < target:
+        return [Problem(acc_txt, f"closed division: top-1 {acc[0]:.3f} % < {target:.4f} %")]
+    return []
+
+
+def _check_scenario(scen: Path, seeds: Mapping[str, int], division: str) -> list[Problem]:
     out: list[Problem] = []
     scenario = Scenario(scen.name)
+    if division == "closed":
+        out += _check_compliance(scen, scenario, seeds)
+        out += _closed_accuracy_problems(scen / "accuracy" / "accuracy.txt")
     perf_dir, acc_dir = scen / "performance" / "run_1", scen / "accuracy"
     required = [perf_dir / SUMMARY, perf_dir / DETAIL, acc_dir / SUMMARY, acc_dir / DETAIL, acc_dir / "accuracy.txt",
                 acc_dir / ACCURACY_LOG, scen / "measurements.json", scen / "user.conf", scen / "README.md"]
@@ -79,17 +116,26 @@ def check_tree(tree: Path) -> list[str]:
             out.append(Problem(marker, "tree is marked not for submission"))
     divisions = [d for d in ("open", "closed", "network") if (tree / d).is_dir()]
     if not divisions:
-        out.append(Problem(tree, "no open/ division folder"))
+        out.append(Problem(tree, "no open/ or closed/ division folder"))
     for division in divisions:
-        if division != "open":
-            out.append(Problem(tree / division, f"{division} division: this harness packages open division only"))
+        if division not in DIVISIONS:
+            out.append(Problem(tree / division, f"{division} division: this harness packages open and closed only"))
             continue
         for org_dir in sorted(p for p in (tree / division).iterdir() if p.is_dir()):
-            out += _check_submitter(org_dir, seeds)
+            out += _check_submitter(org_dir, seeds, division)
     return [str(p) for p in out]
 
 
-def _check_submitter(org_dir: Path, seeds: Mapping[str, int]) -> list[Problem]:
+def _required_scenarios(desc: Mapping[str, Any], sys_json: Path) -> tuple[tuple[Scenario, ...], list[Problem]]:
+    category = str(desc.get("system_type", ""))
+    normalised = "datacenter,edge" if set(category.split(",")) == {"datacenter", "edge"} else category
+    if normalised not in CATEGORY_SCENARIOS:
+        return (), [Problem(sys_json, f"system_type {category!r}: {BENCHMARK_NAMES[0]} is an edge benchmark; "
+                                      f"expected one of {', '.join(CATEGORY_SCENARIOS)}")]
+    return CATEGORY_SCENARIOS[normalised], []
+
+
+def _check_submitter(org_dir: Path, seeds: Mapping[str, int], division: str) -> list[Problem]:
     out: list[Problem] = []
     src = org_dir / "src"
     if not src.is_dir() or not any(src.iterdir()):
@@ -106,22 +152,32 @@ def _check_submitter(org_dir: Path, seeds: Mapping[str, int]) -> list[Problem]:
         out.append(Problem(results, "no results"))
     for system in systems:
         sys_json = org_dir / "systems" / f"{system.name}.json"
+        required: tuple[Scenario, ...] = ()
         if not sys_json.is_file():
             out.append(Problem(sys_json, "system description missing"))
         else:
             try:
                 desc = json.loads(sys_json.read_text())
                 out += [Problem(sys_json, p) for p in description_problems(desc, org_dir.parent.name, org_dir.name)]
+                required, wrong = _required_scenarios(desc, sys_json)
+                out += wrong
             except json.JSONDecodeError as exc:
                 out.append(Problem(sys_json, f"invalid JSON at line {exc.lineno}"))
         for bench in sorted(p for p in system.iterdir() if p.is_dir()):
             if bench.name not in BENCHMARK_NAMES and mapping.get(bench.name) not in BENCHMARK_NAMES:
                 out.append(Problem(bench, "not resnet50 (and not mapped to resnet in model_mapping.json)"))
                 continue
+            present = {p.name for p in bench.iterdir() if p.is_dir()}
+            missing = [s.value for s in required if s.value not in present]
+            if missing and division == "closed":
+                out.append(Problem(bench, f"closed division: {', '.join(missing)} missing (a "
+                                          f"{desc.get('system_type')} system needs {', '.join(s.value for s in required)})"))
+            elif missing:
+                log.warning("%s: open division without %s (a closed entry would need them)", bench, ", ".join(missing))
             for scen in sorted(p for p in bench.iterdir() if p.is_dir()):
-                if scen.name not in SCENARIO_NAMES:
-                    out.append(Problem(scen, f"unknown scenario folder {scen.name!r}; expected one of "
-                                             f"{', '.join(SCENARIO_NAMES)}"))
+                if scen.name not in SCENARIO_NAMES or (required and Scenario(scen.name) not in required):
+                    out.append(Problem(scen, f"scenario folder {scen.name!r} is not one of this system's "
+                                             f"({', '.join(s.value for s in required) or ', '.join(SCENARIO_NAMES)})"))
                     continue
-                out += _check_scenario(scen, seeds)
+                out += _check_scenario(scen, seeds, division)
     return out

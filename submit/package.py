@@ -29,8 +29,8 @@ from hostinfo.probe import distribution_version, physical_cores
 from records import results as tree
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, DetailLog, read_detail
 from records.results import RunResult
-from records.rules import (MEASUREMENT_KEYS, ROUND, Problem, builtin_seeds, consistency_problems, run_problems,
-                           user_conf_problems)
+from records.rules import (CATEGORY_SCENARIOS, COMPLIANCE_TESTS, DIVISIONS, MEASUREMENT_KEYS, ROUND, Problem,
+                           builtin_seeds, closed_problems, consistency_problems, run_problems, user_conf_problems)
 from sut.config import SystemProfile
 from submit.readme import readme_text
 from submit.sources import copy_sources
@@ -39,7 +39,6 @@ from submit.tree import (BENCHMARK_FOLDER, BENCHMARK_NAMES, MLPERF_MODEL, measur
 
 log = logging.getLogger(__name__)
 
-DIVISION = "open"
 
 
 @dataclass
@@ -68,6 +67,7 @@ class _Pair:
     perf: RunResult
     acc_detail: DetailLog
     perf_detail: DetailLog
+    compliance: dict[Mode, tuple[RunResult, DetailLog]] = field(default_factory=dict)
 
 
 def load_finished_run(run_dir: Path, mode: Mode, scenario: Scenario) -> tuple[RunResult, DetailLog]:
@@ -125,18 +125,22 @@ def environment_problems(pair: _Pair) -> list[Problem]:
     return out
 
 
-def _load_pair(results_dir: Path, system: str, model_label: str, scenario: Scenario) -> _Pair:
+def _load_pair(results_dir: Path, system: str, model_label: str, scenario: Scenario,
+               need_compliance: bool = False) -> _Pair:
     root = tree.scenario_dir(results_dir, system, model_label, scenario)
     if not root.is_dir():
         raise SubmissionError(f"{root}: no runs for system {system!r} and model {model_label!r}")
     loaded = {}
-    for mode in (Mode.ACCURACY, Mode.PERFORMANCE):
+    for mode in (Mode.ACCURACY, Mode.PERFORMANCE, *COMPLIANCE_TESTS):
         run_dir = tree.run_dir_in(root, mode)
         if not run_dir.is_dir():
-            raise SubmissionError(f"{run_dir}: no {mode.value} run")
+            if mode.is_compliance and not need_compliance:
+                continue
+            why = " (the closed division needs TEST01 and TEST04 in every scenario)" if mode.is_compliance else ""
+            raise SubmissionError(f"{run_dir}: no {mode.value} run{why}")
         loaded[mode] = load_finished_run(run_dir, mode, scenario)
-    (acc, acc_detail), (perf, perf_detail) = loaded[Mode.ACCURACY], loaded[Mode.PERFORMANCE]
-    return _Pair(scenario, root, acc, perf, acc_detail, perf_detail)
+    (acc, acc_detail), (perf, perf_detail) = loaded.pop(Mode.ACCURACY), loaded.pop(Mode.PERFORMANCE)
+    return _Pair(scenario, root, acc, perf, acc_detail, perf_detail, loaded)
 
 
 def resolve_user_conf(explicit: Path | None, perf: RunResult, results_dir: Path) -> Path:
@@ -151,9 +155,15 @@ def resolve_user_conf(explicit: Path | None, perf: RunResult, results_dir: Path)
                           "here; pass it explicitly")
 
 
-def _pair_problems(pair: _Pair, conf_path: Path, seeds: Mapping[str, int]) -> list[Problem]:
-    problems = run_problems(pair.perf, pair.perf_detail, DIVISION, seeds)
-    problems += run_problems(pair.acc, pair.acc_detail, DIVISION, seeds)
+def _pair_problems(pair: _Pair, conf_path: Path, seeds: Mapping[str, int], division: str) -> list[Problem]:
+    problems = run_problems(pair.perf, pair.perf_detail, division, seeds)
+    problems += run_problems(pair.acc, pair.acc_detail, division, seeds)
+    for run, detail in pair.compliance.values():
+        problems += run_problems(run, detail, division, seeds)
+        problems += consistency_problems(pair.perf.identity(), run.identity(), run.directory)
+    if division == "closed":
+        for run in (pair.acc, pair.perf):
+            problems += closed_problems(run)
     problems += consistency_problems(pair.acc.identity(), pair.perf.identity(), pair.root)
     problems += environment_problems(pair)
     if pair.acc.user_conf != pair.perf.user_conf:
@@ -171,19 +181,50 @@ def _pair_problems(pair: _Pair, conf_path: Path, seeds: Mapping[str, int]) -> li
 
 
 def scenario_problems(results_dir: Path, system: str, model_label: str, scenario: Scenario,
-                      user_conf: Path | None = None) -> list[Problem]:
+                      user_conf: Path | None = None, division: str = "open") -> list[Problem]:
     """Every problem ``package`` finds with one scenario's runs (before the system description)."""
-    pair = _load_pair(Path(results_dir), system, model_label, scenario)
-    return _pair_problems(pair, resolve_user_conf(user_conf, pair.perf, Path(results_dir)), builtin_seeds())
+    pair = _load_pair(Path(results_dir), system, model_label, scenario, division == "closed")
+    return _pair_problems(pair, resolve_user_conf(user_conf, pair.perf, Path(results_dir)), builtin_seeds(),
+                          division)
+
+
+def choose_scenarios(results_dir: Path, system: str, model_label: str, division: str, category: str,
+                     scenarios: tuple[Scenario, ...] | None) -> tuple[Scenario, ...]:
+    """The scenarios to package: as given, else the category's (closed: all of them, refused if
+    one is missing; open: those that have runs, with a warning for the rest)."""
+    if category not in CATEGORY_SCENARIOS:
+        raise SubmissionError(f"category {category!r}: expected one of {', '.join(CATEGORY_SCENARIOS)}")
+    required = CATEGORY_SCENARIOS[category]
+    if scenarios:
+        chosen = tuple(scenarios)
+    elif division == "closed":
+        chosen = required
+    else:
+        chosen = tuple(s for s in required
+                       if tree.scenario_dir(results_dir, system, model_label, s).is_dir())
+        if not chosen:
+            raise SubmissionError(f"{tree.scenario_dir(results_dir, system, model_label, required[0]).parent}: "
+                                  f"no runs of any {category} scenario ({', '.join(s.value for s in required)})")
+    missing = [s.value for s in required if s not in chosen]
+    if missing and division == "closed":
+        raise SubmissionError(f"closed division, {category}: {', '.join(missing)} required but not packaged")
+    if missing:
+        log.warning("open division: %s not packaged (a closed %s entry would need %s)", ", ".join(missing),
+                    category, ", ".join(s.value for s in required))
+    extra = [s.value for s in chosen if s not in required]
+    if extra:
+        raise SubmissionError(f"{', '.join(extra)} is not a scenario of a {category} system (the checker rejects it); "
+                              "use --category datacenter,edge for Server")
+    return chosen
 
 
 def package(results_dir: Path, system_profile_name: str, model_label: str, org: str, out_tree: Path,
             src_root: Path, *, system_name: str | None = None, profile: SystemProfile | None = None,
             system_overrides: Mapping[str, Any] | None = None, user_conf: Path | None = None,
             benchmark_folder: str = BENCHMARK_FOLDER, allow_nonofficial: bool = False, replace: bool = False,
-            package_command: str | None = None,
-            scenarios: tuple[Scenario, ...] = (Scenario.OFFLINE,)) -> Packaged:
-    """Build ``<out_tree>/open/<org>/...`` from ``results/<profile>/<model_label>/<Scenario>``.
+            package_command: str | None = None, scenarios: tuple[Scenario, ...] | None = None,
+            division: str = "open", category: str = "edge") -> Packaged:
+    """Build ``<out_tree>/<division>/<org>/...`` from ``results/<profile>/<model_label>/<Scenario>``.
 
     Raises ``SubmissionError`` naming the first reason the runs cannot be submitted
     (every reason is logged). ``profile`` (default: loaded by name) supplies the
@@ -194,27 +235,30 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
     check_folder_name("submitter", org)
     system_name = check_folder_name("system name", system_name or system_profile_name)
     check_folder_name("benchmark folder", benchmark_folder)
+    if division not in DIVISIONS:
+        raise SubmissionError(f"division {division!r}: expected one of {', '.join(DIVISIONS)}")
     results_dir, out_tree, src_root = Path(results_dir), Path(out_tree), Path(src_root)
-    pairs = [_load_pair(results_dir, system_profile_name, model_label, s) for s in scenarios]
+    chosen = choose_scenarios(results_dir, system_profile_name, model_label, division, category, scenarios)
+    pairs = [_load_pair(results_dir, system_profile_name, model_label, s, division == "closed") for s in chosen]
     seeds = builtin_seeds()
     conf_path = resolve_user_conf(user_conf, pairs[0].perf, results_dir)
 
     problems: list[Problem] = []
     for pair in pairs:
-        problems += _pair_problems(pair, conf_path, seeds)
+        problems += _pair_problems(pair, conf_path, seeds, division)
     if profile is None:
         profile = load_profile(system_profile_name, check_fits=False)
     desc = describe_system(profile.system, org, system_overrides, origin=f"system profile {profile.name!r}: system",
-                           division=DIVISION)
-    system_json = system_json_path(out_tree, DIVISION, org, system_name)
+                           division=division, system_type=category)
+    system_json = system_json_path(out_tree, division, org, system_name)
     missing = missing_fields(desc)
     if missing:
         problems.append(Problem(system_json, f"system description lacks {', '.join(missing)} (not readable on this "
                                              "machine: set it in the profile's 'system:' mapping or with --set "
                                              "KEY=VALUE)"))
-    problems += [Problem(system_json, p) for p in description_problems(desc, DIVISION, org)
+    problems += [Problem(system_json, p) for p in description_problems(desc, division, org)
                  if not p.startswith("field ")]
-    dests = [packaged_scenario_dir(out_tree, DIVISION, org, system_name, benchmark_folder, p.scenario) for p in pairs]
+    dests = [packaged_scenario_dir(out_tree, division, org, system_name, benchmark_folder, p.scenario) for p in pairs]
     for dest in dests:
         if dest.exists() and not replace:
             problems.append(Problem(dest, "already packaged (pass replace to overwrite)"))
@@ -231,7 +275,7 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
         raise SubmissionError(f"{hard[0]}{more}")
 
     # Everything checked: write. Each scenario folder is built aside and moved in whole.
-    org_root = org_dir(out_tree, DIVISION, org)
+    org_root = org_dir(out_tree, division, org)
     org_root.mkdir(parents=True, exist_ok=True)
     git = copy_sources(src_root, org_root / "src")
     system_json.parent.mkdir(parents=True, exist_ok=True)
@@ -242,13 +286,13 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
         mapping[benchmark_folder] = MLPERF_MODEL
         mapping_path.write_text(json.dumps(mapping, indent=4, sort_keys=True) + "\n")
     for pair, dest in zip(pairs, dests):
-        provenance = {"harness": "mlperf-cpu", "round": ROUND, "division": DIVISION,
+        provenance = {"harness": "mlperf-cpu", "round": ROUND, "division": division, "category": category,
                       "benchmark_folder": benchmark_folder, "system_profile": system_profile_name,
                       "scenario": pair.scenario.value, "model_label": model_label, "official": not waived,
                       "waived": waived, "accuracy": pair.acc.identity(), "performance": pair.perf.identity(),
                       "user_conf_sha256": sha256_file(conf_path),
                       "git": {k: git[k] for k in ("commit", "modified", "untracked")}}
-        _write_scenario(pair, dest, conf_path, system_name, desc, git, provenance, waived, package_command)
+        _write_scenario(pair, dest, conf_path, system_name, division, desc, git, provenance, waived, package_command)
     if waived:
         write_marker(out_tree, waived)
         write_marker(org_root, waived)
@@ -256,8 +300,8 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
     return Packaged(out_tree, dests, system_json, official=not waived, waived=waived)
 
 
-def _write_scenario(pair: _Pair, dest: Path, conf_path: Path, system_name: str, desc: Mapping[str, Any],
-                    git: Mapping[str, Any], provenance: dict[str, Any], waived: list[str],
+def _write_scenario(pair: _Pair, dest: Path, conf_path: Path, system_name: str, division: str,
+                    desc: Mapping[str, Any], git: Mapping[str, Any], provenance: dict[str, Any], waived: list[str],
                     package_command: str | None) -> None:
     """Write one scenario folder aside, then move it into place whole."""
     acc_dir, perf_dir = pair.acc.directory, pair.perf.directory
@@ -274,7 +318,9 @@ def _write_scenario(pair: _Pair, dest: Path, conf_path: Path, system_name: str, 
             tmp / "accuracy" / "accuracy.txt")
         (tmp / "measurements.json").write_text(json.dumps(measurements_from_card(pair.perf.card), indent=4) + "\n")
         shutil.copyfile(conf_path, tmp / "user.conf")
-        (tmp / "README.md").write_text(readme_text(system_name, DIVISION, pair.acc, pair.perf, pair.perf_detail,
+        for mode, (run, _detail) in pair.compliance.items():
+            _write_compliance(mode, run, tmp / mode.value)
+        (tmp / "README.md").write_text(readme_text(system_name, division, pair.acc, pair.perf, pair.perf_detail,
                                                    desc, git, provenance, waived, package_command))
         if dest.exists():
             shutil.rmtree(dest)
@@ -282,3 +328,18 @@ def _write_scenario(pair: _Pair, dest: Path, conf_path: Path, system_name: str, 
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     log.info("packaged %s", dest)
+
+
+def _write_compliance(mode: Mode, run: RunResult, dest: Path) -> None:
+    """``TEST0x/``: the verification verdicts, the compliance run's logs, and (TEST01) its sampled
+    accuracy log, laid out as the official run_verification.py leaves them."""
+    source = Path(run.run_dir).parents[1]  # <scenario>/TEST0x
+    (dest / "performance" / "run_1").mkdir(parents=True)
+    for name in ("verify_performance.txt", "verify_accuracy.txt"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, dest / name)
+    for name in (SUMMARY, DETAIL):
+        shutil.copy2(run.directory / name, dest / "performance" / "run_1" / name)
+    if mode is Mode.TEST01:
+        (dest / "accuracy").mkdir()
+        shutil.copy2(run.directory / ACCURACY_LOG, dest / "accuracy" / ACCURACY_LOG)

@@ -1,0 +1,114 @@
+"""``tune --scenario Server``: the highest Poisson rate that stays VALID, and the batching policy.
+
+Each candidate policy (engine settings with a batch size and a wait limit) gets a bisection
+over ``server_target_qps`` with short real LoadGen Server runs, each in its own process
+(``pipeline.flows.run_test``); a rate is good when LoadGen says VALID (99th percentile under
+the 15 ms bound, early stopping met). The best policy's highest good rate, times a margin for
+run-to-run noise, goes into user.conf as ``resnet50.Server.target_qps`` and the policy into
+the profile's ``scenarios: Server``.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from common.loadgen_conf import set_value
+from common.testspec import BENCHMARK, Mode, Overrides, Scenario
+from harness.profile import DEFAULT_CONFIG_DIR
+from harness.tune import TuneOutcome, tuned_name, with_engine, write_profile
+from modelprep.card import load_card
+from pipeline.flows import TestSpec, Workspace, run_test
+from sut.config import EngineConfig, SystemProfile
+
+log = logging.getLogger(__name__)
+
+SERVER_MARGIN = 0.9  # official runs are 600 s: aim a little under the best short-run rate
+BISECTION_STEPS = 6
+
+
+@dataclass(frozen=True)
+class ServerProbe:
+    """One short Server run at ``target_qps`` with ``engine``."""
+
+    engine: EngineConfig
+    target_qps: float
+    valid: bool
+    completed_qps: float | None
+    p99_ms: float | None
+
+
+def policies(cores: int) -> list[EngineConfig]:
+    """Batching policies worth searching on ``cores`` cores: per-query dispatch to one
+    single-thread stream per core, per-query dispatch to one stream over all cores, and
+    micro-batches of 2 and 4 with a 2 ms wait limit."""
+    out = [EngineConfig(cores, cores, 2 * cores, 1, max_wait_us=0)]
+    if cores > 1:
+        out.append(EngineConfig(1, cores, 2, 1, max_wait_us=0))
+    out += [EngineConfig(cores, cores, 2 * cores, b, max_wait_us=2000) for b in (2, 4)]
+    return out
+
+
+def probe(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineConfig, qps: float,
+          workspace: Workspace, user_conf: Path, duration_ms: int) -> ServerProbe:
+    """One short Server performance run at ``qps`` (non-official settings; its own process)."""
+    with tempfile.TemporaryDirectory(prefix="server-search-") as tmp:
+        profile = replace(base, name="server-search", scenarios={**base.scenarios, "Server": engine})
+        path = write_profile(Path(tmp) / "server-search.yaml", profile, "temporary: tune --scenario Server")
+        spec = TestSpec(Mode.PERFORMANCE, model_dir, dataset, str(path),
+                        replace(workspace, results=Path(tmp) / "results"), user_conf, scenario=Scenario.SERVER,
+                        overrides=Overrides(min_duration_ms=duration_ms, min_query_count=1, target_qps=qps))
+        run = run_test(spec, quiet=True)
+    result = ServerProbe(engine, qps, run.validity == "VALID", run.metric[0], run.latency_ms("99.00"))
+    log.info("Server batch %d wait %d us, %d streams: %.1f qps -> %s (p99 %s ms)", engine.batch_size,
+             engine.max_wait_us, engine.num_streams, qps, "VALID" if result.valid else "INVALID", result.p99_ms)
+    return result
+
+
+def highest_valid_rate(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineConfig, ceiling: float,
+                       workspace: Workspace, user_conf: Path, duration_ms: int) -> tuple[float, list[ServerProbe]]:
+    """Bisect ``(0, ceiling]`` for the highest VALID rate; returns it (0 if none) and every probe."""
+    low, high = 0.0, ceiling
+    probes = []
+    for _ in range(BISECTION_STEPS):
+        mid = (low + high) / 2
+        result = probe(model_dir, dataset, base, engine, mid, workspace, user_conf, duration_ms)
+        probes.append(result)
+        if result.valid:
+            low = mid
+        else:
+            high = mid
+    return low, probes
+
+
+def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, user_conf: Path,
+                           workspace: Workspace, offline_qps: float, *, seconds: float = 10.0,
+                           margin: float = SERVER_MARGIN, name: str | None = None,
+                           profile_out: Path | None = None) -> tuple[list[ServerProbe], TuneOutcome]:
+    """Search every policy up to ``offline_qps`` (Server cannot beat Offline); record the best."""
+    card = load_card(model_dir)
+    best_rate, best_engine, probes = 0.0, None, []
+    for engine in policies(base.cores):
+        rate, tried = highest_valid_rate(model_dir, dataset, base, engine, offline_qps, workspace, user_conf,
+                                         int(seconds * 1000))
+        probes += tried
+        if rate > best_rate:
+            best_rate, best_engine = rate, engine
+    if best_engine is None:
+        from common.errors import EngineError
+
+        raise EngineError(f"tune --scenario Server: no rate up to {offline_qps:.1f} qps was VALID for any batching "
+                          "policy (the 15 ms bound is below one inference's latency?)")
+    name = name or tuned_name(base)
+    profile = with_engine(base, Scenario.SERVER, best_engine, name, card)
+    path = write_profile(profile_out or DEFAULT_CONFIG_DIR / f"{name}.yaml", profile,
+                         f"Written by `mlperf-cpu tune --scenario Server` for {card.label}: highest VALID rate "
+                         f"{best_rate:.1f} qps in {seconds:g} s runs on this machine.")
+    target = round(best_rate * margin, 1)
+    set_value(user_conf, BENCHMARK, Scenario.SERVER.value, "target_qps", target)
+    return probes, TuneOutcome(path, name, "target_qps", target,
+                               f"best: batch {best_engine.batch_size}, wait {best_engine.max_wait_us} us, "
+                               f"{best_engine.num_streams} streams: {best_rate:.1f} qps VALID -> profile {path}; "
+                               f"{user_conf}: {BENCHMARK}.Server.target_qps = {target:.1f}")

@@ -1,0 +1,153 @@
+"""Every LoadGen scenario on the same pool and QSL: real LoadGen runs, real OpenVINO inference.
+
+Each scenario's SUT answers every sample (accuracy mode) with the label the Offline run
+gives, and a short performance run is VALID with the scenario's own metric; an INVALID
+Server run says which rule failed and is never packaged.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import run_cli, run_loadgen_test
+
+from common.errors import SubmissionError
+from common.testspec import Mode, Scenario
+from harness.profile import load_profile
+from modelprep.card import load_card
+from records.accuracy import read_accuracy_log
+from records.results import RunResult
+from submit.package import package
+
+SHORT = ("--min-duration-ms", "1500", "--target-qps", "0")
+LATENCY_SCENARIOS = ("SingleStream", "MultiStream", "Server")
+
+
+@pytest.fixture(scope="module")
+def scenario_runs(demo_int8: Path, demo_data: Path, cache_dir: Path,
+                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, RunResult]]:
+    """Accuracy and short performance runs of the INT8 demo model in all four scenarios."""
+    work = tmp_path_factory.mktemp("scenarios")
+    (work / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
+    runs: dict[str, dict[str, RunResult]] = {}
+    for scenario in ("Offline", *LATENCY_SCENARIOS):
+        # Server accuracy queries arrive at target_qps: take it from the warm-up (no tuned user.conf here).
+        extra = ("--target-qps", "0") if scenario == "Server" else ()
+        runs[scenario] = {
+            "accuracy": run_loadgen_test(work, "accuracy", demo_int8, demo_data / "val", cache_dir, *extra,
+                                         scenario=scenario)[1],
+            "performance": run_loadgen_test(work, "performance", demo_int8, demo_data / "val", cache_dir, *SHORT,
+                                            scenario=scenario)[1]}
+    return runs
+
+
+@pytest.mark.parametrize("scenario", LATENCY_SCENARIOS)
+def test_accuracy_labels_agree_with_offline(scenario_runs: dict, scenario: str) -> None:
+    offline = read_accuracy_log(scenario_runs["Offline"]["accuracy"].directory / "mlperf_log_accuracy.json")
+    mine = read_accuracy_log(scenario_runs[scenario]["accuracy"].directory / "mlperf_log_accuracy.json")
+    assert sorted(mine) == sorted(offline) == list(range(450))  # every sample answered exactly once
+    agree = sum(mine[i] == offline[i] for i in offline) / len(offline)
+    assert agree >= 0.999, agree  # INT8 kernels may differ by batch size, barely
+    run = scenario_runs[scenario]["accuracy"]
+    assert run.scenario.value == scenario and run.accuracy.total == 450
+
+
+@pytest.mark.parametrize("scenario, unit", [("Offline", "samples/s"), ("SingleStream", "90th percentile"),
+                                            ("MultiStream", "99th percentile"), ("Server", "samples/s")])
+def test_short_performance_run_reports_the_scenario_metric(scenario_runs: dict, scenario: str, unit: str) -> None:
+    run = scenario_runs[scenario]["performance"]
+    value, run_unit = run.metric
+    assert unit in run_unit and value is not None and value > 0
+    detail = (run.directory / "mlperf_log_detail.txt").read_text()
+    assert f'"key": "effective_scenario", "value": "{scenario}"' in detail
+    assert run.profile.engine_for(scenario) == load_profile("host").engine_for(scenario)
+    if scenario == "MultiStream":
+        assert '"key": "effective_samples_per_query", "value": 8' in detail
+    if run.validity == "VALID" and scenario != "Offline":
+        assert run.loadgen["early_stopping_met"] is True and run.latency_ms("99.00") > 0
+    assert run.validity == "VALID" or run.invalid_because(), "an INVALID run must say why"
+
+
+def test_single_stream_sends_one_sample_per_query(scenario_runs: dict) -> None:
+    run = scenario_runs["SingleStream"]["performance"]
+    assert '"key": "effective_samples_per_query", "value": 1' in (run.directory / "mlperf_log_detail.txt").read_text()
+    assert run.loadgen["result_query_count"] >= 64  # early stopping needs at least 64 queries
+
+
+def test_invalid_server_run_says_why_and_is_refused(demo_int8: Path, demo_data: Path, cache_dir: Path,
+                                                   scenario_runs: dict, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    acc_dir = scenario_runs["Server"]["accuracy"].directory
+    shutil.copytree(acc_dir.parents[2], work / "results" / "host")
+    (work / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
+    # Far more arrivals than two cores can serve within 15 ms: the latency bound is missed.
+    proc, run = run_loadgen_test(work, "performance", demo_int8, demo_data / "val", cache_dir,
+                                 "--min-duration-ms", "1500", "--target-qps", "200000", "--min-query-count", "1",
+                                 scenario="Server")
+    assert run.validity == "INVALID" and not run.submittable
+    assert any("latency bound not met: 99th percentile" in r for r in run.invalid_because())
+    assert "latency bound not met" in proc.stdout  # the printout says which rule failed
+    with pytest.raises(SubmissionError, match="performance run is INVALID, not VALID \\(latency bound not met"):
+        package(work / "results", "host", run.model_label, "Org", tmp_path / "tree", Path.cwd(),
+                profile=load_profile("host"), scenarios=(Scenario.SERVER,), category="datacenter,edge",
+                allow_nonofficial=True, system_overrides={"cooling": "air", "system_name": "x",
+                                                          "host_memory_configuration": "x"})
+    assert not (tmp_path / "tree").exists()
+
+
+def test_closed_division_refuses_missing_compliance_and_scenarios(scenario_runs: dict, tmp_path: Path) -> None:
+    results = scenario_runs["Offline"]["accuracy"].directory.parents[3]
+    label = scenario_runs["Offline"]["accuracy"].model_label
+    args = dict(profile=load_profile("host"), allow_nonofficial=True,
+                system_overrides={"cooling": "air", "system_name": "x", "host_memory_configuration": "x"})
+    with pytest.raises(SubmissionError, match=r"SingleStream/TEST01/performance/run_1: no TEST01 run \(the closed"):
+        package(results, "host", label, "Org", tmp_path / "t1", Path.cwd(), division="closed", **args)
+    with pytest.raises(SubmissionError, match="closed division, edge: SingleStream, MultiStream required"):
+        package(results, "host", label, "Org", tmp_path / "t2", Path.cwd(), division="closed",
+                scenarios=(Scenario.OFFLINE,), **args)
+    with pytest.raises(SubmissionError, match="Server is not a scenario of a edge system"):
+        package(results, "host", label, "Org", tmp_path / "t3", Path.cwd(), scenarios=(Scenario.SERVER,), **args)
+
+
+def test_open_edge_tree_of_three_scenarios_checks(scenario_runs: dict, tmp_path: Path) -> None:
+    from submit.check import check_tree
+
+    results = scenario_runs["Offline"]["accuracy"].directory.parents[3]
+    label = scenario_runs["Offline"]["accuracy"].model_label
+    done = package(results, "host", label, "Org", tmp_path / "tree", Path.cwd(), profile=load_profile("host"),
+                   allow_nonofficial=True, system_overrides={"cooling": "air", "system_name": "x",
+                                                             "host_memory_configuration": "x"})
+    assert sorted(p.name for p in done.scenario_dirs) == ["MultiStream", "Offline", "SingleStream"]
+    problems = check_tree(tmp_path / "tree")
+    assert problems and all("min_duration" in p or "not for submission" in p or "accuracy run over" in p
+                            or "non-official" in p for p in problems), problems
+    system = (tmp_path / "tree" / "open" / "Org" / "systems" / "host.json").read_text()
+    assert '"system_type": "edge"' in system
+
+
+def test_unknown_scenario_names_the_valid_ones(workdir: Path, demo_f32: Path, demo_data: Path,
+                                               cache_dir: Path) -> None:
+    proc = run_cli(["run", "--mode", "accuracy", "--scenario", "Batch", "--model", str(demo_f32),
+                    "--dataset", str(demo_data / "val"), "--system", "host", "--cache-dir", str(cache_dir)],
+                   cwd=workdir)
+    assert proc.returncode == 2
+    assert "--scenario: scenario: expected one of ['Offline', 'SingleStream', 'MultiStream', 'Server']" in proc.stderr
+
+
+def test_tune_single_stream_writes_profile_and_target_latency(demo_f32: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "user.conf"
+    conf.write_text("# keep me\nresnet50.Offline.target_qps = 12\n")
+    proc = run_cli(["tune", "--model", str(demo_f32), "--scenario", "SingleStream", "--seconds", "0.5",
+                    "--user-conf", str(conf), "--profile-out", str(tmp_path / "t.yaml")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = conf.read_text().splitlines()
+    assert lines[:2] == ["# keep me", "resnet50.Offline.target_qps = 12"]
+    assert lines[2].startswith("resnet50.SingleStream.target_latency = ") and float(lines[2].split("=")[1]) > 0
+    tuned = load_profile(str(tmp_path / "t.yaml"), check_fits=False)
+    single = tuned.engine_for("SingleStream")
+    assert (single.num_streams, single.infer_requests, single.batch_size) == (1, 1, 1)
+    assert tuned.engine == load_profile("host").engine  # Offline untouched
+    card = load_card(demo_f32)
+    assert card.label in (tmp_path / "t.yaml").read_text()
