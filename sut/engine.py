@@ -16,6 +16,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -35,6 +36,7 @@ DoneFn = Callable[[np.ndarray, np.ndarray], None]
 FailFn = Callable[[np.ndarray, BaseException], None]
 
 _WARMUP_IDS = np.empty(0, dtype=np.uint64)
+_REAP_S = 0.05  # how often in-flight requests are checked for a failure
 _PRECISION_TYPES = {"f32": ov.Type.f32, "bf16": ov.Type.bf16}
 
 
@@ -142,6 +144,7 @@ class InferencePool:
         for slot, request in enumerate(self._requests):
             request.set_callback(self._complete, slot)
             self._idle.put(slot)
+        threading.Thread(target=_reap_loop, args=(weakref.ref(self),), name="pool-reaper", daemon=True).start()
 
     @property
     def batch_size(self) -> int:
@@ -159,23 +162,41 @@ class InferencePool:
         n = len(rows)
         # mode="clip" lets numpy write straight into the tensor; rows were range-checked by the caller.
         np.take(source, rows, axis=0, out=dst[:n], mode="clip")
-        self._pending[slot] = ids
-        with self._lock:
+        with self._lock:  # started under the lock, so _reap_failed never sees a previous run's failure
+            self._pending[slot] = ids
             self._in_flight += 1
-        try:
-            self._requests[slot].start_async()
-        except Exception as exc:  # noqa: BLE001 - any failure must still complete the ids
-            self._finish(slot, exc)
+            try:
+                self._requests[slot].start_async()
+                return
+            except Exception as exc:  # noqa: BLE001 - any failure must still complete the ids
+                error = exc
+        self._finish(slot, error)
 
     def _complete(self, slot: int) -> None:
         """OpenVINO callback: report the batch's outputs, then make the request idle again."""
         self._finish(slot, None)
 
+    def _reap_failed(self) -> None:
+        """Finish every in-flight request whose inference raised: OpenVINO's Python binding never
+        calls the callback of a failed request, so its slot would stay busy and its samples
+        unanswered forever (LoadGen would hang)."""
+        failed = []
+        with self._lock:
+            for slot, request in enumerate(self._requests):
+                if self._pending[slot] is not None:
+                    try:
+                        request.wait_for(0)
+                    except RuntimeError as exc:
+                        failed.append((slot, RuntimeError(_one_line(exc))))
+        for slot, error in failed:
+            self._finish(slot, error)
+
     def _finish(self, slot: int, error: BaseException | None) -> None:
-        ids = self._pending[slot]
-        if ids is None:  # not ours (a synchronous infer); the slot was never taken
-            return
-        self._pending[slot] = None
+        with self._lock:  # the callback and _reap_failed must not both finish a slot
+            ids = self._pending[slot]
+            if ids is None:  # not ours (a synchronous infer), or already finished
+                return
+            self._pending[slot] = None
         try:
             if error is None and len(ids):
                 try:
@@ -184,7 +205,9 @@ class InferencePool:
                 except Exception as exc:  # noqa: BLE001
                     error = exc
             if error is not None:
-                log.error("inference batch failed (%d samples): %s", len(ids), error)
+                # The first failure is the one reported; the rest (often every batch) go to debug.
+                log.log(logging.ERROR if self.error is None else logging.DEBUG,
+                        "inference batch failed (%d samples): %s", len(ids), error)
                 if self.error is None:
                     self.error = error
                 if len(ids):
@@ -221,3 +244,21 @@ class InferencePool:
         with self._lock:
             if not self._lock.wait_for(lambda: self._in_flight == 0, timeout=timeout_s):
                 raise EngineError(f"{self._in_flight} inference requests still running after {timeout_s} s")
+
+
+def _reap_loop(pool_ref: "weakref.ref[InferencePool]") -> None:
+    """Pool thread: while the pool exists, look for failed requests every ``_REAP_S`` seconds."""
+    while (pool := pool_ref()) is not None:
+        with pool._lock:
+            busy = pool._lock.wait_for(lambda: pool._in_flight > 0, timeout=1.0)
+        if busy:
+            pool._reap_failed()
+        del pool
+        time.sleep(_REAP_S)
+
+
+def _one_line(exc: BaseException) -> str:
+    """OpenVINO's multi-line message without its 'Exception from <file>' frames, as one line."""
+    parts = [line.strip().removeprefix("Caught exception:").strip() for line in str(exc).splitlines()]
+    text = " ".join(p for p in parts if p and not p.startswith("Exception from "))
+    return text or type(exc).__name__
