@@ -54,3 +54,43 @@ def test_missing_image_is_named(demo_data: Path, tmp_path: Path) -> None:
     samples = parse_val_map(demo_data / "val" / "val_map.txt")[:3]
     with pytest.raises(DatasetError, match=f"{samples[0].name}: dataset file missing"):
         build_cache(tmp_path, samples, PreprocessSpec(input_size=32), tmp_path / "c", progress=False)
+
+
+def test_parallel_fill_over_many_chunks_matches_reference_in_order(demo_data: Path, tmp_path: Path) -> None:
+    from dataset import cache as cache_module
+
+    val = demo_data / "val"
+    samples = parse_val_map(val / "val_map.txt")
+    spec = PreprocessSpec(input_size=32)
+    assert len(samples) > 3 * cache_module._CHUNK  # several chunks over two worker processes
+    data = build_cache(val, samples, spec, tmp_path, workers=2, progress=False).open()
+    assert data.shape == (len(samples), *spec.sample_shape)
+    expect = np.stack([preprocess_file(val / s.name, spec) for s in samples])
+    mismatched = [i for i in range(len(samples)) if not np.array_equal(data[i], expect[i])]
+    assert not mismatched, f"rows differing from their image: {mismatched[:10]}"
+    assert len({row.tobytes() for row in expect}) > len(samples) // 2  # rows really differ: order is checked
+
+
+def test_stale_leftovers_of_a_killed_fill_are_not_a_cache(demo_data: Path, tmp_path: Path) -> None:
+    """A killed process leaves ``<key>.u8.partial`` (or a renamed ``.u8`` without its ``.json``);
+    neither is ever read as a finished cache, and the rebuild leaves no ``.partial``."""
+    from dataset.cache import cache_key
+
+    val = demo_data / "val"
+    samples = parse_val_map(val / "val_map.txt")[:70]
+    spec = PreprocessSpec(input_size=32)
+    key = cache_key(val, samples, spec)
+    cache = tmp_path / "c"
+    cache.mkdir()
+    (cache / f"{key}.u8.partial").write_bytes(b"\xff" * 1000)  # wrong size and content
+    info = build_cache(val, samples, spec, cache, workers=2, progress=False)
+    assert not list(cache.glob("*.partial"))
+    for i in (0, 33, 69):
+        np.testing.assert_array_equal(info.open()[i], preprocess_file(val / samples[i].name, spec))
+
+    # Killed between the data file's rename and the .json that marks it complete.
+    (cache / f"{key}.json").unlink()
+    info.data_path.write_bytes(b"\x00" * info.data_path.stat().st_size)
+    again = build_cache(val, samples, spec, cache, workers=2, progress=False)
+    np.testing.assert_array_equal(again.open()[5], preprocess_file(val / samples[5].name, spec))
+    assert (cache / f"{key}.json").is_file() and not list(cache.glob("*.partial"))
