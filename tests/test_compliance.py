@@ -80,3 +80,106 @@ def test_test04_issues_one_sample(compliance_runs: Path) -> None:
     assert perf["passed"] is expected and perf["reference_samples_per_second"] == reference
     verdict = (compliance_runs / "TEST04" / "verify_performance.txt").read_text().strip().splitlines()[-1]
     assert verdict == ("TEST PASS" if expected else "TEST FAIL")
+
+
+# ----------------------------------------------------------------------------- speed verdicts at the thresholds
+def _detail_copy(compliance_runs: Path, dest: Path, samples_per_second: float, validity: str = "VALID") -> Path:
+    """The real performance run's detail log with its result and validity set."""
+    from test_submission import edit_mllog
+
+    from records.loadgen_logs import DETAIL
+
+    dest.mkdir(parents=True)
+    (dest / DETAIL).write_text((tree.run_dir_in(compliance_runs, Mode.PERFORMANCE) / DETAIL).read_text())
+    edit_mllog(dest / DETAIL, "result_samples_per_second", samples_per_second)
+    edit_mllog(dest / DETAIL, "result_validity", validity)
+    return dest
+
+
+REFERENCE_SPS = 12345.678
+
+
+@pytest.mark.parametrize("ratio, passed", [(0.5, True), (1.0, True), (1.099, True), (1.0999999, True),
+                                           (1.10, False), (1.1000001, False), (1.5, False)])
+def test_test04_at_most_10_percent_faster(compliance_runs: Path, tmp_path: Path, ratio: float, passed: bool) -> None:
+    from harness.compliance import verify_performance
+
+    ref = _detail_copy(compliance_runs, tmp_path / "ref", REFERENCE_SPS)
+    got = _detail_copy(compliance_runs, tmp_path / "test", REFERENCE_SPS * ratio)
+    verdict = verify_performance("TEST04", ref, got, require_valid=True)
+    assert verdict.passed is passed, verdict.details
+    assert verdict.details["reference_samples_per_second"] == REFERENCE_SPS
+    assert verdict.details["test_samples_per_second"] == REFERENCE_SPS * ratio
+    assert verdict.text().endswith("TEST PASS\n" if passed else "TEST FAIL\n")
+
+
+@pytest.mark.parametrize("ratio, passed", [(1.0, True), (0.901, True), (1.099, True), (0.95, True),
+                                           (0.899, False), (1.101, False), (0.5, False), (2.0, False)])
+def test_test01_within_10_percent(compliance_runs: Path, tmp_path: Path, ratio: float, passed: bool) -> None:
+    from harness.compliance import verify_performance
+
+    ref = _detail_copy(compliance_runs, tmp_path / "ref", REFERENCE_SPS)
+    got = _detail_copy(compliance_runs, tmp_path / "test", REFERENCE_SPS * ratio)
+    verdict = verify_performance("TEST01", ref, got, require_valid=True)
+    assert verdict.passed is passed, verdict.details
+    assert verdict.details["ratio"] == round(ratio, 4)
+
+
+@pytest.mark.parametrize("test", ["TEST01", "TEST04"])
+@pytest.mark.parametrize("invalid", ["ref", "test"])
+def test_invalid_runs_refused_when_valid_required(compliance_runs: Path, tmp_path: Path, test: str,
+                                                  invalid: str) -> None:
+    from common.errors import HarnessError
+    from harness.compliance import verify_performance
+
+    ref = _detail_copy(compliance_runs, tmp_path / "ref", REFERENCE_SPS, "INVALID" if invalid == "ref" else "VALID")
+    got = _detail_copy(compliance_runs, tmp_path / "test", REFERENCE_SPS, "INVALID" if invalid == "test" else "VALID")
+    with pytest.raises(HarnessError) as err:
+        verify_performance(test, ref, got, require_valid=True)
+    assert str(tmp_path / invalid) in str(err.value) and "INVALID" in str(err.value)
+    # Without the requirement (non-official demo runs) the figures alone decide.
+    assert verify_performance(test, ref, got, require_valid=False).passed is True
+
+
+# ----------------------------------------------------------------------------- summary over a results tree
+def test_summary_lists_runs_and_a_corrupt_record(compliance_runs: Path, tmp_path: Path) -> None:
+    """`mlperf-cpu summary` on real accuracy and performance runs plus a corrupt result.json."""
+    import shutil
+
+    from records.loadgen_logs import read_detail
+
+    results = tmp_path / "results"
+    runs = {}
+    for mode in (Mode.ACCURACY, Mode.PERFORMANCE):
+        src = tree.run_dir_in(compliance_runs, mode)
+        dst = results / src.relative_to(compliance_runs.parents[2])
+        shutil.copytree(src, dst)
+        runs[mode] = dst
+    corrupt = results / "host" / "broken-int8" / "Offline" / "accuracy"
+    corrupt.mkdir(parents=True)
+    (corrupt / "result.json").write_text('{"schema_version": 2, "mode": "accuracy",')
+
+    proc = run_cli(["summary", "--results", str(results)], cwd=tmp_path, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 3, proc.stdout
+
+    def cells(run_dir: Path) -> list[str]:
+        row = next(r for r in rows if f" {run_dir}" in r or f" {run_dir.resolve()}" in r)
+        return [c.strip() for c in row.strip("|").split("|")]
+
+    accuracy = (runs[Mode.ACCURACY] / "accuracy.txt").read_text()  # accuracy=99.556%, good=..., total=...
+    acc = cells(runs[Mode.ACCURACY])
+    assert acc[1] == "ok" and acc[3] == "accuracy run" and acc[4] == "" and acc[6] == "no"
+    assert acc[2].startswith("int8 (hint f32)")
+    assert f"accuracy={acc[5]}%," in accuracy
+
+    perf = cells(runs[Mode.PERFORMANCE])
+    detail = read_detail(runs[Mode.PERFORMANCE])  # what LoadGen logged
+    assert perf[1] == "ok" and perf[3] == detail.get("result_validity") and perf[5] == "" and perf[6] == "no"
+    value, unit = perf[4].split()
+    assert unit == "samples/s"
+    assert abs(float(value) - float(detail.get("result_samples_per_second"))) <= 0.05 + 1e-9
+
+    bad = cells(corrupt)
+    assert bad[1].startswith("unreadable:") and "invalid JSON" in bad[1] and bad[6] == "no"

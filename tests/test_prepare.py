@@ -147,6 +147,84 @@ def test_builtin_architecture_name_exports_untrained(tmp_path: Path) -> None:
     src = resolve_source("decinet_demo", tmp_path / "sources")
     card = load_card(prepare_model(src, "f32", tmp_path / "m", tmp_path / "c"))
     assert card.name == "decinet_demo.untrained" and card.trained is False
+    assert card.input_size == 32 and card.num_classes == 10 and card.convention == "metadata"
     assert resolve_source("decinet_demo", tmp_path / "sources") == src  # cached export
     with pytest.raises(Exception, match="no such file or built-in architecture"):
         resolve_source("resnet5", tmp_path / "sources")
+
+
+# ----------------------------------------------------------------------------- bring your own model
+BYOM_META = {"input_size": 32, "mean": [127.5] * 3, "std": [64.0] * 3, "num_classes": 10}
+
+
+def _prepare_cli(tmp_path: Path, src: Path, *extra: str):
+    from conftest import run_cli
+
+    return run_cli(["prepare", "--model", str(src), "--precision", "f32", "--out", str(tmp_path / "m"),
+                    "--cache-dir", str(tmp_path / "c"), *extra], cwd=tmp_path, timeout=120)
+
+
+def _stderr_line(proc, prefix: str) -> str:
+    lines = [line for line in proc.stderr.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, proc.stderr[-2000:]
+    return lines[0]
+
+
+def test_metadata_without_name_defaults_to_file_stem(tmp_path: Path) -> None:
+    src = make_classifier(tmp_path / "my_classifier.v2.onnx", metadata=BYOM_META)
+    card = load_card(prepare_model(src, "f32", tmp_path / "m", tmp_path / "c"))
+    assert card.name == "my_classifier.v2" and card.convention == "metadata"
+    assert (card.mean, card.std, card.num_classes) == ((127.5,) * 3, (64.0,) * 3, 10)
+
+
+@pytest.mark.parametrize("where", ["metadata", "command line"])
+def test_mean_std_in_unit_range_refused(tmp_path: Path, where: str) -> None:
+    from common.errors import ConfigError
+
+    unit = {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]}
+    meta = {**BYOM_META, **unit} if where == "metadata" else BYOM_META
+    src = make_classifier(tmp_path / "unit.onnx", metadata=meta)
+    extra = ["--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225"] if where == "command line" else []
+    proc = _prepare_cli(tmp_path, src, *extra)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    error = _stderr_line(proc, "ERROR")
+    assert "0..1 units" in error and "0..255 pixel units" in error and "0.485" in error
+    assert not (tmp_path / "m").exists() or not list((tmp_path / "m").iterdir())
+    if where == "metadata":  # the library refuses it too, naming the model
+        with pytest.raises(ConfigError, match=r"unit\.onnx.*0\.\.1 units"):
+            prepare_model(src, "f32", tmp_path / "m2", tmp_path / "c")
+
+
+def test_command_line_card_overrides_win_and_are_served(tmp_path: Path) -> None:
+    from modelprep.prepare import describe_preprocessing
+
+    src = make_classifier(tmp_path / "byom.onnx", metadata={**BYOM_META, "name": "byom.meta"})
+    proc = _prepare_cli(tmp_path, src, "--mean", "100,110,120", "--std", "50,60,70", "--label-offset", "1",
+                        "--name", "byom.cli")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model_dir = Path(proc.stdout.strip().splitlines()[-1])
+    card = load_card(model_dir)
+    assert (card.name, card.mean, card.std, card.label_offset) == ("byom.cli", (100.0, 110.0, 120.0),
+                                                                  (50.0, 60.0, 70.0), 1)
+    assert card.convention.startswith("metadata") and "command line" in card.convention
+    assert all(k in card.convention for k in ("mean", "std", "label_offset", "name"))
+    line = _stderr_line(proc, "preprocessing: ")
+    assert line == f"preprocessing: {describe_preprocessing(card)}"
+    assert "[100.0, 110.0, 120.0]" in line and "label offset +1" in line and "command line" in line
+    # The served graph really uses them: same top-1 as the float model on (x - mean) / std, plus 1.
+    images = RNG.integers(0, 256, (8, 3, 32, 32), dtype=np.uint8)
+    x = (images.astype(np.float32) - np.float32([100, 110, 120]).reshape(1, 3, 1, 1)) \
+        / np.float32([50, 60, 70]).reshape(1, 3, 1, 1)
+    np.testing.assert_array_equal(_served_top1(model_dir, images), _float_scores(src, x).argmax(1) + 1)
+
+
+def test_1000_class_model_without_metadata_prints_torchvision_convention(tmp_path: Path) -> None:
+    src = make_classifier(tmp_path / "plain1000.onnx", input_size=32, num_classes=1000)
+    proc = _prepare_cli(tmp_path, src)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    card = load_card(Path(proc.stdout.strip().splitlines()[-1]))
+    assert card.name == "plain1000" and card.convention == "torchvision-1000" and card.label_offset == 0
+    assert card.mean == TORCHVISION_MEAN and card.std == TORCHVISION_STD
+    line = _stderr_line(proc, "preprocessing: ")
+    assert line.startswith("preprocessing: plain1000: torchvision-1000:")
+    assert f"mean {list(TORCHVISION_MEAN)} std {list(TORCHVISION_STD)}" in line and "label offset +0" in line

@@ -30,7 +30,7 @@ from records.rules import builtin_seeds
 from submit.check import check_tree
 from submit.package import package
 from submit.tree import NOT_FOR_SUBMISSION
-from hostinfo.describe import (REQUIRED_FIELDS, describe_system, missing_fields,
+from hostinfo.describe import (NON_EMPTY_FIELDS, REQUIRED_FIELDS, describe_system, missing_fields,
                         write_system_json)
 
 ORG = "TestOrg"
@@ -332,7 +332,15 @@ def test_describe_system_reads_the_host_and_reports_what_it_cannot() -> None:
         psutil.cpu_count(logical=False)
     assert sources["host_processor_core_count"] == "detected"
     assert "cooling" in missing_fields(desc)  # no machine can tell how it is cooled
-    assert set(REQUIRED_FIELDS) - set(missing_fields(desc)) <= set(desc)
+    missing = set(missing_fields(desc))
+    for key in REQUIRED_FIELDS:
+        value = desc.get(key)
+        if key in missing:  # reported missing: really absent or empty
+            assert value is None or str(value).strip() == "", (key, value)
+        else:  # not reported missing: present, and with an answer where the checker wants one
+            assert key in desc and value is not None, key
+            if key in NON_EMPTY_FIELDS:
+                assert str(value).strip(), (key, value)
 
 
 def test_profile_fields_fill_gaps_and_overrides_win(tmp_path: Path) -> None:

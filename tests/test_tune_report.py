@@ -1,7 +1,9 @@
 """tune (real pool measurements on a tiny model) and the report's table arithmetic."""
 
+import re
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import prepare_model, run_cli
 
@@ -55,3 +57,58 @@ def test_report_ratios() -> None:
     assert "| resnet50 f32 | f32 | untrained | 4.09 | 39.0 | 19.5 | 1.00x | 0.10x |" in table
     assert "| decinet_s int8 | int8 (rest f32) | untrained | 1.10 | 1170.0 | 585.0 | 30.00x | 3.00x |" in table
     assert "untrained" in table.splitlines()[1]
+
+
+USER_CONF = (
+    "# Our LoadGen settings.\n"
+    "#   resnet50.Offline.target_qps = 5   (a commented-out line stays as it is)\n"
+    "*.*.min_duration = 600000\n"
+    "\n"
+    "*.Offline.performance_sample_count_override = 1024\n"
+    "resnet50.Server.target_qps = 321.5\n"
+    "resnet50.SingleStream.target_latency = 10\n"
+    "   resnet50.Offline.target_qps   =  777 \n"
+    "resnet50.Offline.min_query_count = 100  # keep\n"
+    "\n"
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_prepared(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("tune")
+    return prepare_model(tiny_onnx, "f32", tmp / "m", tmp / "c")
+
+
+def _tune(model: Path, conf: Path, tmp_path: Path, margin: str):
+    proc = run_cli(["tune", "--model", str(model), "--seconds", "0.3", "--batches", "4",
+                    "--requests-per-stream", "2", "--margin", margin, "--user-conf", str(conf),
+                    "--profile-out", str(tmp_path / "tuned.yaml")], cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    best = float(proc.stdout.split("best: ")[1].split()[0])
+    target = proc.stdout.split("resnet50.Offline.target_qps = ")[1].split()[0]
+    assert re.fullmatch(r"\d+\.\d", target), target  # one decimal
+    # best is printed rounded to 0.1, so best x margin is known to within margin x 0.05 (+ 0.05 rounding).
+    assert abs(float(target) - best * float(margin)) <= float(margin) * 0.05 + 0.05 + 1e-9
+    return target
+
+
+def test_tune_changes_only_the_offline_target_line(tiny_prepared: Path, tmp_path: Path) -> None:
+    conf = tmp_path / "user.conf"
+    conf.write_bytes(USER_CONF.encode())
+    target = _tune(tiny_prepared, conf, tmp_path, "1.3")
+    before, after = USER_CONF.splitlines(keepends=True), conf.read_text().splitlines(keepends=True)
+    assert len(after) == len(before)
+    changed = [i for i, (a, b) in enumerate(zip(before, after)) if a != b]
+    assert changed == [before.index("   resnet50.Offline.target_qps   =  777 \n")]
+    assert after[changed[0]] == f"resnet50.Offline.target_qps = {target}\n"
+    assert lookup(parse_user_conf(conf), "resnet50", "Offline", "target_qps") == float(target)
+    assert lookup(parse_user_conf(conf), "resnet50", "Server", "target_qps") == 321.5
+
+
+def test_tune_appends_the_target_when_absent(tiny_prepared: Path, tmp_path: Path) -> None:
+    original = "".join(line for line in USER_CONF.splitlines(keepends=True) if "=  777" not in line)
+    conf = tmp_path / "user.conf"
+    conf.write_bytes(original.encode())
+    target = _tune(tiny_prepared, conf, tmp_path, "1.1")
+    text = conf.read_text()
+    assert text == original + f"resnet50.Offline.target_qps = {target}\n"
