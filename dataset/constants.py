@@ -13,5 +13,3 @@ TORCHVISION_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 # The reference resizes the short side to int(100 * crop / 87.5), i.e. 256 for 224.
 REFERENCE_CROP_PCT = 0.875
 
-IMAGENET_VAL_COUNT = 50_000
-IMAGENET_CLASSES = 1000

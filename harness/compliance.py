@@ -39,6 +39,8 @@ _AUDIT_SETTINGS = {
                "performance_issue_same_index": TEST04_SAME_INDEX},
 }
 TESTS = tuple(_AUDIT_SETTINGS)
+VERIFY_PERFORMANCE, VERIFY_ACCURACY = "verify_performance.txt", "verify_accuracy.txt"
+VERIFY_FILES = (VERIFY_PERFORMANCE, VERIFY_ACCURACY)
 
 
 def audit_config_text(test: str) -> str:

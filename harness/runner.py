@@ -24,13 +24,14 @@ from common.loadgen_conf import lookup, parse_user_conf
 from common.testspec import BENCHMARK, Mode, Overrides, Scenario
 from dataset.cache import build_cache
 from dataset.val_map import parse_val_map
-from harness.compliance import audit_config, verify_performance, verify_test01_accuracy
+from harness.compliance import (VERIFY_ACCURACY, VERIFY_PERFORMANCE, audit_config, verify_performance,
+                                verify_test01_accuracy)
 from modelprep.card import ModelCard, load_card
 from records import results as tree
-from records.accuracy import read_accuracy_log, top1, write_accuracy_txt
+from records.accuracy import ACCURACY_TXT, read_accuracy_log, top1, write_accuracy_txt
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
 from records.results import LOADGEN_KEYS, AccuracyFigures, RunResult
-from records.rules import run_problems
+from records.rules import MIN_PERFORMANCE_SAMPLE_COUNT, run_problems
 from sut.config import EngineConfig, SystemProfile
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ AUTO_LATENCY_FRACTION = 0.5
 AUTO_QPS_MEASURE_S = 2.0
 _STEPS = ("Checking inputs", "Reading dataset", "Preprocessing (cached)", "Compiling model",
           "Configuring LoadGen", "Warming up", "Running LoadGen test", "Checking logs")
-_STALE = (tree.RESULT_FILE, DETAIL, SUMMARY, ACCURACY_LOG, "mlperf_log_trace.json", "accuracy.txt")
+_STALE = (tree.RESULT_FILE, DETAIL, SUMMARY, ACCURACY_LOG, "mlperf_log_trace.json", ACCURACY_TXT)
 
 
 @dataclass(frozen=True)
@@ -167,7 +168,7 @@ def execute(req: RunRequest) -> RunResult:
         settings.mode = lg.TestMode.AccuracyOnly if req.mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
         perf_count = int(req.overrides.performance_sample_count
                          or lookup(conf, BENCHMARK, req.scenario.value, "performance_sample_count_override")
-                         or 1024)
+                         or MIN_PERFORMANCE_SAMPLE_COUNT)
         qsl = SampleLibrary(cache, perf_count)
         sut = make_sut(req.scenario, qsl, compiled, engine)
         steps.next()  # Warming up
@@ -199,7 +200,7 @@ def execute(req: RunRequest) -> RunResult:
             raise EngineError(f"inference failed during the test: {error}")
         if req.mode is Mode.ACCURACY:
             acc = top1(read_accuracy_log(run_dir / ACCURACY_LOG), samples, str(run_dir / ACCURACY_LOG))
-            write_accuracy_txt(acc, run_dir / "accuracy.txt")
+            write_accuracy_txt(acc, run_dir / ACCURACY_TXT)
             record.accuracy = AccuracyFigures(round(acc.percent, 3), acc.good, acc.total, len(samples))
         if req.mode.is_compliance:
             record.compliance = _verify_compliance(req, card, run_dir)
@@ -277,12 +278,12 @@ def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[
         return {"passed": None, "why": f"{reference}: no performance run to compare with"}
     official = not req.overrides.active()
     perf = verify_performance(req.mode.value, reference, run_dir, require_valid=official)
-    (test_dir / "verify_performance.txt").write_text(perf.text())
+    (test_dir / VERIFY_PERFORMANCE).write_text(perf.text())
     out: dict[str, Any] = {"performance": {"passed": perf.passed, **perf.details}}
     passed = perf.passed
     if req.mode is Mode.TEST01:
         acc = verify_test01_accuracy(tree.run_dir_in(base, Mode.ACCURACY) / ACCURACY_LOG, run_dir / ACCURACY_LOG)
-        (test_dir / "verify_accuracy.txt").write_text(acc.text())
+        (test_dir / VERIFY_ACCURACY).write_text(acc.text())
         out["accuracy"] = {"passed": acc.passed, **acc.details}
         passed = passed and acc.passed
     out["passed"] = passed

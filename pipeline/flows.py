@@ -205,7 +205,9 @@ def demo_submission_request(req: PipelineRequest) -> PipelineRequest:
 
     ws = req.workspace
     demo = build_demo_dataset(ws.demo_data)
-    big = build_demo_dataset(ws.demo_data.with_name(ws.demo_data.name + "-50k"), val_size=50_000)
+    from records.rules import OFFICIAL_ACCURACY_SAMPLES
+
+    big = build_demo_dataset(ws.demo_data.with_name(ws.demo_data.name + "-50k"), val_size=OFFICIAL_ACCURACY_SAMPLES)
     ws.work.mkdir(parents=True, exist_ok=True)
     conf = ws.work / "demo-submission.user.conf"
     shutil.copyfile(req.user_conf, conf)

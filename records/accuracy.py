@@ -14,6 +14,7 @@ from common.errors import HarnessError
 from dataset.val_map import Sample
 
 LABEL_BYTES = 4  # one int32 label per response
+ACCURACY_TXT = "accuracy.txt"
 
 
 @dataclass(frozen=True)

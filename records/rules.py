@@ -22,6 +22,7 @@ from typing import Any, Mapping
 from common.errors import ConfigError, HarnessError, SubmissionError
 from common.loadgen_conf import builtin_mlperf_conf, lookup, parse_user_conf
 from common.testspec import BENCHMARK, Mode, Scenario
+from records.accuracy import ACCURACY_TXT
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, DetailLog
 from records.results import RESULT_FILE, RunResult, invalid_reasons
 
@@ -197,7 +198,7 @@ def run_problems(run: RunResult, detail: DetailLog, division: str = "open",
                                                     f"{dict(sorted(run.overrides.items()))}", settings=True))
     if run.mode is Mode.ACCURACY:
         count = accuracy_sample_count(detail)
-        out += accuracy_txt_problems(directory / "accuracy.txt", count, need_hash=False)
+        out += accuracy_txt_problems(directory / ACCURACY_TXT, count, need_hash=False)
         out += accuracy_records_problems(directory / ACCURACY_LOG, count)
     if run.mode.is_compliance and (run.compliance or {}).get("passed") is not True:
         out.append(Problem(directory, f"{run.mode.value} verification did not pass"))

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from common.testspec import Mode, Scenario
+from harness.compliance import VERIFY_ACCURACY, VERIFY_PERFORMANCE
 from hostinfo.describe import description_problems
+from records import results as tree
+from records.accuracy import ACCURACY_TXT
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
 from records.rules import (CATEGORY_SCENARIOS, CLOSED_ACCURACY_FRACTION, COMPLIANCE_TESTS, DIVISIONS, REFERENCE_TOP1,
                            Problem, accuracy_sample_count, accuracy_txt_problems, builtin_seeds,
@@ -33,15 +36,15 @@ def _check_compliance(scen: Path, scenario: Scenario, seeds: Mapping[str, int]) 
     """Closed division: TEST01 and TEST04 in the scenario folder, passed, with valid runs."""
     out: list[Problem] = []
     for mode in COMPLIANCE_TESTS:
-        test_dir = scen / mode.value
-        verdicts = ["verify_performance.txt"] + (["verify_accuracy.txt"] if mode is Mode.TEST01 else [])
+        test_dir = tree.compliance_dir(scen, mode)
+        verdicts = [VERIFY_PERFORMANCE] + ([VERIFY_ACCURACY] if mode is Mode.TEST01 else [])
         for name in verdicts:
             path = test_dir / name
             if not path.is_file():
                 out.append(Problem(path, f"missing (the closed division needs {mode.value} in every scenario)"))
             elif "TEST PASS" not in path.read_text(errors="replace"):
                 out.append(Problem(path, f"{mode.value} did not pass"))
-        run = test_dir / "performance" / "run_1"
+        run = tree.run_dir_in(scen, mode)
         if (run / DETAIL).is_file():
             out += log_problems(read_detail(run), run / DETAIL, mode, scenario, seeds)
         else:
@@ -62,9 +65,9 @@ def _check_scenario(scen: Path, seeds: Mapping[str, int], division: str) -> list
     scenario = Scenario(scen.name)
     if division == "closed":
         out += _check_compliance(scen, scenario, seeds)
-        out += _closed_accuracy_problems(scen / "accuracy" / "accuracy.txt")
-    perf_dir, acc_dir = scen / "performance" / "run_1", scen / "accuracy"
-    required = [perf_dir / SUMMARY, perf_dir / DETAIL, acc_dir / SUMMARY, acc_dir / DETAIL, acc_dir / "accuracy.txt",
+        out += _closed_accuracy_problems(tree.run_dir_in(scen, Mode.ACCURACY) / ACCURACY_TXT)
+    perf_dir, acc_dir = tree.run_dir_in(scen, Mode.PERFORMANCE), tree.run_dir_in(scen, Mode.ACCURACY)
+    required = [perf_dir / SUMMARY, perf_dir / DETAIL, acc_dir / SUMMARY, acc_dir / DETAIL, acc_dir / ACCURACY_TXT,
                 acc_dir / ACCURACY_LOG, scen / "measurements.json", scen / "user.conf", scen / "README.md"]
     for path in required:
         if not path.is_file() or not path.stat().st_size:
@@ -77,8 +80,8 @@ def _check_scenario(scen: Path, seeds: Mapping[str, int], division: str) -> list
         acc_detail = read_detail(acc_dir)
         out += log_problems(acc_detail, acc_dir / DETAIL, Mode.ACCURACY, scenario, seeds)
         count = accuracy_sample_count(acc_detail)
-        if (acc_dir / "accuracy.txt").is_file():
-            out += accuracy_txt_problems(acc_dir / "accuracy.txt", count, need_hash=True)
+        if (acc_dir / ACCURACY_TXT).is_file():
+            out += accuracy_txt_problems(acc_dir / ACCURACY_TXT, count, need_hash=True)
     log_path = acc_dir / ACCURACY_LOG
     if log_path.is_file() and log_path.stat().st_size > MAX_ACCURACY_LOG_BYTES:
         out.append(Problem(log_path, f"not truncated ({log_path.stat().st_size} bytes > {MAX_ACCURACY_LOG_BYTES})"))

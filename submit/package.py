@@ -27,6 +27,8 @@ from harness.profile import HOST
 from hostinfo.describe import check_folder_name, describe_system, description_problems, missing_fields
 from hostinfo.probe import distribution_version, physical_cores
 from records import results as tree
+from harness.compliance import VERIFY_FILES
+from records.accuracy import ACCURACY_TXT
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, DetailLog, read_detail
 from records.results import RunResult
 from records.rules import (CATEGORY_SCENARIOS, COMPLIANCE_TESTS, DIVISIONS, MEASUREMENT_KEYS, ROUND, Problem,
@@ -308,18 +310,19 @@ def _write_scenario(pair: _Pair, dest: Path, conf_path: Path, system_name: str, 
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".packaging-", dir=dest.parent))
     try:
-        (tmp / "performance" / "run_1").mkdir(parents=True)
-        (tmp / "accuracy").mkdir()
+        # The packaged scenario folder has the results tree's own layout.
+        perf_out, acc_out = tree.run_dir_in(tmp, Mode.PERFORMANCE), tree.run_dir_in(tmp, Mode.ACCURACY)
+        perf_out.mkdir(parents=True)
+        acc_out.mkdir()
         for name in (SUMMARY, DETAIL):
-            shutil.copy2(perf_dir / name, tmp / "performance" / "run_1" / name)
-            shutil.copy2(acc_dir / name, tmp / "accuracy" / name)
+            shutil.copy2(perf_dir / name, perf_out / name)
+            shutil.copy2(acc_dir / name, acc_out / name)
         provenance["accuracy_log_sha256"] = truncate_accuracy_log(
-            acc_dir / ACCURACY_LOG, tmp / "accuracy" / ACCURACY_LOG, acc_dir / "accuracy.txt",
-            tmp / "accuracy" / "accuracy.txt")
+            acc_dir / ACCURACY_LOG, acc_out / ACCURACY_LOG, acc_dir / ACCURACY_TXT, acc_out / ACCURACY_TXT)
         (tmp / "measurements.json").write_text(json.dumps(measurements_from_card(pair.perf.card), indent=4) + "\n")
         shutil.copyfile(conf_path, tmp / "user.conf")
         for mode, (run, _detail) in pair.compliance.items():
-            _write_compliance(mode, run, tmp / mode.value)
+            _write_compliance(mode, run, tmp)
         (tmp / "README.md").write_text(readme_text(system_name, division, pair.acc, pair.perf, pair.perf_detail,
                                                    desc, git, provenance, waived, package_command))
         if dest.exists():
@@ -330,16 +333,18 @@ def _write_scenario(pair: _Pair, dest: Path, conf_path: Path, system_name: str, 
     log.info("packaged %s", dest)
 
 
-def _write_compliance(mode: Mode, run: RunResult, dest: Path) -> None:
-    """``TEST0x/``: the verification verdicts, the compliance run's logs, and (TEST01) its sampled
-    accuracy log, laid out as the official run_verification.py leaves them."""
-    source = Path(run.run_dir).parents[1]  # <scenario>/TEST0x
-    (dest / "performance" / "run_1").mkdir(parents=True)
-    for name in ("verify_performance.txt", "verify_accuracy.txt"):
+def _write_compliance(mode: Mode, run: RunResult, scenario_out: Path) -> None:
+    """``<scenario>/TEST0x/``: the verification verdicts, the compliance run's logs, and (TEST01) its
+    sampled accuracy log, laid out as the official run_verification.py leaves them."""
+    source = tree.compliance_dir(run.directory.parents[2], mode)
+    dest = tree.compliance_dir(scenario_out, mode)
+    run_out = tree.run_dir_in(scenario_out, mode)
+    run_out.mkdir(parents=True)
+    for name in VERIFY_FILES:
         if (source / name).is_file():
             shutil.copy2(source / name, dest / name)
     for name in (SUMMARY, DETAIL):
-        shutil.copy2(run.directory / name, dest / "performance" / "run_1" / name)
+        shutil.copy2(run.directory / name, run_out / name)
     if mode is Mode.TEST01:
-        (dest / "accuracy").mkdir()
+        (dest / "accuracy").mkdir()  # where run_verification.py puts the compliance run's log
         shutil.copy2(run.directory / ACCURACY_LOG, dest / "accuracy" / ACCURACY_LOG)
