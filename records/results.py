@@ -185,6 +185,11 @@ class RunResult:
         return float(value) if value is not None else None
 
     @property
+    def metric_key(self) -> str:
+        """The detail-log key of the scenario's reported figure."""
+        return METRICS[self.scenario][0]
+
+    @property
     def metric(self) -> tuple[float | None, str]:
         """The scenario's reported figure (as the checker reads it) and its unit."""
         key, unit, scale = METRICS[self.scenario]

@@ -18,14 +18,15 @@ from records import results as tree
 from records.results import RunResult
 
 
-@pytest.mark.parametrize("mode", ["performance", "TEST01"])
+@pytest.mark.parametrize("mode, scenario", [("performance", "Offline"), ("TEST01", "Offline"),
+                                            ("performance", "SingleStream")])
 def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: Path, cache_dir: Path,
-                                     mode: str) -> None:
-    run_dir = tree.run_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.OFFLINE,
+                                     mode: str, scenario: str) -> None:
+    run_dir = tree.run_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.parse(scenario),
                            Mode.parse(mode))
     audits_before = set(Path(tempfile.gettempdir()).glob("mlperf-cpu-TEST*"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "run", "--mode", mode, "--model", str(demo_int8),
+        [sys.executable, "-m", "cli", "run", "--mode", mode, "--scenario", scenario, "--model", str(demo_int8),
          "--dataset", str(demo_data / "val"), "--system", "host", "--cache-dir", str(cache_dir),
          "--min-duration-ms", "600000", "--target-qps", "0"],
         cwd=workdir, env={**os.environ, "PYTHONPATH": str(REPO)},

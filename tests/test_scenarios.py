@@ -151,3 +151,30 @@ def test_tune_single_stream_writes_profile_and_target_latency(demo_f32: Path, tm
     assert tuned.engine == load_profile("host").engine  # Offline untouched
     card = load_card(demo_f32)
     assert card.label in (tmp_path / "t.yaml").read_text()
+
+
+@pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream"])
+def test_compliance_runs_verify_in_latency_scenarios(scenario: str, scenario_runs: dict, demo_int8: Path,
+                                                     demo_data: Path, cache_dir: Path, tmp_path: Path) -> None:
+    """TEST01/TEST04 in a latency scenario: verified on the latency figure, as the official scripts do."""
+    from harness.compliance import SHORT_LATENCY_NS, SHORT_LATENCY_TOLERANCE
+    from records import results as tree
+
+    acc = scenario_runs[scenario]["accuracy"]
+    work = tmp_path / "work"
+    shutil.copytree(acc.directory.parents[2], work / "results" / "host")
+    (work / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
+    reference = scenario_runs[scenario]["performance"]
+    for mode in ("TEST01", "TEST04"):
+        _proc, run = run_loadgen_test(work, mode, demo_int8, demo_data / "val", cache_dir, *SHORT, scenario=scenario)
+        perf = run.compliance["performance"]
+        assert perf["metric"] == reference.metric_key and perf["scenario"] == scenario
+        ref_ns, got_ns = perf["reference_score"], perf["test_score"]
+        if mode == "TEST01":
+            tolerance = SHORT_LATENCY_TOLERANCE if ref_ns <= SHORT_LATENCY_NS[scenario] else 0.10
+            assert perf["passed"] is (ref_ns * (1 - tolerance) <= got_ns <= ref_ns * (1 + tolerance))
+            assert run.compliance["accuracy"]["passed"] is True  # same labels as the accuracy run
+        else:  # one repeated sample must not be 20 % "faster" (compared as 1/latency)
+            assert perf["passed"] is (1e9 / got_ns < 1e9 / ref_ns * 1.20)
+        verdict = (tree.compliance_dir(run.directory.parents[2], Mode.parse(mode)) / "verify_performance.txt")
+        assert verdict.read_text().strip().endswith("TEST PASS" if perf["passed"] else "TEST FAIL")
