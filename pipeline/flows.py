@@ -258,6 +258,12 @@ def run_submission(req: PipelineRequest, command: str = "") -> Any:
     check = CheckSet(req.dataset, req.val_map or req.dataset / "val_map.txt", 1000)
     calibration = CalibrationConfig(req.calib_dir or req.dataset, req.calib_list)
     model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check)
+    if req.division == "closed":  # refuse now, not after hours of runs
+        from records.rules import closed_model_problems
+
+        problems = closed_model_problems(load_card(model_dir), model_dir / "card.json")
+        if problems:
+            raise HarnessError(str(problems[0]))
     system = req.system
     if req.tune:
         system = tune_scenarios(req, model_dir, scenarios, margin)  # written to configs/<name>.yaml

@@ -24,6 +24,7 @@ from common.loadgen_conf import builtin_mlperf_conf, lookup, parse_user_conf
 from common.testspec import BENCHMARK, Mode, Scenario
 from records.accuracy import ACCURACY_TXT
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, DetailLog
+from modelprep.card import ModelCard
 from records.results import RESULT_FILE, RunResult, invalid_reasons
 
 ROUND = "v6.1"
@@ -272,21 +273,27 @@ def reference_checksums(path: Path = REFERENCE_MODELS_FILE) -> tuple[str, ...]:
     return tuple(v.lower() for v in values)
 
 
+def closed_model_problems(card: ModelCard, where: Path, reference: tuple[str, ...] | None = None) -> list[Problem]:
+    """What the closed division forbids in a served model: another model, other calibration."""
+    out = []
+    reference = reference_checksums() if reference is None else reference
+    if card.source_sha256.lower() not in reference:
+        known = "none are listed yet" if not reference else f"{len(reference)} listed"
+        out.append(Problem(where, f"closed division: model source {card.source or '?'} (sha256 "
+                                  f"{card.source_sha256[:12]}...) is not the reference {BENCHMARK} model "
+                                  f"({REFERENCE_MODELS_FILE.name}: {known})"))
+    if card.precision == "int8":
+        listed = str((card.calibration or {}).get("list_sha256", ""))
+        if listed not in OFFICIAL_CALIBRATION_SHA256:
+            out.append(Problem(where, f"closed division: calibrated on {(card.calibration or {}).get('list')}, "
+                                      f"not an official list ({', '.join(OFFICIAL_CALIBRATION_SHA256.values())})"))
+    return out
+
+
 def closed_problems(run: RunResult, reference: tuple[str, ...] | None = None) -> list[Problem]:
     """What the closed division forbids in one run: another model, other calibration, low accuracy."""
-    out = []
     where = run.directory / RESULT_FILE
-    reference = reference_checksums() if reference is None else reference
-    if run.card.source_sha256.lower() not in reference:
-        known = "none are listed yet" if not reference else f"{len(reference)} listed"
-        out.append(Problem(where, f"closed division: model source {run.card.source or '?'} (sha256 "
-                                  f"{run.card.source_sha256[:12]}...) is not the reference {BENCHMARK} model "
-                                  f"({REFERENCE_MODELS_FILE.name}: {known})"))
-    if run.card.precision == "int8":
-        listed = str((run.card.calibration or {}).get("list_sha256", ""))
-        if listed not in OFFICIAL_CALIBRATION_SHA256:
-            out.append(Problem(where, f"closed division: calibrated on {(run.card.calibration or {}).get('list')}, "
-                                      f"not an official list ({', '.join(OFFICIAL_CALIBRATION_SHA256.values())})"))
+    out = closed_model_problems(run.card, where, reference)
     if run.mode is Mode.ACCURACY and run.accuracy is not None:
         target = REFERENCE_TOP1 * CLOSED_ACCURACY_FRACTION
         if run.accuracy.top1_percent < target:

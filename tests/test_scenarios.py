@@ -178,3 +178,16 @@ def test_compliance_runs_verify_in_latency_scenarios(scenario: str, scenario_run
             assert perf["passed"] is (1e9 / got_ns < 1e9 / ref_ns * 1.20)
         verdict = (tree.compliance_dir(run.directory.parents[2], Mode.parse(mode)) / "verify_performance.txt")
         assert verdict.read_text().strip().endswith("TEST PASS" if perf["passed"] else "TEST FAIL")
+
+
+def test_closed_submission_refuses_a_non_reference_model_before_running(demo_data: Path, tmp_path: Path) -> None:
+    from conftest import DEMO_ONNX
+
+    proc = run_cli(["pipeline", "--submission", "--division", "closed", "--category", "edge",
+                    "--model", str(DEMO_ONNX), "--dataset", str(demo_data / "val"),
+                    "--calib-list", str(demo_data / "cal_list.txt"), "--calib-dir", str(demo_data / "train"),
+                    "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results")], cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "closed division: model source decinet_demo.onnx" in proc.stderr
+    assert "is not the reference resnet50 model" in proc.stderr
+    assert not (tmp_path / "results").exists()  # nothing was run
