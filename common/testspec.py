@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TypeVar
 
+E = TypeVar("E", bound=enum.Enum)
 
 BENCHMARK = "resnet50"  # LoadGen keys the round's rules on this exact model name
+
+
+def _parse(cls: type[E], kind: str, text: str) -> E:
+    """The member of ``cls`` whose value is ``text`` in any capitalisation."""
+    for member in cls:
+        if member.value.lower() == text.lower():
+            return member
+    raise ValueError(f"{kind}: expected one of {[m.value for m in cls]}, got {text!r}")
 
 
 class Scenario(str, enum.Enum):
@@ -20,10 +30,7 @@ class Scenario(str, enum.Enum):
     @classmethod
     def parse(cls, text: str) -> "Scenario":
         """``Scenario.parse("singlestream")`` -> ``Scenario.SINGLE_STREAM``."""
-        for scenario in cls:
-            if scenario.value.lower() == text.lower():
-                return scenario
-        raise ValueError(f"scenario: expected one of {[s.value for s in cls]}, got {text!r}")
+        return _parse(cls, "scenario", text)
 
 
 class Mode(str, enum.Enum):
@@ -42,10 +49,7 @@ class Mode(str, enum.Enum):
     @classmethod
     def parse(cls, text: str) -> "Mode":
         """``Mode.parse("Performance")`` -> ``Mode.PERFORMANCE``."""
-        for mode in cls:
-            if mode.value.lower() == text.lower():
-                return mode
-        raise ValueError(f"mode: expected one of {[m.value for m in cls]}, got {text!r}")
+        return _parse(cls, "mode", text)
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Overrides:
     """Non-official LoadGen settings applied after FromConfig (demo and tests only).
 
     Any field that is not None makes the run non-submittable, and the result JSON says so.
-    ``target_qps = 0`` means: use the throughput measured during warm-up.
+    ``target_qps = 0`` means: derive the scenario's target from a timed warm-up.
     """
 
     min_duration_ms: int | None = None
