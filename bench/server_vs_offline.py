@@ -1,0 +1,294 @@
+"""Our Server rate vs an ideal dispatcher over the same engine, and vs our Offline throughput.
+
+One run, for one model (default decinet_s: a registered architecture exported with
+UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only):
+
+1. Offline: our LoadGen Offline performance run (``pipeline.flows.run_test``) with the
+   profile's Offline engine -> samples/s.
+2. Service times: the profile's Server engine (host: one single-thread stream per core,
+   batch 1) compiled exactly as the harness compiles it (``sut.engine.compile_model``),
+   driven by an OpenVINO ``AsyncInferQueue`` with ONE request per stream, back to back, for
+   ``--service-seconds``; each request's ``InferRequest.latency`` (start to completion, the
+   figure benchmark_app collects in its own async loop) is one service-time sample. With one
+   request per stream there is no queueing inside OpenVINO, and every stream is busy at
+   once, as it is near the highest sustainable rate. benchmark_app cannot export its
+   per-request latencies, so it is run once at the same settings (``-nireq <streams>``) and
+   its median is printed beside ours as a check.
+3. Ideal dispatcher: a discrete-event simulation (numpy, seeded) of Poisson arrivals served
+   FIFO by ``num_streams`` parallel servers (each arrival goes to the first server to become
+   free; no dispatch cost, no batching, no LoadGen), service times resampled from step 2.
+   The rate is bisected for the highest one whose simulated 99th percentile of
+   arrival-to-completion latency stays <= 15 ms (the resnet50 Server bound). The same random
+   numbers are used at every rate, so the p99 is monotone in the rate.
+4. Ours: the highest VALID ``server_target_qps`` that ``tune --scenario Server`` finds for the
+   profile's Server policy: ``pipeline.server_search.highest_valid_rate`` (bisection of
+   short real LoadGen Server runs up to the Offline samples/s; VALID = p99 <= 15 ms and
+   early stopping met). The tuned profile and a user.conf (project user.conf + the Server
+   target_qps x the tune margin, as ``tune`` writes) go to a scratch dir under
+   ``work/bench/server_vs_offline/`` only, never to the project's ``user.conf`` or ``configs/``.
+
+Printed last: ``server/offline <ours Server rate / ours Offline samples/s>`` and
+``ratio <ours Server rate / ideal rate>`` (target >= 0.90). The ideal is optimistic
+(no dispatch overhead, no early-stopping rule), so the ratio is a lower bound of how
+close the harness's dispatcher gets to what the engine allows.
+
+    bench/run.sh server_vs_offline [--model decinet_s] [--duration 10] [--service-seconds 20]
+        [--system host|NAME|path.yaml] [--bound-ms 15] [--sim-requests 200000] [--seed 0] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
+try:  # built-in architectures are exported with torch (the 'train' extra)
+    import onnx  # noqa: F401
+    import torch  # noqa: F401
+except ImportError:
+    sys.exit("ERROR: the 'train' extra (torch, onnx) is missing: run bench/run.sh "
+             f"{Path(__file__).stem} (or .venv/bin/pip install -e '.[train]')")
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import heapq  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import shutil  # noqa: E402
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from bench._bapp import run_benchmark_app  # noqa: E402
+from common.errors import HarnessError  # noqa: E402
+from common.loadgen_conf import set_value  # noqa: E402
+from common.testspec import BENCHMARK, Mode, Overrides, Scenario  # noqa: E402
+from harness.profile import load_profile  # noqa: E402
+from harness.tune import tuned_name, with_engine, write_profile  # noqa: E402
+from modelprep.card import ModelCard, load_card  # noqa: E402
+from pipeline.flows import TestSpec, Workspace, demo_calibration, prepare_model, run_test  # noqa: E402
+from pipeline.server_search import BISECTION_STEPS, SERVER_MARGIN, highest_valid_rate  # noqa: E402
+from sut.config import EngineConfig  # noqa: E402
+
+WORK = REPO / "work" / "bench"
+WORKSPACE = Workspace(work=WORK, results=WORK / "results", demo_data=WORK / "demo")
+UNTRAINED = "UNTRAINED weights (seeded init): speed only, accuracy is meaningless"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command line (see the module docstring)."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="decinet_s", help="registered architecture (default decinet_s)")
+    p.add_argument("--calib-subset", type=int, help="calibration images (default: the whole demo list)")
+    p.add_argument("--system", default="host", help="profile name or .yaml (default host)")
+    p.add_argument("--duration", type=int, default=10,
+                   help="seconds per LoadGen run (Offline and each Server probe; default 10, as tune)")
+    p.add_argument("--service-seconds", type=float, default=20, help="service-time measurement (default 20 s)")
+    p.add_argument("--bound-ms", type=float, default=15.0,
+                   help="the ideal dispatcher's p99 bound (default 15 ms; LoadGen's own bound is the round's 15 ms)")
+    p.add_argument("--sim-requests", type=int, default=200_000, help="simulated arrivals per rate (default 200000)")
+    p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
+    p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    args = p.parse_args(argv)
+    if args.duration < 1 or args.service_seconds <= 0 or args.sim_requests < 1000:
+        p.error("--duration >= 1, --service-seconds > 0, --sim-requests >= 1000")
+    return args
+
+
+# ----------------------------------------------------------------------------- service times
+def measure_service_times(model_dir: Path, card: ModelCard, engine: EngineConfig, seconds: float,
+                          cache_dir: Path) -> np.ndarray:
+    """Per-request latencies (ms) with one batch-1 request per stream, back to back."""
+    import openvino as ov
+
+    from sut.engine import compile_model
+
+    compiled, _info = compile_model(ov.Core(), model_dir, card, engine, cache_dir)
+    port = compiled.inputs[0]
+    shape = list(port.shape)
+    rng = np.random.default_rng(0)
+    if port.element_type == ov.Type.u8:
+        data = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    else:
+        data = rng.random(size=shape, dtype=np.float32)
+    queue = ov.AsyncInferQueue(compiled, engine.num_streams)
+    for request in queue:
+        request.set_input_tensor(ov.Tensor(data.copy()))
+    times: list[float] = []
+    recording = [False]
+
+    def done(request: ov.InferRequest, _userdata: object) -> None:
+        if recording[0]:
+            times.append(request.latency)
+
+    queue.set_callback(done)
+    for phase_seconds, record in ((min(2.0, seconds / 4), False), (seconds, True)):
+        recording[0] = record
+        end = time.perf_counter() + phase_seconds
+        while time.perf_counter() < end:
+            queue.start_async()
+        queue.wait_all()
+    del queue, compiled
+    if len(times) < 100:
+        raise HarnessError(f"only {len(times)} service-time samples in {seconds:g} s: measure longer")
+    return np.asarray(times, dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- ideal dispatcher
+def simulated_p99_ms(rate: float, inter_unit: np.ndarray, service_ms: np.ndarray, servers: int,
+                     warmup: int) -> float:
+    """p99 (ms) of arrival-to-completion latency: Poisson arrivals at ``rate``/s, FIFO, ``servers``
+    parallel servers, each arrival to the first free one; ``inter_unit`` are Exp(1) draws."""
+    arrivals = np.cumsum(inter_unit) * (1000.0 / rate)  # ms
+    free = [0.0] * servers
+    latency = np.empty(len(arrivals))
+    for k, (t, s) in enumerate(zip(arrivals.tolist(), service_ms.tolist())):
+        first_free = heapq.heappop(free)
+        finish = (t if t > first_free else first_free) + s
+        heapq.heappush(free, finish)
+        latency[k] = finish - t
+    return float(np.percentile(latency[warmup:], 99))
+
+
+def ideal_rate(service_ms: np.ndarray, servers: int, bound_ms: float, requests: int, seed: int
+               ) -> tuple[float, float, list[tuple[float, float]]]:
+    """Bisect the highest Poisson rate whose simulated p99 <= ``bound_ms``: (rate, its p99, steps)."""
+    rng = np.random.default_rng(seed)
+    inter_unit = rng.exponential(1.0, size=requests)
+    service = rng.choice(service_ms, size=requests, replace=True)
+    warmup = requests // 20
+    saturation = servers * 1000.0 / float(np.mean(service_ms))  # qps at which the servers are always busy
+    low, high, low_p99 = 0.0, saturation, float("nan")
+    steps: list[tuple[float, float]] = []
+    while high - low > 0.001 * saturation:
+        mid = (low + high) / 2
+        p99 = simulated_p99_ms(mid, inter_unit, service, servers, warmup)
+        steps.append((mid, p99))
+        if p99 <= bound_ms:
+            low, low_p99 = mid, p99
+        else:
+            high = mid
+    return low, low_p99, steps  # low 0: no rate keeps p99 under the bound (service p99 above it)
+
+
+# ----------------------------------------------------------------------------- the run
+def benchmark(args: argparse.Namespace) -> int:
+    """Offline, service times, the ideal rate, our Server search; the two figures last."""
+    start = time.perf_counter()
+    print(f"NOTE: {args.model} with {UNTRAINED}; demo images stand in for ImageNet.", flush=True)
+    model_dir = prepare_model(args.model, "int8", WORKSPACE, calibration=demo_calibration(WORKSPACE, args.calib_subset))
+    card = load_card(model_dir)
+    profile = load_profile(args.system)
+    server = profile.engine_for("Server")
+    if server.batch_size != 1:
+        raise HarnessError(f"profile {profile.name}: Server batch {server.batch_size}; the ideal dispatcher "
+                           "here serves batch-1 requests only")
+    scratch = WORK / "server_vs_offline" / args.model
+    scratch.mkdir(parents=True, exist_ok=True)
+    user_conf = scratch / "user.conf"
+    shutil.copyfile(REPO / "user.conf", user_conf)  # never the project's own
+    dataset = WORKSPACE.demo_data / "val"
+    cache = WORKSPACE.cache / "ov_cache"
+    logging.getLogger().setLevel(logging.WARNING)
+    print(f"model   : {model_dir.relative_to(REPO)} ({card.label}, inference precision {card.inference_precision})\n"
+          f"Offline engine: {profile.engine}\nServer engine : {server}\nscratch : {scratch.relative_to(REPO)}",
+          flush=True)
+
+    # 1. Offline
+    offline_spec = TestSpec(Mode.PERFORMANCE, model_dir, dataset, args.system,
+                            dataclasses.replace(WORKSPACE, results=scratch / "results"), user_conf,
+                            overrides=Overrides(min_duration_ms=args.duration * 1000, min_query_count=1,
+                                                target_qps=0))
+    offline = run_test(offline_spec, quiet=True)
+    offline_sps = offline.samples_per_second
+    if not offline_sps:
+        raise HarnessError(f"{offline.run_dir}: the Offline run recorded no samples/s")
+    print(f"\n[1] ours Offline: {offline_sps:.2f} samples/s ({offline.validity}; {args.duration} s run)", flush=True)
+
+    # 2. service times
+    service = measure_service_times(model_dir, card, server, args.service_seconds, cache)
+    check_engine = dataclasses.replace(server, infer_requests=server.num_streams)
+    bapp = run_benchmark_app(model_dir / "model.xml", check_engine, card.inference_precision,
+                             min(args.service_seconds, 20), cache_dir=cache, out_dir=scratch / "bapp")
+    pct = {p: float(np.percentile(service, p)) for p in (50, 90, 99)}
+    print(f"[2] service times (AsyncInferQueue, {server.num_streams} requests on {server.num_streams} streams x "
+          f"{server.num_threads} threads, batch 1, {len(service)} requests): median {pct[50]:.2f} ms, p90 "
+          f"{pct[90]:.2f}, p99 {pct[99]:.2f}, mean {service.mean():.2f}; benchmark_app -nireq "
+          f"{server.num_streams} median {bapp.latency.percentile_ms:.2f} ms, {bapp.throughput_fps:.1f} FPS", flush=True)
+
+    # 3. ideal dispatcher
+    ideal, ideal_p99, steps = ideal_rate(service, server.num_streams, args.bound_ms, args.sim_requests, args.seed)
+    if ideal == 0:
+        print(f"[3] ideal dispatcher: NO rate keeps the simulated p99 <= {args.bound_ms:g} ms (service p99 "
+              f"{pct[99]:.2f} ms is over it: a disturbed machine?); ratio will be nan", flush=True)
+    else:
+        print(f"[3] ideal dispatcher (simulated M/G/{server.num_streams} FIFO, Poisson, seed {args.seed}, "
+              f"{args.sim_requests} arrivals): highest rate with p99 <= {args.bound_ms:g} ms = {ideal:.1f} qps "
+              f"(p99 {ideal_p99:.2f} ms; {len(steps)} bisection steps; saturation "
+              f"{server.num_streams * 1000 / service.mean():.1f} qps)", flush=True)
+
+    # 4. our Server search (tune --scenario Server's bisection, this profile's Server policy)
+    print(f"[4] our Server search: {BISECTION_STEPS} LoadGen Server runs of {args.duration} s, rates in "
+          f"(0, {offline_sps:.1f}] ...", flush=True)
+    rate, probes = highest_valid_rate(model_dir, dataset, profile, server, offline_sps,
+                                      dataclasses.replace(WORKSPACE, results=scratch / "results"), user_conf,
+                                      args.duration * 1000)
+    for pr in probes:
+        p99 = f"{pr.p99_ms:.2f}" if pr.p99_ms is not None else "-"
+        done = f"{pr.completed_qps:.1f}" if pr.completed_qps is not None else "-"
+        print(f"      target {pr.target_qps:8.1f} qps -> {'VALID  ' if pr.valid else 'INVALID'} "
+              f"(completed {done} qps, p99 {p99} ms)", flush=True)
+    name = tuned_name(profile)
+    tuned = write_profile(scratch / "profiles" / f"{name}.yaml", with_engine(profile, Scenario.SERVER, server, name,
+                                                                             card),
+                          f"Written by bench/server_vs_offline.py (scratch, not configs/): highest VALID Server "
+                          f"rate {rate:.1f} qps in {args.duration} s runs.")
+    if rate > 0:
+        set_value(user_conf, BENCHMARK, Scenario.SERVER.value, "target_qps", round(rate * SERVER_MARGIN, 1))
+        conf_note = f"{BENCHMARK}.Server.target_qps = {rate * SERVER_MARGIN:.1f} (x{SERVER_MARGIN}, as tune writes)"
+    else:
+        conf_note = "no Server target_qps written (no VALID rate)"
+    print(f"      highest VALID rate {rate:.1f} qps; scratch profile {tuned.relative_to(REPO)}, "
+          f"{user_conf.relative_to(REPO)}: {conf_note}", flush=True)
+
+    ratio = rate / ideal if ideal > 0 else float("nan")
+    print(f"\nwall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}\n"
+          f"ours Server {rate:.1f} qps (highest VALID, {args.duration} s runs) / ideal dispatcher {ideal:.1f} qps "
+          f"= ratio (target >= 0.90); ours Server / ours Offline {offline_sps:.1f} samples/s = server/offline")
+    print(f"server/offline {rate / offline_sps:.4f}")
+    print(f"ratio {ratio:.4f}", flush=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
+            "note": f"{args.model}: {UNTRAINED}", "model_dir": str(model_dir), "profile": profile.to_dict(),
+            "offline_samples_per_second": offline_sps, "offline_run_dir": offline.run_dir,
+            "service_ms": {"n": len(service), "mean": float(service.mean()), **{f"p{k}": v for k, v in pct.items()},
+                           "samples": [round(float(v), 4) for v in service]},
+            "benchmark_app_check": {"median_ms": bapp.latency.percentile_ms, "fps": bapp.throughput_fps,
+                                    "command": bapp.command},
+            "ideal": {"rate": ideal, "p99_ms": ideal_p99, "bound_ms": args.bound_ms, "seed": args.seed,
+                      "requests": args.sim_requests, "steps": steps},
+            "server": {"highest_valid_rate": rate, "probes": [dataclasses.asdict(p) for p in probes],
+                       "scratch_profile": str(tuned), "scratch_user_conf": str(user_conf)},
+            "ratio": ratio, "server_over_offline": rate / offline_sps}, indent=2, default=str) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: any failure is one ERROR line and a non-zero exit."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[ %(name)s ] %(message)s")
+    try:
+        return benchmark(args)
+    except HarnessError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return exc.exit_code or 1
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"ERROR: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
