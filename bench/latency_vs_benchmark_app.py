@@ -52,12 +52,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-try:  # built-in architectures are exported with torch (the 'train' extra)
-    import onnx  # noqa: F401
-    import torch  # noqa: F401
-except ImportError:
-    sys.exit("ERROR: the 'train' extra (torch, onnx) is missing: run bench/run.sh "
-             f"{Path(__file__).stem} (or .venv/bin/pip install -e '.[train]')")
+from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra  # noqa: E402
+
+require_train_extra(__file__)
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
@@ -80,9 +77,6 @@ from pipeline.flows import TestSpec, Workspace, demo_calibration, prepare_model,
 from records.results import RunResult  # noqa: E402
 from sut.config import EngineConfig  # noqa: E402
 
-WORK = REPO / "work" / "bench"
-WORKSPACE = Workspace(work=WORK, results=WORK / "results", demo_data=WORK / "demo")
-UNTRAINED = "UNTRAINED weights (seeded init): speed only, accuracy is meaningless"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -1,0 +1,26 @@
+"""What every bench script shares: where it works, the train-extra check, the untrained-weights note.
+
+Import after putting the repository on ``sys.path`` (a bench script runs as a file, not a package).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from pipeline.flows import Workspace
+
+REPO = Path(__file__).resolve().parent.parent
+WORK = REPO / "work" / "bench"
+WORKSPACE = Workspace(work=WORK, results=WORK / "results", demo_data=WORK / "demo")
+UNTRAINED = "UNTRAINED weights (seeded init): speed only, accuracy is meaningless"
+
+
+def require_train_extra(script: str) -> None:
+    """Built-in architectures are exported with torch and onnx (the 'train' extra): say how to get them."""
+    try:
+        import onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError:
+        sys.exit(f"ERROR: the 'train' extra (torch, onnx) is missing: run bench/run.sh {Path(script).stem} "
+                 "(or .venv/bin/pip install -e '.[train]')")
