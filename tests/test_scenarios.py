@@ -191,3 +191,23 @@ def test_closed_submission_refuses_a_non_reference_model_before_running(demo_dat
     assert "closed division: model source decinet_demo.onnx" in proc.stderr
     assert "is not the reference resnet50 model" in proc.stderr
     assert not (tmp_path / "results").exists()  # nothing was run
+
+
+def test_check_refuses_a_closed_tree_without_compliance_or_a_scenario(scenario_runs: dict, tmp_path: Path) -> None:
+    from submit.check import check_tree
+
+    results = scenario_runs["Offline"]["accuracy"].directory.parents[3]
+    label = scenario_runs["Offline"]["accuracy"].model_label
+    package(results, "host", label, "Org", tmp_path / "tree", Path.cwd(), profile=load_profile("host"),
+            allow_nonofficial=True, system_overrides={"cooling": "air", "system_name": "x",
+                                                      "host_memory_configuration": "x"})
+    # The same files presented as a closed entry: compliance and a scenario are missing.
+    shutil.move(tmp_path / "tree" / "open", tmp_path / "tree" / "closed")
+    (tmp_path / "tree" / "closed" / "Org" / "systems" / "host.json").write_text(
+        (tmp_path / "tree" / "closed" / "Org" / "systems" / "host.json").read_text()
+        .replace('"division": "open"', '"division": "closed"'))
+    shutil.rmtree(tmp_path / "tree" / "closed" / "Org" / "results" / "host" / "resnet50" / "MultiStream")
+    problems = "\n".join(check_tree(tmp_path / "tree"))
+    assert "closed division: MultiStream missing (a edge system needs SingleStream, MultiStream, Offline)" in problems
+    assert "Offline/TEST01/verify_accuracy.txt: missing (the closed division needs TEST01" in problems
+    assert "SingleStream/TEST04/verify_performance.txt: missing" in problems
