@@ -193,7 +193,11 @@ def run_real(req: PipelineRequest) -> list[RunResult]:
 # ----------------------------------------------------------------------------- a whole submission
 DEMO_SYSTEM_FIELDS = {"cooling": "N/A (virtual machine; cooling managed by the cloud provider)",
                       "host_memory_configuration": "undisclosed (virtual machine)"}
-DEMO_SUBMISSION_MARGIN = 1.3  # the demo model is ~70x faster than ResNet-50 and noisier per run
+# Offline target_qps = 2 x the tuned rate for the demo: the demo model is ~70x faster than ResNet-50,
+# and a tune on a busy machine measures low; LoadGen issues 1.1 x 600 s x target_qps samples, so the
+# run stays over 600 s (VALID) even if the real run is twice as fast as the measurement (at the
+# cost of a longer run when it is not).
+DEMO_SUBMISSION_MARGIN = 2.0
 
 
 def demo_submission_request(req: PipelineRequest) -> PipelineRequest:
