@@ -194,6 +194,8 @@ class RunResult:
         """The scenario's reported figure (as the checker reads it) and its unit."""
         key, unit, scale = METRICS[self.scenario]
         value = self.loadgen.get(key)
+        if self.scenario in (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM) and not value:
+            value = None  # LoadGen logs 0 when early stopping had too few queries for an estimate
         return (float(value) * scale if value is not None else None), unit
 
     def latency_ms(self, percentile: str = "99.00") -> float | None:
