@@ -154,7 +154,12 @@ def execute(req: RunRequest) -> RunResult:
         steps.next()  # Compiling
         core = ov.Core()
         engine = req.profile.engine_for(req.scenario.value)
-        compiled, info = compile_model(core, req.model_dir, card, engine, req.cache_dir / "ov_cache")
+        perf_count = int(req.overrides.performance_sample_count
+                         or lookup(conf, BENCHMARK, req.scenario.value, "performance_sample_count_override")
+                         or MIN_PERFORMANCE_SAMPLE_COUNT)
+        qsl = SampleLibrary(cache, perf_count)  # its bank's capacity is the compiled model's bank size
+        compiled, info = compile_model(core, req.model_dir, card, engine, req.cache_dir / "ov_cache",
+                                       bank_rows=qsl.capacity)
         for key, value in sorted(info.properties.items()):
             log.info("  %s: %s", key, value)
         record.compiled_properties = info.properties
@@ -166,17 +171,13 @@ def execute(req: RunRequest) -> RunResult:
         settings.scenario = getattr(lg.TestScenario, req.scenario.value)
         # Compliance modes run as performance tests; their audit config switches on the rest.
         settings.mode = lg.TestMode.AccuracyOnly if req.mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
-        perf_count = int(req.overrides.performance_sample_count
-                         or lookup(conf, BENCHMARK, req.scenario.value, "performance_sample_count_override")
-                         or MIN_PERFORMANCE_SAMPLE_COUNT)
-        qsl = SampleLibrary(cache, perf_count)
         sut = make_sut(req.scenario, qsl, compiled, engine)
         steps.next()  # Warming up
         warm = list(range(min(qsl.performance_count, 256)))
         qsl.load_samples(warm)
         batches = req.warmup_batches or 2 * engine.infer_requests
         measure_s = AUTO_QPS_MEASURE_S if req.overrides.target_qps == 0 else 0.0
-        warm_qps = sut.pool.warmup(qsl.data, batches, measure_s)
+        warm_qps = sut.pool.warmup(batches, measure_s, rows=len(warm))
         qsl.unload_samples(warm)
         log.info("warm-up: %d batches%s", batches,
                  f", then {warm_qps:.1f} samples/s over {measure_s} s (not a result)" if measure_s else "")

@@ -1,8 +1,8 @@
 """``tune``: measure a small grid of engine settings on this machine and keep the best.
 
 Each point compiles the prepared model with one (streams, batch, requests)
-setting and keeps the pool busy for a fixed time with the real gather path
-(``InferencePool.warmup``); LoadGen is not involved, so a point costs seconds.
+setting and keeps the pool busy for a fixed time with the real feed (a full bank
+of random rows, gathered in the graph: ``InferencePool.warmup``); LoadGen is not involved, so a point costs seconds.
 The best point becomes a system profile, and ``target_qps`` in user.conf is set
 from its throughput with a margin, so an official Offline run is VALID and
 lasts a little over the 600 s minimum.
@@ -51,9 +51,10 @@ def grid(cores: int, batches: tuple[int, ...], requests_per_stream: tuple[int, .
 def measure(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineConfig, seconds: float) -> float:
     """Samples/s of the pool under ``cfg`` on random uint8 inputs (compute does not depend on values)."""
     compiled, _ = compile_model(core, model_dir, card, cfg)
-    source = np.random.default_rng(0).integers(0, 256, (256, *card.preprocess.sample_shape), dtype=np.uint8)
-    pool = InferencePool(compiled, cfg.infer_requests, lambda ids, out: None, lambda ids, err: None)
-    return pool.warmup(source, 2 * cfg.infer_requests, seconds)
+    pool = InferencePool(compiled, cfg.infer_requests, lambda slot, ids, out: None, lambda ids, err: None)
+    # A full bank of random rows, walked through like a run's loaded samples.
+    pool.load(np.random.default_rng(0).integers(0, 256, pool.bank.shape, dtype=np.uint8))
+    return pool.warmup(2 * cfg.infer_requests, seconds)
 
 
 def measure_throughput(model_dir: Path, engine: EngineConfig, seconds: float = 5.0) -> float:

@@ -62,21 +62,21 @@ def candidates(scenario: Scenario, cores: int) -> list[EngineConfig]:
 def query_latencies(compiled: ov.CompiledModel, engine: EngineConfig, card: ModelCard, per_query: int,
                     seconds: float) -> np.ndarray:
     """Latencies (ms) of back-to-back queries of ``per_query`` samples for ``seconds`` (after a warm-up)."""
-    source = np.random.default_rng(0).integers(0, 256, (64, *card.preprocess.sample_shape), dtype=np.uint8)
     done = threading.Event()
     remaining = [0]
     lock = threading.Lock()
 
-    def on_done(ids: np.ndarray, _out: np.ndarray) -> None:
+    def on_done(_slot: int, ids: np.ndarray, _out: np.ndarray | None) -> None:
         with lock:
             remaining[0] -= len(ids)
             if remaining[0] <= 0:
                 done.set()
 
-    pool = InferencePool(compiled, engine.infer_requests, on_done, lambda ids, err: on_done(ids, None))
+    pool = InferencePool(compiled, engine.infer_requests, on_done, lambda ids, err: on_done(-1, ids, None))
+    pool.load(np.random.default_rng(0).integers(0, 256, (64, *card.preprocess.sample_shape), dtype=np.uint8))
     bs = pool.batch_size
     ids = np.arange(per_query, dtype=np.uint64)
-    rows = np.arange(per_query) % len(source)
+    rows = np.arange(per_query, dtype=np.int32) % 64
     latencies = []
     start = time.perf_counter()
     while True:
@@ -85,7 +85,7 @@ def query_latencies(compiled: ov.CompiledModel, engine: EngineConfig, card: Mode
         done.clear()
         t0 = time.perf_counter()
         for first in range(0, per_query, bs):
-            pool.submit(source, rows[first:first + bs], ids[first:first + bs])
+            pool.submit(rows[first:first + bs], ids[first:first + bs])
         done.wait()
         if not warm:
             latencies.append((time.perf_counter() - t0) * 1000)

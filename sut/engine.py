@@ -1,9 +1,19 @@
 """The inference pool: one compiled model and N infer requests over S pinned streams.
 
-Callers gather a batch straight into an idle request's input tensor with
-``submit``; when the request finishes, OpenVINO calls back on one of its
-threads and the pool hands the batch's sample ids and its top-1 output (a view
-of the request's own output tensor, valid until the callback returns) to the
+The feed gathers inside the compiled graph. ``compile_model`` wraps the served
+one-input model (the IR on disk is unchanged) so that it takes ``bank``, a static
+``[M, *sample_shape]`` u8 array of M loaded samples (M = the QSL's capacity, the
+performance sample count), and ``indices``, ``[batch]`` i32 rows of the bank;
+``Gather(bank, indices, axis 0)`` feeds what the image input fed. Every request
+shares the one bank array (``ov.Tensor(shared_memory=True)``: OpenVINO reads it in
+place, it is never copied per inference) and owns a small indices array and an
+output array, all set once. Per batch a caller only writes the rows into the
+request's indices with ``submit(rows, ids)``; the copy of the batch's samples
+happens inside the inference, in C++, so it stays timed and costs no Python time.
+
+When a request finishes, OpenVINO calls back on one of its threads and the pool
+hands the request's slot, the batch's sample ids and its top-1 output (a view of
+the request's own fixed output array, valid until the callback returns) to the
 ``on_done`` function it was built with. The pool knows nothing of LoadGen.
 
 Known limitations: one pool per process (one NUMA node); the batch is static,
@@ -32,12 +42,16 @@ from sut.config import EngineConfig
 
 log = logging.getLogger(__name__)
 
-DoneFn = Callable[[np.ndarray, np.ndarray], None]
+DoneFn = Callable[[int, np.ndarray, np.ndarray], None]  # (slot, ids, top1[:len(ids)])
 FailFn = Callable[[np.ndarray, BaseException], None]
 
 _WARMUP_IDS = np.empty(0, dtype=np.uint64)
 _REAP_S = 0.05  # how often in-flight requests are checked for a failure
 _PRECISION_TYPES = {"f32": ov.Type.f32, "bf16": ov.Type.bf16}
+BANK, INDICES = "bank", "indices"  # the wrapped model's inputs
+# LoadGen's default performance sample count (records.rules.MIN_PERFORMANCE_SAMPLE_COUNT; sut
+# may not import records): the bank size of a pool that is not fed by a QSL (tune).
+DEFAULT_BANK_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -45,13 +59,16 @@ class CompiledInfo:
     """What the device chose, read back after compiling (not what was asked for)."""
 
     properties: dict[str, str]
-    input_shape: tuple[int, ...]
+    input_shape: tuple[int, ...]  # the batch the served model sees: [batch, *sample_shape]
+    bank_rows: int
     compile_ms: float
 
 
 def compile_model(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineConfig,
-                  cache_dir: Path | None = None) -> tuple[ov.CompiledModel, CompiledInfo]:
-    """Read ``model.xml``, fix its batch, check it against the card and compile it on CPU.
+                  cache_dir: Path | None = None, bank_rows: int = DEFAULT_BANK_ROWS,
+                  ) -> tuple[ov.CompiledModel, CompiledInfo]:
+    """Read ``model.xml``, check it against the card, fix its batch, wrap it with the bank
+    gather (``bank_rows`` samples, see the module docstring) and compile it on CPU.
 
     Only the properties the profile and the card name are set (like ``benchmark_app
     -hint none`` with explicit -nstreams/-nthreads/-pin/-infer_precision), so the same
@@ -65,6 +82,7 @@ def compile_model(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineCo
     check_model_fits_card(model, card, str(xml))
     shape = list(card.preprocess.sample_shape)
     model.reshape({model.inputs[0]: ov.PartialShape([cfg.batch_size, *shape])})
+    model = add_bank_gather(model, bank_rows)
     config: dict[str, Any] = {
         props.streams.num: cfg.num_streams,
         props.inference_num_threads: cfg.num_threads,
@@ -82,8 +100,33 @@ def compile_model(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineCo
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EngineError(f"{xml}: compile on CPU with {cfg} failed: {first}") from None
     compile_ms = (time.perf_counter() - start) * 1000
-    info = CompiledInfo(read_properties(compiled), tuple(compiled.inputs[0].shape), compile_ms)
+    info = CompiledInfo(read_properties(compiled), (cfg.batch_size, *shape), bank_rows, compile_ms)
     return compiled, info
+
+
+def add_bank_gather(model: ov.Model, bank_rows: int) -> ov.Model:
+    """``model`` (one u8 input ``[B, *sample]``, static) taking ``bank`` (u8 ``[bank_rows, *sample]``)
+    and ``indices`` (i32 ``[B]``) instead: ``Gather(bank, indices, axis 0)`` replaces the input.
+
+    The bank's shape is static (a dynamic first dimension measured ~10 % slower) and nothing
+    but the Gather reads it: preprocessing applied to ``bank`` would run over the whole bank
+    at every inference.
+    """
+    import openvino.opset13 as ops
+
+    image = model.get_parameters()[0]
+    pshape = image.get_partial_shape()
+    if bank_rows < 1 or not pshape.is_static:
+        raise EngineError(f"bank gather needs a static input and >= 1 bank rows, got {pshape} and {bank_rows}")
+    batch, *sample = (int(d) for d in pshape.to_shape())
+    bank = ops.parameter([bank_rows, *sample], image.get_element_type(), name=BANK)
+    indices = ops.parameter([batch], ov.Type.i32, name=INDICES)
+    bank.output(0).get_tensor().set_names({BANK})
+    indices.output(0).get_tensor().set_names({INDICES})
+    rows = ops.gather(bank, indices, np.int32(0))
+    for target in list(image.output(0).get_target_inputs()):
+        target.replace_source_output(rows.output(0))
+    return ov.Model(model.get_results(), [bank, indices], model.get_friendly_name())
 
 
 def check_model_fits_card(model: ov.Model, card: ModelCard, origin: str) -> None:
@@ -120,20 +163,42 @@ def read_properties(compiled: ov.CompiledModel) -> dict[str, str]:
 
 
 class InferencePool:
-    """A fixed set of infer requests on one compiled model, handed out as they go idle.
+    """A fixed set of infer requests on one bank-wrapped compiled model, handed out as they go idle.
 
-    ``submit`` is called from one dispatcher thread; ``on_done``/``on_fail`` run on
+    ``bank`` is the array every request reads its samples from (the QSL's, written in place
+    by its ``load_samples``); without one the pool allocates its own, which callers fill with
+    ``load``. ``submit`` is called from one dispatcher thread; ``on_done``/``on_fail`` run on
     OpenVINO's callback threads. Every batch submitted reaches exactly one of them.
     """
 
     def __init__(self, compiled: ov.CompiledModel, num_requests: int,
-                 on_done: DoneFn, on_fail: FailFn) -> None:
+                 on_done: DoneFn, on_fail: FailFn, bank: np.ndarray | None = None) -> None:
+        bank_shape = tuple(compiled.input(BANK).shape)
+        if bank is None:
+            bank = np.zeros(bank_shape, dtype=np.uint8)
+        if bank.shape != bank_shape or bank.dtype != np.uint8 or not bank.flags.c_contiguous:
+            raise EngineError(f"bank {bank.dtype}{list(bank.shape)} does not fit the compiled model's "
+                              f"u8{list(bank_shape)} (contiguous)")
+        self.bank = bank
+        self._loaded = 0  # rows of an own bank written by ``load``
+        batch = int(compiled.input(INDICES).shape[0])
         self._requests = [compiled.create_infer_request() for _ in range(num_requests)]
-        port = compiled.inputs[0]
-        # Our own arrays, shared with OpenVINO, so the gather writes where inference reads.
-        self._inputs = [np.zeros(tuple(port.shape), dtype=np.uint8) for _ in self._requests]
-        for request, array in zip(self._requests, self._inputs):
-            request.set_input_tensor(ov.Tensor(array, shared_memory=True))
+        # Our own arrays, shared with OpenVINO (no copies): one bank for all, per request its
+        # indices (the only thing written per batch) and its output (fixed response addresses).
+        bank_tensor = ov.Tensor(bank, shared_memory=True)
+        out = compiled.outputs[0]
+        # One top-1 per sample (the card check); a dynamic output gets [batch], and a model that
+        # then produces another shape fails at inference, which the failure path reports.
+        out_shape = tuple(out.shape) if out.get_partial_shape().is_static else (batch,)
+        if int(np.prod(out_shape)) != batch:
+            raise EngineError(f"output shape {list(out_shape)} is not one top-1 per sample of batch {batch}")
+        self._indices = [np.zeros(batch, dtype=np.int32) for _ in self._requests]
+        self.outputs = [np.zeros(out_shape, dtype=out.get_element_type().to_dtype()) for _ in self._requests]
+        self._top1 = [array.reshape(-1) for array in self.outputs]
+        for request, indices, output in zip(self._requests, self._indices, self.outputs):
+            request.set_tensor(BANK, bank_tensor)
+            request.set_tensor(INDICES, ov.Tensor(indices, shared_memory=True))
+            request.set_output_tensor(ov.Tensor(output, shared_memory=True))
         self._pending: list[np.ndarray | None] = [None] * num_requests
         self._idle: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._in_flight = 0
@@ -149,19 +214,36 @@ class InferencePool:
     @property
     def batch_size(self) -> int:
         """Samples per request (the static batch)."""
-        return int(self._inputs[0].shape[0])
+        return len(self._indices[0])
 
-    def submit(self, source: np.ndarray, rows: np.ndarray, ids: np.ndarray) -> None:
-        """Gather ``source[rows]`` into an idle request's input and start it.
+    @property
+    def num_requests(self) -> int:
+        """Infer requests in the pool (slots ``0..num_requests-1``)."""
+        return len(self._requests)
 
-        Blocks until a request is idle. ``len(rows) <= batch_size``; a short batch
-        leaves stale rows whose outputs are never reported.
+    def load(self, samples: np.ndarray) -> None:
+        """Copy ``samples`` into the first rows of the bank in place (callers without a QSL:
+        warm-up, tune). Only while nothing is in flight."""
+        if len(samples) > len(self.bank) or samples.shape[1:] != self.bank.shape[1:]:
+            raise EngineError(f"{list(samples.shape)} samples do not fit the bank {list(self.bank.shape)}")
+        self.bank[: len(samples)] = samples
+        self._loaded = len(samples)
+
+    def submit(self, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Start an idle request on bank rows ``rows`` (1 to batch_size of them, each in
+        ``0..M-1``: the caller checks). Blocks until a request is idle.
+
+        A short batch fills the rest of the indices with its first row; those outputs are
+        never reported.
         """
-        slot = self._idle.get()
-        dst = self._inputs[slot]
         n = len(rows)
-        # mode="clip" lets numpy write straight into the tensor; rows were range-checked by the caller.
-        np.take(source, rows, axis=0, out=dst[:n], mode="clip")
+        if not 0 < n <= len(self._indices[0]):
+            raise EngineError(f"a batch needs 1..{len(self._indices[0])} rows, got {n}")
+        slot = self._idle.get()
+        indices = self._indices[slot]
+        indices[:n] = rows
+        if n < len(indices):
+            indices[n:] = indices[0]
         with self._lock:  # started under the lock, so _reap_failed never sees a previous run's failure
             self._pending[slot] = ids
             self._in_flight += 1
@@ -200,8 +282,7 @@ class InferencePool:
         try:
             if error is None and len(ids):
                 try:
-                    top1 = self._requests[slot].get_output_tensor().data.reshape(-1)
-                    self._on_done(ids, top1[: len(ids)])
+                    self._on_done(slot, ids, self._top1[slot][: len(ids)])
                 except Exception as exc:  # noqa: BLE001
                     error = exc
             if error is not None:
@@ -218,23 +299,31 @@ class InferencePool:
                 self._in_flight -= 1
                 self._lock.notify_all()
 
-    def warmup(self, source: np.ndarray, batches: int, measure_s: float = 0.0) -> float:
-        """Run ``batches`` untimed batches of ``source`` rows, then keep the pool busy for
-        ``measure_s`` seconds and return the samples/s of that part (0.0 if not measured).
+    def warmup(self, batches: int, measure_s: float = 0.0, rows: int | None = None) -> float:
+        """Run ``batches`` untimed batches over the first ``rows`` bank rows (default: what
+        ``load`` wrote, else the whole bank), then keep the pool busy for ``measure_s`` seconds
+        and return the samples/s of that part (0.0 if not measured).
 
-        Outputs are discarded. The untimed part lets every stream allocate its scratch
-        memory and JIT its kernels before anything is timed.
+        Outputs are discarded. Consecutive batches walk through the rows, so a measurement
+        reads the bank the way a run does. The untimed part lets every stream allocate its
+        scratch memory and JIT its kernels before anything is timed.
         """
         bs = self.batch_size
-        rows = np.arange(bs) % len(source)
-        for _ in range(batches):
-            self.submit(source, rows, _WARMUP_IDS)
+        count = rows or self._loaded or len(self.bank)
+        order = np.arange(max(count, bs) * bs, dtype=np.int32) % count  # a whole number of batches
+        starts = range(0, len(order), bs)
+
+        def batch(k: int) -> np.ndarray:
+            return order[starts[k % len(starts)]:][:bs]
+
+        for k in range(batches):
+            self.submit(batch(k), _WARMUP_IDS)
         self.drain()
         if measure_s <= 0:
             return 0.0
         done, start = 0, time.perf_counter()
         while time.perf_counter() - start < measure_s:
-            self.submit(source, rows, _WARMUP_IDS)
+            self.submit(batch(done), _WARMUP_IDS)
             done += 1
         self.drain()
         return done * bs / (time.perf_counter() - start)

@@ -1,10 +1,12 @@
 """LoadGen query sample library over the preprocessed uint8 cache.
 
-LoadGen calls ``load_samples`` with the indices it will use (1024 for a
-performance run, chunks of 1024 in accuracy mode) before issuing, and
-``unload_samples`` once every query over them has completed. Only the loaded
-rows live in memory, so memory is bounded by the performance sample count,
-not by the dataset size.
+LoadGen calls ``load_samples`` with the indices it will use (the performance sample
+count, 1024 by default, for a performance run; chunks of at most that many in accuracy
+mode) before issuing, and ``unload_samples`` once every query over them has completed.
+The loaded rows are written in place into ONE bank array of that capacity, allocated
+once for the life of the process: every infer request reads its samples from this
+array's memory (the compiled model gathers them, see ``sut.engine``), so it is never
+replaced. Memory is bounded by the performance sample count, not by the dataset size.
 """
 
 from __future__ import annotations
@@ -20,35 +22,60 @@ log = logging.getLogger(__name__)
 
 
 class SampleLibrary:
-    """Holds the loaded samples as one contiguous array plus an index -> row table."""
+    """The loaded samples as rows of one fixed bank array, plus an index -> row table."""
 
     def __init__(self, cache: CacheInfo, performance_count: int) -> None:
         self._cache = cache.open()
         self.total_count = cache.count
         self.performance_count = min(performance_count, cache.count)
-        self._row_of = np.full(cache.count, -1, dtype=np.int64)
-        self.data: np.ndarray = np.empty((0, *cache.sample_shape), dtype=np.uint8)
+        self._row_of = np.full(cache.count, -1, dtype=np.int32)
+        # np.zeros: pages are only touched when rows are first written.
+        self.bank: np.ndarray = np.zeros((self.capacity, *cache.sample_shape), dtype=np.uint8)
+        self.load_error: BaseException | None = None
+
+    @property
+    def capacity(self) -> int:
+        """Rows in the bank: the most samples LoadGen loads at once (compile the model for it)."""
+        return self.performance_count
 
     def load_samples(self, indices: list[int]) -> None:
-        """LoadGen thread, before any query over ``indices``: copy their rows into RAM, in order."""
-        idx = np.asarray(indices, dtype=np.int64)
-        self.data = np.ascontiguousarray(self._cache[idx])
-        self._row_of[:] = -1
-        self._row_of[idx] = np.arange(len(idx))
-        log.debug("loaded %d samples (%.1f MB)", len(idx), self.data.nbytes / 1e6)
+        """LoadGen thread, before any query over ``indices``: copy their rows into the bank, in order.
+
+        Each distinct sample gets one row: LoadGen pads a MultiStream set with the first
+        ``samples_per_query - 1`` indices again, so a set can be longer than the capacity while
+        its distinct samples never are. Never raises (an exception here would crash LoadGen):
+        a failed load leaves the samples unloaded, and the dispatch of their queries fails
+        with this error and completes them with empty responses.
+        """
+        try:
+            idx = np.asarray(indices, dtype=np.int64)
+            uniq, first = np.unique(idx, return_index=True)
+            if len(uniq) < len(idx):
+                idx = idx[np.sort(first)]  # first occurrences, in LoadGen's order
+            if len(idx) > len(self.bank):
+                raise EngineError(f"LoadGen loaded {len(idx)} distinct samples at once; the bank holds "
+                                  f"{len(self.bank)} (the performance sample count)")
+            self._row_of[:] = -1
+            np.take(self._cache, idx, axis=0, out=self.bank[: len(idx)])
+            self._row_of[idx] = np.arange(len(idx), dtype=np.int32)
+        except Exception as exc:  # noqa: BLE001 - reported when the samples are issued
+            log.error("loading %d samples failed: %s", len(indices), exc)
+            self.load_error = exc
+            return
+        log.debug("loaded %d samples (%.1f MB)", len(idx), self.bank[: len(idx)].nbytes / 1e6)
 
     def unload_samples(self, indices: list[int]) -> None:
-        """LoadGen thread, after every query over ``indices`` completed: free the rows."""
+        """LoadGen thread, after every query over ``indices`` completed: forget their rows
+        (the bank itself stays: the infer requests hold its memory)."""
         self._row_of[np.asarray(indices, dtype=np.int64)] = -1
-        if not (self._row_of >= 0).any():
-            self.data = np.empty((0, *self.data.shape[1:]), dtype=np.uint8)
 
     def rows_for(self, indices: np.ndarray) -> np.ndarray:
-        """Rows in ``data`` of the given sample indices; an unloaded index is an error."""
+        """Bank rows (int32) of the given sample indices; an unloaded index is an error."""
         if len(indices) and (indices.min() < 0 or indices.max() >= self.total_count):
             raise EngineError(f"sample index out of range 0..{self.total_count - 1}")
         rows = self._row_of[indices]
         if len(rows) and rows.min() < 0:
             bad = int(indices[np.argmin(rows)])
-            raise EngineError(f"sample index {bad} was issued but not loaded")
+            why = f" (loading failed: {self.load_error})" if self.load_error is not None else ""
+            raise EngineError(f"sample index {bad} was issued but not loaded{why}")
         return rows

@@ -1,7 +1,8 @@
 """The systems under test, one per LoadGen scenario, all over the same inference pool and QSL.
 
 - ``OfflineSUT``: ``issue_query`` queues the (huge) query and returns; one dispatcher thread
-  cuts it into batches and gathers them straight into idle infer requests.
+  cuts it into batches and writes each batch's bank rows into an idle infer request's indices
+  (the compiled model gathers the samples from the QSL's bank, see ``sut.engine``).
 - ``DirectSUT`` (SingleStream, MultiStream): the query goes into idle requests on LoadGen's
   own issue thread, with no hop to another thread: in SingleStream every microsecond between
   ``issue_query`` and ``start_async`` is on the measured latency. A MultiStream query of 8
@@ -11,7 +12,10 @@
   (``max_wait_us = 0`` with batch 1 is per-query dispatch).
 
 Completion runs on OpenVINO's callback threads and answers LoadGen with responses that point
-into the request's own output tensor (LoadGen copies them before returning). Every id taken
+into the request's own output array (LoadGen copies them before returning). Each request has a
+list of ``QuerySampleResponse`` objects built once, one per output element at its fixed address;
+a batch only sets their ``.id`` and hands LoadGen the first n, so no Python object is made per
+sample. Every id taken
 is completed, with an empty response if inference failed, so a failure never hangs LoadGen;
 the first error is kept and the runner fails the test.
 """
@@ -40,7 +44,11 @@ class _PoolSUT:
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int) -> None:
         self._qsl = qsl
-        self._pool = InferencePool(compiled, num_requests, self._respond, self._respond_failed)
+        self._pool = InferencePool(compiled, num_requests, self._respond, self._respond_failed, qsl.bank)
+        # Per request: one response per output element, pointing at the request's fixed output array.
+        # Plain lists: indexing lg.VectorQuerySampleResponse raised RecursionError in this binding.
+        self._responses = [[lg.QuerySampleResponse(0, out.ctypes.data + k * _ITEMSIZE, _ITEMSIZE)
+                            for k in range(out.size)] for out in self._pool.outputs]
         self.error: BaseException | None = None
 
     @property
@@ -66,9 +74,8 @@ class _PoolSUT:
         done = 0
         try:
             rows = self._qsl.rows_for(indices)
-            data = self._qsl.data
             for done in range(0, len(ids), bs):
-                self._pool.submit(data, rows[done:done + bs], ids[done:done + bs])
+                self._pool.submit(rows[done:done + bs], ids[done:done + bs])
             done = len(ids)
         except Exception as exc:  # noqa: BLE001 - complete the rest, then report
             log.error("dispatch failed at sample %d of %d: %s", done, len(ids), exc)
@@ -76,12 +83,14 @@ class _PoolSUT:
                 self.error = exc
             self._respond_failed(ids[done:], exc)
 
-    def _respond(self, ids: np.ndarray, top1: np.ndarray) -> None:
-        """OpenVINO callback thread: answer LoadGen with pointers into ``top1``."""
-        base = top1.ctypes.data
-        responses = [lg.QuerySampleResponse(sid, base + k * _ITEMSIZE, _ITEMSIZE)
-                     for k, sid in enumerate(ids.tolist())]
-        lg.QuerySamplesComplete(responses)
+    def _respond(self, slot: int, ids: np.ndarray, top1: np.ndarray) -> None:
+        """OpenVINO callback thread: answer LoadGen with the slot's responses, which point into
+        its output array (``top1`` is a view of it); only their ids change per batch. The slot is
+        not reused before this returns, so its list is never shared."""
+        responses = self._responses[slot]
+        for response, sid in zip(responses, ids.tolist()):
+            response.id = sid
+        lg.QuerySamplesComplete(responses if len(ids) == len(responses) else responses[: len(ids)])
 
     def _respond_failed(self, ids: np.ndarray, error: BaseException) -> None:
         """Complete ``ids`` with empty responses so LoadGen never waits on a failed sample."""

@@ -31,7 +31,7 @@ class ForgetfulQSL(SampleLibrary):
 class BrokenResponder(OfflineSUT):
     """Its completion path raises, as a bug in response building would."""
 
-    def _respond(self, ids: np.ndarray, top1: np.ndarray) -> None:
+    def _respond(self, slot: int, ids: np.ndarray, top1: np.ndarray) -> None:
         raise ValueError("response building exploded")
 
 
@@ -39,8 +39,8 @@ def _accuracy_test(tmp_path: Path, model: Path, demo: Path, qsl_cls: type, sut_c
     card = load_card(model)
     samples = parse_val_map(demo / "val" / "val_map.txt")[:40]
     cache = build_cache(demo / "val", samples, card.preprocess, tmp_path / "c", progress=False)
-    compiled, _ = compile_model(ov.Core(), model, card, host_profile().engine)
     qsl = qsl_cls(cache, 16)
+    compiled, _ = compile_model(ov.Core(), model, card, host_profile().engine, bank_rows=qsl.capacity)
     sut = sut_cls(qsl, compiled, 4)
     settings = lg.TestSettings()
     settings.scenario = lg.TestScenario.Offline
