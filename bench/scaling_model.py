@@ -1,0 +1,91 @@
+"""Scaling model: how many cores the harness itself needs on a big machine, from two measurements here.
+
+Inputs, measured on this host:
+  1. the harness's serial CPU cost per sample (``bench/harness_ceiling.cpu_split`` on the null
+     model: dispatch + responses + QuerySamplesComplete + LoadGen's own thread; the parts that run
+     under one Python interpreter's lock, so one instance can spend at most one core on them);
+  2. each model's INT8 throughput per core (the pool on one single-thread stream, batch 16, two
+     requests; untrained weights: speed only).
+Output, per model and machine size N (8 ... 256 cores): the model's throughput if every core ran
+inference (N x per-core rate), the harness CPU that throughput costs (rate x serial cost), and the
+instances (processes, each with its own interpreter) needed so that no instance's serial work
+exceeds ``--budget`` of a core. The in-graph gather runs on the inference threads and is part of
+the per-core rate, so it is not counted again.
+
+    bench/run.sh scaling_model [--models resnet50,decinet_s] [--seconds 8]
+
+It is a model, not a measurement of a big machine: per-core rates of a big server differ from
+this host's (another ISA, AMX or not, memory bandwidth); rerun it there, or scale the per-core
+column by the ratio of published per-core figures.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
+from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra  # noqa: E402
+
+require_train_extra(__file__)
+
+import argparse  # noqa: E402
+import math  # noqa: E402
+
+from bench.harness_ceiling import build_null_model, cpu_split  # noqa: E402
+from harness.tune import measure_throughput  # noqa: E402
+from pipeline.flows import demo_calibration, prepare_model  # noqa: E402
+from sut.config import EngineConfig  # noqa: E402
+
+MACHINES = (8, 32, 64, 128, 256)
+SERIAL_PARTS = ("dispatch", "responses", "loadgen_complete", "loadgen_main")
+
+
+def serial_us_per_sample(seconds: float) -> tuple[float, dict[str, float]]:
+    """The harness's per-sample CPU on its serial (one-interpreter) path, from the null model."""
+    model_dir = build_null_model(WORK / "scaling" / "null")
+    split = cpu_split(model_dir, EngineConfig(2, 2, 4, 16), seconds)
+    return sum(split[p] for p in SERIAL_PARTS), split
+
+
+def per_core_rate(model: str, seconds: float) -> float:
+    """INT8 samples/s of ``model`` on one core (one single-thread stream, batch 16, two requests)."""
+    model_dir = prepare_model(model, "int8", WORKSPACE, demo_calibration(WORKSPACE, 100))
+    return measure_throughput(model_dir, EngineConfig(1, 1, 2, 16), seconds)
+
+
+def table(model: str, rate: float, serial_us: float, budget: float) -> list[str]:
+    """Markdown rows: cores, throughput, harness cores, instances."""
+    rows = []
+    for cores in MACHINES:
+        total = cores * rate
+        harness_cores = total * serial_us / 1e6
+        instances = max(1, math.ceil(harness_cores / budget))
+        rows.append(f"| {model} | {cores} | {total:,.0f} | {harness_cores:.2f} | {instances} |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="resnet50,decinet_s", help="registered architectures (INT8)")
+    p.add_argument("--seconds", type=float, default=8.0, help="measuring time per figure")
+    p.add_argument("--budget", type=float, default=0.5,
+                   help="share of one core an instance's serial path may use (default 0.5: headroom)")
+    args = p.parse_args(argv)
+    serial_us, split = serial_us_per_sample(args.seconds)
+    print(f"harness serial CPU per sample: {serial_us:.2f} us "
+          f"({', '.join(f'{k} {split[k]:.2f}' for k in SERIAL_PARTS)}; null model, {split['samples_per_s']:.0f} "
+          "samples/s)")
+    lines = ["| model | cores | samples/s if every core infers | harness cores (serial path) | instances |",
+             "|---|---|---|---|---|"]
+    for model in args.models.split(","):
+        rate = per_core_rate(model, args.seconds)
+        print(f"{model}: {rate:.1f} INT8 samples/s per core on this host ({UNTRAINED})")
+        lines += table(model, rate, serial_us, args.budget)
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
