@@ -19,6 +19,7 @@ import numpy as np
 import openvino as ov
 import yaml
 
+from common.errors import ConfigError
 from common.loadgen_conf import set_value
 from common.testspec import BENCHMARK, Scenario
 from harness.profile import DEFAULT_CONFIG_DIR
@@ -86,7 +87,16 @@ def tuned_name(base: SystemProfile) -> str:
 
 def with_engine(base: SystemProfile, scenario: Scenario, engine: EngineConfig, name: str,
                 card: ModelCard) -> SystemProfile:
-    """``base`` with ``engine`` for ``scenario`` (every other setting and the description kept)."""
+    """``base`` with ``engine`` for ``scenario`` (every other setting and the description kept).
+
+    The scenario's ``instances`` is kept: tuning measures one instance's pool (in this process,
+    on every allowed core), and its settings are per instance."""
+    try:
+        instances = base.engine_for(scenario.value).instances
+    except ConfigError:
+        instances = 1
+    if engine.instances != instances:
+        engine = replace(engine, instances=instances)
     note = f"tuned for {card.label}"
     description = base.description if note in base.description else f"{base.description} ({note})".strip()
     if scenario is Scenario.OFFLINE:
