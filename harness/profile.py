@@ -26,6 +26,7 @@ DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 SCENARIO_NAMES = ("SingleStream", "MultiStream", "Server")  # Offline is the profile's 'engine'
+LATENCY_SCENARIOS = ("SingleStream", "MultiStream")  # one query at a time: one instance only
 
 
 def host_scenarios(cores: int) -> dict[str, EngineConfig]:
@@ -64,8 +65,9 @@ def _engine_from_dict(engine: Any, origin: str, cores: int) -> EngineConfig:
         raise ConfigError(f"{origin}: {exc}") from None
     except ConfigError as exc:
         raise ConfigError(f"{origin}: {exc}") from None
-    if cfg.num_threads > cores:
-        raise ConfigError(f"{origin}: num_threads ({cfg.num_threads}) exceeds cores ({cores})")
+    if cfg.total_threads > cores:
+        per = f" x instances ({cfg.instances})" if cfg.instances > 1 else ""
+        raise ConfigError(f"{origin}: num_threads ({cfg.num_threads}){per} exceeds cores ({cores})")
     return cfg
 
 
@@ -94,6 +96,10 @@ def profile_from_dict(data: dict[str, Any], origin: str) -> SystemProfile:
     _check_keys(scenarios_data, set(SCENARIO_NAMES), f"{origin}: scenarios")
     scenarios = {name: _engine_from_dict(value, f"{origin}: scenarios.{name}", cores)
                  for name, value in scenarios_data.items()}
+    for name in LATENCY_SCENARIOS:
+        if name in scenarios and scenarios[name].instances > 1:
+            raise ConfigError(f"{origin}: scenarios.{name}: instances must be 1 ({name} has one query in "
+                              "flight at a time: give its one instance every core instead)")
     return SystemProfile(str(data["name"]), cores, engine_cfg,
                          str(data.get("description", "")), dict(data.get("system") or {}), scenarios)
 
@@ -129,7 +135,7 @@ def load_profile(name_or_path: str, config_dir: Path = DEFAULT_CONFIG_DIR,
         profile = profile_from_dict(data, str(path))
     if check_fits:
         have = physical_cores()
-        threads = max([profile.engine.num_threads] + [e.num_threads for e in profile.scenarios.values()])
+        threads = max([profile.engine.total_threads] + [e.total_threads for e in profile.scenarios.values()])
         if threads > have:
             raise ConfigError(
                 f"system profile {profile.name!r} uses {threads} threads but this "

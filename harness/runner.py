@@ -146,6 +146,8 @@ def execute(req: RunRequest) -> RunResult:
     run_dir = req.run_dir(card)
     prepare_run_dir(run_dir)
     record = _new_record(req, card, run_dir)
+    qsl: Any = None
+    sut: Any = None
     try:
         steps.next()  # Reading dataset
         samples = parse_val_map(req.val_map, card.num_classes)
@@ -157,13 +159,20 @@ def execute(req: RunRequest) -> RunResult:
         perf_count = int(req.overrides.performance_sample_count
                          or lookup(conf, BENCHMARK, req.scenario.value, "performance_sample_count_override")
                          or MIN_PERFORMANCE_SAMPLE_COUNT)
-        qsl = SampleLibrary(cache, perf_count)  # its bank's capacity is the compiled model's bank size
-        compiled, info = compile_model(core, req.model_dir, card, engine, req.cache_dir / "ov_cache",
-                                       bank_rows=qsl.capacity)
-        for key, value in sorted(info.properties.items()):
+        # Its bank's capacity is the compiled model's bank size; in shared memory for several instances.
+        qsl = SampleLibrary(cache, perf_count, shared=engine.instances > 1)
+        if engine.instances > 1:  # each instance process compiles its own copy (sut.instances)
+            sut = make_instances_sut(req.scenario, qsl, req.model_dir, engine, req.cache_dir / "ov_cache")
+            properties = sut.compiled_properties
+            record.instances = sut.instance_records
+        else:
+            compiled, info = compile_model(core, req.model_dir, card, engine, req.cache_dir / "ov_cache",
+                                           bank_rows=qsl.capacity)
+            properties = info.properties
+        for key, value in sorted(properties.items()):
             log.info("  %s: %s", key, value)
-        record.compiled_properties = info.properties
-        record.inference_precision = info.properties.get("INFERENCE_PRECISION_HINT")
+        record.compiled_properties = properties
+        record.inference_precision = properties.get("INFERENCE_PRECISION_HINT")
         steps.next()  # Configuring LoadGen
         settings = lg.TestSettings()
         if settings.FromConfig(str(req.user_conf), BENCHMARK, req.scenario.value) != 0:
@@ -171,7 +180,8 @@ def execute(req: RunRequest) -> RunResult:
         settings.scenario = getattr(lg.TestScenario, req.scenario.value)
         # Compliance modes run as performance tests; their audit config switches on the rest.
         settings.mode = lg.TestMode.AccuracyOnly if req.mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
-        sut = make_sut(req.scenario, qsl, compiled, engine)
+        if sut is None:
+            sut = make_sut(req.scenario, qsl, compiled, engine)
         steps.next()  # Warming up
         warm = list(range(min(qsl.performance_count, 256)))
         qsl.load_samples(warm)
@@ -218,6 +228,29 @@ def execute(req: RunRequest) -> RunResult:
         record.status, record.error, record.valid, record.submittable = "error", str(exc), False, False
         record.save()
         raise
+    finally:  # several instances: no process and no shared memory outlives the test, on any way out
+        _release(sut, qsl)
+
+
+def _release(sut: Any, qsl: Any) -> None:
+    """Kill what is left of a multi-instance SUT (a no-op after its ``close``) and unlink a shared
+    bank (a no-op for a private one)."""
+    for step in (getattr(sut, "abort", None), getattr(qsl, "release", None)):
+        if step is not None:
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - cleanup must not hide the test's outcome
+                log.debug("cleanup: %s", exc)
+
+
+def make_instances_sut(scenario: Scenario, qsl: Any, model_dir: Path, engine: EngineConfig,
+                       cache_dir: Path | None) -> Any:
+    """Offline/Server over ``engine.instances`` processes (sut.instances); they compile the model."""
+    from sut.instances import MultiInstanceSUT
+
+    if scenario is Scenario.OFFLINE:
+        engine.warn_if_throughput_starved()
+    return MultiInstanceSUT(scenario.value, qsl, model_dir, engine, cache_dir)
 
 
 def make_sut(scenario: Scenario, qsl: Any, compiled: Any, engine: EngineConfig) -> Any:
@@ -329,7 +362,7 @@ def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, record: RunResult, 
     except KeyboardInterrupt:
         if audit_path is not None:
             audit_path.unlink(missing_ok=True)  # os._exit below skips the context manager
-        _abandon(record, "interrupted by signal")
+        _abandon(record, "interrupted by signal", sut, qsl)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -345,11 +378,13 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _abandon(record: RunResult, why: str) -> None:
-    """Mark the run incomplete and leave at once: LoadGen cannot be stopped mid-test."""
+def _abandon(record: RunResult, why: str, sut: Any = None, qsl: Any = None) -> None:
+    """Mark the run incomplete and leave at once: LoadGen cannot be stopped mid-test. os._exit skips
+    every finally, so the SUT's instance processes and a shared bank are cleaned up here first."""
     tree.mark_incomplete(record.directory, f"{why}; these logs are not a result")
     record.status, record.error, record.valid, record.submittable = "interrupted", why, False, False
     record.save()
+    _release(sut, qsl)
     log.error("%s: %s marked INCOMPLETE", why, record.directory)
     logging.shutdown()
     os._exit(RunInterrupted.exit_code)

@@ -19,6 +19,7 @@ import numpy as np
 import openvino as ov
 import yaml
 
+from common.errors import ConfigError
 from common.loadgen_conf import set_value
 from common.testspec import BENCHMARK, Scenario
 from harness.profile import DEFAULT_CONFIG_DIR
@@ -86,7 +87,16 @@ def tuned_name(base: SystemProfile) -> str:
 
 def with_engine(base: SystemProfile, scenario: Scenario, engine: EngineConfig, name: str,
                 card: ModelCard) -> SystemProfile:
-    """``base`` with ``engine`` for ``scenario`` (every other setting and the description kept)."""
+    """``base`` with ``engine`` for ``scenario`` (every other setting and the description kept).
+
+    The scenario's ``instances`` is kept: tuning measures one instance's pool (in this process,
+    on every allowed core), and its settings are per instance."""
+    try:
+        instances = base.engine_for(scenario.value).instances
+    except ConfigError:
+        instances = 1
+    if engine.instances != instances:
+        engine = replace(engine, instances=instances)
     note = f"tuned for {card.label}"
     description = base.description if note in base.description else f"{base.description} ({note})".strip()
     if scenario is Scenario.OFFLINE:
@@ -126,7 +136,12 @@ def tune_and_record(model_dir: Path, base: SystemProfile, user_conf: Path, *, se
     path = write_profile(profile_out or DEFAULT_CONFIG_DIR / f"{name}.yaml", profile,
                          f"Written by `mlperf-cpu tune` for {card.label}: Offline {best.samples_per_second:.1f} "
                          "samples/s measured on this machine.")
-    target = round(best.samples_per_second * margin, 1)
+    # One instance's pool was measured: with several, assume they add up (check with a short run).
+    instances = base.engine.instances
+    if instances > 1:
+        log.warning("Offline target_qps assumes the %d instances each reach the measured %.1f samples/s",
+                    instances, best.samples_per_second)
+    target = round(best.samples_per_second * instances * margin, 1)
     set_value(user_conf, BENCHMARK, Scenario.OFFLINE.value, "target_qps", target)
     return points, TuneOutcome(path, name, "target_qps", target,
                                f"best: {best.samples_per_second:.1f} samples/s -> profile {path}; "

@@ -161,6 +161,9 @@ class RunResult:
     error: str = ""
     compiled_properties: dict[str, str] = field(default_factory=dict)
     inference_precision: str | None = None
+    # engine.instances > 1: per instance its index, pid, CPUs, compile time and compiled properties
+    # (compiled_properties above is instance 0's)
+    instances: list[dict[str, Any]] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
     loadgen: dict[str, Any] = field(default_factory=dict)
     loadgen_errors: list[str] = field(default_factory=list)

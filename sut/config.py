@@ -23,6 +23,10 @@ class EngineConfig:
 
     ``num_threads`` is the total across streams (``INFERENCE_NUM_THREADS``). The
     execution precision is not here: it belongs to the served model (its card).
+
+    ``instances`` > 1 runs that many copies of this pool, each in its own process pinned to
+    its own share of the cores (``sut.instances``); every other setting is PER INSTANCE, so
+    the run uses ``num_threads x instances`` cores.
     """
 
     num_streams: int
@@ -31,9 +35,10 @@ class EngineConfig:
     batch_size: int
     pinning: bool = True
     max_wait_us: int = 0  # Server only: how long a batch may wait for more arrivals after its first
+    instances: int = 1  # processes, each with its own compiled model and pool of the settings above
 
     def __post_init__(self) -> None:
-        for name in ("num_streams", "num_threads", "infer_requests", "batch_size"):
+        for name in ("num_streams", "num_threads", "infer_requests", "batch_size", "instances"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"engine.{name}: expected an integer >= 1, got {value!r}")
@@ -48,6 +53,11 @@ class EngineConfig:
                 f"engine.num_threads ({self.num_threads}) must be >= engine.num_streams ({self.num_streams})")
         if not isinstance(self.pinning, bool):
             raise ConfigError(f"engine.pinning: expected true or false, got {self.pinning!r}")
+
+    @property
+    def total_threads(self) -> int:
+        """Cores the run keeps busy: ``num_threads`` per instance, over every instance."""
+        return self.num_threads * self.instances
 
     def warn_if_throughput_starved(self) -> None:
         """Throughput scenarios want two requests per stream (measured: with one, the batch refill

@@ -16,7 +16,8 @@ hands the request's slot, the batch's sample ids and its top-1 output (a view of
 the request's own fixed output array, valid until the callback returns) to the
 ``on_done`` function it was built with. The pool knows nothing of LoadGen.
 
-Known limitations: one pool per process (one NUMA node); the batch is static,
+Known limitations: one pool per process (several pools, one per core set or socket: see
+``sut.instances``); the batch is static,
 so a partial last batch costs a full batch of compute.
 """
 

@@ -7,11 +7,19 @@ The loaded rows are written in place into ONE bank array of that capacity, alloc
 once for the life of the process: every infer request reads its samples from this
 array's memory (the compiled model gathers them, see ``sut.engine``), so it is never
 replaced. Memory is bounded by the performance sample count, not by the dataset size.
+
+With ``shared=True`` (several instances, ``sut.instances``) the bank lives in POSIX shared
+memory (``multiprocessing.shared_memory``, named ``mlperf-cpu-bank-<pid>-<token>``): the
+samples are loaded once, here, and every instance process maps the same pages by name.
+``release`` unlinks it (idempotent); the runner calls it on every way out of a test.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+from multiprocessing import shared_memory
 
 import numpy as np
 
@@ -21,17 +29,52 @@ from common.errors import EngineError
 log = logging.getLogger(__name__)
 
 
+class _SharedBank(shared_memory.SharedMemory):
+    """The bank's segment. Kept for the life of the process: the bank array views its buffer,
+    so ``close`` would fail (and the base class would try it when collected); the OS unmaps it
+    at exit. The name is unlinked by ``SampleLibrary.release``."""
+
+    unlinked = False
+
+    def __del__(self) -> None:
+        pass
+
+
 class SampleLibrary:
     """The loaded samples as rows of one fixed bank array, plus an index -> row table."""
 
-    def __init__(self, cache: CacheInfo, performance_count: int) -> None:
+    def __init__(self, cache: CacheInfo, performance_count: int, shared: bool = False) -> None:
         self._cache = cache.open()
         self.total_count = cache.count
         self.performance_count = min(performance_count, cache.count)
         self._row_of = np.full(cache.count, -1, dtype=np.int32)
-        # np.zeros: pages are only touched when rows are first written.
-        self.bank: np.ndarray = np.zeros((self.capacity, *cache.sample_shape), dtype=np.uint8)
+        shape = (self.capacity, *cache.sample_shape)
+        self._shm: _SharedBank | None = None
+        if shared:
+            # Like np.zeros, a fresh shm segment is zero pages that are touched only when written.
+            name = f"mlperf-cpu-bank-{os.getpid()}-{secrets.token_hex(4)}"
+            self._shm = _SharedBank(name=name, create=True, size=int(np.prod(shape)))
+            self.bank: np.ndarray = np.ndarray(shape, dtype=np.uint8, buffer=self._shm.buf)
+        else:
+            self.bank = np.zeros(shape, dtype=np.uint8)
         self.load_error: BaseException | None = None
+
+    @property
+    def shm_name(self) -> str | None:
+        """The shared-memory name of the bank (None: a private bank)."""
+        return self._shm.name if self._shm is not None else None  # SharedMemory.name drops the "/"
+
+    def release(self) -> None:
+        """Unlink a shared bank so no /dev/shm entry outlives the run (idempotent; the mapping
+        itself stays valid in this process and in any instance still holding it)."""
+        shm = self._shm
+        if shm is None or shm.unlinked:
+            return
+        shm.unlinked = True
+        try:
+            shm.unlink()
+        except FileNotFoundError:
+            pass
 
     @property
     def capacity(self) -> int:

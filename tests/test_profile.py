@@ -9,10 +9,10 @@ from harness.profile import available_profiles, host_profile, load_profile
 from hostinfo.probe import physical_cores
 
 
-@pytest.mark.parametrize("name", ["c6i.2xlarge", "c6i.16xlarge", "m5zn.6xlarge"])
+@pytest.mark.parametrize("name", ["c6i.2xlarge", "c6i.16xlarge", "m5zn.6xlarge", "c6i.32xlarge", "m5zn.12xlarge"])
 def test_shipped_profiles_load(name: str) -> None:
     profile = load_profile(name, check_fits=False)
-    assert profile.name == name and profile.engine.num_threads <= profile.cores
+    assert profile.name == name and profile.engine.total_threads <= profile.cores
 
 
 def test_host_profile_fits_this_machine() -> None:
