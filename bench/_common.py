@@ -5,8 +5,10 @@ Import after putting the repository on ``sys.path`` (a bench script runs as a fi
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
+from typing import Callable
 
 from pipeline.flows import Workspace
 
@@ -24,3 +26,23 @@ def require_train_extra(script: str) -> None:
     except ImportError:
         sys.exit(f"ERROR: the 'train' extra (torch, onnx) is missing: run bench/run.sh {Path(script).stem} "
                  "(or .venv/bin/pip install -e '.[train]')")
+
+
+def run_main(parse_args: Callable[[list[str] | None], argparse.Namespace],
+             benchmark: Callable[[argparse.Namespace], int], argv: list[str] | None) -> int:
+    """A bench script's entry point: logging, then any failure is one ERROR line and a non-zero exit."""
+    import logging
+    import subprocess
+
+    from common.errors import HarnessError
+
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[ %(name)s ] %(message)s")
+    try:
+        return benchmark(args)
+    except HarnessError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return exc.exit_code or 1
+    except (OSError, subprocess.SubprocessError) as exc:
+        print(f"ERROR: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

@@ -23,13 +23,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
+from bench._common import run_main  # noqa: E402
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 import timeit  # noqa: E402
@@ -286,16 +286,7 @@ def benchmark(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: any failure is one ERROR line and a non-zero exit."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[ %(name)s ] %(message)s")
-    try:
-        return benchmark(args)
-    except HarnessError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return exc.exit_code or 1
-    except (OSError, subprocess.SubprocessError) as exc:
-        print(f"ERROR: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return run_main(parse_args, benchmark, argv)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra  # noqa: E402
+from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra, run_main  # noqa: E402
 
 import argparse  # noqa: E402
 import json  # noqa: E402
@@ -123,13 +123,7 @@ def benchmark(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: any failure is one ERROR line and a non-zero exit."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[ %(name)s ] %(message)s")
-    try:
-        return benchmark(args)
-    except HarnessError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return exc.exit_code or 1
+    return run_main(parse_args, benchmark, argv)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra  # noqa: E402
+from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra, run_main  # noqa: E402
 
 require_train_extra(__file__)
 
@@ -61,7 +61,6 @@ import dataclasses  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import shlex  # noqa: E402
-import subprocess  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any, Callable  # noqa: E402
@@ -73,7 +72,7 @@ from common.testspec import Mode, Overrides, Scenario  # noqa: E402
 from harness.profile import load_profile  # noqa: E402
 from harness.tune_latency import MULTI_STREAM_SAMPLES  # noqa: E402
 from modelprep.card import load_card  # noqa: E402
-from pipeline.flows import TestSpec, Workspace, demo_calibration, prepare_model, run_test  # noqa: E402
+from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
 from records.results import RunResult  # noqa: E402
 from sut.config import EngineConfig  # noqa: E402
 
@@ -263,16 +262,7 @@ def benchmark(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: any failure is one ERROR line and a non-zero exit."""
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="[ %(name)s ] %(message)s")
-    try:
-        return benchmark(args)
-    except HarnessError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return exc.exit_code or 1
-    except (OSError, subprocess.SubprocessError) as exc:
-        print(f"ERROR: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    return run_main(parse_args, benchmark, argv)
 
 
 if __name__ == "__main__":
