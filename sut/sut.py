@@ -8,8 +8,8 @@
   ``issue_query`` and ``start_async`` is on the measured latency. A MultiStream query of 8
   samples becomes one batch-8 request or 8 batch-1 requests, whichever the engine settings say.
 - ``ServerSUT``: Poisson arrivals are queued; a dispatcher sends a batch as soon as a request
-  is idle, holding up to ``max_wait_us`` after the first waiting query to fill a batch
-  (``max_wait_us = 0`` with batch 1 is per-query dispatch).
+  is idle, holding up to ``max_wait_us`` after the first waiting query to fill a batch. Per-query
+  Server dispatch (batch 1, ``max_wait_us = 0``) uses ``DirectSUT`` instead: no thread hop.
 
 Completion runs on OpenVINO's callback threads and answers LoadGen with responses that point
 into the request's own output array (LoadGen copies them before returning). Each request has a
