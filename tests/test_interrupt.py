@@ -25,26 +25,13 @@ def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: 
     run_dir = tree.run_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.parse(scenario),
                            Mode.parse(mode))
     audits_before = set(Path(tempfile.gettempdir()).glob("mlperf-cpu-TEST*"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cli", "run", "--mode", mode, "--scenario", scenario, "--model", str(demo_int8),
-         "--dataset", str(demo_data / "val"), "--system", "host", "--cache-dir", str(cache_dir),
-         "--min-duration-ms", "600000", "--target-qps", "0"],
-        cwd=workdir, env={**os.environ, "PYTHONPATH": str(REPO)},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _start(["run", "--mode", mode, "--scenario", scenario, "--model", str(demo_int8),
+                   "--dataset", str(demo_data / "val"), "--system", "host", "--cache-dir", str(cache_dir),
+                   "--min-duration-ms", "600000", "--target-qps", "0"], workdir)
     try:
-        deadline = time.monotonic() + 120
-        while not (run_dir / "INCOMPLETE").exists():
-            assert proc.poll() is None, proc.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "LoadGen test never started"
-            time.sleep(0.1)
-        time.sleep(1.0)  # inside StartTest now
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=15)
-        assert time.monotonic() - sent < 10
+        _signal_inside_loadgen(proc, run_dir, signal.SIGINT)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        _stop(proc)
     assert proc.returncode == 130
     assert "interrupted" in (run_dir / "INCOMPLETE").read_text()
     result = RunResult.load(run_dir)
@@ -60,16 +47,7 @@ def test_sigterm_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data:
                    "--system", "host", "--cache-dir", str(cache_dir), "--min-duration-ms", "600000",
                    "--target-qps", "1000"], workdir)
     try:
-        deadline = time.monotonic() + 120
-        while not (run_dir / "INCOMPLETE").exists():
-            assert proc.poll() is None, proc.communicate()[1][-2000:]
-            assert time.monotonic() < deadline, "LoadGen test never started"
-            time.sleep(0.1)
-        time.sleep(1.0)  # inside StartTest now
-        sent = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=15)
-        assert time.monotonic() - sent < 10
+        _signal_inside_loadgen(proc, run_dir, signal.SIGTERM)
     finally:
         _stop(proc)
     assert proc.returncode == 130
@@ -112,6 +90,20 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=cwd,
                             env={**os.environ, "PYTHONPATH": str(REPO)},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _signal_inside_loadgen(proc: subprocess.Popen, run_dir: Path, sig: int) -> None:
+    """Wait until the run's LoadGen test has started, send ``sig``; the process must end within 10 s."""
+    deadline = time.monotonic() + 120
+    while not (run_dir / "INCOMPLETE").exists():
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "LoadGen test never started"
+        time.sleep(0.1)
+    time.sleep(1.0)  # inside StartTest now
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    proc.wait(timeout=15)
+    assert time.monotonic() - sent < 10
 
 
 def _stop(proc: subprocess.Popen) -> None:
