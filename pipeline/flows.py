@@ -20,6 +20,7 @@ from typing import Any
 from common.errors import HarnessError
 from common.testspec import Mode, Overrides, Scenario
 from dataset.demo import build_demo_dataset
+from harness.profile import load_profile
 from modelprep.agreement import CheckSet
 from modelprep.card import load_card
 from modelprep.prepare import PrepareRequest, prepare
@@ -27,6 +28,7 @@ from modelprep.quantize import CalibrationConfig
 from modelprep.source import resolve_source
 from records import results as tree
 from records.results import RunResult
+from records.rules import CATEGORY_SCENARIOS, OFFICIAL_ACCURACY_SAMPLES, closed_model_problems
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +87,6 @@ class TestSpec:
 
     def run_dir(self) -> Path:
         """Where the child writes this test's logs and record."""
-        from harness.profile import load_profile
-
         profile = load_profile(self.system, check_fits=False)
         return tree.run_dir(self.workspace.results, profile.name, load_card(self.model_dir).label, self.scenario,
                             self.mode)
@@ -209,8 +209,6 @@ def demo_submission_request(req: PipelineRequest) -> PipelineRequest:
 
     ws = req.workspace
     demo = build_demo_dataset(ws.demo_data)
-    from records.rules import OFFICIAL_ACCURACY_SAMPLES
-
     big = build_demo_dataset(ws.demo_data.with_name(ws.demo_data.name + "-50k"), val_size=OFFICIAL_ACCURACY_SAMPLES)
     ws.work.mkdir(parents=True, exist_ok=True)
     conf = ws.work / "demo-submission.user.conf"
@@ -223,7 +221,6 @@ def demo_submission_request(req: PipelineRequest) -> PipelineRequest:
 def tune_scenarios(req: PipelineRequest, model_dir: Path, scenarios: tuple[Scenario, ...],
                    offline_margin: float | None) -> str:
     """Tune every scenario in turn into one ``<system>-tuned`` profile and the run's user.conf."""
-    from harness.profile import load_profile
     from harness.tune import TARGET_QPS_MARGIN, measure_throughput, tune_and_record, tune_latency_and_record
     from pipeline.server_search import tune_server_and_record
 
@@ -247,7 +244,6 @@ def tune_scenarios(req: PipelineRequest, model_dir: Path, scenarios: tuple[Scena
 def run_submission(req: PipelineRequest, command: str = "") -> Any:
     """Prepare INT8, optionally tune, run every test of every scenario with official settings,
     package (open or closed, by category) and check."""
-    from records.rules import CATEGORY_SCENARIOS
     from submit.check import check_tree
     from submit.package import package
 
@@ -263,8 +259,6 @@ def run_submission(req: PipelineRequest, command: str = "") -> Any:
     calibration = CalibrationConfig(req.calib_dir or req.dataset, req.calib_list)
     model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check)
     if req.division == "closed":  # refuse now, not after hours of runs
-        from records.rules import closed_model_problems
-
         problems = closed_model_problems(load_card(model_dir), model_dir / "card.json")
         if problems:
             raise HarnessError(str(problems[0]))
@@ -277,7 +271,6 @@ def run_submission(req: PipelineRequest, command: str = "") -> Any:
         for mode in modes:
             run_test(TestSpec(mode, model_dir, req.dataset, system, req.workspace, req.user_conf, req.val_map,
                               scenario))
-    from harness.profile import load_profile
 
     profile_name = load_profile(system, check_fits=False).name
     label = load_card(model_dir).label
