@@ -14,7 +14,9 @@ RUNTIME = [
     "py-cpuinfo>=9.0",  # processor model, frequency and caches for systems/<name>.json
     "scikit-learn>=1.3",  # ships the digits images the bundled demo dataset is built from
 ]
-TRAIN = ["torch==2.13.0", "onnx>=1.15"]  # defining/training/exporting models only; never at run time
+TRAIN = ["torch==2.13.0", "onnx>=1.15",
+         # known ImageNet architectures (models/_timm.py explains the torchvision pin)
+         "timm==1.0.31", "torchvision==0.28.0", "pillow>=10"]  # defining/training/exporting models only; never at run time
 REPORT = ["matplotlib>=3.7"]  # the report command's bar chart
 TEST = ["pytest>=8", "onnx>=1.15", "scikit-image>=0.22", "pillow>=10"]
 
@@ -26,7 +28,7 @@ setup(
     # One package per stage, in data-flow order (README "Layout").
     packages=find_packages(include=["common", "dataset", "models", "modelprep", "sut", "harness", "records",
                                     "submit", "hostinfo", "pipeline", "cli"]),
-    package_data={"models": ["weights/*.onnx", "weights/*.json"]},
+    package_data={"models": ["weights/*.onnx", "weights/*.json", "zoo/*.csv"]},
     install_requires=RUNTIME,
     extras_require={"train": TRAIN, "report": REPORT, "test": TEST + TRAIN + REPORT},
     entry_points={"console_scripts": ["mlperf-cpu=cli.main:main"]},
