@@ -54,10 +54,13 @@ class ModelRegistry:
     def __init__(self) -> None:
         self._builders: dict[str, Builder] = {}
         self._cards: dict[str, DefaultCard] = {}
+        self._unlisted: set[str] = set()
 
-    def register(self, fn: B, card: DefaultCard = IMAGENET) -> B:
-        """Record ``fn`` under its ``__name__``; a second builder with the same name is a bug."""
-        name = fn.__name__
+    def register(self, fn: B, card: DefaultCard = IMAGENET, name: str | None = None, listed: bool = True) -> B:
+        """Record ``fn`` under ``name`` (default: its ``__name__``); a second builder with the same
+        name is a bug. ``listed=False`` keeps it out of ``names()`` (the many ``timm/...`` zoo
+        entries, which ``mlperf-cpu zoo`` lists), while it still resolves."""
+        name = name or fn.__name__
         existing = self._builders.get(name)
         if existing is not None:
             raise ValueError(
@@ -65,11 +68,13 @@ class ModelRegistry:
                 f"{existing.__qualname__}; cannot register {fn.__module__}.{fn.__qualname__}")
         self._builders[name] = fn
         self._cards[name] = card
+        if not listed:
+            self._unlisted.add(name)
         return fn
 
     def names(self) -> list[str]:
-        """All registered names, sorted."""
-        return sorted(self._builders)
+        """The listed registered names, sorted."""
+        return sorted(set(self._builders) - self._unlisted)
 
     def __contains__(self, name: object) -> bool:
         return name in self._builders
@@ -86,8 +91,9 @@ class ModelRegistry:
 
     def _check(self, name: str) -> None:
         if name not in self._builders:
-            raise ConfigError(f"unknown model {name!r}{did_you_mean(name, self.names(), many=True)} "
-                              f"(known: {', '.join(self.names())})")
+            hidden = f", and timm/<name>.<tag> for the {len(self._unlisted)} zoo entries" if self._unlisted else ""
+            raise ConfigError(f"unknown model {name!r}{did_you_mean(name, sorted(self._builders), many=True)} "
+                              f"(known: {', '.join(self.names())}{hidden})")
 
 
 # The one registry the decorators below fill at import time; a registry is
@@ -108,6 +114,11 @@ def register_model(fn: B | None = None, *, card: DefaultCard = IMAGENET) -> B | 
     if fn is not None:
         return _REGISTRY.register(fn, card)
     return lambda f: _REGISTRY.register(f, card)
+
+
+def register_named(name: str, fn: Builder, card: DefaultCard, listed: bool = True) -> None:
+    """Register ``fn`` under an explicit ``name`` (for builders made from data, e.g. the zoo table)."""
+    _REGISTRY.register(fn, card, name=name, listed=listed)
 
 
 def default_card(name: str) -> DefaultCard:

@@ -12,10 +12,15 @@ machine of this project reaches a model hub.
 
 from __future__ import annotations
 
+import functools
 import sys
 import types
+from typing import Iterable
 
 from torch import nn
+
+from models._registry import DefaultCard, register_named
+from models.zoo_table import ZooEntry
 
 _SKIPPED = ("torchvision._meta_registrations", "torchvision._autograd_registrations")
 
@@ -40,3 +45,27 @@ def timm_default_cfg(name: str) -> dict:
     """timm's pretrained config of ``name`` (input size, mean/std, crop): metadata only."""
     timm = _import_timm()
     return dict(timm.create_model(name, pretrained=False).pretrained_cfg)
+
+
+def deploy_form(name: str, num_classes: int = 1000) -> nn.Module:
+    """timm architecture ``name`` as it would be served: re-parameterizable blocks (RepVGG,
+    MobileOne) fused into their inference form, as the zoo table counts their MACs."""
+    _import_timm()
+    from timm.utils.model import reparameterize_model  # noqa: PLC0415 - after the shim
+
+    return reparameterize_model(create_timm(name, num_classes=num_classes))
+
+
+def register_zoo(entries: Iterable[ZooEntry]) -> None:
+    """Register every zoo row as ``timm/<timm_name>.<tag>`` (and the first row of each
+    architecture also as ``timm/<timm_name>``) with the row's card, unlisted.
+
+    The builders import timm only when called, so ``import models`` stays fast."""
+    seen: set[str] = set()
+    for entry in entries:
+        card = DefaultCard(**entry.card_fields())  # type: ignore[arg-type]
+        build = functools.partial(deploy_form, entry.timm_name)
+        register_named(entry.model_name, build, card, listed=False)
+        if entry.timm_name not in seen:
+            seen.add(entry.timm_name)
+            register_named(f"timm/{entry.timm_name}", build, card, listed=False)

@@ -50,9 +50,14 @@ def export_onnx(model: nn.Module, out: Path, card_data: dict, producer: str) -> 
     return blob
 
 
+def file_stem(arch: str) -> str:
+    """``arch`` as one path component: ``timm/resnet50.tv_in1k`` -> ``timm-resnet50.tv_in1k``."""
+    return arch.replace("/", "-")
+
+
 def untrained_card(arch: str, macs: int = 0, params: int = 0) -> dict:
     """Card of built-in architecture ``arch`` with untrained weights (its registered defaults)."""
-    return {"name": f"{arch}.untrained", **default_card(arch).to_dict(), "macs": macs, "params": params,
+    return {"name": f"{file_stem(arch)}.untrained", **default_card(arch).to_dict(), "macs": macs, "params": params,
             "trained": False, "notes": "untrained weights (seeded init): speed is meaningful, accuracy is not"}
 
 
@@ -62,7 +67,7 @@ def export_architecture(arch: str, out_dir: Path, seed: int = 0) -> Path:
 
     Cached: an existing ``<out_dir>/<arch>.untrained.onnx`` is reused.
     """
-    out = Path(out_dir) / f"{arch}.untrained.onnx"
+    out = Path(out_dir) / f"{file_stem(arch)}.untrained.onnx"
     if out.is_file():
         return out
     defaults = default_card(arch)
