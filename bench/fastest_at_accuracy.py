@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command line (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--min-top1", type=float, required=True, help="threshold on expected INT8 top-1 %%")
-    p.add_argument("--candidates", type=int, default=4, help="qualifying models measured (default 4)")
+    p.add_argument("--candidates", type=int, default=6, help="qualifying models measured (default 6)")
     p.add_argument("--only", help="comma-separated timm names to measure instead of the chosen candidates")
     p.add_argument("--system", default="host")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")

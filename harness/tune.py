@@ -49,13 +49,19 @@ def grid(cores: int, batches: tuple[int, ...], requests_per_stream: tuple[int, .
             for s, b, r in itertools.product(streams, batches, requests_per_stream)]
 
 
-def measure(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineConfig, seconds: float) -> float:
-    """Samples/s of the pool under ``cfg`` on random uint8 inputs (compute does not depend on values)."""
+def measuring_pool(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineConfig) -> InferencePool:
+    """The model compiled under ``cfg`` as a pool whose bank holds random uint8 rows (compute
+    does not depend on values); ``pool.warmup(2 * cfg.infer_requests, seconds)`` measures it."""
     compiled, _ = compile_model(core, model_dir, card, cfg)
     pool = InferencePool(compiled, cfg.infer_requests, lambda slot, ids, out: None, lambda ids, err: None)
     # A full bank of random rows, walked through like a run's loaded samples.
     pool.load(np.random.default_rng(0).integers(0, 256, pool.bank.shape, dtype=np.uint8))
-    return pool.warmup(2 * cfg.infer_requests, seconds)
+    return pool
+
+
+def measure(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineConfig, seconds: float) -> float:
+    """Samples/s of the pool under ``cfg`` on random uint8 inputs (compute does not depend on values)."""
+    return measuring_pool(core, model_dir, card, cfg).warmup(2 * cfg.infer_requests, seconds)
 
 
 def measure_throughput(model_dir: Path, engine: EngineConfig, seconds: float = 5.0) -> float:

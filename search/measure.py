@@ -3,7 +3,7 @@
 A model (a registered architecture name such as ``timm/fbnetv3_b.ra2_in1k`` or ``resnet50``,
 or an ONNX file) is exported with UNTRAINED weights (speed only), quantized by NNCF on a few
 demo calibration images, compiled with the system profile's Offline engine settings and kept
-busy as a pool (``harness.tune.measure``, no LoadGen). Several models are measured in
+busy as a pool (``harness.tune.measuring_pool``, no LoadGen). Several models are measured in
 interleaved rounds (A B C, A B C, ...) so that a change in the machine's load hits all of
 them; the figure is the median of the rounds. Results are cached in
 ``<work>/zoo/speed_cache.json`` under a key of CPU model + engine settings + OpenVINO
@@ -103,21 +103,27 @@ def prepare_int8(model: str | Path, workspace: Workspace, calib_images: int = CA
 
 def measure_interleaved(model_dirs: dict[str, Path], profile: SystemProfile, rounds: int, seconds: float,
                         progress: bool = True) -> dict[str, list[float]]:
-    """Samples/s of every prepared model, ``rounds`` interleaved rounds of ``seconds`` each."""
+    """Samples/s of every prepared model, ``rounds`` interleaved rounds of ``seconds`` each.
+
+    Each model is compiled once (in the first round) and its pool kept for the later rounds,
+    so a round costs its measuring time only."""
     import openvino as ov
     from tqdm import tqdm
 
-    from harness.tune import measure
+    from harness.tune import measuring_pool
     from modelprep.card import load_card
 
-    core = ov.Core()
+    core, cfg = ov.Core(), profile.engine
+    pools = {}
     out: dict[str, list[float]] = {key: [] for key in model_dirs}
     with tqdm(total=rounds * len(model_dirs), desc="measure INT8", unit="run",
               disable=not progress or not model_dirs) as bar:
         for _ in range(rounds):
             for key, model_dir in model_dirs.items():
                 bar.set_postfix_str(key)
-                out[key].append(measure(core, model_dir, load_card(model_dir), profile.engine, seconds))
+                if key not in pools:
+                    pools[key] = measuring_pool(core, model_dir, load_card(model_dir), cfg)
+                out[key].append(pools[key].warmup(2 * cfg.infer_requests, seconds))
                 bar.update()
     return out
 
