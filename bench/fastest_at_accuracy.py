@@ -63,7 +63,7 @@ def benchmark(args: argparse.Namespace) -> int:
     print(f"{UNTRAINED_NOTE}. Busy machine? load average {os.getloadavg()[0]:.2f} at start.", flush=True)
     start = time.monotonic()
     names = [BASELINE, *[e.model_name for e in chosen]]
-    records = measure_many(names, args.system, args.rounds, args.seconds, WORK, use_cache=False)
+    records = measure_many(names, args.system, args.rounds, args.seconds, WORK, use_cache=False, reference=BASELINE)
     base = records[BASELINE]
     measured = [Measured(e, drops.expected_int8(e), records[e.model_name].samples_per_s) for e in chosen]
     print(f"\n| model | published top-1 (FP32) | expected INT8 top-1 (drop, basis) | INT8 samples/s "

@@ -45,12 +45,21 @@ class SpeedRecord:
     seconds: float
     measured_at: str
     weights: str = "untrained (speed only)"
+    reference: str = ""  # the model measured in the same interleaved rounds to compare with
+    reference_samples_per_s: float = 0.0  # its median in those rounds
 
     @classmethod
-    def from_rounds(cls, model: str, rounds: Sequence[float], seconds: float) -> "SpeedRecord":
-        """The record of ``rounds`` measured now (median of the rounds)."""
+    def from_rounds(cls, model: str, rounds: Sequence[float], seconds: float, reference: str = "",
+                    reference_rounds: Sequence[float] = ()) -> "SpeedRecord":
+        """The record of ``rounds`` measured now (median of the rounds), with the reference's median."""
         return cls(model, round(statistics.median(rounds), 2), tuple(round(r, 2) for r in rounds), seconds,
-                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+                   time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), reference=reference,
+                   reference_samples_per_s=round(statistics.median(reference_rounds), 2) if reference_rounds else 0.0)
+
+    @property
+    def speedup(self) -> float:
+        """samples/s over the reference's in the same rounds (0.0 without a reference)."""
+        return self.samples_per_s / self.reference_samples_per_s if self.reference_samples_per_s else 0.0
 
 
 def host_key(profile: SystemProfile) -> str:
@@ -130,22 +139,32 @@ def measure_interleaved(model_dirs: dict[str, Path], profile: SystemProfile, rou
 
 def measure_many(models: Sequence[str | Path], system: str = "host", rounds: int = 3, seconds: float = 5.0,
                  work: Path = Path("work"), use_cache: bool = True, progress: bool = True,
-                 demo_data: Path | None = None) -> dict[str, SpeedRecord]:
+                 demo_data: Path | None = None, reference: str | None = None) -> dict[str, SpeedRecord]:
     """INT8 samples/s of each model (keyed by ``model_key``): cached ones are read, the others
     prepared (calibration images from ``demo_data``, default ``<work>/demo``, built on first
-    use) and measured in ``rounds`` interleaved rounds together, then cached."""
+    use) and measured in ``rounds`` interleaved rounds together, then cached.
+
+    ``reference`` (one of ``models``, e.g. ``resnet50``) is measured again whenever anything
+    else is, and every record measured with it carries its median from the same rounds, so a
+    speed-up is never a ratio of two different runs."""
     from tqdm import tqdm
 
     profile = load_profile(system)
     cache = SpeedCache(cache_path(work), host_key(profile))
     workspace = Workspace(work=Path(work), demo_data=demo_data or Path(work) / "demo")
     keys = {model_key(m): m for m in models}
-    found = {k: r for k in keys if use_cache and (r := cache.get(k, rounds)) is not None}
+    found = {k: r for k in keys if use_cache and (r := cache.get(k, rounds)) is not None
+             and (reference is None or k == reference or r.reference == reference)}
     todo = [k for k in keys if k not in found]
+    if reference is not None and todo and reference not in todo:
+        todo.append(reference)
+        found.pop(reference)
     dirs = {k: prepare_int8(keys[k], workspace) for k in tqdm(todo, desc="prepare INT8", unit="model",
                                                                disable=not progress or not todo)}
-    for key, speeds in measure_interleaved(dirs, profile, rounds, seconds, progress).items():
-        found[key] = SpeedRecord.from_rounds(key, speeds, seconds)
+    speeds_of = measure_interleaved(dirs, profile, rounds, seconds, progress)
+    for key, speeds in speeds_of.items():
+        ref_rounds = speeds_of.get(reference, []) if reference is not None and key != reference else []
+        found[key] = SpeedRecord.from_rounds(key, speeds, seconds, reference if ref_rounds else "", ref_rounds)
         cache.put(key, found[key])
         log.info("%s: INT8 %.1f samples/s (rounds %s; untrained weights, speed only)", key,
                  found[key].samples_per_s, ", ".join(f"{s:.1f}" for s in speeds))

@@ -100,6 +100,11 @@ class Measured:
     entry: ZooEntry
     expected_int8: float
     samples_per_s: float
+    reference_samples_per_s: float = 0.0  # INT8 ResNet-50 in the same interleaved rounds (0: unknown)
+
+    def speedup(self, fallback_reference: float) -> float:
+        """samples/s over the reference measured in the same rounds (else over ``fallback_reference``)."""
+        return self.samples_per_s / (self.reference_samples_per_s or fallback_reference)
 
 
 def qualifies(expected_int8: float, min_top1: float) -> bool:
