@@ -139,7 +139,7 @@ def measure_interleaved(model_dirs: dict[str, Path], profile: SystemProfile, rou
 
 def measure_many(models: Sequence[str | Path], system: str = "host", rounds: int = 3, seconds: float = 5.0,
                  work: Path = Path("work"), use_cache: bool = True, progress: bool = True,
-                 demo_data: Path | None = None, reference: str | None = None) -> dict[str, SpeedRecord]:
+                 demo_data: Path | None = None, reference: str | Path | None = None) -> dict[str, SpeedRecord]:
     """INT8 samples/s of each model (keyed by ``model_key``): cached ones are read, the others
     prepared (calibration images from ``demo_data``, default ``<work>/demo``, built on first
     use) and measured in ``rounds`` interleaved rounds together, then cached.
@@ -153,6 +153,7 @@ def measure_many(models: Sequence[str | Path], system: str = "host", rounds: int
     cache = SpeedCache(cache_path(work), host_key(profile))
     workspace = Workspace(work=Path(work), demo_data=demo_data or Path(work) / "demo")
     keys = {model_key(m): m for m in models}
+    reference = model_key(reference) if reference is not None else None
     found = {k: r for k in keys if use_cache and (r := cache.get(k, rounds)) is not None
              and (reference is None or k == reference or r.reference == reference)}
     todo = [k for k in keys if k not in found]

@@ -63,7 +63,7 @@ def measured(tmp_path_factory: pytest.TempPathFactory, demo_data: Path, tiny_onn
     """The smallest zoo architecture and a tiny ONNX classifier, measured INT8 for real (1 round)."""
     work = tmp_path_factory.mktemp("zoo-work")
     records = measure.measure_many([SMALLEST.model_name, tiny_onnx], rounds=1, seconds=1.0, work=work,
-                                   progress=False, demo_data=demo_data)
+                                   progress=False, demo_data=demo_data, reference=tiny_onnx)
     return work, records
 
 
@@ -75,6 +75,8 @@ def test_smallest_arch_measured_and_cached(measured, demo_data: Path, tiny_onnx:
     (host,) = data
     assert "OpenVINO" in host and '"batch_size"' in host
     assert data[host][SMALLEST.model_name]["samples_per_s"] == record.samples_per_s
+    # The reference was measured in the same rounds, and its figure travels with the record.
+    assert record.reference_samples_per_s == records[measure.model_key(tiny_onnx)].samples_per_s > 0
     # The second call reads the cache: nothing is prepared again (the prepared models are gone).
     shutil.rmtree(work / "models")
     again = measure.measure_int8(SMALLEST.model_name, rounds=1, seconds=1.0, work=work)
