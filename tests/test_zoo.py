@@ -32,7 +32,9 @@ def test_table_loads_and_every_row_resolves() -> None:
         assert models.is_model(entry.model_name)
         card = models.default_card(entry.model_name)
         assert card.input_size == entry.img_size and card.mean[0] == pytest.approx(255 * entry.mean[0])
-        assert drops.expected_int8(entry) <= entry.top1 + 5  # a drop row applies to every entry
+        drop = drops.for_entry(entry)  # every family of the table has its own row, with a source
+        assert drop.scope != "default" and drop.source
+        assert drops.expected_int8(entry) == pytest.approx(entry.top1 - drop.drop_pp)
     assert not any(name.startswith("timm/") for name in models.list_models())  # listed by `zoo`, not `models`
 
 
@@ -49,6 +51,17 @@ def test_malformed_table_is_one_line_error(tmp_path: Path, workdir: Path) -> Non
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 1 and f"{bad}:5: column 'top1'" in errors[0], proc.stderr[-2000:]
+
+
+def test_malformed_drop_table_names_the_line(tmp_path: Path) -> None:
+    lines = zoo.DROP_CSV.read_text().splitlines()
+    bad = tmp_path / "int8_drop.csv"
+    bad.write_text("\n".join([lines[0], lines[1].replace(",pending,", ",guess,"), *lines[2:]]) + "\n")
+    with pytest.raises(ConfigError, match=rf"{bad}:2: column 'basis'"):
+        zoo.load_drops(bad)
+    bad.write_text("\n".join(line for line in lines if not line.startswith("default,")) + "\n")
+    with pytest.raises(ConfigError, match="default"):
+        zoo.load_drops(bad)
 
 
 def test_unknown_timm_name_suggests() -> None:
