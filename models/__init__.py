@@ -13,9 +13,10 @@ from torch import nn
 
 from models import decinet as _decinet  # noqa: F401  (registers builders)
 from models import resnet as _resnet  # noqa: F401  (registers builders)
-from models._registry import DefaultCard, default_card, get_builder, is_model, list_models, register_model
+from models import yolo as _yolo  # noqa: F401  (registers builders)
+from models._registry import DefaultCard, DetectionCard, default_card, get_builder, is_model, list_models, register_model
 
-__all__ = ["DefaultCard", "create", "default_card", "is_model", "list_models", "register_model"]
+__all__ = ["DefaultCard", "DetectionCard", "create", "default_card", "is_model", "list_models", "register_model"]
 
 
 def create(name: str, **kwargs: object) -> nn.Module:

@@ -11,7 +11,7 @@ that suggests the closest registered names, since the name usually comes from a 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, TypeVar, overload
+from typing import Any, Callable, ClassVar, TypeVar, overload
 
 from torch import nn
 
@@ -30,6 +30,7 @@ class DefaultCard:
     Units as in ``modelprep.card.ModelCard``: mean/std in 0..255 pixel units.
     """
 
+    task: ClassVar[str] = "classification"  # not written: a classifier card has no task field
     input_size: int = 224
     num_classes: int = 1000
     mean: tuple[float, float, float] = TORCHVISION_MEAN
@@ -48,14 +49,47 @@ class DefaultCard:
 IMAGENET = DefaultCard()
 
 
+@dataclass(frozen=True)
+class DetectionCard:
+    """A registered detector's input and classes: the card fields export writes.
+
+    Input is RGB in 0..1 (``mean`` 0, ``std`` 255 in pixel units), letterboxed:
+    resized keeping the aspect ratio to fit ``input_size``, centred, the border
+    filled with ``letterbox_pad``. ``category_ids[i]`` is the dataset's category
+    id of class index ``i`` (COCO's are sparse: 80 classes, ids up to 90).
+    """
+
+    input_size: int
+    num_classes: int
+    category_ids: tuple[int, ...]
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (255.0, 255.0, 255.0)
+    letterbox_pad: int = 114
+    task: str = "detection"
+
+    def __post_init__(self) -> None:
+        if len(self.category_ids) != self.num_classes:
+            raise ValueError(f"{len(self.category_ids)} category ids for {self.num_classes} classes")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data with lists, as it goes into JSON metadata."""
+        data = asdict(self)
+        for key in ("mean", "std", "category_ids"):
+            data[key] = list(getattr(self, key))
+        return data
+
+
+Card = DefaultCard | DetectionCard
+
+
 class ModelRegistry:
     """Maps model names to the functions that build them."""
 
     def __init__(self) -> None:
         self._builders: dict[str, Builder] = {}
-        self._cards: dict[str, DefaultCard] = {}
+        self._cards: dict[str, Card] = {}
 
-    def register(self, fn: B, card: DefaultCard = IMAGENET) -> B:
+    def register(self, fn: B, card: Card = IMAGENET) -> B:
         """Record ``fn`` under its ``__name__``; a second builder with the same name is a bug."""
         name = fn.__name__
         existing = self._builders.get(name)
@@ -67,9 +101,9 @@ class ModelRegistry:
         self._cards[name] = card
         return fn
 
-    def names(self) -> list[str]:
-        """All registered names, sorted."""
-        return sorted(self._builders)
+    def names(self, task: str | None = None) -> list[str]:
+        """Registered names (of ``task`` only, if given), sorted."""
+        return sorted(n for n in self._builders if task is None or self._cards[n].task == task)
 
     def __contains__(self, name: object) -> bool:
         return name in self._builders
@@ -79,7 +113,7 @@ class ModelRegistry:
         self._check(name)
         return self._builders[name]
 
-    def card(self, name: str) -> DefaultCard:
+    def card(self, name: str) -> Card:
         """The default card of ``name``."""
         self._check(name)
         return self._cards[name]
@@ -100,18 +134,18 @@ def register_model(fn: B) -> B: ...
 
 
 @overload
-def register_model(*, card: DefaultCard) -> Callable[[B], B]: ...
+def register_model(*, card: Card) -> Callable[[B], B]: ...
 
 
-def register_model(fn: B | None = None, *, card: DefaultCard = IMAGENET) -> B | Callable[[B], B]:
+def register_model(fn: B | None = None, *, card: Card = IMAGENET) -> B | Callable[[B], B]:
     """Decorator: register a model builder under its function name, with its default card."""
     if fn is not None:
         return _REGISTRY.register(fn, card)
     return lambda f: _REGISTRY.register(f, card)
 
 
-def default_card(name: str) -> DefaultCard:
-    """The default card (input size, classes, mean/std, crop) of registered model ``name``."""
+def default_card(name: str) -> Card:
+    """The default card (input size, classes, mean/std, crop or letterbox) of registered model ``name``."""
     return _REGISTRY.card(name)
 
 
@@ -120,9 +154,13 @@ def get_builder(name: str) -> Builder:
     return _REGISTRY.get(name)
 
 
-def list_models() -> list[str]:
-    """Sorted names of all registered models."""
-    return _REGISTRY.names()
+def list_models(task: str | None = "classification") -> list[str]:
+    """Sorted names of the registered models of ``task`` ("classification", "detection"; None: all).
+
+    The default is the classifiers, which every older caller (the ``models``
+    command, the zoo, the export tests) means.
+    """
+    return _REGISTRY.names(task)
 
 
 def is_model(name: str) -> bool:
