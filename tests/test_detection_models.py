@@ -99,7 +99,10 @@ def test_yolo11l_is_yolov11_l_sized_and_exports_ultralytics_format(tmp_path: Pat
     macs_640 = 4 * count_macs(net, 320)
     assert 40e9 < macs_640 < 47e9, macs_640
     size = 320
-    data = {**untrained_card("yolo11l", macs_640, params), "input_size": size}
+    data = untrained_card("yolo11l", macs_640, params)
+    assert set(data) == CARD_FIELDS and data["trained"] is False and "untrained" in data["notes"]
+    assert data["category_ids"] == list(COCO80_CATEGORY_IDS) and data["letterbox_pad"] == 114
+    data["input_size"] = size
     out = tmp_path / "yolo11l_320.onnx"
     export_onnx(net, out, data, "test", DETECTOR_IO_NAMES)
     model = ov.Core().read_model(str(out))
