@@ -13,12 +13,14 @@ RUNTIME = [
     "psutil>=5.9",
     "py-cpuinfo>=9.0",  # processor model, frequency and caches for systems/<name>.json
     "scikit-learn>=1.3",  # ships the digits images the bundled demo dataset is built from
+    "pycocotools>=2.0.7",  # COCO annotation files and the detection benchmark's mAP
+    "scikit-image>=0.22",  # ships the photos the demo detection set pastes digits onto
 ]
 TRAIN = ["torch==2.13.0", "onnx>=1.15",
          # known ImageNet architectures (models/_timm.py explains the torchvision pin)
          "timm==1.0.31", "torchvision==0.28.0", "pillow>=10"]  # defining/training/exporting models only; never at run time
 REPORT = ["matplotlib>=3.7"]  # the report command's bar chart
-TEST = ["pytest>=8", "onnx>=1.15", "scikit-image>=0.22", "pillow>=10"]
+TEST = ["pytest>=8", "onnx>=1.15", "pillow>=10"]
 
 setup(
     name="mlperf-cpu",

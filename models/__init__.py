@@ -13,14 +13,15 @@ from torch import nn
 
 from models import decinet as _decinet  # noqa: F401  (registers builders)
 from models import resnet as _resnet  # noqa: F401  (registers builders)
+from models import yolo as _yolo  # noqa: F401  (registers builders)
 from models._timm import register_zoo as _register_zoo
 from models.zoo_table import load_zoo as _load_zoo
-from models._registry import DefaultCard, default_card, get_builder, is_model, list_models, register_model
+from models._registry import DefaultCard, DetectionCard, default_card, get_builder, is_model, list_models, register_model
 
 # Every row of the committed zoo table resolves as timm/<timm_name>.<tag> (untrained, for speed).
 _register_zoo(_load_zoo())
 
-__all__ = ["DefaultCard", "create", "default_card", "is_model", "list_models", "register_model"]
+__all__ = ["DefaultCard", "DetectionCard", "create", "default_card", "is_model", "list_models", "register_model"]
 
 
 def create(name: str, **kwargs: object) -> nn.Module:

@@ -11,7 +11,7 @@ that suggests the closest registered names, since the name usually comes from a 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, TypeVar, overload
+from typing import Any, Callable, ClassVar, TypeVar, overload
 
 from torch import nn
 
@@ -30,6 +30,7 @@ class DefaultCard:
     Units as in ``modelprep.card.ModelCard``: mean/std in 0..255 pixel units.
     """
 
+    task: ClassVar[str] = "classification"  # not written: a classifier card has no task field
     input_size: int = 224
     num_classes: int = 1000
     mean: tuple[float, float, float] = TORCHVISION_MEAN
@@ -48,15 +49,48 @@ class DefaultCard:
 IMAGENET = DefaultCard()
 
 
+@dataclass(frozen=True)
+class DetectionCard:
+    """A registered detector's input and classes: the card fields export writes.
+
+    Input is RGB in 0..1 (``mean`` 0, ``std`` 255 in pixel units), letterboxed:
+    resized keeping the aspect ratio to fit ``input_size``, centred, the border
+    filled with ``letterbox_pad``. ``category_ids[i]`` is the dataset's category
+    id of class index ``i`` (COCO's are sparse: 80 classes, ids up to 90).
+    """
+
+    input_size: int
+    num_classes: int
+    category_ids: tuple[int, ...]
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (255.0, 255.0, 255.0)
+    letterbox_pad: int = 114
+    task: str = "detection"
+
+    def __post_init__(self) -> None:
+        if len(self.category_ids) != self.num_classes:
+            raise ValueError(f"{len(self.category_ids)} category ids for {self.num_classes} classes")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data with lists, as it goes into JSON metadata."""
+        data = asdict(self)
+        for key in ("mean", "std", "category_ids"):
+            data[key] = list(getattr(self, key))
+        return data
+
+
+Card = DefaultCard | DetectionCard
+
+
 class ModelRegistry:
     """Maps model names to the functions that build them."""
 
     def __init__(self) -> None:
         self._builders: dict[str, Builder] = {}
-        self._cards: dict[str, DefaultCard] = {}
+        self._cards: dict[str, Card] = {}
         self._unlisted: set[str] = set()
 
-    def register(self, fn: B, card: DefaultCard = IMAGENET, name: str | None = None, listed: bool = True) -> B:
+    def register(self, fn: B, card: Card = IMAGENET, name: str | None = None, listed: bool = True) -> B:
         """Record ``fn`` under ``name`` (default: its ``__name__``); a second builder with the same
         name is a bug. ``listed=False`` keeps it out of ``names()`` (the many ``timm/...`` zoo
         entries, which ``mlperf-cpu zoo`` lists), while it still resolves."""
@@ -72,9 +106,10 @@ class ModelRegistry:
             self._unlisted.add(name)
         return fn
 
-    def names(self) -> list[str]:
-        """The listed registered names, sorted."""
-        return sorted(set(self._builders) - self._unlisted)
+    def names(self, task: str | None = None) -> list[str]:
+        """The listed registered names (of ``task`` only, if given), sorted."""
+        return sorted(n for n in set(self._builders) - self._unlisted
+                      if task is None or self._cards[n].task == task)
 
     def __contains__(self, name: object) -> bool:
         return name in self._builders
@@ -84,7 +119,7 @@ class ModelRegistry:
         self._check(name)
         return self._builders[name]
 
-    def card(self, name: str) -> DefaultCard:
+    def card(self, name: str) -> Card:
         """The default card of ``name``."""
         self._check(name)
         return self._cards[name]
@@ -106,23 +141,23 @@ def register_model(fn: B) -> B: ...
 
 
 @overload
-def register_model(*, card: DefaultCard) -> Callable[[B], B]: ...
+def register_model(*, card: Card) -> Callable[[B], B]: ...
 
 
-def register_model(fn: B | None = None, *, card: DefaultCard = IMAGENET) -> B | Callable[[B], B]:
+def register_model(fn: B | None = None, *, card: Card = IMAGENET) -> B | Callable[[B], B]:
     """Decorator: register a model builder under its function name, with its default card."""
     if fn is not None:
         return _REGISTRY.register(fn, card)
     return lambda f: _REGISTRY.register(f, card)
 
 
-def register_named(name: str, fn: Builder, card: DefaultCard, listed: bool = True) -> None:
+def register_named(name: str, fn: Builder, card: Card, listed: bool = True) -> None:
     """Register ``fn`` under an explicit ``name`` (for builders made from data, e.g. the zoo table)."""
     _REGISTRY.register(fn, card, name=name, listed=listed)
 
 
-def default_card(name: str) -> DefaultCard:
-    """The default card (input size, classes, mean/std, crop) of registered model ``name``."""
+def default_card(name: str) -> Card:
+    """The default card (input size, classes, mean/std, crop or letterbox) of registered model ``name``."""
     return _REGISTRY.card(name)
 
 
@@ -131,9 +166,13 @@ def get_builder(name: str) -> Builder:
     return _REGISTRY.get(name)
 
 
-def list_models() -> list[str]:
-    """Sorted names of all registered models."""
-    return _REGISTRY.names()
+def list_models(task: str | None = "classification") -> list[str]:
+    """Sorted names of the registered models of ``task`` ("classification", "detection"; None: all).
+
+    The default is the classifiers, which every older caller (the ``models``
+    command, the zoo, the export tests) means.
+    """
+    return _REGISTRY.names(task)
 
 
 def is_model(name: str) -> bool:

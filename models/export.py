@@ -17,14 +17,20 @@ from torch import nn
 
 from common.model_metadata import CARD_METADATA_KEY
 from models._macs import count_macs, count_params
-from models._registry import default_card, get_builder
+from models._registry import DetectionCard, default_card, get_builder
 
 ONNX_OPSET = 17
+# A YOLO ONNX's input and output names, as the Ultralytics exporter writes them.
+DETECTOR_IO_NAMES = ("images", "output0")
 
 
-def export_onnx(model: nn.Module, out: Path, card_data: dict, producer: str) -> bytes:
-    """Export ``model`` (input ``input`` [N,3,S,S] float32, output ``logits`` [N,C]) with
-    ``card_data`` as metadata, check it, write it to ``out`` and return the bytes."""
+def export_onnx(model: nn.Module, out: Path, card_data: dict, producer: str,
+                names: tuple[str, str] = ("input", "logits")) -> bytes:
+    """Export ``model`` (input ``names[0]`` [N,3,S,S] float32, one output ``names[1]``) with
+    ``card_data`` as metadata, check it, write it to ``out`` and return the bytes.
+
+    Classifiers use ``input``/``logits``; detectors the YOLO ONNX names ``images``/``output0``.
+    """
     import onnx  # only needed for export
 
     model.eval()
@@ -35,8 +41,8 @@ def export_onnx(model: nn.Module, out: Path, card_data: dict, producer: str) -> 
         # gives a compact, BN-folded graph.
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(model, (torch.zeros(1, 3, size, size),), buf, dynamo=False,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}},
+                          input_names=[names[0]], output_names=[names[1]],
+                          dynamic_axes={names[0]: {0: "N"}, names[1]: {0: "N"}},
                           opset_version=ONNX_OPSET, do_constant_folding=True)
     proto = onnx.load_from_string(buf.getvalue())
     entry = proto.metadata_props.add()
@@ -76,6 +82,7 @@ def export_architecture(arch: str, out_dir: Path, seed: int = 0) -> Path:
     model.eval()
     tmp = out.with_suffix(".partial")
     card = untrained_card(arch, count_macs(model, defaults.input_size), count_params(model))
-    export_onnx(model, tmp, card, f"mlperf_cpu.models.export:{arch}")
+    names = DETECTOR_IO_NAMES if isinstance(defaults, DetectionCard) else ("input", "logits")
+    export_onnx(model, tmp, card, f"mlperf_cpu.models.export:{arch}", names)
     tmp.rename(out)
     return out
