@@ -13,6 +13,7 @@ RUNTIME = [
     "psutil>=5.9",
     "py-cpuinfo>=9.0",  # processor model, frequency and caches for systems/<name>.json
     "scikit-learn>=1.3",  # ships the digits images the bundled demo dataset is built from
+    "pycocotools>=2.0.7",  # COCO annotations and the bbox mAP of the detection benchmark
 ]
 TRAIN = ["torch==2.13.0", "onnx>=1.15",
          # known ImageNet architectures (models/_timm.py explains the torchvision pin)

@@ -83,9 +83,14 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                              args.check_count)
     source = resolve_source(args.model, args.out / "sources")
     req = PrepareRequest(source, args.precision, args.out, args.cache_dir, args.layout, calibration,
-                         args.int8_rest, check, _card_overrides(args))
+                         args.int8_rest, check, _card_overrides(args), args.task)
     out = prepare(req)
-    print(f"preprocessing: {describe_preprocessing(load_card(out))}", file=sys.stderr)
+    card = load_card(out)
+    if card.is_detector:
+        from modelprep.detector import describe_detector
+        print(f"preprocessing: {describe_detector(card)}", file=sys.stderr)
+    else:
+        print(f"preprocessing: {describe_preprocessing(card)}", file=sys.stderr)
     print(out)
     return 0
 
@@ -96,7 +101,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.profile import load_profile
     from harness.runner import RunRequest, execute
 
-    val_map = args.val_map or args.dataset / "val_map.txt"
+    from dataset.coco import default_label_file
+
+    val_map = args.val_map or default_label_file(args.dataset)  # val_map.txt, or a COCO annotation file
     if not args.dataset.is_dir():
         raise ConfigError(f"--dataset {args.dataset}: directory not found")
     try:
@@ -117,7 +124,10 @@ def _print_result(result: "RunResult") -> None:  # noqa: F821 - imported lazily
     print(f"mode         : {result.mode.value} ({result.scenario.value})")
     if result.accuracy is not None:
         a = result.accuracy
-        print(f"accuracy     : {a.top1_percent:.3f}% ({a.good}/{a.total})")
+        if a.metric == "mAP":
+            print(f"accuracy     : mAP={a.top1_percent:.3f}% ({a.total} images)")
+        else:
+            print(f"accuracy     : {a.top1_percent:.3f}% ({a.good}/{a.total})")
     else:
         value, unit = result.metric
         print(f"result       : {result.validity}" + (f" ({'; '.join(result.invalid_because())})"
@@ -363,6 +373,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-val-map", type=Path, help="default: <check-dataset>/val_map.txt")
     p.add_argument("--check-count", type=int, default=1000, help="held-out samples to check (default 1000)")
     p.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW", help="uint8 input layout")
+    p.add_argument("--task", choices=("classification", "detection"), default="classification",
+                   help="detection: a YOLO-style [N, 4+classes, anchors] detector (COCO mAP; README "
+                        "'Object detection')")
     p.add_argument("--out", type=Path, default=DEFAULT_WORK / "models", help="prepared-model root")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")
     c = p.add_argument_group("model card (override what the model's metadata or class count implies; see README)")

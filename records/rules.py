@@ -32,6 +32,9 @@ DIVISIONS = ("open", "closed")
 OFFICIAL_MIN_DURATION_MS = 600_000
 OFFICIAL_ACCURACY_SAMPLES = 50_000
 MIN_PERFORMANCE_SAMPLE_COUNT = 1024
+# Per LoadGen model name: mlperf.conf's performance_sample_count_override and the accuracy dataset size.
+PERFORMANCE_SAMPLE_COUNTS = {"resnet50": MIN_PERFORMANCE_SAMPLE_COUNT, "yolo": 64}
+ACCURACY_SAMPLES = {"resnet50": OFFICIAL_ACCURACY_SAMPLES, "yolo": 1525}
 SERVER_LATENCY_BOUND_NS = 15_000_000
 # Closed division: 99 % of the FP32 reference top-1 (76.46 %), and the official calibration lists.
 REFERENCE_TOP1 = 76.46
@@ -81,6 +84,11 @@ def builtin_seeds() -> dict[str, int]:
     if missing:
         raise SubmissionError(f"LoadGen's built-in mlperf.conf sets no {missing}")
     return {k: seeds[k] for k in SEED_KEYS}
+
+
+def performance_sample_count(model: str) -> int:
+    """The round's performance sample count of a LoadGen model (``resnet50`` 1024, ``yolo`` 64)."""
+    return PERFORMANCE_SAMPLE_COUNTS.get(model, MIN_PERFORMANCE_SAMPLE_COUNT)
 
 
 def accuracy_sample_count(detail: DetailLog) -> Any:
