@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from dataset.preprocess import letterbox_geometry
 from modelprep.card import ModelCard
 
 FIELDS = 7  # floats per detection
-MAX_NMS_CANDIDATES = 30000  # boxes entering NMS per image, best first
+_FIRST_PASS = 4  # x max_detections: the candidates NMS looks at first (DetectionPost._one)
 _CLASS_OFFSET = 4.0  # x input size: shifts each class's boxes apart so one NMS pass is class-aware
 
 
@@ -48,21 +49,12 @@ class Letterboxes:
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float, max_keep: int) -> np.ndarray:
-    """Greedy NMS: indices of the kept boxes (x1, y1, x2, y2), best score first."""
-    order = np.argsort(-scores, kind="stable")
-    x1, y1, x2, y2 = (boxes[order, k] for k in range(4))
-    areas = (x2 - x1) * (y2 - y1)
-    rest = np.arange(len(order))
-    keep: list[int] = []
-    while rest.size and len(keep) < max_keep:
-        best, rest = rest[0], rest[1:]
-        keep.append(best)
-        w = np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest])
-        h = np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest])
-        inter = np.clip(w, 0, None) * np.clip(h, 0, None)
-        iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-9)
-        rest = rest[iou <= iou_threshold]
-    return order[np.asarray(keep, dtype=np.int64)]
+    """Greedy NMS (OpenCV's, in C++) over boxes (x1, y1, x2, y2): indices of the kept ones, best first."""
+    b = boxes.astype(np.float64)
+    xywh = np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
+    # Candidates already score above the confidence threshold (>= 0), so OpenCV's "> 0" drops none.
+    kept = cv2.dnn.NMSBoxes(xywh, scores.astype(np.float32), 0.0, iou_threshold, 1.0, max_keep)
+    return np.asarray(kept, dtype=np.int64).reshape(-1)
 
 
 class DetectionPost:
@@ -82,26 +74,31 @@ class DetectionPost:
     def _one(self, head: np.ndarray, best: np.ndarray, scores: np.ndarray, index: int) -> np.ndarray:
         s = self.settings
         cand = np.flatnonzero(best > s.conf_threshold)
-        if cand.size > MAX_NMS_CANDIDATES:
-            cand = cand[np.argpartition(-best[cand], MAX_NMS_CANDIDATES)[:MAX_NMS_CANDIDATES]]
-        if cand.size == 0:
+        order = cand[np.argsort(-best[cand], kind="stable")]
+        if not len(order):
             return np.empty((0, FIELDS), dtype=np.float32)
-        conf = best[cand]
-        cls = scores[:, cand].argmax(axis=0)
-        cx, cy, w, h = head[0, cand], head[1, cand], head[2, cand] / 2, head[3, cand] / 2
-        xyxy = np.stack([cx - w, cy - h, cx + w, cy + h], axis=1)
-        shifted = xyxy + (cls * (_CLASS_OFFSET * s.input_size)).astype(np.float32)[:, None]
-        keep = nms(shifted, conf, s.iou_threshold, s.max_detections)
+        first = min(len(order), _FIRST_PASS * s.max_detections)
+        # Greedy NMS stops at max_detections boxes, so only the best candidates can matter: a first
+        # pass over the best _FIRST_PASS x max_detections, and a pass over all of them only if it
+        # kept fewer (a later box might then be kept). Same result; the class argmax and box
+        # arithmetic run on the few, not on every anchor.
+        for take in (first, len(order)) if first < len(order) else (first,):
+            top = order[:take]
+            cls = scores[:, top].argmax(axis=0)
+            cx, cy, w, h = head[0, top], head[1, top], head[2, top] / 2, head[3, top] / 2
+            xyxy = np.stack([cx - w, cy - h, cx + w, cy + h], axis=1)
+            shifted = xyxy + (cls * (_CLASS_OFFSET * s.input_size)).astype(np.float32)[:, None]
+            keep = nms(shifted, best[top], s.iou_threshold, s.max_detections)
+            if len(keep) == s.max_detections:
+                break
         lb = self.boxes
-        height, width = lb.height[index], lb.width[index]
-        x1 = np.clip((xyxy[keep, 0] - lb.pad_x[index]) / lb.scale[index], 0, width) / width
-        y1 = np.clip((xyxy[keep, 1] - lb.pad_y[index]) / lb.scale[index], 0, height) / height
-        x2 = np.clip((xyxy[keep, 2] - lb.pad_x[index]) / lb.scale[index], 0, width) / width
-        y2 = np.clip((xyxy[keep, 3] - lb.pad_y[index]) / lb.scale[index], 0, height) / height
+        size = np.array([lb.width[index], lb.height[index]] * 2, dtype=np.float32)
+        pad = np.array([lb.pad_x[index], lb.pad_y[index]] * 2, dtype=np.float32)
+        x1, y1, x2, y2 = (np.clip((xyxy[keep] - pad) / lb.scale[index], 0, size) / size).T
         out = np.empty((len(keep), FIELDS), dtype=np.float32)
         out[:, 0] = index
         out[:, 1], out[:, 2], out[:, 3], out[:, 4] = y1, x1, y2, x2
-        out[:, 5] = conf[keep]
+        out[:, 5] = best[top[keep]]
         out[:, 6] = self._category[cls[keep]]
         return out
 
