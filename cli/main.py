@@ -298,7 +298,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     req = PipelineRequest(ws, args.model, args.dataset, args.calib_list, args.calib_dir, args.val_map, args.system,
                           args.precision, args.mode, args.user_conf, args.submission, args.org, args.out,
                           args.compliance, args.tune, parse_assignments(args.set), scenarios, args.category,
-                          args.division)
+                          args.division, args.task)
     if args.submission:
         done = run_submission(req, args.command_line)
         print(f"packaged     : {', '.join(str(d) for d in done.scenario_dirs)}")
@@ -336,6 +336,9 @@ def _add_pipeline(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work", type=Path, default=DEFAULT_WORK,
                    help="prepared models and the preprocessed-image cache (default: ./work)")
     p.add_argument("--demo-data", type=Path, default=Path("data/demo"), help="where the demo dataset is built")
+    p.add_argument("--task", choices=("classification", "detection"), default="classification",
+                   help="detection: a YOLO-style detector on a COCO-layout --dataset (<dir>/val2017 + "
+                        "annotations/instances_val2017.json), scored in mAP; no model: the detection demo")
     s = p.add_argument_group("a whole submission for one system")
     s.add_argument("--submission", action="store_true",
                    help="run everything with official settings and build an open-division tree")

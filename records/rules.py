@@ -73,6 +73,11 @@ class BenchmarkRules:
         """The folder packaging uses unless told otherwise (the strictest target)."""
         return max(self.folders, key=lambda name: self.folders[name])
 
+    def required_scenarios(self, category: str) -> tuple[Scenario, ...]:
+        """The scenarios a closed entry of a ``category`` system needs (yolo has no Server in v6.1)."""
+        needed = CATEGORY_SCENARIOS[category]
+        return needed if self.model == BENCHMARK else tuple(s for s in needed if s is not Scenario.SERVER)
+
     def target(self, folder: str | None = None) -> float:
         """The closed-division accuracy target of ``folder`` (default: ``default_folder``), in percent."""
         return self.reference * self.folders.get(folder or self.default_folder, max(self.folders.values()))
