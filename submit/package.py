@@ -213,7 +213,10 @@ def choose_scenarios(results_dir: Path, system: str, model_label: str, division:
     one is missing; open: those that have runs, with a warning for the rest)."""
     if category not in CATEGORY_SCENARIOS:
         raise SubmissionError(f"category {category!r}: expected one of {', '.join(CATEGORY_SCENARIOS)}")
-    required = CATEGORY_SCENARIOS[category]
+    model_dir = tree.scenario_dir(results_dir, system, model_label, Scenario.OFFLINE).parent
+    records = sorted(model_dir.glob(f"*/*/{tree.RESULT_FILE}")) + sorted(model_dir.glob(f"*/*/*/{tree.RESULT_FILE}"))
+    rules = _rules_of(RunResult.load(records[0].parent)) if records else benchmark_rules("resnet50")
+    required = rules.required_scenarios(category)  # yolo: never Server
     if scenarios:
         chosen = tuple(scenarios)
     elif division == "closed":
