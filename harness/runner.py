@@ -213,7 +213,7 @@ def execute(req: RunRequest) -> RunResult:
         _warn_if_slow_server_accuracy(settings, req, len(samples), model_name)
         steps.next()  # Running
         if req.mode.is_compliance:
-            with audit_config(req.mode.value) as audit_path:
+            with audit_config(req.mode.value, model_name) as audit_path:
                 record.audit_config = audit_path.read_text()
                 _run_loadgen(lg, settings, sut, qsl, record, audit_path)
         else:

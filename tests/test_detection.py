@@ -219,3 +219,27 @@ def test_every_scenario_runs_the_detector(scenario: str, det_f32: Path, coco_roo
                                  scenario=scenario)
     assert result.benchmark == "yolo" and result.loadgen["effective_performance_sample_count"] == 64  # mlperf.conf yolo.*
     assert result.latency_ms("99.00") > 0 and result.loadgen["result_query_count"] >= (1 if scenario == "Offline" else 16)
+
+
+@pytest.mark.parametrize("scenario", ["SingleStream"])  # Offline: the same user.conf writer, another key
+def test_tune_writes_the_yolo_keys_of_user_conf(scenario: str, det_f32: Path, workdir: Path) -> None:
+    from common.loadgen_conf import lookup, parse_user_conf
+
+    proc = run_cli(["tune", "--model", str(det_f32), "--scenario", scenario, "--seconds", "0.3", "--batches", "1,2",
+                    "--requests-per-stream", "1", "--user-conf", "user.conf", "--profile-out",
+                    str(workdir / "tuned.yaml"), "--name", "tuned"], cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    key = "target_qps" if scenario == "Offline" else "target_latency"
+    conf = parse_user_conf(workdir / "user.conf")
+    assert lookup(conf, "yolo", scenario, key) > 0 and f"yolo.{scenario}.{key}" in proc.stdout
+
+
+def test_test01_compliance_of_the_detector(det_f32: Path, coco_root: Path, det_dir: Path, workdir: Path) -> None:
+    """TEST01 (audit config sampling 64 responses, as compliance/TEST01/yolo) passes against the accuracy run."""
+    short = ("--min-duration-ms", "300", "--min-query-count", "16", "--target-qps", "0")
+    run_loadgen_test(workdir, "accuracy", det_f32, coco_root, det_dir / "cache")
+    run_loadgen_test(workdir, "performance", det_f32, coco_root, det_dir / "cache", *short)
+    _, test01 = run_loadgen_test(workdir, "TEST01", det_f32, coco_root, det_dir / "cache", *short)
+    assert "accuracy_log_sampling_target = 64" in test01.audit_config
+    assert test01.compliance["accuracy"]["passed"] is True, test01.compliance
+    assert test01.compliance["accuracy"]["num_perf_log_qsl_idx_match"] > 0
