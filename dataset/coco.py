@@ -25,7 +25,7 @@ from common.errors import DatasetError
 from dataset.val_map import Sample, check_files_exist
 
 DEFAULT_ANNOTATIONS = Path("annotations") / "instances_val2017.json"
-DEFAULT_IMAGES = "val2017"
+IMAGE_DIRS = ("val2017", "val2017_safe")  # COCO's name, and the reference's licence-safe subset's
 _TOP_KEYS = ("images", "annotations", "categories")
 _IMAGE_KEYS = ("id", "file_name", "width", "height")
 _ANNOTATION_KEYS = ("image_id", "category_id", "bbox")
@@ -67,10 +67,11 @@ def is_coco_dataset(root: Path) -> bool:
 
 
 def resolve_coco(root: Path, annotation_file: Path | None = None) -> tuple[Path, Path]:
-    """(image dir, annotation file) of a COCO-layout dataset: ``<root>/val2017`` if it exists
-    (else ``root``), and ``annotation_file`` or ``<root>/annotations/instances_val2017.json``."""
+    """(image dir, annotation file) of a COCO-layout dataset: ``<root>/val2017`` (or
+    ``val2017_safe``) if it exists, else ``root``; and ``annotation_file`` or
+    ``<root>/annotations/instances_val2017.json``."""
     root = Path(root)
-    images = root / DEFAULT_IMAGES if (root / DEFAULT_IMAGES).is_dir() else root
+    images = next((root / name for name in IMAGE_DIRS if (root / name).is_dir()), root)
     return images, Path(annotation_file) if annotation_file is not None else root / DEFAULT_ANNOTATIONS
 
 

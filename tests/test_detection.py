@@ -243,3 +243,20 @@ def test_test01_compliance_of_the_detector(det_f32: Path, coco_root: Path, det_d
     assert "accuracy_log_sampling_target = 64" in test01.audit_config
     assert test01.compliance["accuracy"]["passed"] is True, test01.compliance
     assert test01.compliance["accuracy"]["num_perf_log_qsl_idx_match"] > 0
+
+
+def test_cli_refuses_bad_detection_input_in_one_line(det_onnx: Path, det_f32: Path, coco_root: Path,
+                                                     det_dir: Path, workdir: Path) -> None:
+    """prepare without --task detection names the detector's output shape; run on a non-COCO annotation
+    file names the file and the missing key; both exit 2 with one ERROR line."""
+    proc = run_cli(["prepare", "--model", str(det_onnx), "--precision", "f32", "--out", str(workdir / "m"),
+                    "--cache-dir", str(det_dir / "cache")], cwd=workdir)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+    assert proc.returncode == 2 and len(errors) == 1 and "[1,7,64]" in errors[0] and "--task detection" in errors[0]
+    bad = workdir / "instances_bad.json"
+    bad.write_text(json.dumps({"images": [], "annotations": []}))
+    proc = run_cli(["run", "--mode", "accuracy", "--model", str(det_f32), "--dataset", str(coco_root), "--val-map",
+                    str(bad), "--system", "host", "--cache-dir", str(det_dir / "cache")], cwd=workdir)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+    assert proc.returncode == 2 and len(errors) == 1, proc.stderr[-2000:]
+    assert "instances_bad.json: not COCO JSON: missing key 'categories'" in errors[0]

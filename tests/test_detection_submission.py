@@ -90,3 +90,19 @@ def test_yolo_closed_targets_and_folders() -> None:
     assert [m.value for m in yolo.compliance] == ["TEST01"]
     assert closed_accuracy_problems(51.0, yolo, "yolo-95", Path("a")) == []
     assert "mAP 51.000 % < 52.8660 %" in str(closed_accuracy_problems(51.0, yolo, "yolo-99", Path("a"))[0])
+
+
+def test_pipeline_task_detection_prepares_and_scores_a_real_detector(tmp_path: Path) -> None:
+    """``run_offline.sh --task detection --model M --dataset COCO --mode accuracy``: prepare as a detector, mAP."""
+    from conftest import run_cli
+
+    (tmp_path / "user.conf").write_text((REPO / "user.conf").read_text())
+    coco = make_coco_set(tmp_path / "coco", count=6)
+    source = make_detector(tmp_path / "tinydet.onnx", card=CARD)
+    proc = run_cli(["pipeline", "--task", "detection", "--model", str(source), "--dataset", str(coco),
+                    "--precision", "f32", "--mode", "accuracy", "--work", str(tmp_path / "work"),
+                    "--results", str(tmp_path / "results")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = RunResult.load(tmp_path / "results" / "host" / "tinydet-f32" / "Offline" / "accuracy")
+    assert run.benchmark == "yolo" and run.accuracy.metric == "mAP" and run.accuracy.total == 6
+    assert run.card.is_detector and run.card.category_ids == (1, 2, 3)
