@@ -26,18 +26,16 @@ require_train_extra(__file__)
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
-import shlex  # noqa: E402
 import time  # noqa: E402
 
 from bench._bapp import BappResult, run_benchmark_app  # noqa: E402
-from bench._rounds import Quiet, Round, interleave, print_header, print_row, print_summary  # noqa: E402
-from bench.harness_vs_benchmark_app import bench_system, compare  # noqa: E402
+from bench._rounds import print_summary  # noqa: E402
+from bench.harness_vs_benchmark_app import add_round_args, bench_system, parse_round_args, run_rounds  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from common.testspec import Mode, Overrides  # noqa: E402
 from modelprep.card import load_card  # noqa: E402
 from modelprep.quantize import CalibrationConfig  # noqa: E402
-from pipeline.flows import TestSpec, prepare_model, run_test  # noqa: E402
-from records.results import RunResult  # noqa: E402
+from pipeline.flows import TestSpec, prepare_model  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -47,18 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="registered detector architecture (default yolo11l) or a YOLO-style .onnx")
     p.add_argument("--precision", default="int8", choices=("int8", "f32", "bf16"), help="default int8")
     p.add_argument("--calib-subset", type=int, default=32, help="calibration images (default 32)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--duration", type=int, default=60, help="seconds per run, each tool (default 60)")
-    p.add_argument("--system", default="host", help="profile name or .yaml (default host)")
-    for name in ("streams", "threads", "requests", "batch"):
-        p.add_argument(f"--{name}", type=int, help=f"override the profile's engine {name}")
-    p.add_argument("--quiet-wait", type=float, default=20, help="wait up to S s for an idle machine (0: no)")
-    p.add_argument("--busy-threshold", type=float, default=0.15,
-                   help="other load (cores) that marks a round busy, out of the 'clean' medians")
-    args = p.parse_args(argv)
-    if args.rounds < 1 or args.duration < 1:
-        p.error("--rounds and --duration must be >= 1")
-    return args
+    add_round_args(p, duration=60)
+    return parse_round_args(p, argv)
 
 
 def demo_coco() -> Path:
@@ -93,22 +81,8 @@ def benchmark(args: argparse.Namespace) -> int:
         return run_benchmark_app(model_dir / "model.xml", e, card.inference_precision, args.duration,
                                  cache_dir=WORKSPACE.cache / "ov_cache", out_dir=WORK / "bapp-det" / f"round{i}")
 
-    rounds: list[Round] = []
-    runs: list[tuple[BappResult, RunResult]] = []
-    print_header()
-    for i, bapp, ours in interleave(args.rounds, reference, lambda i: run_test(spec, quiet=True),
-                                    Quiet(args.quiet_wait, args.busy_threshold)):
-        if ours.value.samples_per_second is None:
-            raise HarnessError(f"{ours.value.run_dir}: the harness recorded no samples/s")
-        rounds.append(Round(i, bapp.value.throughput_fps, ours.value.samples_per_second, bapp.foreign_cores,
-                            ours.foreign_cores, ours.value.validity or "?"))
-        runs.append((bapp.value, ours.value))
-        print_row(rounds[-1], args.busy_threshold)
-    print()
-    compare(runs[-1][0].properties, runs[-1][1].compiled_properties)
-    print(f"\ncommands (last round):\n  {shlex.join(runs[-1][0].command)}\n  "
-          f"{shlex.join(['mlperf-cpu', *spec.argv()])}\n"
-          f"wall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}; ours includes the "
+    rounds, _runs = run_rounds(args, reference, spec)
+    print(f"wall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}; ours includes the "
           "decode + NMS of every response; note = LoadGen validity (INVALID only means the warm-up "
           "target_qps was off)")
     print_summary(rounds, args.busy_threshold)  # last line: "ratio <number>"

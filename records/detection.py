@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import numpy as np
 
 from common.errors import HarnessError
 from dataset.coco import CocoSet
+from records.accuracy import load_accuracy_records
 
 FIELDS = 7
 ROW_BYTES = FIELDS * 4
@@ -50,16 +50,8 @@ class DetectionAccuracy:
 def read_detection_log(path: Path) -> dict[int, np.ndarray]:
     """qsl_idx -> [k, 7] float32 detections, first record of each sample (the reference de-dupes so)."""
     path = Path(path)
-    try:
-        records = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise HarnessError(f"{path}: accuracy log missing") from None
-    except json.JSONDecodeError as exc:
-        raise HarnessError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    if not isinstance(records, list):
-        raise HarnessError(f"{path}: expected a JSON list of records")
     out: dict[int, np.ndarray] = {}
-    for position, rec in enumerate(records):
+    for position, rec in enumerate(load_accuracy_records(path)):
         try:
             idx = int(rec["qsl_idx"])
             data = bytes.fromhex(str(rec["data"]))

@@ -8,13 +8,12 @@ and the COCO set is written by the test, so the mAP is small but real.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO, run_cli, run_loadgen_test
+from conftest import run_cli, run_loadgen_test
 from detector_builders import make_coco_set, make_detector
 
 CARD = {"name": "tinydet", "task": "detection", "input_size": 64, "num_classes": 3, "category_ids": [1, 2, 3],

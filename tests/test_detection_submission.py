@@ -19,7 +19,6 @@ from records.results import RunResult
 from records.rules import BENCHMARKS, closed_accuracy_problems, closed_model_problems, parse_metric_txt, rules_for_folder
 from submit.check import check_tree
 from submit.package import package
-from submit.tree import NOT_FOR_SUBMISSION
 
 CARD = {"name": "tinydet", "task": "detection", "input_size": 64, "num_classes": 3, "category_ids": [1, 2, 3],
         "mean": [0, 0, 0], "std": [255, 255, 255], "letterbox_pad": 114, "trained": False, "notes": "untrained"}
