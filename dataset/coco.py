@@ -114,10 +114,11 @@ def _check_records(path: Path, data: dict[str, Any]) -> None:
             raise DatasetError(f"{path}: annotations[{position}]: image id {ann['image_id']} is not in 'images'")
 
 
-def load_coco(image_dir: Path, annotation_file: Path, count: int | None = None) -> CocoSet:
+def load_coco(image_dir: Path, annotation_file: Path, count: int | None = None, check_images: bool = True) -> CocoSet:
     """Read and check a COCO detection set (the first ``count`` images, default all).
 
-    Every listed image must exist under ``image_dir``; a missing one is an error naming it.
+    Every listed image must exist under ``image_dir`` (unless ``check_images`` is off: scoring an
+    accuracy log needs only the annotations); a missing one is an error naming it.
     """
     annotation_file = Path(annotation_file)
     data = _read_json(annotation_file)
@@ -126,7 +127,8 @@ def load_coco(image_dir: Path, annotation_file: Path, count: int | None = None) 
     if not images:
         raise DatasetError(f"{annotation_file}: no images listed")
     names = tuple(str(img["file_name"]) for img in images)
-    check_files_exist(image_dir, list(names), f"COCO image (listed in {annotation_file})")
+    if check_images:
+        check_files_exist(image_dir, list(names), f"COCO image (listed in {annotation_file})")
     ids = np.array([int(img["id"]) for img in images], dtype=np.int64)
     sizes = np.array([(int(img["height"]), int(img["width"])) for img in images], dtype=np.int64)
     if (sizes < 1).any():

@@ -199,6 +199,9 @@ def test_map_from_the_loadgen_accuracy_log_equals_pycocotools_on_the_same_predic
     assert direct > 0 and ours.map == direct  # exactly
     assert result.accuracy.metric == "mAP" and result.accuracy.top1_percent == round(100 * direct, 3)
     text = (result.directory / "accuracy.txt").read_text()
+    cli = run_cli(["accuracy", "--log", str(log), "--val-map", str(coco_root / "annotations" / "instances_val2017.json")],
+                  cwd=workdir)
+    assert cli.returncode == 0 and cli.stdout.strip().splitlines()[-1] == f"mAP={100 * direct:.3f}%", cli.stderr
     assert f"mAP={100 * direct:.3f}%" in text.splitlines()
     assert parse_metric_txt(result.directory / "accuracy.txt", "mAP")[0] == round(100 * direct, 3)
     # The LoadGen path delivered each sample's own predictions: those of plain OpenVINO at batch 1, up
