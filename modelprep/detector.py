@@ -19,7 +19,7 @@ import openvino as ov
 from common.errors import ModelError
 from common.model_metadata import CARD_METADATA_KEY
 from dataset.constants import COCO80_CATEGORY_IDS, LETTERBOX_PAD
-from modelprep.graph import fold_pixel_input
+from modelprep.graph import fold_pixel_input, inspect_classifier
 from modelprep.source import embedded_card
 
 # The fields a detector's ``mlperf_cpu.card`` metadata may carry (models/export for detectors).
@@ -140,8 +140,6 @@ def describe_detector(card: Any) -> str:
 def inspect_for_task(model: ov.Model, task: str, origin: str) -> Any:
     """The ports of ``model`` for ``task``; a detector given to the classification task (and the
     reverse) is refused, naming its output shapes."""
-    from modelprep.graph import inspect_classifier
-
     if task == "detection":
         return inspect_detector(model, origin)
     if yolo_output_index(model) is not None:

@@ -5,7 +5,8 @@ repeats it. In order: an ``mlperf_cpu.card`` JSON entry in the model's metadata
 (ONNX ``metadata_props`` or IR rt_info), else the class count: 1001 classes is
 the MLCommons ``resnet50_v1.onnx`` convention (mean subtraction, no std,
 background class at 0 so label offset -1), 1000 is the torchvision convention
-(mean/std, offset 0). Anything else is refused rather than guessed.
+(mean/std, offset 0). Anything else is refused rather than guessed. A detector
+(``task="detection"``) is recognised and carded by ``modelprep.detector``.
 
 Prepared models are cached by source hash and settings; each is written to a
 temporary directory and renamed into place, so a failure leaves nothing that
