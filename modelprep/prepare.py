@@ -32,7 +32,8 @@ from dataset.constants import (MLPERF_RESNET50_MEAN, MLPERF_RESNET50_STD, REFERE
                                TORCHVISION_MEAN, TORCHVISION_STD)
 from modelprep.agreement import CheckSet, compare
 from modelprep.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, TASKS, ModelCard, card_from_dict
-from modelprep.detector import build_served_detector, describe_detector, detector_card_fields, inspect_for_task
+from modelprep.detector import (build_served_detector, decode_subgraph, describe_detector, detector_card_fields,
+                                inspect_for_task)
 from modelprep.graph import ClassifierPorts, build_served_model
 from modelprep.quantize import CalibrationConfig, load_calibration_samples, quantize_int8
 from modelprep.source import embedded_card, read_source, source_files
@@ -150,6 +151,7 @@ def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
                 "preset": cal.preset, "fbc": cal.fast_bias_correction}}
     if req.task != "classification":  # classifiers keep their earlier prepared directories
         blob["task"] = req.task
+        blob["detector_v"] = 2  # 2: INT8 keeps the box decoding in float
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -180,11 +182,13 @@ def prepare(req: PrepareRequest) -> Path:
         assert req.calibration is not None
         calib = load_calibration_samples(req.calibration, card.preprocess, req.cache_dir)
         fp32 = served
-        served = quantize_int8(served, calib, req.calibration)
+        keep_float = decode_subgraph(served) if card.is_detector else []
+        served = quantize_int8(served, calib, req.calibration, keep_float)
         card = ModelCard(**{**asdict(card), "calibration": {
             "list": str(req.calibration.list_file), "list_sha256": sha256_files([req.calibration.list_file]),
             "images": len(calib), "subset_size": min(req.calibration.subset_size or len(calib), len(calib)),
-            "preset": req.calibration.preset, "tool": "nncf.quantize"}})
+            "preset": req.calibration.preset, "tool": "nncf.quantize",
+            **({"kept_in_float": f"box decoding ({len(keep_float)} ops)"} if keep_float else {})}})
         if req.check is not None and not card.is_detector:  # the check compares top-1 labels
             check = compare(fp32, served, req.check, card.preprocess, card.num_classes, req.cache_dir,
                             req.calibration.list_file, card.inference_precision)

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 DEMO_MODEL = REPO / "models" / "weights" / "decinet_demo.onnx"
 DETECTOR_DEMO_MODEL = REPO / "models" / "weights" / "detector_demo.onnx"
+DETECTOR_PRESET = "mixed"  # the NNCF preset the detection demo calibrates with (run_detection_demo)
 # Demo performance runs: short and NON-OFFICIAL (target QPS from a timed warm-up).
 DEMO_OVERRIDES = Overrides(min_duration_ms=10_000, min_query_count=1, target_qps=0)
 
@@ -192,7 +193,9 @@ def run_detection_demo(req: PipelineRequest) -> list[RunResult]:
              "performance runs")
     ws = req.workspace
     root = build_coco_demo(ws.demo_data.with_name(ws.demo_data.name + "-coco"))
-    calibration = CalibrationConfig(root / "train2017", root / "cal_list.txt")
+    # MIXED (asymmetric activations): on the demo detector 0.4 mAP points under FP32, against 1.3
+    # with the symmetric PERFORMANCE preset (busy 2-core host; README "Object detection").
+    calibration = CalibrationConfig(root / "train2017", root / "cal_list.txt", preset=DETECTOR_PRESET)
     runs = []
     for precision in ("f32", "int8"):
         model_dir = prepare_model(str(DETECTOR_DEMO_MODEL), precision, ws, calibration, task="detection")
@@ -312,7 +315,8 @@ def run_submission(req: PipelineRequest, command: str = "") -> Any:
     rules = benchmark_rules(loadgen_model(req.task))
     scenarios = rules.required_scenarios(req.category) if req.category else req.scenarios
     check = None if req.detection else CheckSet(req.dataset, req.val_map or req.dataset / "val_map.txt", 1000)
-    calibration = CalibrationConfig(req.calib_dir or req.dataset, req.calib_list)
+    preset = DETECTOR_PRESET if demo and req.detection else "performance"
+    calibration = CalibrationConfig(req.calib_dir or req.dataset, req.calib_list, preset=preset)
     model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check, task=req.task)
     if req.division == "closed":  # refuse now, not after hours of runs
         problems = closed_model_problems(load_card(model_dir), model_dir / "card.json")
