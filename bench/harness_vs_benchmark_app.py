@@ -29,6 +29,7 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import shlex  # noqa: E402
 import time  # noqa: E402
+from typing import Callable  # noqa: E402
 
 import yaml  # noqa: E402
 
@@ -53,15 +54,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--model", default="resnet50", help="registered architecture (default resnet50)")
     p.add_argument("--precision", default="int8", choices=("int8", "f32", "bf16"), help="default int8")
     p.add_argument("--calib-subset", type=int, help="calibration images (default: the whole demo list)")
+    add_round_args(p, duration=20)
+    p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    return parse_round_args(p, argv)
+
+
+def add_round_args(p: argparse.ArgumentParser, duration: int) -> None:
+    """Rounds, duration, system and its engine overrides, quiet wait: what an interleaved comparison takes."""
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--duration", type=int, default=20, help="seconds per run, each tool (default 20)")
+    p.add_argument("--duration", type=int, default=duration, help=f"seconds per run, each tool (default {duration})")
     p.add_argument("--system", default="host", help="profile name or .yaml (default host)")
     for name in ("streams", "threads", "requests", "batch"):
         p.add_argument(f"--{name}", type=int, help=f"override the profile's engine {name}")
     p.add_argument("--quiet-wait", type=float, default=20, help="wait up to S s for an idle machine (0: no)")
     p.add_argument("--busy-threshold", type=float, default=0.15,
                    help="other load (cores) that marks a round busy, out of the 'clean' medians")
-    p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+
+
+def parse_round_args(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse, refusing fewer than one round or second."""
     args = p.parse_args(argv)
     if args.rounds < 1 or args.duration < 1:
         p.error("--rounds and --duration must be >= 1")
@@ -96,6 +107,28 @@ def compare(bapp: dict[str, str], ours: dict[str, str]) -> None:
         print(f"  {k:<30} {b:<30} {o}{'' if b == o else '   <- differs'}")
 
 
+def run_rounds(args: argparse.Namespace, reference: Callable[[int], BappResult], spec: TestSpec
+               ) -> tuple[list[Round], list[tuple[BappResult, RunResult]]]:
+    """``args.rounds`` interleaved rounds of ``reference`` (benchmark_app) and the harness's ``spec``
+    test: the per-round table, then the compiled properties and commands of the last round."""
+    rounds: list[Round] = []
+    runs: list[tuple[BappResult, RunResult]] = []
+    print_header()
+    for i, bapp, ours in interleave(args.rounds, reference, lambda i: run_test(spec, quiet=True),
+                                    Quiet(args.quiet_wait, args.busy_threshold)):
+        if ours.value.samples_per_second is None:
+            raise HarnessError(f"{ours.value.run_dir}: the harness recorded no samples/s")
+        rounds.append(Round(i, bapp.value.throughput_fps, ours.value.samples_per_second, bapp.foreign_cores,
+                            ours.foreign_cores, ours.value.validity or "?"))
+        runs.append((bapp.value, ours.value))
+        print_row(rounds[-1], args.busy_threshold)
+    print()
+    compare(runs[-1][0].properties, runs[-1][1].compiled_properties)
+    print(f"\ncommands (last round):\n  {shlex.join(runs[-1][0].command)}\n  "
+          f"{shlex.join(['mlperf-cpu', *spec.argv()])}")
+    return rounds, runs
+
+
 def benchmark(args: argparse.Namespace) -> int:
     """Prepare once, run the interleaved rounds, print the table, medians and ratio."""
     start = time.perf_counter()
@@ -117,22 +150,8 @@ def benchmark(args: argparse.Namespace) -> int:
         return run_benchmark_app(model_dir / "model.xml", e, card.inference_precision, args.duration,
                                  cache_dir=WORKSPACE.cache / "ov_cache", out_dir=WORK / "bapp" / f"round{i}")
 
-    rounds: list[Round] = []
-    runs: list[tuple[BappResult, RunResult]] = []
-    print_header()
-    for i, bapp, ours in interleave(args.rounds, reference, lambda i: run_test(spec, quiet=True),
-                                    Quiet(args.quiet_wait, args.busy_threshold)):
-        if ours.value.samples_per_second is None:
-            raise HarnessError(f"{ours.value.run_dir}: the harness recorded no samples/s")
-        rounds.append(Round(i, bapp.value.throughput_fps, ours.value.samples_per_second, bapp.foreign_cores,
-                            ours.foreign_cores, ours.value.validity or "?"))
-        runs.append((bapp.value, ours.value))
-        print_row(rounds[-1], args.busy_threshold)
-    print()
-    compare(runs[-1][0].properties, runs[-1][1].compiled_properties)
-    print(f"\ncommands (last round):\n  {shlex.join(runs[-1][0].command)}\n  "
-          f"{shlex.join(['mlperf-cpu', *spec.argv()])}\n"
-          f"wall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}; "
+    rounds, runs = run_rounds(args, reference, spec)
+    print(f"wall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}; "
           "note = LoadGen validity (INVALID only means the warm-up target_qps was off)")
     summaries = print_summary(rounds, args.busy_threshold)  # last line: "ratio <number>"
     if args.json:

@@ -83,9 +83,14 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                              args.check_count)
     source = resolve_source(args.model, args.out / "sources")
     req = PrepareRequest(source, args.precision, args.out, args.cache_dir, args.layout, calibration,
-                         args.int8_rest, check, _card_overrides(args))
+                         args.int8_rest, check, _card_overrides(args), args.task)
     out = prepare(req)
-    print(f"preprocessing: {describe_preprocessing(load_card(out))}", file=sys.stderr)
+    card = load_card(out)
+    if card.is_detector:
+        from modelprep.detector import describe_detector
+        print(f"preprocessing: {describe_detector(card)}", file=sys.stderr)
+    else:
+        print(f"preprocessing: {describe_preprocessing(card)}", file=sys.stderr)
     print(out)
     return 0
 
@@ -96,7 +101,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from harness.profile import load_profile
     from harness.runner import RunRequest, execute
 
-    val_map = args.val_map or args.dataset / "val_map.txt"
+    from dataset.coco import default_label_file
+
+    val_map = args.val_map or default_label_file(args.dataset)  # val_map.txt, or a COCO annotation file
     if not args.dataset.is_dir():
         raise ConfigError(f"--dataset {args.dataset}: directory not found")
     try:
@@ -117,7 +124,10 @@ def _print_result(result: "RunResult") -> None:  # noqa: F821 - imported lazily
     print(f"mode         : {result.mode.value} ({result.scenario.value})")
     if result.accuracy is not None:
         a = result.accuracy
-        print(f"accuracy     : {a.top1_percent:.3f}% ({a.good}/{a.total})")
+        if a.metric == "mAP":
+            print(f"accuracy     : mAP={a.top1_percent:.3f}% ({a.total} images)")
+        else:
+            print(f"accuracy     : {a.top1_percent:.3f}% ({a.good}/{a.total})")
     else:
         value, unit = result.metric
         print(f"result       : {result.validity}" + (f" ({'; '.join(result.invalid_because())})"
@@ -295,6 +305,16 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
     from dataset.val_map import parse_val_map
     from records.accuracy import read_accuracy_log, top1, write_accuracy_txt
 
+    if args.val_map.suffix == ".json":  # a COCO annotation file: the detection benchmark's mAP
+        from dataset.coco import load_coco
+        from records.detection import coco_map, read_detection_log, write_map_txt
+
+        coco = load_coco(args.val_map.parent, args.val_map, check_images=False)
+        mean_ap = coco_map(read_detection_log(args.log), coco, str(args.log))
+        if args.out:
+            write_map_txt(mean_ap, args.out)
+        print(f"{mean_ap.summary}{mean_ap.line()}")
+        return 0
     samples = parse_val_map(args.val_map)
     result = top1(read_accuracy_log(args.log), samples, str(args.log))
     if args.out:
@@ -332,7 +352,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     req = PipelineRequest(ws, args.model, args.dataset, args.calib_list, args.calib_dir, args.val_map, args.system,
                           args.precision, args.mode, args.user_conf, args.submission, args.org, args.out,
                           args.compliance, args.tune, parse_assignments(args.set), scenarios, args.category,
-                          args.division)
+                          args.division, args.task)
     if args.submission:
         done = run_submission(req, args.command_line)
         print(f"packaged     : {', '.join(str(d) for d in done.scenario_dirs)}")
@@ -370,6 +390,9 @@ def _add_pipeline(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work", type=Path, default=DEFAULT_WORK,
                    help="prepared models and the preprocessed-image cache (default: ./work)")
     p.add_argument("--demo-data", type=Path, default=Path("data/demo"), help="where the demo dataset is built")
+    p.add_argument("--task", choices=("classification", "detection"), default="classification",
+                   help="detection: a YOLO-style detector on a COCO-layout --dataset (<dir>/val2017 + "
+                        "annotations/instances_val2017.json), scored in mAP; no model: the detection demo")
     s = p.add_argument_group("a whole submission for one system")
     s.add_argument("--submission", action="store_true",
                    help="run everything with official settings and build an open-division tree")
@@ -407,6 +430,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check-val-map", type=Path, help="default: <check-dataset>/val_map.txt")
     p.add_argument("--check-count", type=int, default=1000, help="held-out samples to check (default 1000)")
     p.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW", help="uint8 input layout")
+    p.add_argument("--task", choices=("classification", "detection"), default="classification",
+                   help="detection: a YOLO-style [N, 4+classes, anchors] detector (COCO mAP; README "
+                        "'Object detection')")
     p.add_argument("--out", type=Path, default=DEFAULT_WORK / "models", help="prepared-model root")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")
     c = p.add_argument_group("model card (override what the model's metadata or class count implies; see README)")
@@ -484,9 +510,10 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--work", type=Path, default=DEFAULT_WORK)
     m.set_defaults(handler=_cmd_models)
 
-    a = sub.add_parser("accuracy", help="accuracy.txt from mlperf_log_accuracy.json + val_map.txt")
+    a = sub.add_parser("accuracy", help="accuracy.txt from mlperf_log_accuracy.json + val_map.txt "
+                                        "(or a COCO instances_*.json: mAP)")
     a.add_argument("--log", type=Path, required=True)
-    a.add_argument("--val-map", type=Path, required=True)
+    a.add_argument("--val-map", type=Path, required=True, help="val_map.txt, or a COCO annotation file (.json)")
     a.add_argument("--out", type=Path)
     a.set_defaults(handler=_cmd_accuracy)
 

@@ -61,7 +61,7 @@ def _package_command(args: argparse.Namespace) -> str:
              *model, "--org", args.org, "--out", str(args.out)]
     if args.system_name:
         parts += ["--system-name", args.system_name]
-    if args.benchmark != "resnet50":
+    if args.benchmark is not None:
         parts += ["--benchmark", args.benchmark]
     if args.division != "open":
         parts += ["--division", args.division]
@@ -180,8 +180,9 @@ def add_subcommands(sub: Any) -> None:
     p.add_argument("--model", help="or: the model folder under results/<system>/, e.g. resnet50-int8")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="submission tree root (default: submission)")
     p.add_argument("--system-name", help="system folder/JSON name in the tree (default: the profile name)")
-    p.add_argument("--benchmark", default="resnet50",
-                   help="benchmark folder (default resnet50; another name is mapped to resnet in model_mapping.json)")
+    p.add_argument("--benchmark",
+                   help="benchmark folder (default: resnet50, or yolo-99 for a detector; yolo-95 takes the 95 %% "
+                        "target; another name is mapped to the benchmark in model_mapping.json)")
     p.add_argument("--user-conf", type=Path, help="the user.conf the runs read (default: the path in result.json)")
     p.add_argument("--src-root", type=Path, default=Path("."), help="git work tree whose tracked files go to src/")
     p.add_argument("--replace", action="store_true", help="overwrite this result and system JSON if present")

@@ -9,6 +9,15 @@ from typing import TypeVar
 E = TypeVar("E", bound=enum.Enum)
 
 BENCHMARK = "resnet50"  # LoadGen keys the round's rules on this exact model name
+# The LoadGen model name (mlperf.conf, user.conf keys) of each task's benchmark.
+LOADGEN_MODELS = {"classification": BENCHMARK, "detection": "yolo"}
+
+
+def loadgen_model(task: str) -> str:
+    """The LoadGen model name of a card's task: ``resnet50`` or ``yolo``."""
+    if task not in LOADGEN_MODELS:
+        raise ValueError(f"task: expected one of {sorted(LOADGEN_MODELS)}, got {task!r}")
+    return LOADGEN_MODELS[task]
 
 
 def _parse(cls: type[E], kind: str, text: str) -> E:

@@ -13,3 +13,11 @@ TORCHVISION_STD = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 # The reference resizes the short side to int(100 * crop / 87.5), i.e. 256 for 224.
 REFERENCE_CROP_PCT = 0.875
 
+
+# COCO detection: the 80 classes a COCO-trained detector outputs are the 80 category ids in use
+# out of 1..90 (ids 12, 26, 29, 30, 45, 66, 68, 69, 71 and 83 were never annotated).
+COCO_UNUSED_CATEGORY_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
+COCO80_CATEGORY_IDS = tuple(i for i in range(1, 91) if i not in COCO_UNUSED_CATEGORY_IDS)
+# Ultralytics-style letterbox grey and the MLCommons reference's detection settings
+# (Ultralytics predict(conf=0.001) with its default IoU 0.7 and 300 detections per image).
+LETTERBOX_PAD = 114

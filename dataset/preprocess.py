@@ -23,6 +23,7 @@ from common.errors import ConfigError, DatasetError
 
 _INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR, "cubic": cv2.INTER_CUBIC}
 _LAYOUTS = ("NCHW", "NHWC")
+RESIZE_MODES = ("crop", "letterbox")  # classifiers: short side + centre crop; detectors: letterbox
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class PreprocessSpec:
     crop_pct: float = REFERENCE_CROP_PCT
     interpolation: str = "area"
     layout: str = "NCHW"
+    resize: str = "crop"
+    pad_value: int = 114  # letterbox only: the grey the borders are filled with
 
     def __post_init__(self) -> None:
         if not isinstance(self.input_size, int) or self.input_size < 8:
@@ -44,6 +47,10 @@ class PreprocessSpec:
                 f"interpolation: expected one of {sorted(_INTERPOLATIONS)}, got {self.interpolation!r}")
         if self.layout not in _LAYOUTS:
             raise ConfigError(f"layout: expected one of {_LAYOUTS}, got {self.layout!r}")
+        if self.resize not in RESIZE_MODES:
+            raise ConfigError(f"resize: expected one of {RESIZE_MODES}, got {self.resize!r}")
+        if not 0 <= int(self.pad_value) <= 255:
+            raise ConfigError(f"letterbox pad value: expected 0..255, got {self.pad_value!r}")
 
     @property
     def resize_size(self) -> int:
@@ -58,7 +65,10 @@ class PreprocessSpec:
 
     def key(self) -> str:
         """Stable hash of every parameter (and the dtype) that changes the cached bytes."""
-        blob = json.dumps({**asdict(self), "dtype": "uint8", "version": 1}, sort_keys=True)
+        fields = asdict(self)
+        if self.resize == "crop":  # the classifiers' keys (and caches) from before letterbox existed
+            del fields["resize"], fields["pad_value"]
+        blob = json.dumps({**fields, "dtype": "uint8", "version": 1}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -100,9 +110,45 @@ def center_crop(img: np.ndarray, size: int) -> np.ndarray:
     return img[top:top + size, left:left + size]
 
 
+@dataclass(frozen=True)
+class Letterbox:
+    """Where an image of ``height`` x ``width`` lands in a letterboxed square input: scaled by
+    ``scale`` (aspect kept), ``new_w`` x ``new_h`` pixels, offset by ``pad_x``, ``pad_y``."""
+
+    scale: float
+    new_w: int
+    new_h: int
+    pad_x: int
+    pad_y: int
+
+
+def letterbox_geometry(height: int, width: int, size: int) -> Letterbox:
+    """The letterbox of a ``height`` x ``width`` image in a ``size`` square, centred.
+
+    A function of the original size alone, so the post-processor maps boxes back with the
+    sizes the annotation file gives, without keeping anything from preprocessing.
+    """
+    scale = min(size / height, size / width)
+    new_w = min(size, max(1, int(round(width * scale))))
+    new_h = min(size, max(1, int(round(height * scale))))
+    return Letterbox(scale, new_w, new_h, (size - new_w) // 2, (size - new_h) // 2)
+
+
+def letterbox(rgb: np.ndarray, size: int, pad_value: int) -> np.ndarray:
+    """Resize keeping aspect (bilinear) into a ``size`` square filled with ``pad_value``, centred."""
+    geo = letterbox_geometry(rgb.shape[0], rgb.shape[1], size)
+    out = np.full((size, size, 3), pad_value, dtype=np.uint8)
+    resized = cv2.resize(rgb, (geo.new_w, geo.new_h), interpolation=cv2.INTER_LINEAR)
+    out[geo.pad_y:geo.pad_y + geo.new_h, geo.pad_x:geo.pad_x + geo.new_w] = resized
+    return out
+
+
 def preprocess_array(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """Turn a decoded RGB image into one uint8 sample of ``spec.sample_shape``."""
-    out = center_crop(resize_short_side(rgb, spec), spec.input_size)
+    if spec.resize == "letterbox":
+        out = letterbox(rgb, spec.input_size, spec.pad_value)
+    else:
+        out = center_crop(resize_short_side(rgb, spec), spec.input_size)
     if out.shape[:2] != (spec.input_size, spec.input_size):
         raise DatasetError(
             f"image of shape {rgb.shape[:2]} is too small to crop {spec.input_size} after resize")

@@ -29,6 +29,8 @@ from records.loadgen_logs import read_detail
 
 TEST01_ACCURACY_LOG_SEED = 720381539243781796
 TEST01_SAMPLING_TARGET = 4096
+# compliance/TEST01/<model>/audit.config: the responses TEST01 samples into its log, per LoadGen model.
+TEST01_SAMPLING_TARGETS = {"resnet50": TEST01_SAMPLING_TARGET, "yolo": 64}
 TEST04_SAME_INDEX = 3
 PERFORMANCE_TOLERANCE = 0.10
 
@@ -43,21 +45,25 @@ VERIFY_PERFORMANCE, VERIFY_ACCURACY = "verify_performance.txt", "verify_accuracy
 VERIFY_FILES = (VERIFY_PERFORMANCE, VERIFY_ACCURACY)
 
 
-def audit_config_text(test: str) -> str:
-    """The audit settings of ``test`` in LoadGen's conf format, for every model and scenario."""
+def audit_config_text(test: str, model: str = "resnet50") -> str:
+    """The audit settings of ``test`` for LoadGen model ``model`` in LoadGen's conf format, for every
+    scenario (LoadGen applies an audit config with model "*")."""
     lines = [f"# {test} audit settings (written by mlperf-cpu; deleted after the run)"]
-    lines += [f"*.*.{key} = {value}" for key, value in _AUDIT_SETTINGS[test].items()]
+    settings = dict(_AUDIT_SETTINGS[test])
+    if test == "TEST01":
+        settings["accuracy_log_sampling_target"] = TEST01_SAMPLING_TARGETS.get(model, TEST01_SAMPLING_TARGET)
+    lines += [f"*.*.{key} = {value}" for key, value in settings.items()]
     return "\n".join(lines) + "\n"
 
 
 @contextlib.contextmanager
-def audit_config(test: str) -> Iterator[Path]:
-    """A temporary audit config file for ``test``, removed on exit whatever happens."""
+def audit_config(test: str, model: str = "resnet50") -> Iterator[Path]:
+    """A temporary audit config file for ``test`` (of LoadGen model ``model``), removed on exit whatever happens."""
     fd, name = tempfile.mkstemp(prefix=f"mlperf-cpu-{test}-", suffix=".config")
     path = Path(name)
     try:
         with os.fdopen(fd, "w") as fh:
-            fh.write(audit_config_text(test))
+            fh.write(audit_config_text(test, model))
         yield path
     finally:
         path.unlink(missing_ok=True)

@@ -21,17 +21,19 @@ from typing import Any
 from common.errors import ConfigError, EngineError, HarnessError, RunInterrupted
 from common.files import sha256_file
 from common.loadgen_conf import lookup, parse_user_conf
-from common.testspec import BENCHMARK, Mode, Overrides, Scenario
+from common.testspec import Mode, Overrides, Scenario, loadgen_model
 from dataset.cache import build_cache
+from dataset.coco import CocoSet, load_coco, resolve_coco
 from dataset.val_map import parse_val_map
 from harness.compliance import (VERIFY_ACCURACY, VERIFY_PERFORMANCE, audit_config, verify_performance,
                                 verify_test01_accuracy)
 from modelprep.card import ModelCard, load_card
 from records import results as tree
 from records.accuracy import ACCURACY_TXT, read_accuracy_log, top1, write_accuracy_txt
+from records.detection import coco_map, read_detection_log, write_map_txt
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
 from records.results import LOADGEN_KEYS, AccuracyFigures, RunResult
-from records.rules import MIN_PERFORMANCE_SAMPLE_COUNT, run_problems
+from records.rules import performance_sample_count, run_problems
 from sut.config import EngineConfig, SystemProfile
 
 log = logging.getLogger(__name__)
@@ -116,6 +118,7 @@ def _new_record(req: RunRequest, card: ModelCard, run_dir: Path) -> RunResult:
     versions = {name: distribution_version(dist) or "" for name, dist in
                 (("loadgen", "mlcommons-loadgen"), ("openvino", "openvino"), ("nncf", "nncf"))}
     return RunResult(mode=req.mode, scenario=req.scenario, card=card, profile=req.profile,
+                     benchmark=loadgen_model(card.task),
                      run_dir=str(run_dir.resolve()),
                      user_conf=str(Path(req.user_conf).resolve()), user_conf_sha256=sha256_file(req.user_conf),
                      model_dir=str(Path(req.model_dir).resolve()), dataset_dir=str(Path(req.dataset_dir).resolve()),
@@ -148,19 +151,28 @@ def execute(req: RunRequest) -> RunResult:
     record = _new_record(req, card, run_dir)
     qsl: Any = None
     sut: Any = None
+    model_name = loadgen_model(card.task)  # the user.conf / mlperf.conf key
     try:
         steps.next()  # Reading dataset
-        samples = parse_val_map(req.val_map, card.num_classes)
+        coco: CocoSet | None = None
+        if card.is_detector:  # COCO layout: images in annotation-file order (dataset.coco)
+            coco = load_coco(*resolve_coco(req.dataset_dir, req.val_map))
+            samples, image_dir = coco.samples, coco.image_dir
+        else:
+            samples, image_dir = parse_val_map(req.val_map, card.num_classes), req.dataset_dir
         steps.next()  # Preprocessing
-        cache = build_cache(req.dataset_dir, samples, card.preprocess, req.cache_dir)
+        cache = build_cache(image_dir, samples, card.preprocess, req.cache_dir)
         steps.next()  # Compiling
         core = ov.Core()
         engine = req.profile.engine_for(req.scenario.value)
         perf_count = int(req.overrides.performance_sample_count
-                         or lookup(conf, BENCHMARK, req.scenario.value, "performance_sample_count_override")
-                         or MIN_PERFORMANCE_SAMPLE_COUNT)
+                         or lookup(conf, model_name, req.scenario.value, "performance_sample_count_override")
+                         or performance_sample_count(model_name))
         # Its bank's capacity is the compiled model's bank size; in shared memory for several instances.
         qsl = SampleLibrary(cache, perf_count, shared=engine.instances > 1)
+        if engine.instances > 1 and coco is not None:
+            raise ConfigError(f"profile {req.profile.name}: {engine.instances} instances; detectors run on one "
+                              "instance (set engine.instances = 1 for this scenario)")
         if engine.instances > 1:  # each instance process compiles its own copy (sut.instances)
             sut = make_instances_sut(req.scenario, qsl, req.model_dir, engine, req.cache_dir / "ov_cache")
             properties = sut.compiled_properties
@@ -175,13 +187,17 @@ def execute(req: RunRequest) -> RunResult:
         record.inference_precision = properties.get("INFERENCE_PRECISION_HINT")
         steps.next()  # Configuring LoadGen
         settings = lg.TestSettings()
-        if settings.FromConfig(str(req.user_conf), BENCHMARK, req.scenario.value) != 0:
+        if settings.FromConfig(str(req.user_conf), model_name, req.scenario.value) != 0:
             raise ConfigError(f"{req.user_conf}: LoadGen could not read it")
         settings.scenario = getattr(lg.TestScenario, req.scenario.value)
         # Compliance modes run as performance tests; their audit config switches on the rest.
         settings.mode = lg.TestMode.AccuracyOnly if req.mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
         if sut is None:
-            sut = make_sut(req.scenario, qsl, compiled, engine)
+            post = None
+            if coco is not None:
+                from sut.detection import post_for
+                post = post_for(card, coco.sizes)
+            sut = make_sut(req.scenario, qsl, compiled, engine, post)
         steps.next()  # Warming up
         warm = list(range(min(qsl.performance_count, 256)))
         qsl.load_samples(warm)
@@ -194,10 +210,10 @@ def execute(req: RunRequest) -> RunResult:
         if measure_s:
             record.warmup_samples_per_second = round(warm_qps, 1)
         _apply_overrides(settings, req.scenario, req.overrides, warm_qps)
-        _warn_if_slow_server_accuracy(settings, req, len(samples))
+        _warn_if_slow_server_accuracy(settings, req, len(samples), model_name)
         steps.next()  # Running
         if req.mode.is_compliance:
-            with audit_config(req.mode.value) as audit_path:
+            with audit_config(req.mode.value, model_name) as audit_path:
                 record.audit_config = audit_path.read_text()
                 _run_loadgen(lg, settings, sut, qsl, record, audit_path)
         else:
@@ -209,7 +225,11 @@ def execute(req: RunRequest) -> RunResult:
         error = sut.first_error()
         if error is not None:
             raise EngineError(f"inference failed during the test: {error}")
-        if req.mode is Mode.ACCURACY:
+        if req.mode is Mode.ACCURACY and coco is not None:
+            mean_ap = coco_map(read_detection_log(run_dir / ACCURACY_LOG), coco, str(run_dir / ACCURACY_LOG))
+            write_map_txt(mean_ap, run_dir / ACCURACY_TXT)
+            record.accuracy = AccuracyFigures(round(mean_ap.percent, 3), 0, mean_ap.images, len(samples), "mAP")
+        elif req.mode is Mode.ACCURACY:
             acc = top1(read_accuracy_log(run_dir / ACCURACY_LOG), samples, str(run_dir / ACCURACY_LOG))
             write_accuracy_txt(acc, run_dir / ACCURACY_TXT)
             record.accuracy = AccuracyFigures(round(acc.percent, 3), acc.good, acc.total, len(samples))
@@ -253,19 +273,20 @@ def make_instances_sut(scenario: Scenario, qsl: Any, model_dir: Path, engine: En
     return MultiInstanceSUT(scenario.value, qsl, model_dir, engine, cache_dir)
 
 
-def make_sut(scenario: Scenario, qsl: Any, compiled: Any, engine: EngineConfig) -> Any:
-    """The SUT of ``scenario`` over a pool of ``engine.infer_requests`` requests."""
+def make_sut(scenario: Scenario, qsl: Any, compiled: Any, engine: EngineConfig, post: Any = None) -> Any:
+    """The SUT of ``scenario`` over a pool of ``engine.infer_requests`` requests (``post``: a
+    detector's post-processor, sut.detection)."""
     from sut.sut import DirectSUT, OfflineSUT, ServerSUT
 
     if scenario is Scenario.OFFLINE:
         engine.warn_if_throughput_starved()
-        return OfflineSUT(qsl, compiled, engine.infer_requests)
+        return OfflineSUT(qsl, compiled, engine.infer_requests, post)
     if scenario is Scenario.SERVER and not (engine.batch_size == 1 and engine.max_wait_us == 0):
-        return ServerSUT(qsl, compiled, engine.infer_requests, engine.max_wait_us)
+        return ServerSUT(qsl, compiled, engine.infer_requests, engine.max_wait_us, post)
     # SingleStream, MultiStream, and per-query Server dispatch (batch 1, no wait): straight into an
     # idle request on LoadGen's issue thread. Measured for Server on 2 cores (decinet_s, 80 qps,
     # 20 s runs): p99 13.6 / 12.6 ms this way vs 17.3 / 14.5 ms through the dispatcher thread.
-    return DirectSUT(qsl, compiled, engine.infer_requests)
+    return DirectSUT(qsl, compiled, engine.infer_requests, post)
 
 
 def _apply_overrides(settings: Any, scenario: Scenario, overrides: Overrides, warm_qps: float) -> None:
@@ -296,14 +317,14 @@ def _apply_overrides(settings: Any, scenario: Scenario, overrides: Overrides, wa
         log.warning("NON-OFFICIAL settings (this run cannot be submitted): %s", overrides.active())
 
 
-def _warn_if_slow_server_accuracy(settings: Any, req: RunRequest, total: int) -> None:
+def _warn_if_slow_server_accuracy(settings: Any, req: RunRequest, total: int, model_name: str) -> None:
     """Server accuracy queries arrive at target_qps: a low one makes the run last for hours."""
     if req.scenario is Scenario.SERVER and req.mode is Mode.ACCURACY:
         seconds = total / max(settings.server_target_qps, 1e-9)
         if seconds > 600:
             log.warning("Server accuracy run: %d samples at target_qps %.1f take about %.0f s; set "
                         "%s.Server.target_qps in %s (mlperf-cpu tune --scenario Server)", total,
-                        settings.server_target_qps, seconds, BENCHMARK, req.user_conf)
+                        settings.server_target_qps, seconds, model_name, req.user_conf)
 
 
 def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import yaml
 
 from common.errors import ConfigError
 from common.loadgen_conf import set_value
-from common.testspec import BENCHMARK, Scenario
+from common.testspec import Scenario, loadgen_model
 from harness.profile import DEFAULT_CONFIG_DIR
 from modelprep.card import ModelCard, load_card
 from sut.config import EngineConfig, SystemProfile
@@ -148,10 +148,11 @@ def tune_and_record(model_dir: Path, base: SystemProfile, user_conf: Path, *, se
         log.warning("Offline target_qps assumes the %d instances each reach the measured %.1f samples/s",
                     instances, best.samples_per_second)
     target = round(best.samples_per_second * instances * margin, 1)
-    set_value(user_conf, BENCHMARK, Scenario.OFFLINE.value, "target_qps", target)
+    model = loadgen_model(card.task)  # resnet50 or yolo: the user.conf key
+    set_value(user_conf, model, Scenario.OFFLINE.value, "target_qps", target)
     return points, TuneOutcome(path, name, "target_qps", target,
                                f"best: {best.samples_per_second:.1f} samples/s -> profile {path}; "
-                               f"{user_conf}: {BENCHMARK}.Offline.target_qps = {target:.1f}")
+                               f"{user_conf}: {model}.Offline.target_qps = {target:.1f}")
 
 
 # Expected latency below the measured median: LoadGen then generates more queries than
@@ -174,7 +175,8 @@ def tune_latency_and_record(model_dir: Path, base: SystemProfile, scenario: Scen
                          f"Written by `mlperf-cpu tune --scenario {scenario.value}` for {card.label}: "
                          f"p{best.percentile:g} {best.latency_ms:.3f} ms measured on this machine.")
     expected = round(best.median_ms * EXPECTED_LATENCY_FRACTION, 3)
-    set_value(user_conf, BENCHMARK, scenario.value, "target_latency", expected, digits=3)
+    model = loadgen_model(card.task)
+    set_value(user_conf, model, scenario.value, "target_latency", expected, digits=3)
     return points, TuneOutcome(path, name, "target_latency", expected,
                                f"best: p{best.percentile:g} {best.latency_ms:.3f} ms -> profile {path}; "
-                               f"{user_conf}: {BENCHMARK}.{scenario.value}.target_latency = {expected}")
+                               f"{user_conf}: {model}.{scenario.value}.target_latency = {expected}")

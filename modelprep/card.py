@@ -19,6 +19,8 @@ CARD_FILE = "card.json"
 MODEL_FILE = "model.xml"
 PRECISIONS = ("f32", "bf16", "int8")
 INFERENCE_PRECISIONS = ("f32", "bf16")
+TASKS = ("classification", "detection")
+NMS_PLACES = ("postprocess",)  # where box decoding + NMS run (sut.detection); no in-graph NMS yet
 
 
 @dataclass(frozen=True)
@@ -50,11 +52,20 @@ class ModelCard:
     calibration: dict[str, Any] = field(default_factory=dict)
     accuracy_check: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    # Detection (task "detection"): a YOLO-style [N, 4+classes, anchors] output, decoded and
+    # NMS'd by the post-processor with the MLCommons reference's Ultralytics predict() settings.
+    task: str = "classification"
+    category_ids: tuple[int, ...] = ()  # class index -> COCO category id (default: the 80 -> 91 table)
+    letterbox_pad: int = 114
+    conf_threshold: float = 0.001
+    iou_threshold: float = 0.7
+    max_detections: int = 300
+    nms: str = "postprocess"
 
     # Fields that identify the served model: runs packaged together must agree on all of them.
     IDENTITY_FIELDS: ClassVar[tuple[str, ...]] = (
         "source_sha256", "precision", "inference_precision", "name", "source", "calibration", "layout",
-        "input_size", "mean", "std", "label_offset")
+        "input_size", "mean", "std", "label_offset", "task", "category_ids")
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -65,8 +76,12 @@ class ModelCard:
         if self.precision != "int8" and self.inference_precision != self.precision:
             raise ConfigError(f"card: a {self.precision} model cannot run with inference_precision "
                               f"{self.inference_precision}")
-        if self.num_classes < 2:
+        if self.task not in TASKS:
+            raise ConfigError(f"card task: expected one of {TASKS}, got {self.task!r}")
+        if self.num_classes < (2 if self.task == "classification" else 1):
             raise ConfigError(f"card num_classes: expected >= 2, got {self.num_classes}")
+        if self.task == "detection":
+            check_detection_fields(self)
         for name in ("mean", "std"):
             value = getattr(self, name)
             if len(value) != 3:
@@ -84,7 +99,14 @@ class ModelCard:
     @property
     def preprocess(self) -> PreprocessSpec:
         """The geometry the dataset cache must produce for this model."""
+        if self.task == "detection":
+            return PreprocessSpec(self.input_size, 1.0, "linear", self.layout, "letterbox", self.letterbox_pad)
         return PreprocessSpec(self.input_size, self.crop_pct, self.interpolation, self.layout)
+
+    @property
+    def is_detector(self) -> bool:
+        """Whether this card describes a detector (responses: detections, metric: mAP)."""
+        return self.task == "detection"
 
     def to_json(self) -> str:
         """Serialise to indented JSON."""
@@ -108,6 +130,19 @@ def check_pixel_units(mean: tuple[float, ...], std: tuple[float, ...]) -> None:
                           "std are in 0..255 pixel units (multiply both by 255)")
 
 
+def check_detection_fields(card: ModelCard) -> None:
+    """The detection fields of a detector's card: one COCO category id per class, sane thresholds."""
+    if len(card.category_ids) != card.num_classes:
+        raise ConfigError(f"card category_ids: {len(card.category_ids)} ids for {card.num_classes} classes")
+    if not 0 <= card.conf_threshold < 1 or not 0 < card.iou_threshold <= 1:
+        raise ConfigError(f"card conf_threshold {card.conf_threshold} / iou_threshold {card.iou_threshold}: "
+                          "expected 0 <= conf < 1 and 0 < iou <= 1")
+    if card.max_detections < 1:
+        raise ConfigError(f"card max_detections: expected >= 1, got {card.max_detections}")
+    if card.nms not in NMS_PLACES:
+        raise ConfigError(f"card nms: expected one of {NMS_PLACES}, got {card.nms!r}")
+
+
 def card_from_dict(data: dict[str, Any], origin: str) -> ModelCard:
     """Build a card from parsed JSON, naming ``origin`` in any error."""
     known = {f.name for f in fields(ModelCard)}
@@ -119,6 +154,8 @@ def card_from_dict(data: dict[str, Any], origin: str) -> ModelCard:
         for key in ("mean", "std"):
             if key in data:
                 data[key] = tuple(float(v) for v in data[key])
+        if "category_ids" in data:
+            data["category_ids"] = tuple(int(v) for v in data["category_ids"])
         return ModelCard(**data)
     except TypeError as exc:
         raise ConfigError(f"{origin}: {exc}") from None

@@ -81,9 +81,16 @@ def build_served_model(model: ov.Model, ports: ClassifierPorts, layout: str,
     result = ops.result(label)
     result.output(0).get_tensor().set_names({TOP1_NAME})
     served = ov.Model([result], model.get_parameters(), model.friendly_name)
-    ppp = PrePostProcessor(served)
+    return fold_pixel_input(served, layout, ports.input_layout, mean, std)
+
+
+def fold_pixel_input(model: ov.Model, layout: str, model_layout: str, mean: tuple[float, ...],
+                     std: tuple[float, ...]) -> ov.Model:
+    """``model`` taking uint8 pixels in ``layout``: the float conversion, mean and std (0..255
+    units) and the layout change are folded into the graph (PrePostProcessor)."""
+    ppp = PrePostProcessor(model)
     ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout(layout))
-    ppp.input().model().set_layout(ov.Layout(ports.input_layout))
+    ppp.input().model().set_layout(ov.Layout(model_layout))
     steps = ppp.input().preprocess().convert_element_type(ov.Type.f32)
     if any(m != 0 for m in mean):
         steps.mean(list(mean))

@@ -5,7 +5,8 @@ repeats it. In order: an ``mlperf_cpu.card`` JSON entry in the model's metadata
 (ONNX ``metadata_props`` or IR rt_info), else the class count: 1001 classes is
 the MLCommons ``resnet50_v1.onnx`` convention (mean subtraction, no std,
 background class at 0 so label offset -1), 1000 is the torchvision convention
-(mean/std, offset 0). Anything else is refused rather than guessed.
+(mean/std, offset 0). Anything else is refused rather than guessed. A detector
+(``task="detection"``) is recognised and carded by ``modelprep.detector``.
 
 Prepared models are cached by source hash and settings; each is written to a
 temporary directory and renamed into place, so a failure leaves nothing that
@@ -30,8 +31,10 @@ from common.model_metadata import CARD_METADATA_KEY
 from dataset.constants import (MLPERF_RESNET50_MEAN, MLPERF_RESNET50_STD, REFERENCE_CROP_PCT,
                                TORCHVISION_MEAN, TORCHVISION_STD)
 from modelprep.agreement import CheckSet, compare
-from modelprep.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, ModelCard, card_from_dict
-from modelprep.graph import ClassifierPorts, build_served_model, inspect_classifier
+from modelprep.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, TASKS, ModelCard, card_from_dict
+from modelprep.detector import (build_served_detector, decode_subgraph, describe_detector, detector_card_fields,
+                                inspect_for_task)
+from modelprep.graph import ClassifierPorts, build_served_model
 from modelprep.quantize import CalibrationConfig, load_calibration_samples, quantize_int8
 from modelprep.source import embedded_card, read_source, source_files
 
@@ -62,8 +65,11 @@ class PrepareRequest:
     int8_rest: str = "f32"
     check: CheckSet | None = None
     card_overrides: dict[str, Any] = field(default_factory=dict)  # CARD_OPTION_FIELDS given by the user
+    task: str = "classification"  # or "detection" (modelprep.detector)
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ConfigError(f"--task: expected one of {TASKS}, got {self.task!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision: expected one of {PRECISIONS}, got {self.precision!r}")
         if self.precision == "int8" and self.calibration is None:
@@ -143,6 +149,9 @@ def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
             "calibration": None if cal is None else {
                 "list": sha256_files([cal.list_file]), "subset": cal.subset_size,
                 "preset": cal.preset, "fbc": cal.fast_bias_correction}}
+    if req.task != "classification":  # classifiers keep their earlier prepared directories
+        blob["task"] = req.task
+        blob["detector_v"] = 2  # 2: INT8 keeps the box decoding in float
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -151,28 +160,36 @@ def prepare(req: PrepareRequest) -> Path:
     files = source_files(req.source)
     source_sha = sha256_files(files)
     model = read_source(req.source)
-    ports = inspect_classifier(model, str(req.source))
-    fields = card_fields_for(model, ports, Path(req.source), req.card_overrides)
+    ports = inspect_for_task(model, req.task, str(req.source))
+    if req.task == "detection":
+        fields = detector_card_fields(model, ports, Path(req.source), req.card_overrides)
+    else:
+        fields = card_fields_for(model, ports, Path(req.source), req.card_overrides)
     card = card_from_dict({**fields, "layout": req.layout, "precision": req.precision,
                            "inference_precision": req.inference_precision,
                            "source": str(Path(req.source).name), "source_sha256": source_sha},
                           f"{req.source} metadata")
-    log.info("preprocessing: %s", describe_preprocessing(card))
+    log.info("preprocessing: %s", describe_detector(card) if card.is_detector else describe_preprocessing(card))
     out_dir = Path(req.out_root) / f"{card.label}-{_settings_hash(req, source_sha)}"
     if (out_dir / CARD_FILE).is_file() and (out_dir / MODEL_FILE).is_file():
         log.info("prepared model cache hit: %s", out_dir)
         return out_dir
-    served = build_served_model(model, ports, req.layout, card.mean, card.std, card.label_offset)
+    if card.is_detector:
+        served = build_served_detector(model, ports, req.layout, card.mean, card.std)
+    else:
+        served = build_served_model(model, ports, req.layout, card.mean, card.std, card.label_offset)
     if req.precision == "int8":
         assert req.calibration is not None
         calib = load_calibration_samples(req.calibration, card.preprocess, req.cache_dir)
         fp32 = served
-        served = quantize_int8(served, calib, req.calibration)
+        keep_float = decode_subgraph(served) if card.is_detector else []
+        served = quantize_int8(served, calib, req.calibration, keep_float)
         card = ModelCard(**{**asdict(card), "calibration": {
             "list": str(req.calibration.list_file), "list_sha256": sha256_files([req.calibration.list_file]),
             "images": len(calib), "subset_size": min(req.calibration.subset_size or len(calib), len(calib)),
-            "preset": req.calibration.preset, "tool": "nncf.quantize"}})
-        if req.check is not None:
+            "preset": req.calibration.preset, "tool": "nncf.quantize",
+            **({"kept_in_float": f"box decoding ({len(keep_float)} ops)"} if keep_float else {})}})
+        if req.check is not None and not card.is_detector:  # the check compares top-1 labels
             check = compare(fp32, served, req.check, card.preprocess, card.num_classes, req.cache_dir,
                             req.calibration.list_file, card.inference_precision)
             card = ModelCard(**{**asdict(card), "accuracy_check": check})

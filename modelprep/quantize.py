@@ -51,13 +51,16 @@ def load_calibration_samples(cfg: CalibrationConfig, spec: PreprocessSpec,
     return np.asarray(info.open())
 
 
-def quantize_int8(model: ov.Model, calibration: np.ndarray, cfg: CalibrationConfig) -> ov.Model:
-    """Quantize ``model`` (uint8 input already folded in) to INT8 with NNCF PTQ."""
+def quantize_int8(model: ov.Model, calibration: np.ndarray, cfg: CalibrationConfig,
+                  keep_float: list[str] | None = None) -> ov.Model:
+    """Quantize ``model`` (uint8 input already folded in) to INT8 with NNCF PTQ; the ops named in
+    ``keep_float`` (a detector's box decoding, modelprep.detector) stay in float."""
     import nncf  # heavy import; only preparation needs it
 
     subset = min(cfg.subset_size or len(calibration), len(calibration))
     preset = nncf.QuantizationPreset.PERFORMANCE if cfg.preset == "performance" else nncf.QuantizationPreset.MIXED
     dataset = nncf.Dataset([calibration[i:i + 1] for i in range(len(calibration))])
     log.info("NNCF PTQ: %d calibration samples, preset %s", subset, cfg.preset)
+    ignored = nncf.IgnoredScope(names=keep_float, validate=False) if keep_float else None
     return nncf.quantize(model, dataset, preset=preset, subset_size=subset,
-                         fast_bias_correction=cfg.fast_bias_correction)
+                         fast_bias_correction=cfg.fast_bias_correction, ignored_scope=ignored)

@@ -17,7 +17,7 @@ from torch import nn
 
 from common.errors import ConfigError
 from common.suggest import did_you_mean
-from dataset.constants import REFERENCE_CROP_PCT, TORCHVISION_MEAN, TORCHVISION_STD
+from dataset.constants import LETTERBOX_PAD, REFERENCE_CROP_PCT, TORCHVISION_MEAN, TORCHVISION_STD
 
 Builder = Callable[..., nn.Module]
 B = TypeVar("B", bound=Builder)
@@ -64,7 +64,7 @@ class DetectionCard:
     category_ids: tuple[int, ...]
     mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
     std: tuple[float, float, float] = (255.0, 255.0, 255.0)
-    letterbox_pad: int = 114
+    letterbox_pad: int = LETTERBOX_PAD
     task: str = "detection"
 
     def __post_init__(self) -> None:

@@ -33,17 +33,12 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from dataset.coco_demo import CATEGORY_IDS as DEMO_CATEGORY_IDS
+from dataset.constants import COCO80_CATEGORY_IDS
 from models._registry import DetectionCard, register_model
 
 REG_MAX = 16
 STRIDES = (8, 16, 32)
-# COCO's 80 detection classes -> their (sparse) category ids in instances_*.json.
-COCO80_CATEGORY_IDS = (
-    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28,
-    31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55,
-    56, 57, 58, 59, 60, 61, 62, 63, 64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84,
-    85, 86, 87, 88, 89, 90)
-DEMO_CATEGORY_IDS = tuple(2 * d + 1 for d in range(10))  # dataset.coco_demo.CATEGORY_IDS
 
 
 class ConvBNAct(nn.Module):

@@ -4,7 +4,7 @@ Each candidate policy (engine settings with a batch size and a wait limit) gets 
 over ``server_target_qps`` with short real LoadGen Server runs, each in its own process
 (``pipeline.flows.run_test``); a rate is good when LoadGen says VALID (99th percentile under
 the 15 ms bound, early stopping met). The best policy's highest good rate, times a margin for
-run-to-run noise, goes into user.conf as ``resnet50.Server.target_qps`` and the policy into
+run-to-run noise, goes into user.conf as ``<model>.Server.target_qps`` (resnet50 or yolo) and the policy into
 the profile's ``scenarios: Server``.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from common.loadgen_conf import set_value
-from common.testspec import BENCHMARK, Mode, Overrides, Scenario
+from common.testspec import Mode, Overrides, Scenario, loadgen_model
 from harness.profile import DEFAULT_CONFIG_DIR
 from harness.tune import TuneOutcome, tuned_name, with_engine, write_profile
 from modelprep.card import load_card
@@ -107,8 +107,9 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
                          f"Written by `mlperf-cpu tune --scenario Server` for {card.label}: highest VALID rate "
                          f"{best_rate:.1f} qps in {seconds:g} s runs on this machine.")
     target = round(best_rate * margin, 1)
-    set_value(user_conf, BENCHMARK, Scenario.SERVER.value, "target_qps", target)
+    model = loadgen_model(card.task)  # resnet50 or yolo: the user.conf key
+    set_value(user_conf, model, Scenario.SERVER.value, "target_qps", target)
     return probes, TuneOutcome(path, name, "target_qps", target,
                                f"best: batch {best_engine.batch_size}, wait {best_engine.max_wait_us} us, "
                                f"{best_engine.num_streams} streams: {best_rate:.1f} qps VALID -> profile {path}; "
-                               f"{user_conf}: {BENCHMARK}.Server.target_qps = {target:.1f}")
+                               f"{user_conf}: {model}.Server.target_qps = {target:.1f}")

@@ -49,8 +49,8 @@ def _record_label(rec: object, path: Path, position: int) -> tuple[int, int]:
     return idx, int(np.frombuffer(data, dtype=np.int32)[0])
 
 
-def read_accuracy_log(path: Path) -> dict[int, int]:
-    """qsl_idx -> predicted label for every record; a sample logged twice must agree."""
+def load_accuracy_records(path: Path) -> list:
+    """The records of an accuracy log (a JSON list), with one-line errors naming the file."""
     path = Path(path)
     try:
         records = json.loads(path.read_text())
@@ -60,6 +60,13 @@ def read_accuracy_log(path: Path) -> dict[int, int]:
         raise HarnessError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(records, list):
         raise HarnessError(f"{path}: expected a JSON list of records")
+    return records
+
+
+def read_accuracy_log(path: Path) -> dict[int, int]:
+    """qsl_idx -> predicted label for every record; a sample logged twice must agree."""
+    path = Path(path)
+    records = load_accuracy_records(path)
     labels: dict[int, int] = {}
     for position, rec in enumerate(records):
         idx, label = _record_label(rec, path, position)

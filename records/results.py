@@ -127,10 +127,11 @@ def invalid_reasons(values: Any) -> list[str]:
 class AccuracyFigures:
     """Accuracy of an accuracy run, as computed from its LoadGen accuracy log."""
 
-    top1_percent: float
+    top1_percent: float  # the metric in percent: top-1, or mAP for a detector (metric "mAP")
     good: int
     total: int
     dataset_size: int
+    metric: str = "acc"  # the submission checker's name: "acc" (top-1) or "mAP"
 
 
 @dataclass

@@ -47,12 +47,82 @@ CATEGORY_SCENARIOS = {
     "datacenter,edge": (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM, Scenario.OFFLINE, Scenario.SERVER),
 }
 COMPLIANCE_TESTS = (Mode.TEST01, Mode.TEST04)
+COCO_CALIBRATION_SHA256 = {  # calibration/COCO/coco_cal_images_list.txt (500 train2017 names)
+    "ca6f97a9e49db992d18bf01dc98d7b164c5f57c0ce2553c45365ca8445bec559": "coco_cal_images_list.txt"}
+
+
+@dataclass(frozen=True)
+class BenchmarkRules:
+    """The round's numbers for one benchmark, keyed by its LoadGen model name (``RunResult.benchmark``).
+
+    ``folders``: the results-tree folder names the checker knows, each with its closed-division
+    accuracy fraction (``yolo-99``: 99 % of the reference mAP, ``yolo-95``: 95 %).
+    """
+
+    model: str
+    metric: str  # the checker's accuracy metric name: "acc" (top-1) or "mAP"
+    reference: float  # the FP32 reference accuracy in percent
+    folders: Mapping[str, float]
+    accuracy_samples: int
+    performance_samples: int
+    compliance: tuple[Mode, ...]
+    calibration_sha256: Mapping[str, str]
+
+    @property
+    def default_folder(self) -> str:
+        """The folder packaging uses unless told otherwise (the strictest target)."""
+        return max(self.folders, key=lambda name: self.folders[name])
+
+    def required_scenarios(self, category: str) -> tuple[Scenario, ...]:
+        """The scenarios a closed entry of a ``category`` system needs (yolo has no Server in v6.1)."""
+        needed = CATEGORY_SCENARIOS[category]
+        return needed if self.model == BENCHMARK else tuple(s for s in needed if s is not Scenario.SERVER)
+
+    def target(self, folder: str | None = None) -> float:
+        """The closed-division accuracy target of ``folder`` (default: ``default_folder``), in percent."""
+        return self.reference * self.folders.get(folder or self.default_folder, max(self.folders.values()))
+
+
+BENCHMARKS = {
+    "resnet50": BenchmarkRules("resnet50", "acc", REFERENCE_TOP1, {"resnet50": CLOSED_ACCURACY_FRACTION},
+                               OFFICIAL_ACCURACY_SAMPLES, MIN_PERFORMANCE_SAMPLE_COUNT, COMPLIANCE_TESTS,
+                               OFFICIAL_CALIBRATION_SHA256),
+    # YOLOv11-L on the 1,525-image licence-safe COCO val2017 subset; reference mAP 53.4; TEST01 only.
+    "yolo": BenchmarkRules("yolo", "mAP", 53.4, {"yolo-99": 0.99, "yolo-95": 0.95}, 1525, 64, (Mode.TEST01,),
+                           COCO_CALIBRATION_SHA256),
+}
+
+
+def benchmark_rules(model: str) -> BenchmarkRules:
+    """The rules of LoadGen model ``model`` (``resnet50`` or ``yolo``)."""
+    if model not in BENCHMARKS:
+        raise ConfigError(f"benchmark {model!r}: this harness knows {', '.join(BENCHMARKS)}")
+    return BENCHMARKS[model]
+
+
+def rules_for_folder(folder: str, mapping: Mapping[str, Any] | None = None) -> BenchmarkRules | None:
+    """The benchmark a results-tree folder holds: a checker name (``resnet50``, ``resnet``,
+    ``yolo-99``, ``yolo-95``) or one that ``model_mapping.json`` maps to such a name."""
+    for name in (folder, (mapping or {}).get(folder)):
+        if name in ("resnet", "resnet50"):
+            return BENCHMARKS["resnet50"]
+        for rules in BENCHMARKS.values():
+            if name in rules.folders:
+                return rules
+    return None
+
+
+def performance_sample_count(model: str) -> int:
+    """The round's performance sample count of a LoadGen model (``resnet50`` 1024, ``yolo`` 64)."""
+    return BENCHMARKS[model].performance_samples if model in BENCHMARKS else MIN_PERFORMANCE_SAMPLE_COUNT
 SEED_KEYS = ("qsl_rng_seed", "sample_index_rng_seed", "schedule_rng_seed")
 MEASUREMENT_KEYS = ("input_data_types", "retraining", "starting_weights_filename", "weight_data_types",
                     "weight_transformations")
 _TEST_MODES = {Mode.ACCURACY: "AccuracyOnly", Mode.PERFORMANCE: "PerformanceOnly",
                Mode.TEST01: "PerformanceOnly", Mode.TEST04: "PerformanceOnly"}
 _ACCURACY_LINE = re.compile(r"^accuracy=([0-9.]+)%, good=(\d+), total=(\d+)\s*$")
+_MAP_LINE = re.compile(r"^mAP=([0-9.]+)%\s*$")
+_MAP_IMAGES_LINE = re.compile(r"^found (\d+) images\s*$")
 _HASH_LINE = re.compile(r"^hash=([0-9a-fA-F]+)$")
 
 
@@ -90,9 +160,10 @@ def accuracy_sample_count(detail: DetailLog) -> Any:
 
 # ----------------------------------------------------------------------------- log-level rules
 def log_problems(detail: DetailLog, path: Path, mode: Mode, scenario: Scenario,
-                 seeds: Mapping[str, int] | None = None) -> list[Problem]:
+                 seeds: Mapping[str, int] | None = None, benchmark: str = BENCHMARK) -> list[Problem]:
     """Rules on one detail log alone (what ``check`` can verify on a packaged tree)."""
     seeds = seeds or builtin_seeds()
+    rules = benchmark_rules(benchmark)
     out = [Problem(path, f"LoadGen error in the log: {e}") for e in detail.errors]
     if detail.get("effective_scenario") != scenario.value:
         out.append(Problem(path, f"scenario is {detail.get('effective_scenario')!r}, not {scenario.value}"))
@@ -105,8 +176,8 @@ def log_problems(detail: DetailLog, path: Path, mode: Mode, scenario: Scenario,
                                      f"(wrong LoadGen version for round {ROUND}?)", settings=True))
     if mode is Mode.ACCURACY:
         count = accuracy_sample_count(detail)
-        if count != OFFICIAL_ACCURACY_SAMPLES:
-            out.append(Problem(path, f"accuracy run over {count} samples, not {OFFICIAL_ACCURACY_SAMPLES:,}",
+        if count != rules.accuracy_samples:
+            out.append(Problem(path, f"accuracy run over {count} samples, not {rules.accuracy_samples:,}",
                                settings=True))
         return out
     if detail.get("result_validity") != "VALID":
@@ -115,7 +186,7 @@ def log_problems(detail: DetailLog, path: Path, mode: Mode, scenario: Scenario,
                                  "not VALID" + (f" ({'; '.join(why)})" if why else "")))
     if scenario is not Scenario.OFFLINE and detail.get("early_stopping_met") is not True:
         out.append(Problem(path, "early stopping not met: too few queries for its latency estimate"))
-    if scenario is Scenario.SERVER:
+    if scenario is Scenario.SERVER and benchmark == BENCHMARK:
         bound = detail.get("effective_target_latency_ns")
         if bound is None or bound > SERVER_LATENCY_BOUND_NS:
             out.append(Problem(path, f"Server latency bound {bound} ns > {SERVER_LATENCY_BOUND_NS} ns "
@@ -124,8 +195,8 @@ def log_problems(detail: DetailLog, path: Path, mode: Mode, scenario: Scenario,
     if duration < OFFICIAL_MIN_DURATION_MS:
         out.append(Problem(path, f"min_duration {duration} ms < {OFFICIAL_MIN_DURATION_MS} ms", settings=True))
     count = detail.get("effective_performance_sample_count") or 0
-    if count < MIN_PERFORMANCE_SAMPLE_COUNT:
-        out.append(Problem(path, f"performance_sample_count {count} < {MIN_PERFORMANCE_SAMPLE_COUNT}",
+    if count < rules.performance_samples:
+        out.append(Problem(path, f"performance_sample_count {count} < {rules.performance_samples}",
                            settings=True))
     return out
 
@@ -143,16 +214,34 @@ def parse_accuracy_txt(path: Path) -> tuple[tuple[float, int, int] | None, str |
     return acc, digest
 
 
-def accuracy_txt_problems(path: Path, expected_total: Any, need_hash: bool) -> list[Problem]:
+def parse_metric_txt(path: Path, metric: str) -> tuple[float | None, int | None, str | None]:
+    """(accuracy %, samples it covers, hash) from an accuracy.txt of metric ``acc`` (top-1 line)
+    or ``mAP`` (the reference's ``mAP=<p>%`` and ``found <n> images`` lines)."""
+    if metric == "acc":
+        acc, digest = parse_accuracy_txt(path)
+        return (acc[0], acc[2], digest) if acc is not None else (None, None, digest)
+    value = total = digest = None
+    for line in Path(path).read_text(errors="replace").splitlines():
+        if (m := _MAP_LINE.match(line)) and value is None:
+            value = float(m.group(1))
+        if (m := _MAP_IMAGES_LINE.match(line)) and total is None:
+            total = int(m.group(1))
+        if h := _HASH_LINE.match(line):
+            digest = h.group(1)
+    return value, total, digest
+
+
+def accuracy_txt_problems(path: Path, expected_total: Any, need_hash: bool, metric: str = "acc") -> list[Problem]:
     """accuracy.txt: the reference result line, its total equal to the run's sample count, the hash."""
     if not path.is_file():
         return [Problem(path, "accuracy.txt missing")]
-    acc, digest = parse_accuracy_txt(path)
+    value, total, digest = parse_metric_txt(path, metric)
     out = []
-    if acc is None:
-        out.append(Problem(path, "no 'accuracy=<p>%, good=<n>, total=<n>' line"))
-    elif acc[2] != expected_total:
-        out.append(Problem(path, f"total={acc[2]} but LoadGen ran {expected_total} accuracy samples"))
+    if value is None:
+        form = "accuracy=<p>%, good=<n>, total=<n>" if metric == "acc" else "mAP=<p>%"
+        out.append(Problem(path, f"no '{form}' line"))
+    elif total != expected_total:
+        out.append(Problem(path, f"total={total} but LoadGen ran {expected_total} accuracy samples"))
     if need_hash and digest is None:
         out.append(Problem(path, "no hash=<sha256 of the full accuracy log> line (accuracy log not truncated "
                                  "by the packager)"))
@@ -191,15 +280,16 @@ def run_problems(run: RunResult, detail: DetailLog, division: str = "open",
     if division not in DIVISIONS:
         raise ConfigError(f"division: expected one of {DIVISIONS}, got {division!r}")
     directory = run.directory
-    out = log_problems(detail, directory / DETAIL, run.mode, run.scenario, seeds)
-    if run.benchmark != BENCHMARK:
-        out.append(Problem(directory, f"benchmark {run.benchmark!r}, not {BENCHMARK}"))
+    if run.benchmark not in BENCHMARKS:
+        return [Problem(directory, f"benchmark {run.benchmark!r}, not one of {', '.join(BENCHMARKS)}")]
+    rules = BENCHMARKS[run.benchmark]
+    out = log_problems(detail, directory / DETAIL, run.mode, run.scenario, seeds, run.benchmark)
     if run.overrides:
         out.append(Problem(directory / RESULT_FILE, f"run used non-official command-line settings "
                                                     f"{dict(sorted(run.overrides.items()))}", settings=True))
     if run.mode is Mode.ACCURACY:
         count = accuracy_sample_count(detail)
-        out += accuracy_txt_problems(directory / ACCURACY_TXT, count, need_hash=False)
+        out += accuracy_txt_problems(directory / ACCURACY_TXT, count, need_hash=False, metric=rules.metric)
         out += accuracy_records_problems(directory / ACCURACY_LOG, count)
     if run.mode.is_compliance and (run.compliance or {}).get("passed") is not True:
         out.append(Problem(directory, f"{run.mode.value} verification did not pass"))
@@ -230,7 +320,7 @@ def consistency_problems(acc: Mapping[str, Any], perf: Mapping[str, Any], where:
 
 
 def user_conf_problems(user_conf: Path, perf_detail: DetailLog, perf_overrides: Mapping[str, Any],
-                       scenario: Scenario) -> list[Problem]:
+                       scenario: Scenario, benchmark: str = BENCHMARK) -> list[Problem]:
     """user.conf must be the one the performance run read: its target_qps is the run's."""
     if not user_conf.is_file() or not user_conf.read_text().strip():
         return [Problem(user_conf, "user.conf missing or empty")]
@@ -238,7 +328,7 @@ def user_conf_problems(user_conf: Path, perf_detail: DetailLog, perf_overrides: 
         conf = parse_user_conf(user_conf)
     except HarnessError as exc:
         return [Problem(user_conf, str(exc))]
-    qps = lookup(conf, BENCHMARK, scenario.value, "target_qps")
+    qps = lookup(conf, benchmark, scenario.value, "target_qps")
     effective = perf_detail.get("effective_target_qps")
     if "target_qps" not in perf_overrides and qps is not None and effective is not None \
             and abs(float(effective) - qps) > 1e-6 * max(qps, 1.0):
@@ -259,44 +349,56 @@ def measurements_problems(path: Path) -> list[Problem]:
 
 
 # ----------------------------------------------------------------------------- closed division
-def reference_checksums(path: Path = REFERENCE_MODELS_FILE) -> tuple[str, ...]:
-    """The sha256 of every reference model file the closed division accepts for this benchmark."""
+def reference_checksums(path: Path = REFERENCE_MODELS_FILE, benchmark: str = BENCHMARK) -> tuple[str, ...]:
+    """The sha256 of every reference model file the closed division accepts for ``benchmark``."""
     import yaml
 
     try:
         data = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read the reference model checksums ({exc})") from None
-    values = data.get(BENCHMARK) or []
+    values = data.get(benchmark) or []
     if not isinstance(values, list) or not all(isinstance(v, str) and len(v) == 64 for v in values):
-        raise ConfigError(f"{path}: {BENCHMARK}: expected a list of sha256 hex strings")
+        raise ConfigError(f"{path}: {benchmark}: expected a list of sha256 hex strings")
     return tuple(v.lower() for v in values)
 
 
 def closed_model_problems(card: ModelCard, where: Path, reference: tuple[str, ...] | None = None) -> list[Problem]:
     """What the closed division forbids in a served model: another model, other calibration."""
     out = []
-    reference = reference_checksums() if reference is None else reference
+    benchmark = "yolo" if card.is_detector else BENCHMARK
+    reference = reference_checksums(benchmark=benchmark) if reference is None else reference
+    official = BENCHMARKS[benchmark].calibration_sha256
     if card.source_sha256.lower() not in reference:
         known = "none are listed yet" if not reference else f"{len(reference)} listed"
         out.append(Problem(where, f"closed division: model source {card.source or '?'} (sha256 "
-                                  f"{card.source_sha256[:12]}...) is not the reference {BENCHMARK} model "
+                                  f"{card.source_sha256[:12]}...) is not the reference {benchmark} model "
                                   f"({REFERENCE_MODELS_FILE.name}: {known})"))
     if card.precision == "int8":
         listed = str((card.calibration or {}).get("list_sha256", ""))
-        if listed not in OFFICIAL_CALIBRATION_SHA256:
+        if listed not in official:
             out.append(Problem(where, f"closed division: calibrated on {(card.calibration or {}).get('list')}, "
-                                      f"not an official list ({', '.join(OFFICIAL_CALIBRATION_SHA256.values())})"))
+                                      f"not an official list ({', '.join(official.values())})"))
     return out
 
 
-def closed_problems(run: RunResult, reference: tuple[str, ...] | None = None) -> list[Problem]:
-    """What the closed division forbids in one run: another model, other calibration, low accuracy."""
+def closed_problems(run: RunResult, reference: tuple[str, ...] | None = None, folder: str | None = None
+                    ) -> list[Problem]:
+    """What the closed division forbids in one run: another model, other calibration, low accuracy
+    (below the target of the benchmark ``folder``, default the strictest)."""
     where = run.directory / RESULT_FILE
     out = closed_model_problems(run.card, where, reference)
     if run.mode is Mode.ACCURACY and run.accuracy is not None:
-        target = REFERENCE_TOP1 * CLOSED_ACCURACY_FRACTION
-        if run.accuracy.top1_percent < target:
-            out.append(Problem(where, f"closed division: top-1 {run.accuracy.top1_percent:.3f} % < {target:.4f} % "
-                                      f"(99 % of the reference {REFERENCE_TOP1} %)"))
+        out += closed_accuracy_problems(run.accuracy.top1_percent, benchmark_rules(run.benchmark), folder, where)
     return out
+
+
+def closed_accuracy_problems(value: float, rules: BenchmarkRules, folder: str | None, where: Path) -> list[Problem]:
+    """The closed division's accuracy target of ``folder``: top-1 or mAP against its fraction of the reference."""
+    folder = folder if folder in rules.folders else rules.default_folder
+    target = rules.target(folder)
+    if value < target:
+        name = "top-1" if rules.metric == "acc" else rules.metric
+        return [Problem(where, f"closed division: {name} {value:.3f} % < {target:.4f} % ({folder}: "
+                               f"{rules.folders[folder]:.0%} of the reference {rules.reference} %)")]
+    return []

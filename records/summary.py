@@ -24,7 +24,7 @@ def collect(results_dir: Path) -> list[RunResult | tuple[Path, str]]:
 
 def format_table(rows: list[RunResult | tuple[Path, str]]) -> str:
     """Markdown table: run, status, precision, result, samples/s or accuracy, submittable."""
-    head = "| run | status | precision | result | metric | top-1 % | submittable |"
+    head = "| run | status | precision | result | metric | top-1 % / mAP % | submittable |"
     lines = [head, "|" + "---|" * 7]
     for r in rows:
         if isinstance(r, tuple):
@@ -34,7 +34,8 @@ def format_table(rows: list[RunResult | tuple[Path, str]]) -> str:
         value, unit = r.metric
         sps = f"{value:.{3 if 'ms' in unit else 1}f} {unit}" if performance and value is not None else ""
         validity = (r.validity or "") if performance else "accuracy run"
-        acc = f"{r.accuracy.top1_percent:.3f}" if r.accuracy is not None else ""
+        acc = "" if r.accuracy is None else f"{r.accuracy.top1_percent:.3f}" + (
+            " (mAP)" if r.accuracy.metric == "mAP" else "")
         prec = f"{r.card.precision} (hint {r.inference_precision or '?'})"
         lines.append(f"| {r.run_dir} | {r.status} | {prec} | {validity} | {sps} | {acc} | "
                      f"{'yes' if r.submittable else 'no'} |")

@@ -21,21 +21,22 @@ from hostinfo.describe import description_problems
 from records import results as tree
 from records.accuracy import ACCURACY_TXT
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
-from records.rules import (CATEGORY_SCENARIOS, CLOSED_ACCURACY_FRACTION, COMPLIANCE_TESTS, DIVISIONS, REFERENCE_TOP1,
-                           Problem, accuracy_sample_count, accuracy_txt_problems, builtin_seeds,
-                           consistency_problems, log_problems, measurements_problems, parse_accuracy_txt,
+from records.rules import (CATEGORY_SCENARIOS, DIVISIONS, BenchmarkRules, Problem, accuracy_sample_count,
+                           accuracy_txt_problems, builtin_seeds, closed_accuracy_problems, consistency_problems,
+                           log_problems, measurements_problems, parse_metric_txt, rules_for_folder,
                            user_conf_problems)
-from submit.tree import BENCHMARK_NAMES, MAX_ACCURACY_LOG_BYTES, NOT_FOR_SUBMISSION, read_provenance
+from submit.tree import MAX_ACCURACY_LOG_BYTES, NOT_FOR_SUBMISSION, read_provenance
 
 log = logging.getLogger(__name__)
 
 SCENARIO_NAMES = tuple(s.value for s in Scenario)
 
 
-def _check_compliance(scen: Path, scenario: Scenario, seeds: Mapping[str, int]) -> list[Problem]:
-    """Closed division: TEST01 and TEST04 in the scenario folder, passed, with valid runs."""
+def _check_compliance(scen: Path, scenario: Scenario, seeds: Mapping[str, int], rules: BenchmarkRules) -> list[Problem]:
+    """Closed division: the benchmark's compliance tests (resnet50: TEST01 and TEST04; yolo: TEST01)
+    in the scenario folder, passed, with valid runs."""
     out: list[Problem] = []
-    for mode in COMPLIANCE_TESTS:
+    for mode in rules.compliance:
         test_dir = tree.compliance_dir(scen, mode)
         verdicts = [VERIFY_PERFORMANCE] + ([VERIFY_ACCURACY] if mode is Mode.TEST01 else [])
         for name in verdicts:
@@ -46,26 +47,23 @@ def _check_compliance(scen: Path, scenario: Scenario, seeds: Mapping[str, int]) 
                 out.append(Problem(path, f"{mode.value} did not pass"))
         run = tree.run_dir_in(scen, mode)
         if (run / DETAIL).is_file():
-            out += log_problems(read_detail(run), run / DETAIL, mode, scenario, seeds)
+            out += log_problems(read_detail(run), run / DETAIL, mode, scenario, seeds, rules.model)
         else:
             out.append(Problem(run / DETAIL, f"missing: no {mode.value} run logs"))
     return out
 
 
-def _closed_accuracy_problems(acc_txt: Path) -> list[Problem]:
-    acc, _digest = parse_accuracy_txt(acc_txt) if acc_txt.is_file() else (None, None)
-    target = REFERENCE_TOP1 * CLOSED_ACCURACY_FRACTION
-    if acc is not None and acc[0] < target:
-        return [Problem(acc_txt, f"closed division: top-1 {acc[0]:.3f} % < {target:.4f} %")]
-    return []
+def _closed_accuracy_problems(acc_txt: Path, rules: BenchmarkRules, folder: str) -> list[Problem]:
+    value = parse_metric_txt(acc_txt, rules.metric)[0] if acc_txt.is_file() else None
+    return closed_accuracy_problems(value, rules, folder, acc_txt) if value is not None else []
 
 
-def _check_scenario(scen: Path, seeds: Mapping[str, int], division: str) -> list[Problem]:
+def _check_scenario(scen: Path, seeds: Mapping[str, int], division: str, rules: BenchmarkRules) -> list[Problem]:
     out: list[Problem] = []
     scenario = Scenario(scen.name)
     if division == "closed":
-        out += _check_compliance(scen, scenario, seeds)
-        out += _closed_accuracy_problems(tree.run_dir_in(scen, Mode.ACCURACY) / ACCURACY_TXT)
+        out += _check_compliance(scen, scenario, seeds, rules)
+        out += _closed_accuracy_problems(tree.run_dir_in(scen, Mode.ACCURACY) / ACCURACY_TXT, rules, scen.parent.name)
     perf_dir, acc_dir = tree.run_dir_in(scen, Mode.PERFORMANCE), tree.run_dir_in(scen, Mode.ACCURACY)
     required = [perf_dir / SUMMARY, perf_dir / DETAIL, acc_dir / SUMMARY, acc_dir / DETAIL, acc_dir / ACCURACY_TXT,
                 acc_dir / ACCURACY_LOG, scen / "measurements.json", scen / "user.conf", scen / "README.md"]
@@ -75,13 +73,13 @@ def _check_scenario(scen: Path, seeds: Mapping[str, int], division: str) -> list
     perf_detail = acc_detail = None
     if (perf_dir / DETAIL).is_file():
         perf_detail = read_detail(perf_dir)
-        out += log_problems(perf_detail, perf_dir / DETAIL, Mode.PERFORMANCE, scenario, seeds)
+        out += log_problems(perf_detail, perf_dir / DETAIL, Mode.PERFORMANCE, scenario, seeds, rules.model)
     if (acc_dir / DETAIL).is_file():
         acc_detail = read_detail(acc_dir)
-        out += log_problems(acc_detail, acc_dir / DETAIL, Mode.ACCURACY, scenario, seeds)
+        out += log_problems(acc_detail, acc_dir / DETAIL, Mode.ACCURACY, scenario, seeds, rules.model)
         count = accuracy_sample_count(acc_detail)
         if (acc_dir / ACCURACY_TXT).is_file():
-            out += accuracy_txt_problems(acc_dir / ACCURACY_TXT, count, need_hash=True)
+            out += accuracy_txt_problems(acc_dir / ACCURACY_TXT, count, need_hash=True, metric=rules.metric)
     log_path = acc_dir / ACCURACY_LOG
     if log_path.is_file() and log_path.stat().st_size > MAX_ACCURACY_LOG_BYTES:
         out.append(Problem(log_path, f"not truncated ({log_path.stat().st_size} bytes > {MAX_ACCURACY_LOG_BYTES})"))
@@ -103,7 +101,8 @@ def _check_scenario(scen: Path, seeds: Mapping[str, int], division: str) -> list
                                                        f"{overrides}", settings=True))
         if perf_detail is not None and (scen / "user.conf").is_file():
             out += user_conf_problems(scen / "user.conf", perf_detail,
-                                      (provenance.get("performance") or {}).get("overrides") or {}, scenario)
+                                      (provenance.get("performance") or {}).get("overrides") or {}, scenario,
+                                      rules.model)
     return out
 
 
@@ -129,13 +128,13 @@ def check_tree(tree: Path) -> list[str]:
     return [str(p) for p in out]
 
 
-def _required_scenarios(desc: Mapping[str, Any], sys_json: Path) -> tuple[tuple[Scenario, ...], list[Problem]]:
+def _system_category(desc: Mapping[str, Any], sys_json: Path) -> tuple[str | None, list[Problem]]:
     category = str(desc.get("system_type", ""))
     normalised = "datacenter,edge" if set(category.split(",")) == {"datacenter", "edge"} else category
     if normalised not in CATEGORY_SCENARIOS:
-        return (), [Problem(sys_json, f"system_type {category!r}: {BENCHMARK_NAMES[0]} is an edge benchmark; "
-                                      f"expected one of {', '.join(CATEGORY_SCENARIOS)}")]
-    return CATEGORY_SCENARIOS[normalised], []
+        return None, [Problem(sys_json, f"system_type {category!r}: resnet50 and yolo are edge benchmarks; "
+                                        f"expected one of {', '.join(CATEGORY_SCENARIOS)}")]
+    return normalised, []
 
 
 def _check_submitter(org_dir: Path, seeds: Mapping[str, int], division: str) -> list[Problem]:
@@ -155,21 +154,25 @@ def _check_submitter(org_dir: Path, seeds: Mapping[str, int], division: str) -> 
         out.append(Problem(results, "no results"))
     for system in systems:
         sys_json = org_dir / "systems" / f"{system.name}.json"
-        required: tuple[Scenario, ...] = ()
+        category: str | None = None
         if not sys_json.is_file():
             out.append(Problem(sys_json, "system description missing"))
         else:
             try:
                 desc = json.loads(sys_json.read_text())
                 out += [Problem(sys_json, p) for p in description_problems(desc, org_dir.parent.name, org_dir.name)]
-                required, wrong = _required_scenarios(desc, sys_json)
+                category, wrong = _system_category(desc, sys_json)
                 out += wrong
             except json.JSONDecodeError as exc:
                 out.append(Problem(sys_json, f"invalid JSON at line {exc.lineno}"))
         for bench in sorted(p for p in system.iterdir() if p.is_dir()):
-            if bench.name not in BENCHMARK_NAMES and mapping.get(bench.name) not in BENCHMARK_NAMES:
-                out.append(Problem(bench, "not resnet50 (and not mapped to resnet in model_mapping.json)"))
+            # The closed division takes the checker's own names only; open also model_mapping.json's.
+            rules = rules_for_folder(bench.name, mapping if division == "open" else None)
+            if rules is None:
+                out.append(Problem(bench, "not a benchmark this harness knows (resnet50, yolo-99, yolo-95; open "
+                                          "division: or a name model_mapping.json maps to one)"))
                 continue
+            required = rules.required_scenarios(category) if category else ()
             present = {p.name for p in bench.iterdir() if p.is_dir()}
             missing = [s.value for s in required if s.value not in present]
             if missing and division == "closed":
@@ -182,5 +185,5 @@ def _check_submitter(org_dir: Path, seeds: Mapping[str, int], division: str) -> 
                     out.append(Problem(scen, f"scenario folder {scen.name!r} is not one of this system's "
                                              f"({', '.join(s.value for s in required) or ', '.join(SCENARIO_NAMES)})"))
                     continue
-                out += _check_scenario(scen, seeds, division)
+                out += _check_scenario(scen, seeds, division, rules)
     return out

@@ -31,12 +31,13 @@ from harness.compliance import VERIFY_FILES
 from records.accuracy import ACCURACY_TXT
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, DetailLog, read_detail
 from records.results import RunResult
-from records.rules import (CATEGORY_SCENARIOS, COMPLIANCE_TESTS, DIVISIONS, MEASUREMENT_KEYS, ROUND, Problem,
-                           builtin_seeds, closed_problems, consistency_problems, run_problems, user_conf_problems)
+from records.rules import (CATEGORY_SCENARIOS, COMPLIANCE_TESTS, DIVISIONS, MEASUREMENT_KEYS, ROUND, BenchmarkRules,
+                           Problem, benchmark_rules, builtin_seeds, closed_problems, consistency_problems,
+                           rules_for_folder, run_problems, user_conf_problems)
 from sut.config import SystemProfile
 from submit.readme import readme_text
 from submit.sources import copy_sources
-from submit.tree import (BENCHMARK_FOLDER, BENCHMARK_NAMES, MLPERF_MODEL, measurements_from_card, org_dir,
+from submit.tree import (MLPERF_MODEL, measurements_from_card, org_dir,
                          packaged_scenario_dir, system_json_path, truncate_accuracy_log, write_marker)
 
 log = logging.getLogger(__name__)
@@ -132,17 +133,31 @@ def _load_pair(results_dir: Path, system: str, model_label: str, scenario: Scena
     root = tree.scenario_dir(results_dir, system, model_label, scenario)
     if not root.is_dir():
         raise SubmissionError(f"{root}: no runs for system {system!r} and model {model_label!r}")
-    loaded = {}
+    loaded: dict[Mode, tuple[RunResult, DetailLog]] = {}
+    tests: tuple[Mode, ...] = ()
     for mode in (Mode.ACCURACY, Mode.PERFORMANCE, *COMPLIANCE_TESTS):
         run_dir = tree.run_dir_in(root, mode)
+        if mode.is_compliance and mode not in tests:  # yolo: TEST01 only
+            continue
         if not run_dir.is_dir():
             if mode.is_compliance and not need_compliance:
                 continue
-            why = " (the closed division needs TEST01 and TEST04 in every scenario)" if mode.is_compliance else ""
+            names = " and ".join(m.value for m in tests)
+            why = f" (the closed division needs {names} in every scenario)" if mode.is_compliance else ""
             raise SubmissionError(f"{run_dir}: no {mode.value} run{why}")
         loaded[mode] = load_finished_run(run_dir, mode, scenario)
+        if mode is Mode.PERFORMANCE:
+            tests = _rules_of(loaded[mode][0]).compliance
     (acc, acc_detail), (perf, perf_detail) = loaded.pop(Mode.ACCURACY), loaded.pop(Mode.PERFORMANCE)
     return _Pair(scenario, root, acc, perf, acc_detail, perf_detail, loaded)
+
+
+def _rules_of(run: RunResult) -> BenchmarkRules:
+    """The benchmark rules of a run's LoadGen model, refused with the record's path if unknown."""
+    try:
+        return benchmark_rules(run.benchmark)
+    except HarnessError as exc:
+        raise SubmissionError(f"{tree.result_path(run.run_dir)}: {exc}") from None
 
 
 def resolve_user_conf(explicit: Path | None, perf: RunResult, results_dir: Path) -> Path:
@@ -157,7 +172,8 @@ def resolve_user_conf(explicit: Path | None, perf: RunResult, results_dir: Path)
                           "here; pass it explicitly")
 
 
-def _pair_problems(pair: _Pair, conf_path: Path, seeds: Mapping[str, int], division: str) -> list[Problem]:
+def _pair_problems(pair: _Pair, conf_path: Path, seeds: Mapping[str, int], division: str,
+                   folder: str | None = None) -> list[Problem]:
     problems = run_problems(pair.perf, pair.perf_detail, division, seeds)
     problems += run_problems(pair.acc, pair.acc_detail, division, seeds)
     for run, detail in pair.compliance.values():
@@ -165,13 +181,14 @@ def _pair_problems(pair: _Pair, conf_path: Path, seeds: Mapping[str, int], divis
         problems += consistency_problems(pair.perf.identity(), run.identity(), run.directory)
     if division == "closed":
         for run in (pair.acc, pair.perf):
-            problems += closed_problems(run)
+            problems += closed_problems(run, folder=folder)
     problems += consistency_problems(pair.acc.identity(), pair.perf.identity(), pair.root)
     problems += environment_problems(pair)
     if pair.acc.user_conf != pair.perf.user_conf:
         problems.append(Problem(pair.root, f"runs read different user.conf files ({pair.acc.user_conf} vs "
                                            f"{pair.perf.user_conf})"))
-    problems += user_conf_problems(conf_path, pair.perf_detail, pair.perf.overrides, pair.scenario)
+    problems += user_conf_problems(conf_path, pair.perf_detail, pair.perf.overrides, pair.scenario,
+                                   pair.perf.benchmark)
     for run in (pair.acc, pair.perf):
         if run.user_conf_sha256 and conf_path.is_file() and run.user_conf_sha256 != sha256_file(conf_path):
             problems.append(Problem(conf_path, f"differs from the user.conf the run in {run.run_dir} read "
@@ -196,7 +213,10 @@ def choose_scenarios(results_dir: Path, system: str, model_label: str, division:
     one is missing; open: those that have runs, with a warning for the rest)."""
     if category not in CATEGORY_SCENARIOS:
         raise SubmissionError(f"category {category!r}: expected one of {', '.join(CATEGORY_SCENARIOS)}")
-    required = CATEGORY_SCENARIOS[category]
+    model_dir = tree.scenario_dir(results_dir, system, model_label, Scenario.OFFLINE).parent
+    records = sorted(model_dir.glob(f"*/*/{tree.RESULT_FILE}")) + sorted(model_dir.glob(f"*/*/*/{tree.RESULT_FILE}"))
+    rules = _rules_of(RunResult.load(records[0].parent)) if records else benchmark_rules("resnet50")
+    required = rules.required_scenarios(category)  # yolo: never Server
     if scenarios:
         chosen = tuple(scenarios)
     elif division == "closed":
@@ -223,31 +243,41 @@ def choose_scenarios(results_dir: Path, system: str, model_label: str, division:
 def package(results_dir: Path, system_profile_name: str, model_label: str, org: str, out_tree: Path,
             src_root: Path, *, system_name: str | None = None, profile: SystemProfile | None = None,
             system_overrides: Mapping[str, Any] | None = None, user_conf: Path | None = None,
-            benchmark_folder: str = BENCHMARK_FOLDER, allow_nonofficial: bool = False, replace: bool = False,
+            benchmark_folder: str | None = None, allow_nonofficial: bool = False, replace: bool = False,
             package_command: str | None = None, scenarios: tuple[Scenario, ...] | None = None,
             division: str = "open", category: str = "edge") -> Packaged:
     """Build ``<out_tree>/<division>/<org>/...`` from ``results/<profile>/<model_label>/<Scenario>``.
 
     Raises ``SubmissionError`` naming the first reason the runs cannot be submitted
     (every reason is logged). ``profile`` (default: loaded by name) supplies the
-    ``system:`` fields of the description; ``system_overrides`` win over it.
+    ``system:`` fields of the description; ``system_overrides`` win over it. ``benchmark_folder``
+    defaults to the runs' benchmark (``resnet50``; a detector's ``yolo``: ``yolo-99``).
     """
     from harness.profile import load_profile
 
     check_folder_name("submitter", org)
     system_name = check_folder_name("system name", system_name or system_profile_name)
-    check_folder_name("benchmark folder", benchmark_folder)
     if division not in DIVISIONS:
         raise SubmissionError(f"division {division!r}: expected one of {', '.join(DIVISIONS)}")
     results_dir, out_tree, src_root = Path(results_dir), Path(out_tree), Path(src_root)
     chosen = choose_scenarios(results_dir, system_profile_name, model_label, division, category, scenarios)
     pairs = [_load_pair(results_dir, system_profile_name, model_label, s, division == "closed") for s in chosen]
+    rules = _rules_of(pairs[0].perf)
+    benchmark_folder = benchmark_folder or rules.default_folder
+    check_folder_name("benchmark folder", benchmark_folder)
+    known = rules_for_folder(benchmark_folder)
+    if known is not None and known is not rules:
+        raise SubmissionError(f"benchmark folder {benchmark_folder!r} is {known.model}'s, but the runs are "
+                              f"{rules.model} ({', '.join(rules.folders)})")
+    if known is None and division == "closed":
+        raise SubmissionError(f"closed division: benchmark folder {benchmark_folder!r} is not one the checker "
+                              f"knows ({', '.join(rules.folders)})")
     seeds = builtin_seeds()
     conf_path = resolve_user_conf(user_conf, pairs[0].perf, results_dir)
 
     problems: list[Problem] = []
     for pair in pairs:
-        problems += _pair_problems(pair, conf_path, seeds, division)
+        problems += _pair_problems(pair, conf_path, seeds, division, benchmark_folder)
     if profile is None:
         profile = load_profile(system_profile_name, check_fits=False)
     desc = describe_system(profile.system, org, system_overrides, origin=f"system profile {profile.name!r}: system",
@@ -282,10 +312,10 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
     git = copy_sources(src_root, org_root / "src")
     system_json.parent.mkdir(parents=True, exist_ok=True)
     system_json.write_text(new_system)
-    if benchmark_folder not in BENCHMARK_NAMES:
+    if known is None:  # open division, a folder of one's own: the checker learns its benchmark here
         mapping_path = org_root / "model_mapping.json"
         mapping = json.loads(mapping_path.read_text()) if mapping_path.is_file() else {}
-        mapping[benchmark_folder] = MLPERF_MODEL
+        mapping[benchmark_folder] = MLPERF_MODEL if rules.model == "resnet50" else rules.default_folder
         mapping_path.write_text(json.dumps(mapping, indent=4, sort_keys=True) + "\n")
     for pair, dest in zip(pairs, dests):
         provenance = {"harness": "mlperf-cpu", "round": ROUND, "division": division, "category": category,

@@ -8,7 +8,6 @@ from typing import Any, Mapping
 from records.loadgen_logs import DetailLog
 from records.results import RunResult
 from records.rules import ROUND
-from submit.tree import BENCHMARK_FOLDER
 
 _OVERRIDE_FLAGS = {"min_duration_ms": "--min-duration-ms", "min_query_count": "--min-query-count",
                    "target_qps": "--target-qps", "performance_sample_count": "--performance-sample-count"}
@@ -32,13 +31,16 @@ def command_lines(acc: RunResult, perf: RunResult, package_command: str | None) 
                 prep.append(f"--calib-preset {cal['preset']}")
         if card.layout != "NCHW":
             prep.append(f"--layout {card.layout}")
+        if card.is_detector:
+            prep.append("--task detection")
         lines.append(" ".join(prep))
     for run in (acc, perf):
         if run.command:
             lines.append(run.command)
             continue
         parts = ["mlperf-cpu run", f"--mode {run.mode.value}", f"--scenario {run.scenario.value}",
-                 "--model <prepared model directory>", "--dataset <ImageNet 2012 val directory>",
+                 "--model <prepared model directory>",
+                 f"--dataset {'<COCO val2017/ + annotations/ root>' if run.card.is_detector else '<ImageNet 2012 val directory>'}",
                  f"--system {run.profile.name}", f"--user-conf {run.user_conf or 'user.conf'}"]
         for key, value in sorted(run.overrides.items()):
             parts.append(f"{_OVERRIDE_FLAGS.get(key, key)} {value:g}")
@@ -46,6 +48,14 @@ def command_lines(acc: RunResult, perf: RunResult, package_command: str | None) 
     if package_command:
         lines.append(package_command)
     return lines
+
+
+def _accuracy_line(accuracy: Any) -> str:
+    if accuracy is None:
+        return "- Accuracy: None"
+    if accuracy.metric == "mAP":
+        return f"- Accuracy: COCO mAP {accuracy.top1_percent} % ({accuracy.total} images, pycocotools bbox)"
+    return f"- Accuracy: top-1 {accuracy.top1_percent} % ({accuracy.good}/{accuracy.total} samples)"
 
 
 def readme_text(system_name: str, division: str, acc: RunResult, perf: RunResult, perf_detail: DetailLog,
@@ -60,12 +70,11 @@ def readme_text(system_name: str, division: str, acc: RunResult, perf: RunResult
                   "Packaged with `--allow-nonofficial` for testing. Waived rules:", ""]
         lines += [f"- {w}" for w in waived] + [""]
     lines += [f"# {card.label} on {system_name}: MLPerf Inference {ROUND}, {division} division, "
-              f"{BENCHMARK_FOLDER} {perf.scenario.value}", "",
+              f"{provenance.get('benchmark_folder')} {perf.scenario.value}", "",
               f"- Performance: {perf_detail.get('result_samples_per_second')} samples/s, "
               f"{perf_detail.get('result_validity')} (min_duration {perf_detail.get('effective_min_duration_ms')} ms, "
               f"target_qps {perf_detail.get('effective_target_qps')})",
-              f"- Accuracy: top-1 {accuracy.top1_percent if accuracy else None} % "
-              f"({accuracy.good if accuracy else None}/{accuracy.total if accuracy else None} samples)",
+              _accuracy_line(accuracy),
               f"- Model: {card.name}, {card.precision} weights, non-quantized layers in "
               f"{card.inference_precision}; source {card.source} (sha256 {card.source_sha256})",
               f"- Engine: OpenVINO CPU plugin, {engine.num_streams} streams, {engine.num_threads} "

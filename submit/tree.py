@@ -1,10 +1,11 @@
 """The submission tree's layout and the files packaging writes into it.
 
-Layout (round v6.1; benchmark folder ``resnet50``, which the checker maps to ``resnet``)::
+Layout (round v6.1; benchmark folder ``resnet50``, which the checker maps to ``resnet``, or for a
+detector ``yolo-99`` / ``yolo-95``, the checker's own names)::
 
     <out>/<division>/<Org>/systems/<system>.json
     <out>/<division>/<Org>/src/...                         git-tracked files of the project
-    <out>/<division>/<Org>/results/<system>/resnet50/<Scenario>/
+    <out>/<division>/<Org>/results/<system>/<resnet50|yolo-99|yolo-95>/<Scenario>/
         performance/run_1/mlperf_log_summary.txt, mlperf_log_detail.txt
         accuracy/mlperf_log_summary.txt, mlperf_log_detail.txt,
                  mlperf_log_accuracy.json (first and last 4 KiB), accuracy.txt (+ hash= line)
@@ -26,9 +27,7 @@ from common.files import sha256_file
 from common.testspec import Scenario
 from modelprep.card import ModelCard
 
-BENCHMARK_FOLDER = "resnet50"
 MLPERF_MODEL = "resnet"  # the checker's name for the benchmark
-BENCHMARK_NAMES = ("resnet50", "resnet")
 MAX_ACCURACY_LOG_BYTES = 10 * 1024
 TRUNCATE_KEEP_BYTES = 4096
 TRUNCATE_SEPARATOR = b"\n\n...\n\n"

@@ -145,7 +145,12 @@ def check_model_fits_card(model: ov.Model, card: ModelCard, origin: str) -> None
     if model.inputs[0].get_element_type() != ov.Type.u8:
         raise ModelError(f"{origin}: input type is {model.inputs[0].get_element_type()}, expected u8")
     out = model.outputs[0]
-    if out.get_element_type() != ov.Type.i32:
+    if card.is_detector:
+        dims = [d.get_length() if d.is_static else -1 for d in out.get_partial_shape()]
+        if not out.get_element_type().is_real() or len(dims) != 3 or dims[1] != 4 + card.num_classes:
+            raise ModelError(f"{origin}: output {out.get_element_type()}{dims} is not the card's detector head "
+                             f"[N, {4 + card.num_classes}, anchors] (float)")
+    elif out.get_element_type() != ov.Type.i32:
         raise ModelError(f"{origin}: output type is {out.get_element_type()}, expected i32 top-1")
 
 
@@ -188,14 +193,17 @@ class InferencePool:
         # indices (the only thing written per batch) and its output (fixed response addresses).
         bank_tensor = ov.Tensor(bank, shared_memory=True)
         out = compiled.outputs[0]
-        # One top-1 per sample (the card check); a dynamic output gets [batch], and a model that
-        # then produces another shape fails at inference, which the failure path reports.
+        # One top-1 per sample (the card check), or a detector's [batch, 4+classes, anchors] head; a
+        # dynamic output gets [batch], and a model that then produces another shape fails at
+        # inference, which the failure path reports.
         out_shape = tuple(out.shape) if out.get_partial_shape().is_static else (batch,)
-        if int(np.prod(out_shape)) != batch:
-            raise EngineError(f"output shape {list(out_shape)} is not one top-1 per sample of batch {batch}")
+        if int(np.prod(out_shape)) != batch and (len(out_shape) != 3 or out_shape[0] != batch):
+            raise EngineError(f"output shape {list(out_shape)} is neither one top-1 per sample of batch {batch} "
+                              f"nor a [{batch}, 4+classes, anchors] detector head")
         self._indices = [np.zeros(batch, dtype=np.int32) for _ in self._requests]
         self.outputs = [np.zeros(out_shape, dtype=out.get_element_type().to_dtype()) for _ in self._requests]
-        self._top1 = [array.reshape(-1) for array in self.outputs]
+        # What on_done gets per sample: a top-1 label, or a detector's whole head.
+        self._top1 = [array.reshape(-1) if array.size == batch else array for array in self.outputs]
         for request, indices, output in zip(self._requests, self._indices, self.outputs):
             request.set_tensor(BANK, bank_tensor)
             request.set_tensor(INDICES, ov.Tensor(indices, shared_memory=True))

@@ -31,6 +31,7 @@ import mlperf_loadgen as lg
 import numpy as np
 import openvino as ov
 
+from sut.detection import FIELDS, DetectionPost
 from sut.engine import InferencePool
 from sut.qsl import SampleLibrary
 
@@ -42,13 +43,19 @@ _ITEMSIZE = 4  # one int32 top-1 label per sample
 class _PoolSUT:
     """What every scenario's SUT shares: the pool, the responses, the first error."""
 
-    def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int) -> None:
+    def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
+                 post: DetectionPost | None = None) -> None:
         self._qsl = qsl
         self._pool = InferencePool(compiled, num_requests, self._respond, self._respond_failed, qsl.bank)
+        # A detector's responses are made per batch by its post-processor (sut.detection); it needs
+        # each id's QSL index, kept here from dispatch to completion.
+        self._post = post
+        self._index_of: dict[int, int] = {}
         # Per request: one response per output element, pointing at the request's fixed output array.
         # Plain lists: indexing lg.VectorQuerySampleResponse raised RecursionError in this binding.
-        self._responses = [[lg.QuerySampleResponse(0, out.ctypes.data + k * _ITEMSIZE, _ITEMSIZE)
-                            for k in range(out.size)] for out in self._pool.outputs]
+        self._responses = [] if post is not None else [
+            [lg.QuerySampleResponse(0, out.ctypes.data + k * _ITEMSIZE, _ITEMSIZE) for k in range(out.size)]
+            for out in self._pool.outputs]
         self.error: BaseException | None = None
 
     @property
@@ -74,6 +81,8 @@ class _PoolSUT:
         done = 0
         try:
             rows = self._qsl.rows_for(indices)
+            if self._post is not None:
+                self._index_of.update(zip(ids.tolist(), indices.tolist()))
             for done in range(0, len(ids), bs):
                 self._pool.submit(rows[done:done + bs], ids[done:done + bs])
             done = len(ids)
@@ -87,13 +96,33 @@ class _PoolSUT:
         """OpenVINO callback thread: answer LoadGen with the slot's responses, which point into
         its output array (``top1`` is a view of it); only their ids change per batch. The slot is
         not reused before this returns, so its list is never shared."""
+        if self._post is not None:
+            self._respond_detections(ids, top1)
+            return
         responses = self._responses[slot]
         for response, sid in zip(responses, ids.tolist()):
             response.id = sid
         lg.QuerySamplesComplete(responses if len(ids) == len(responses) else responses[: len(ids)])
 
+    def _respond_detections(self, ids: np.ndarray, heads: np.ndarray) -> None:
+        """OpenVINO callback thread: decode + NMS the batch's heads, answer with k x 7 float32 per
+        sample. The responses point into ``packed``, which lives until QuerySamplesComplete (which
+        copies them) has returned."""
+        id_list = ids.tolist()
+        indices = np.array([self._index_of.pop(sid) for sid in id_list], dtype=np.int64)
+        per_sample = self._post(heads, indices)
+        packed = np.concatenate(per_sample) if per_sample else np.empty((0, FIELDS), np.float32)
+        row_bytes = packed.itemsize * FIELDS
+        base, offset, responses = packed.ctypes.data, 0, []
+        for sid, dets in zip(id_list, per_sample):
+            responses.append(lg.QuerySampleResponse(sid, base + offset * row_bytes, len(dets) * row_bytes))
+            offset += len(dets)
+        lg.QuerySamplesComplete(responses)
+
     def _respond_failed(self, ids: np.ndarray, error: BaseException) -> None:
         """Complete ``ids`` with empty responses so LoadGen never waits on a failed sample."""
+        for sid in ids.tolist() if self._post is not None else ():
+            self._index_of.pop(sid, None)
         if len(ids):
             lg.QuerySamplesComplete([lg.QuerySampleResponse(sid, 0, 0) for sid in ids.tolist()])
 
@@ -101,8 +130,9 @@ class _PoolSUT:
 class OfflineSUT(_PoolSUT):
     """Offline: one dispatcher thread feeds LoadGen's queries through the pool."""
 
-    def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int) -> None:
-        super().__init__(qsl, compiled, num_requests)
+    def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
+                 post: DetectionPost | None = None) -> None:
+        super().__init__(qsl, compiled, num_requests, post)
         self._work: queue.SimpleQueue[tuple[np.ndarray, np.ndarray] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher", daemon=True)
         self._dispatcher.start()
@@ -134,8 +164,8 @@ class ServerSUT(_PoolSUT):
     """Server: queued arrivals, sent in batches of up to the compiled batch size as requests go idle."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
-                 max_wait_us: int = 0) -> None:
-        super().__init__(qsl, compiled, num_requests)
+                 max_wait_us: int = 0, post: DetectionPost | None = None) -> None:
+        super().__init__(qsl, compiled, num_requests, post)
         self._max_wait_s = max_wait_us / 1e6
         self._arrivals: queue.SimpleQueue[tuple[list[int], list[int]] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="server-dispatcher", daemon=True)

@@ -85,7 +85,7 @@ def test_yolo11l_is_yolov11_l_sized_and_exports_ultralytics_format(tmp_path: Pat
     import models
     from models._macs import count_macs, count_params
     from models.export import DETECTOR_IO_NAMES, export_onnx, untrained_card
-    from models.yolo import COCO80_CATEGORY_IDS
+    from dataset.constants import COCO80_CATEGORY_IDS
 
     card = models.default_card("yolo11l")
     assert (card.input_size, card.num_classes, card.task) == (640, 80, "detection")
