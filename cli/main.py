@@ -83,7 +83,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                              args.check_count)
     source = resolve_source(args.model, args.out / "sources")
     req = PrepareRequest(source, args.precision, args.out, args.cache_dir, args.layout, calibration,
-                         args.int8_rest, check, _card_overrides(args))
+                         args.int8_rest, check, _card_overrides(args), args.max_accuracy_drop)
     out = prepare(req)
     print(f"preprocessing: {describe_preprocessing(load_card(out))}", file=sys.stderr)
     print(out)
@@ -362,6 +362,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    help="held-out labelled images: INT8 vs FP32 top-1 and agreement, stored in the card")
     p.add_argument("--check-val-map", type=Path, help="default: <check-dataset>/val_map.txt")
     p.add_argument("--check-count", type=int, default=1000, help="held-out samples to check (default 1000)")
+    p.add_argument("--max-accuracy-drop", type=float, metavar="POINTS",
+                   help="int8: keep the layers that cost accuracy in float (NNCF accuracy control) until the "
+                        "held-out top-1 drop (--check-dataset minus the calibration list) is <= POINTS")
     p.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW", help="uint8 input layout")
     p.add_argument("--out", type=Path, default=DEFAULT_WORK / "models", help="prepared-model root")
     p.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")
