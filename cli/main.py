@@ -1,4 +1,4 @@
-"""Command line: ``mlperf-cpu {pipeline,prepare,run,tune,report,models,accuracy,summary,package,check,describe-system}``.
+"""Command line: ``mlperf-cpu {pipeline,prepare,run,tune,report,models,accuracy,summary,train,package,check,describe-system}``.
 
 One handler per subcommand; ``main(argv)`` is testable and is the only place that turns
 errors into exit codes: a ``HarnessError`` prints one ``ERROR`` line (after closing any
@@ -88,6 +88,28 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     print(f"preprocessing: {describe_preprocessing(load_card(out))}", file=sys.stderr)
     print(out)
     return 0
+
+
+# ----------------------------------------------------------------------------- train
+TRAIN_USAGE = "torchrun --standalone --nproc_per_node 2 -m cli train --teacher T.onnx --student NAME --train DIR ..."
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from models.distill import add_arguments, run  # torch: the 'train' extra
+    except ImportError as exc:
+        raise ConfigError(f"train needs the 'train' extra (pip install -e '.[train]'): {exc}") from None
+    parser = argparse.ArgumentParser(prog="mlperf-cpu train", description=f"Knowledge distillation. Usage: {TRAIN_USAGE}")
+    add_arguments(parser)
+    return run(parser.parse_args(args.train_args), args.command_line)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", add_help=False, prefix_chars="+",
+                       help=f"distil a teacher into a registered architecture; start under torchrun: {TRAIN_USAGE}")
+    # Every option belongs to models.distill's parser (``mlperf-cpu train --help`` prints it).
+    t.add_argument("train_args", nargs=argparse.REMAINDER)
+    t.set_defaults(handler=_cmd_train)
 
 
 # ----------------------------------------------------------------------------- run
@@ -465,6 +487,7 @@ def main_parser() -> argparse.ArgumentParser:
     _add_prepare(sub)
     _add_run(sub)
     _add_tools(sub)
+    _add_train(sub)
     add_subcommands(sub)  # package, check, describe-system
     return parser
 

@@ -40,8 +40,10 @@ def photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3])
 
 
-def random_crops(names: tuple[str, ...], count: int, seed: int) -> dict[str, np.ndarray]:
-    """``count`` random crops (10-100 % of the area, aspect 3:4..4:3, mirrored half the time) of the photos."""
+def random_crops(names: tuple[str, ...], count: int, seed: int, prefix: str = "",
+                 min_area: float = 0.1) -> dict[str, np.ndarray]:
+    """``count`` random crops (``min_area``-100 % of the area, aspect 3:4..4:3, mirrored half the time)
+    of the photos, keyed ``<prefix><photo>_crop<i>``."""
     rng = np.random.default_rng(seed)
     sources = [photo(n) for n in names]
     crops = {}
@@ -49,13 +51,13 @@ def random_crops(names: tuple[str, ...], count: int, seed: int) -> dict[str, np.
         k = int(rng.integers(len(sources)))
         img = sources[k]
         h, w = img.shape[:2]
-        area = rng.uniform(0.1, 1.0) * h * w
+        area = rng.uniform(min_area, 1.0) * h * w
         aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
         ch = int(min(h, max(_MIN_CROP_SIDE, round(np.sqrt(area / aspect)))))
         cw = int(min(w, max(_MIN_CROP_SIDE, round(np.sqrt(area * aspect)))))
         y, x = int(rng.integers(h - ch + 1)), int(rng.integers(w - cw + 1))
         crop = img[y:y + ch, x:x + cw]
-        crops[f"{names[k]}_crop{i:04d}"] = crop[:, ::-1] if rng.random() < 0.5 else crop
+        crops[f"{prefix}{names[k]}_crop{i:04d}"] = crop[:, ::-1] if rng.random() < 0.5 else crop
     return crops
 
 

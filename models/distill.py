@@ -64,7 +64,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "last.pt"
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
-TORCHRUN_HINT = "torchrun --nproc_per_node 2 -m models.distill ..."
+TORCHRUN_HINT = "torchrun --standalone --nproc_per_node 2 -m models.distill ... (or -m cli train ...)"
 
 
 @dataclass(frozen=True)
