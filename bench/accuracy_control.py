@@ -101,8 +101,8 @@ def lite0_task(work: Path, models: Path, cache: Path, held_out: int) -> Task:
     # the crops FP32 is sure about (softmax >= 0.5): ImageNet val photos mostly have one clear subject,
     # random crops often do not, and a coin-flip top-1 flips under any perturbation.
     probs = _fp32_softmax(source, root / "heldout", pool, cache)
-    keep = [i for i in np.argsort(-probs.max(1), kind="stable") if probs[i].max() >= 0.5][:held_out]
-    write_val_map(root / "heldout" / "val_map.txt", {pool[i]: int(probs[i].argmax()) for i in sorted(keep)})
+    keep = [i for i in range(len(pool)) if probs[i].max() >= 0.5][:held_out]
+    write_val_map(root / "heldout" / "val_map.txt", {pool[i]: int(probs[i].argmax()) for i in keep})
     return Task("efficientnet_lite0", source, CalibrationConfig(root / "calib", root / "cal_list.txt"),
                 CheckSet(root / "heldout", root / "heldout" / "val_map.txt"),
                 f"agreement with FP32 top-1 on {len(keep)} crops of scikit-image photos where FP32's softmax "
