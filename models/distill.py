@@ -272,14 +272,14 @@ def evaluate(model: nn.Module, data: ImageSet, normalize: Callable, world: World
     """Top-1 over ``data``, each process taking every ``world.size``-th sample, summed across processes."""
     model.eval()
     idx = list(range(world.rank, len(data), world.size))
-    counts = torch.zeros(2, dtype=torch.float64)
+    counts = torch.zeros(2, dtype=torch.float64, device=world.device)  # nccl reduces device tensors only
     for start in range(0, len(idx), batch):
         items = [data[i] for i in idx[start:start + batch]]
         x = torch.stack([p for p, _ in items]).to(world.device)
         labels = torch.tensor([label for _, label in items], device=world.device)
         counts[0] += float((model(normalize(x.float())).argmax(1) == labels).sum())
         counts[1] += len(items)
-    dist.all_reduce(counts)  # gloo on CPU; on GPU the nccl group needs device tensors
+    dist.all_reduce(counts)
     return float(counts[0] / counts[1]) if counts[1] else float("nan")
 
 

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
+from common.errors import DatasetError
 from conftest import DEMO_ONNX, REPO, prepare_model, run_loadgen_test
+from models.distill import list_samples
 
 EPOCHS, FIRST_LEG = 16, 6
 
@@ -62,3 +66,17 @@ def test_refuses_to_run_outside_torchrun(demo_data: Path, tmp_path: Path) -> Non
                           cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "start this under torchrun" in proc.stderr
     assert proc.stderr.strip().count("\n") == 0  # one line, no traceback
+
+
+def test_imagenet_train_layout_numbers_classes_in_sorted_order(demo_data: Path, tmp_path: Path) -> None:
+    files = sorted((demo_data / "train").glob("*.JPEG"))[:4]
+    for wnid, chunk in (("n02", files[:2]), ("n01", files[2:])):
+        (tmp_path / "train" / wnid).mkdir(parents=True)
+        for f in chunk:
+            shutil.copy(f, tmp_path / "train" / wnid / f.name)
+    (tmp_path / "train" / "n01" / "notes.txt").write_text("not an image")
+    samples = list_samples(tmp_path / "train")
+    assert [(s.name.split("/")[0], s.label) for s in samples] == [("n01", 0), ("n01", 0), ("n02", 1), ("n02", 1)]
+    (tmp_path / "flat").mkdir()
+    with pytest.raises(DatasetError, match="neither a flat_map.txt / val_map.txt nor class sub-directories"):
+        list_samples(tmp_path / "flat")
