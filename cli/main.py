@@ -83,7 +83,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                              args.check_count)
     source = resolve_source(args.model, args.out / "sources")
     req = PrepareRequest(source, args.precision, args.out, args.cache_dir, args.layout, calibration,
-                         args.int8_rest, check, _card_overrides(args), args.max_accuracy_drop)
+                         args.int8_rest, check, _card_overrides(args), max_accuracy_drop=args.max_accuracy_drop)
     out = prepare(req)
     print(f"preprocessing: {describe_preprocessing(load_card(out))}", file=sys.stderr)
     print(out)
