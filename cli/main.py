@@ -99,7 +99,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from models.distill import add_arguments, run  # torch: the 'train' extra
     except ImportError as exc:
         raise ConfigError(f"train needs the 'train' extra (pip install -e '.[train]'): {exc}") from None
-    parser = argparse.ArgumentParser(prog="mlperf-cpu train", description=f"Knowledge distillation. Usage: {TRAIN_USAGE}")
+    parser = argparse.ArgumentParser(prog="mlperf-cpu train",
+                                     description=f"Knowledge distillation. Usage: {TRAIN_USAGE}")
     add_arguments(parser)
     return run(parser.parse_args(args.train_args), args.command_line)
 
