@@ -146,7 +146,8 @@ def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
     cal = req.calibration
     blob = {"source": source_sha, "precision": req.precision, "layout": req.layout, "v": 2,
             "inference_precision": req.inference_precision,
-            "check": None if req.check is None else [str(req.check.val_map), req.check.count],
+            # The val_map by content: the same path with other images or labels must not hit the cache.
+            "check": None if req.check is None else [sha256_files([req.check.val_map]), req.check.count],
             "card": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(req.card_overrides.items())},
             "calibration": None if cal is None else {
                 "list": sha256_files([cal.list_file]), "subset": cal.subset_size,
