@@ -294,7 +294,7 @@ def load_checkpoint(path: Path, cfg: DistillConfig) -> dict:
     """Read ``path`` and check it belongs to a run of this student on these classes."""
     if not path.is_file():
         raise ConfigError(f"--resume: no checkpoint at {path}")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(path, map_location="cpu", weights_only=True)  # plain tensors and data: no pickled code
     saved = state["config"]
     for key in ("student", "teacher", "train_dir"):
         if saved[key] != getattr(cfg, key):

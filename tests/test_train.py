@@ -34,7 +34,7 @@ def test_distil_resume_and_serve(demo_data: Path, session_dir: Path, cache_dir: 
               "--val", str(demo_data / "val"), "--epochs", str(EPOCHS), "--out", str(out)]
     first = _torchrun(*common, "--stop-after", str(FIRST_LEG))
     assert first.returncode == 0, first.stderr[-3000:]
-    ckpt = torch.load(out.with_suffix(".ckpt") / "last.pt", weights_only=False)
+    ckpt = torch.load(out.with_suffix(".ckpt") / "last.pt", weights_only=True)
     assert ckpt["epoch"] == FIRST_LEG and ckpt["world_size"] == 2 and not out.exists()
     momentum = next(iter(ckpt["optimizer"]["state"].values()))["momentum_buffer"]
 
