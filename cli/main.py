@@ -1,4 +1,4 @@
-"""Command line: ``mlperf-cpu {pipeline,prepare,run,tune,report,models,accuracy,summary,package,check,describe-system}``.
+"""Command line: ``mlperf-cpu {pipeline,prepare,run,tune,report,models,accuracy,summary,train,package,check,describe-system}``.
 
 One handler per subcommand; ``main(argv)`` is testable and is the only place that turns
 errors into exit codes: a ``HarnessError`` prints one ``ERROR`` line (after closing any
@@ -83,7 +83,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
                              args.check_count)
     source = resolve_source(args.model, args.out / "sources")
     req = PrepareRequest(source, args.precision, args.out, args.cache_dir, args.layout, calibration,
-                         args.int8_rest, check, _card_overrides(args), args.task)
+                         args.int8_rest, check, _card_overrides(args), args.task,
+                         max_accuracy_drop=args.max_accuracy_drop)
     out = prepare(req)
     card = load_card(out)
     if card.is_detector:
@@ -93,6 +94,29 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         print(f"preprocessing: {describe_preprocessing(card)}", file=sys.stderr)
     print(out)
     return 0
+
+
+# ----------------------------------------------------------------------------- train
+TRAIN_USAGE = "torchrun --standalone --nproc_per_node 2 -m cli train --teacher T.onnx --student NAME --train DIR ..."
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from models.distill import add_arguments, run  # torch: the 'train' extra
+    except ImportError as exc:
+        raise ConfigError(f"train needs the 'train' extra (pip install -e '.[train]'): {exc}") from None
+    parser = argparse.ArgumentParser(prog="mlperf-cpu train",
+                                     description=f"Knowledge distillation. Usage: {TRAIN_USAGE}")
+    add_arguments(parser)
+    return run(parser.parse_args(args.train_args), args.command_line)
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", add_help=False, prefix_chars="+",
+                       help=f"distil a teacher into a registered architecture; start under torchrun: {TRAIN_USAGE}")
+    # Every option belongs to models.distill's parser (``mlperf-cpu train --help`` prints it).
+    t.add_argument("train_args", nargs=argparse.REMAINDER)
+    t.set_defaults(handler=_cmd_train)
 
 
 # ----------------------------------------------------------------------------- run
@@ -429,6 +453,9 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
                    help="held-out labelled images: INT8 vs FP32 top-1 and agreement, stored in the card")
     p.add_argument("--check-val-map", type=Path, help="default: <check-dataset>/val_map.txt")
     p.add_argument("--check-count", type=int, default=1000, help="held-out samples to check (default 1000)")
+    p.add_argument("--max-accuracy-drop", type=float, metavar="POINTS",
+                   help="int8: keep the layers that cost accuracy in float (NNCF accuracy control) until the "
+                        "held-out top-1 drop (--check-dataset minus the calibration list) is <= POINTS")
     p.add_argument("--layout", choices=("NCHW", "NHWC"), default="NCHW", help="uint8 input layout")
     p.add_argument("--task", choices=("classification", "detection"), default="classification",
                    help="detection: a YOLO-style [N, 4+classes, anchors] detector (COCO mAP; README "
@@ -534,6 +561,7 @@ def main_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_tools(sub)
     _add_zoo(sub)
+    _add_train(sub)
     add_subcommands(sub)  # package, check, describe-system
     return parser
 

@@ -38,7 +38,8 @@ def held_out_samples(check: CheckSet, num_classes: int, exclude_list: Path | Non
     return samples[: check.count]
 
 
-def _top1(model: ov.Model, data: np.ndarray, precision: str) -> np.ndarray:
+def predict_labels(model: ov.Model, data: np.ndarray, precision: str) -> np.ndarray:
+    """The served model's label for each sample of ``data``, compiled with ``precision`` for float layers."""
     compiled = ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": precision})
     request = compiled.create_infer_request()
     out = np.empty(len(data), dtype=np.int32)
@@ -53,8 +54,8 @@ def compare(fp32: ov.Model, int8: ov.Model, check: CheckSet, spec: PreprocessSpe
     samples = held_out_samples(check, num_classes, exclude_list)
     data = np.asarray(build_cache(check.image_dir, samples, spec, cache_dir).open())
     labels = np.array([s.label for s in samples])
-    ref = _top1(fp32, data, "f32")
-    q = _top1(int8, data, int8_precision)
+    ref = predict_labels(fp32, data, "f32")
+    q = predict_labels(int8, data, int8_precision)
     result = {"samples": len(samples), "val_map": str(check.val_map),
               "fp32_top1_percent": round(100.0 * float((ref == labels).mean()), 3),
               "int8_top1_percent": round(100.0 * float((q == labels).mean()), 3),

@@ -68,20 +68,22 @@ def inspect_classifier(model: ov.Model, origin: str) -> ClassifierPorts:
 def build_served_model(model: ov.Model, ports: ClassifierPorts, layout: str,
                        mean: tuple[float, ...], std: tuple[float, ...], label_offset: int) -> ov.Model:
     """Return a new model: uint8 input in ``layout`` -> float classifier -> int32 top-1 label."""
+    return attach_top1(build_scores_model(model, ports, layout, mean, std), label_offset)
+
+
+def build_scores_model(model: ov.Model, ports: ClassifierPorts, layout: str,
+                       mean: tuple[float, ...], std: tuple[float, ...]) -> ov.Model:
+    """Return a new model: uint8 input in ``layout`` -> float [N, C] class scores (the only output).
+
+    Accuracy-controlled quantization ranks layers by how much they change these
+    scores, which a top-1 label alone cannot tell.
+    """
     # The producer of the score output, not the Result node itself (a Result has no consumers).
     scores = model.get_results()[ports.scores_index].input_value(0)
-    node = scores
     if len(scores.get_partial_shape()) == 4:
-        node = ops.squeeze(scores, ops.constant(np.array([2, 3], dtype=np.int64))).output(0)
-    topk = ops.topk(node, ops.constant(np.int64(1)), axis=1, mode="max", sort="none",
-                    index_element_type=ov.Type.i32)
-    label = topk.output(1)
-    if label_offset:
-        label = ops.add(label, ops.constant(np.array(label_offset, dtype=np.int32))).output(0)
-    result = ops.result(label)
-    result.output(0).get_tensor().set_names({TOP1_NAME})
-    served = ov.Model([result], model.get_parameters(), model.friendly_name)
-    return fold_pixel_input(served, layout, ports.input_layout, mean, std)
+        scores = ops.squeeze(scores, ops.constant(np.array([2, 3], dtype=np.int64))).output(0)
+    scores_model = ov.Model([ops.result(scores)], model.get_parameters(), model.friendly_name)
+    return fold_pixel_input(scores_model, layout, ports.input_layout, mean, std)
 
 
 def fold_pixel_input(model: ov.Model, layout: str, model_layout: str, mean: tuple[float, ...],
@@ -97,3 +99,15 @@ def fold_pixel_input(model: ov.Model, layout: str, model_layout: str, mean: tupl
     if any(s != 1 for s in std):
         steps.scale(list(std))
     return ppp.build()
+
+
+def attach_top1(scores_model: ov.Model, label_offset: int) -> ov.Model:
+    """Replace the [N, C] score output of ``scores_model`` by the int32 top-1 label (plus offset)."""
+    topk = ops.topk(scores_model.get_results()[0].input_value(0), ops.constant(np.int64(1)), axis=1, mode="max",
+                    sort="none", index_element_type=ov.Type.i32)
+    label = topk.output(1)
+    if label_offset:
+        label = ops.add(label, ops.constant(np.array(label_offset, dtype=np.int32))).output(0)
+    result = ops.result(label)
+    result.output(0).get_tensor().set_names({TOP1_NAME})
+    return ov.Model([result], scores_model.get_parameters(), scores_model.friendly_name)

@@ -23,19 +23,22 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import openvino as ov
 
 from common.errors import ConfigError, ModelError
 from common.files import sha256_files
 from common.model_metadata import CARD_METADATA_KEY
+from dataset.cache import build_cache
 from dataset.constants import (MLPERF_RESNET50_MEAN, MLPERF_RESNET50_STD, REFERENCE_CROP_PCT,
                                TORCHVISION_MEAN, TORCHVISION_STD)
-from modelprep.agreement import CheckSet, compare
+from modelprep.agreement import CheckSet, compare, held_out_samples
 from modelprep.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, TASKS, ModelCard, card_from_dict
 from modelprep.detector import (build_served_detector, decode_subgraph, describe_detector, detector_card_fields,
                                 inspect_for_task)
-from modelprep.graph import ClassifierPorts, build_served_model
-from modelprep.quantize import CalibrationConfig, load_calibration_samples, quantize_int8
+from modelprep.graph import ClassifierPorts, attach_top1, build_scores_model, build_served_model
+from modelprep.quantize import (CalibrationConfig, float_layers, load_calibration_samples, quantize_int8,
+                                quantize_int8_accuracy_controlled)
 from modelprep.source import embedded_card, read_source, source_files
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ class PrepareRequest:
     check: CheckSet | None = None
     card_overrides: dict[str, Any] = field(default_factory=dict)  # CARD_OPTION_FIELDS given by the user
     task: str = "classification"  # or "detection" (modelprep.detector)
+    max_accuracy_drop: float | None = None  # top-1 points on the held-out check set; None: plain PTQ
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -76,6 +80,13 @@ class PrepareRequest:
             raise ConfigError("--precision int8 needs a calibration list (--calib-list) and image dir")
         if self.int8_rest not in INFERENCE_PRECISIONS:
             raise ConfigError(f"--int8-rest: expected one of {INFERENCE_PRECISIONS}, got {self.int8_rest!r}")
+        if self.max_accuracy_drop is not None and (self.precision != "int8" or self.check is None
+                                                   or not self.max_accuracy_drop >= 0):
+            raise ConfigError("--max-accuracy-drop: needs --precision int8, held-out images (--check-dataset) and "
+                              f"a drop >= 0 in top-1 points, got {self.max_accuracy_drop}")
+        if self.max_accuracy_drop is not None and self.task != "classification":
+            raise ConfigError("--max-accuracy-drop: measures top-1, so it applies to classifiers only "
+                              f"(--task {self.task})")
         unknown = sorted(set(self.card_overrides) - set(CARD_OPTION_FIELDS))
         if unknown:
             raise ConfigError(f"card overrides: unknown field(s) {unknown}; prepare takes {CARD_OPTION_FIELDS}")
@@ -144,7 +155,8 @@ def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
     cal = req.calibration
     blob = {"source": source_sha, "precision": req.precision, "layout": req.layout, "v": 2,
             "inference_precision": req.inference_precision,
-            "check": None if req.check is None else [str(req.check.val_map), req.check.count],
+            # The val_map by content: the same path with other images or labels must not hit the cache.
+            "check": None if req.check is None else [sha256_files([req.check.val_map]), req.check.count],
             "card": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(req.card_overrides.items())},
             "calibration": None if cal is None else {
                 "list": sha256_files([cal.list_file]), "subset": cal.subset_size,
@@ -152,6 +164,8 @@ def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
     if req.task != "classification":  # classifiers keep their earlier prepared directories
         blob["task"] = req.task
         blob["detector_v"] = 2  # 2: INT8 keeps the box decoding in float
+    if req.max_accuracy_drop is not None:
+        blob["max_accuracy_drop"] = req.max_accuracy_drop
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -182,20 +196,54 @@ def prepare(req: PrepareRequest) -> Path:
         assert req.calibration is not None
         calib = load_calibration_samples(req.calibration, card.preprocess, req.cache_dir)
         fp32 = served
-        keep_float = decode_subgraph(served) if card.is_detector else []
-        served = quantize_int8(served, calib, req.calibration, keep_float)
+        if req.max_accuracy_drop is None:
+            keep_float = decode_subgraph(served) if card.is_detector else []
+            served = quantize_int8(served, calib, req.calibration, keep_float)
+            tool: dict[str, Any] = {"tool": "nncf.quantize"}
+            if keep_float:
+                tool["kept_in_float"] = f"box decoding ({len(keep_float)} ops)"
+        else:
+            served, tool = _quantize_accuracy_controlled(ports, card, req, calib)
         card = ModelCard(**{**asdict(card), "calibration": {
             "list": str(req.calibration.list_file), "list_sha256": sha256_files([req.calibration.list_file]),
             "images": len(calib), "subset_size": min(req.calibration.subset_size or len(calib), len(calib)),
-            "preset": req.calibration.preset, "tool": "nncf.quantize",
-            **({"kept_in_float": f"box decoding ({len(keep_float)} ops)"} if keep_float else {})}})
+            "preset": req.calibration.preset, **tool}})
         if req.check is not None and not card.is_detector:  # the check compares top-1 labels
             check = compare(fp32, served, req.check, card.preprocess, card.num_classes, req.cache_dir,
                             req.calibration.list_file, card.inference_precision)
+            check["top1_drop_points"] = round(check["fp32_top1_percent"] - check["int8_top1_percent"], 3)
+            if req.max_accuracy_drop is not None and check["top1_drop_points"] > req.max_accuracy_drop:
+                log.warning("held-out top-1 drop %.3f points is above --max-accuracy-drop %g even with the "
+                            "float layers listed in the card", check["top1_drop_points"], req.max_accuracy_drop)
             card = ModelCard(**{**asdict(card), "accuracy_check": check})
     served.set_rt_info(card.to_json(), ["mlperf_cpu", "card"])
     _write_atomically(served, card, out_dir)
     return out_dir
+
+
+def _quantize_accuracy_controlled(ports: ClassifierPorts, card: ModelCard, req: PrepareRequest,
+                                  calib: Any) -> tuple[ov.Model, dict[str, Any]]:
+    """INT8 with layers left in float until the held-out top-1 drop is <= ``req.max_accuracy_drop`` points.
+
+    The held-out images are the check set minus the calibration list, so the layers are chosen on
+    images calibration never saw; the check that follows measures the drop on the same images.
+    """
+    assert req.check is not None and req.calibration is not None and req.max_accuracy_drop is not None
+    samples = held_out_samples(req.check, card.num_classes, req.calibration.list_file)
+    if not samples:
+        raise ConfigError(f"--max-accuracy-drop: no held-out images in {req.check.val_map} "
+                          f"outside the calibration list {req.calibration.list_file}")
+    held_out = np.asarray(build_cache(req.check.image_dir, samples, card.preprocess, req.cache_dir).open())
+    labels = np.array([s.label for s in samples])
+    # A fresh copy: building the served FP32 graph has already rewired ``model``'s input.
+    scores = build_scores_model(read_source(req.source), ports, req.layout, card.mean, card.std)
+    quantized = quantize_int8_accuracy_controlled(scores, calib, req.calibration, held_out, labels,
+                                                  card.label_offset, req.max_accuracy_drop)
+    left, total = float_layers(quantized)
+    log.info("accuracy control left %d of %d compute layers in float: %s", len(left), total, ", ".join(left) or "-")
+    return attach_top1(quantized, card.label_offset), {
+        "tool": "nncf.quantize_with_accuracy_control", "max_accuracy_drop_points": req.max_accuracy_drop,
+        "validation_images": len(samples), "float_layers": left, "compute_layers": total}
 
 
 def _write_atomically(model: ov.Model, card: ModelCard, out_dir: Path) -> None:

@@ -64,3 +64,61 @@ def quantize_int8(model: ov.Model, calibration: np.ndarray, cfg: CalibrationConf
     ignored = nncf.IgnoredScope(names=keep_float, validate=False) if keep_float else None
     return nncf.quantize(model, dataset, preset=preset, subset_size=subset,
                          fast_bias_correction=cfg.fast_bias_correction, ignored_scope=ignored)
+
+
+# Layers that do the multiply-accumulates: quantized iff their activation input comes from a FakeQuantize.
+_COMPUTE_OPS = ("Convolution", "GroupConvolution", "MatMul", "ConvolutionBackpropData")
+_SHAPE_OPS = ("Reshape", "Squeeze", "Unsqueeze", "Transpose")
+
+
+def quantize_int8_accuracy_controlled(scores_model: ov.Model, calibration: np.ndarray, cfg: CalibrationConfig,
+                                      held_out: np.ndarray, labels: np.ndarray, label_offset: int,
+                                      max_drop_points: float) -> ov.Model:
+    """NNCF accuracy-controlled PTQ of ``scores_model`` (uint8 in, [N, C] scores out).
+
+    Quantizes fully, then returns layers to float, the most harmful first (ranked by
+    how much they change the scores of the held-out images), until top-1 on
+    ``held_out`` is at most ``max_drop_points`` below FP32's, or nothing is left to
+    revert. The held-out images must not be calibration images.
+    """
+    import nncf  # heavy import; only preparation needs it
+    from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+
+    def validate(compiled: ov.CompiledModel, items: list) -> tuple[float, list[list[np.ndarray]]]:
+        outputs, correct = [], 0
+        for pixels, label in items:  # an iterable (NNCF counts it), not a list
+            scores = compiled(pixels)[0]
+            correct += int(int(np.argmax(scores)) + label_offset == label)
+            outputs.append([scores])  # per-item scores: the ranking compares these, not labels
+        return correct / max(1, len(outputs)), outputs
+
+    subset = min(cfg.subset_size or len(calibration), len(calibration))
+    preset = nncf.QuantizationPreset.PERFORMANCE if cfg.preset == "performance" else nncf.QuantizationPreset.MIXED
+    calib = nncf.Dataset([calibration[i:i + 1] for i in range(len(calibration))])
+    validation = nncf.Dataset([(held_out[i:i + 1], int(labels[i])) for i in range(len(held_out))], lambda item: item[0])
+    log.info("NNCF accuracy-controlled PTQ: %d calibration samples, %d held-out, max drop %.2f points",
+             subset, len(held_out), max_drop_points)
+    # "At most" X points: NNCF compares drop <= max_drop in floats, and a drop of exactly 2 of 400
+    # images computes as 0.0050000000000000044, so the bound gets a rounding margin.
+    bound = max_drop_points / 100.0 + 1e-9
+    return nncf.quantize_with_accuracy_control(
+        scores_model.clone(), calib, validation, validate, max_drop=bound,
+        drop_type=nncf.DropType.ABSOLUTE, preset=preset, subset_size=subset,
+        fast_bias_correction=cfg.fast_bias_correction,
+        advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
+            ranking_subset_size=min(300, len(held_out))))
+
+
+def float_layers(model: ov.Model) -> tuple[list[str], int]:
+    """Names of the compute layers of a quantized model that run in float, and how many there are in all."""
+    compute = [op for op in model.get_ordered_ops() if op.get_type_name() in _COMPUTE_OPS]
+    left = [op.get_friendly_name() for op in compute if _activation_source(op) != "FakeQuantize"]
+    return left, len(compute)
+
+
+def _activation_source(op: ov.Node) -> str:
+    """Type of the op feeding ``op``'s activation input, looking through shape-only ops (a flatten)."""
+    node = op.input_value(0).get_node()
+    while node.get_type_name() in _SHAPE_OPS:
+        node = node.input_value(0).get_node()
+    return node.get_type_name()
