@@ -39,7 +39,10 @@ scenarios:
 
 
 def _banks() -> set[str]:
-    return {p.name for p in SHM.glob("mlperf-cpu-bank-*")}
+    """Leaked banks: named ``mlperf-cpu-bank-<pid>-<token>`` by a process that has exited. A live
+    creator's bank is not counted, since other test runs on the machine may hold one right now."""
+    return {p.name for p in SHM.glob("mlperf-cpu-bank-*")
+            if not psutil.pid_exists(int(p.name.split("-")[3]))}
 
 
 @pytest.fixture()
