@@ -314,8 +314,18 @@ DEMO_CARD = DetectionCard(input_size=128, num_classes=10, category_ids=DEMO_CATE
 
 @register_model(card=YOLO11L_CARD)
 def yolo11l(num_classes: int = 80, input_size: int = 640) -> YoloDetector:
-    """YOLOv11-L-shaped detector (640x640, 80 classes -> [N, 84, 8400])."""
-    return YoloDetector(YOLO11L_SPEC, num_classes, input_size)
+    """YOLOv11-L-shaped detector (640x640, 80 classes -> [N, 84, 8400]).
+
+    It is only ever untrained (timed, never scored), so its class biases are zero rather than
+    the training prior: with the prior every score sits below the reference's 0.001 confidence
+    threshold and post-processing would be timed on empty heads; at zero every anchor is a
+    candidate, the most decoding and NMS work an image can cause.
+    """
+    model = YoloDetector(YOLO11L_SPEC, num_classes, input_size)
+    with torch.no_grad():
+        for cls in model.head.cls:
+            cls[-1].bias.zero_()
+    return model
 
 
 @register_model(card=DEMO_CARD)

@@ -38,11 +38,15 @@ scenarios:
 """
 
 
-def _banks() -> set[str]:
-    """Leaked banks: named ``mlperf-cpu-bank-<pid>-<token>`` by a process that has exited. A live
-    creator's bank is not counted, since other test runs on the machine may hold one right now."""
-    return {p.name for p in SHM.glob("mlperf-cpu-bank-*")
-            if not psutil.pid_exists(int(p.name.split("-")[3]))}
+def _bank_creators() -> dict[str, int]:
+    """Every shared bank, named ``mlperf-cpu-bank-<pid>-<token>``, with its creator's pid."""
+    return {p.name: int(p.name.split("-")[3]) for p in SHM.glob("mlperf-cpu-bank-*")}
+
+
+def _leaked() -> set[str]:
+    """Banks whose creator has exited. A live creator's bank is not counted: other test runs on
+    the machine may hold one right now."""
+    return {name for name, pid in _bank_creators().items() if not psutil.pid_exists(pid)}
 
 
 @pytest.fixture()
@@ -107,7 +111,7 @@ def test_cores_split_into_contiguous_equal_groups() -> None:
 # ----------------------------------------------------------------------------- runs
 def test_two_instances_give_the_same_labels_as_one(workdir: Path, two_instances: Path, demo_int8: Path,
                                                    demo_data: Path, cache_dir: Path) -> None:
-    banks = _banks()
+    banks = _leaked()
     one, one_dir = _run(workdir, "host", "host", demo_int8, demo_data, cache_dir, "accuracy")
     assert one.returncode == 0, one.stderr[-3000:]
     labels = read_accuracy_log(one_dir / "mlperf_log_accuracy.json")
@@ -125,18 +129,18 @@ def test_two_instances_give_the_same_labels_as_one(workdir: Path, two_instances:
         assert result.compiled_properties["INFERENCE_NUM_THREADS"] == "1"
         assert all(not psutil.pid_exists(i["pid"]) or psutil.Process(i["pid"]).status() == psutil.STATUS_ZOMBIE
                    for i in result.instances)
-    assert _banks() == banks  # shared memory released after normal runs
+    assert _leaked() == banks  # shared memory released after normal runs
 
 
 def test_short_two_instance_performance_run(workdir: Path, two_instances: Path, demo_int8: Path,
                                             demo_data: Path, cache_dir: Path) -> None:
-    banks = _banks()
+    banks = _leaked()
     proc, run_dir = _run(workdir, str(two_instances), "two-instances", demo_int8, demo_data, cache_dir,
                          "performance", "Offline", "--min-duration-ms", "2000", "--target-qps", "0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = RunResult.load(run_dir)
     assert result.samples_per_second > 0 and len(result.instances) == 2
-    assert _banks() == banks
+    assert _leaked() == banks
 
 
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
@@ -164,7 +168,7 @@ def _assert_all_gone(children: list[psutil.Process]) -> None:
 
 def test_killed_instance_fails_the_run_without_hanging(workdir: Path, two_instances: Path, demo_int8: Path,
                                                         demo_data: Path, cache_dir: Path) -> None:
-    banks = _banks()
+    banks = _leaked()
     run_dir = _run_dir(workdir, "two-instances", demo_int8, "Offline", "performance")
     proc = _start(["run", "--mode", "performance", "--model", str(demo_int8), "--dataset", str(demo_data / "val"),
                    "--system", str(two_instances), "--cache-dir", str(cache_dir), "--min-duration-ms", "6000",
@@ -184,12 +188,12 @@ def test_killed_instance_fails_the_run_without_hanging(workdir: Path, two_instan
     result = RunResult.load(run_dir)
     assert result.status == "error" and result.valid is False and tree.is_incomplete(run_dir)
     _assert_all_gone(children)
-    assert _banks() == banks
+    assert _leaked() == banks
 
 
 def test_sigint_during_two_instance_run(workdir: Path, two_instances: Path, demo_int8: Path,
                                         demo_data: Path, cache_dir: Path) -> None:
-    banks = _banks()
+    banks = _leaked()
     run_dir = _run_dir(workdir, "two-instances", demo_int8, "Offline", "performance")
     proc = _start(["run", "--mode", "performance", "--model", str(demo_int8), "--dataset", str(demo_data / "val"),
                    "--system", str(two_instances), "--cache-dir", str(cache_dir), "--min-duration-ms", "600000",
@@ -197,7 +201,7 @@ def test_sigint_during_two_instance_run(workdir: Path, two_instances: Path, demo
     try:
         children = _wait_started(proc, run_dir)
         everything = psutil.Process(proc.pid).children(recursive=True)  # the resource tracker too
-        assert _banks() != banks  # the shared bank exists while the test runs
+        assert proc.pid in _bank_creators().values()  # this run's shared bank exists while it runs
         time.sleep(1.0)
         sent = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -212,4 +216,4 @@ def test_sigint_during_two_instance_run(workdir: Path, two_instances: Path, demo
     assert RunResult.load(run_dir).status == "interrupted"
     _assert_all_gone(children)
     _assert_all_gone(everything)
-    assert _banks() == banks
+    assert _leaked() == banks
