@@ -52,8 +52,10 @@ def export_onnx(model: nn.Module, out: Path, card_data: dict, producer: str) -> 
 
 def untrained_card(arch: str, macs: int = 0, params: int = 0) -> dict:
     """Card of built-in architecture ``arch`` with untrained weights (its registered defaults)."""
-    return {"name": f"{arch}.untrained", **default_card(arch).to_dict(), "macs": macs, "params": params,
-            "trained": False, "notes": "untrained weights (seeded init): speed is meaningful, accuracy is not"}
+    defaults = default_card(arch)
+    notes = "untrained weights (seeded init): speed is meaningful, accuracy is not"
+    return {"name": f"{arch}.untrained", **defaults.to_dict(), "macs": macs, "params": params,
+            "trained": False, "notes": f"{notes}; {defaults.notes}" if defaults.notes else notes}
 
 
 def export_architecture(arch: str, out_dir: Path, seed: int = 0) -> Path:
