@@ -285,7 +285,8 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--budget-minutes", type=float, default=40.0, help="wall-time budget (default 40)")
     s.add_argument("--out", type=Path, help="report directory (default <work>/search/run-<min-top1>)")
     s.add_argument("--space", type=Path, help="search-space YAML (default: the built-in space)")
-    s.add_argument("--seconds", type=float, default=3.0, help="measuring time per candidate")
+    s.add_argument("--seconds", type=float, default=2.0,
+                   help="measuring time per run; a measurement is the best of two runs (a shared machine only slows)")
     s.add_argument("--zoo-archs", type=int, default=5, help="zoo architectures measured as references (0: none)")
     s.add_argument("--reference", default="resnet50", help="registered model measured alongside ('none': skip)")
     s.add_argument("--finalists", type=int, default=4, help="candidates re-measured per search round")

@@ -51,12 +51,14 @@ class SearchRequest:
     system: str = "host"
     space: SearchSpace = DEFAULT_SPACE
     seed: int = 0
-    measure_seconds: float = 3.0
+    measure_seconds: float = 2.0  # per run; each measurement is the best of two runs
     sample_share: float = 0.45
     final_share: float = 0.85
     finalists: int = 4  # measured per round
     final_runs: int = 3  # winner and reference, interleaved; the median is reported (0: keep the search's)
     calib_images: int = 16  # demo calibration images for NNCF (speed only)
+    measure_repeats: int = 2
+    leaders: int = 3  # fastest measured candidates measured again before the winner is chosen
     zoo_archs: int = 5  # zoo architectures measured as references (0: none)
     reference: str | None = REFERENCE
     max_samples: int | None = None
@@ -168,9 +170,10 @@ class Search:
         self.rng = random.Random(req.seed)
         self.clock = Clock(req.budget_s)
         self.acc = fit_accuracy()
-        self.meter = HostMeter(req.workspace, req.engine, req.measure_seconds, req.calib_images)
+        self.meter = HostMeter(req.workspace, req.engine, req.measure_seconds, req.calib_images, req.measure_repeats)
         self.host = host_key(req.engine)
-        self.cache = SpeedCache(req.workspace.work / "search" / f"speed-{self.host}.json")
+        method = f"{req.measure_seconds:g}sx{req.measure_repeats}"  # how a figure was taken is part of its key
+        self.cache = SpeedCache(req.workspace.work / "search" / f"speed-{self.host}-{method}.json")
         self.measured: dict[str, Scored] = {}
         self.rounds: list[dict[str, Any]] = []  # per round: predicted vs measured of its finalists
         self.references: dict[str, list[float]] = {}
@@ -180,7 +183,8 @@ class Search:
 
     def say(self, text: str) -> None:
         """Progress line with elapsed time and budget."""
-        log.info("[search %4.0f/%.0f s] %s", self.clock.elapsed(), self.req.budget_s, text)
+        log.log(logging.INFO if self.req.progress else logging.DEBUG, "[search %4.0f/%.0f s] %s",
+                self.clock.elapsed(), self.req.budget_s, text)
 
     # --- measuring
     def measure(self, s: Scored, fresh: bool = False) -> float:
@@ -244,12 +248,18 @@ class Search:
     def search_round(self) -> None:
         seeds = sorted((s.cand for s in self.measured.values()), key=self.fitness, reverse=True)[:24]
         ranked = evolve(self.req.space, self.fitness, self.rng, seeds)
-        finalists = []
+        finalists, signatures = [], set()
         for cand in ranked:
             s = score(cand, self.acc, self.req.min_top1)
             if not s.feasible or cand.key() in self.measured:
                 continue
             s.predicted_speed = self.predictor.predict(s.desc)
+            # Candidates differing only in what neither model sees (e.g. one more hswish where the fit
+            # gives hswish no cost) teach nothing new: measure one of each.
+            signature = (round(s.predicted_speed, 1), round(s.top1, 2))
+            if signature in signatures:
+                continue
+            signatures.add(signature)
             finalists.append(s)
             if len(finalists) == self.req.finalists:
                 break
@@ -271,7 +281,14 @@ class Search:
         feasible = [s for s in self.measured.values() if s.feasible]
         if not feasible:
             return None
-        best = max(feasible, key=lambda s: s.speed)
+        # One short run each picked the leaders, so the fastest is partly the luckiest: the leaders
+        # are measured again and compared on the median of their runs.
+        leaders = sorted(feasible, key=lambda s: s.speed, reverse=True)[:self.req.leaders]
+        if len(leaders) > 1:
+            for s in leaders:
+                self.measure(s, fresh=True)
+            self.say("leaders re-measured: " + ", ".join(f"{s.cand.key()} {s.speed:.1f}" for s in leaders))
+        best = max(leaders, key=lambda s: s.speed)
         predicted = self.predictor.predict(best.desc)  # includes its own measurement: not held out
         held_out = next((f["predicted"] for r in self.rounds for f in r["finalists"]
                          if f["key"] == best.cand.key()), None)

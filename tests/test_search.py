@@ -126,7 +126,8 @@ def test_tiny_search_measures_real_candidates(tmp_path: Path, demo_data: Path) -
     req = SearchRequest(min_top1=target, budget_s=20, out=tmp_path / "out",
                         workspace=Workspace(work=tmp_path / "work", demo_data=demo_data),
                         engine=load_profile("host").engine, space=space, measure_seconds=1.0, zoo_archs=0,
-                        reference=None, max_samples=2, finalists=1, final_runs=0, calib_images=4, progress=False)
+                        reference=None, max_samples=2, finalists=1, final_runs=0, calib_images=4, measure_repeats=1,
+                        leaders=1, progress=False)
     result = run_search(req)
     measured = [m for m in result["measured"] if m["samples_per_second"] > 0]
     assert len(measured) >= 2
