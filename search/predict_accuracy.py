@@ -76,15 +76,26 @@ class AccuracyPredictor:
     low: np.ndarray
     high: np.ndarray
     rows: int
+    table: np.ndarray  # the rows' standardised features
+    combos: frozenset  # (se, hswish, silu, gelu) combinations the table has
+    reach: float  # how far (standardised) a row may be from the table: see ``nearest_row_reach``
 
     def predict(self, descriptors: Mapping[str, Any]) -> float:
         """Predicted FP32 top-1 (%) of an architecture with these descriptors."""
         return float(self.fit.predict(features(descriptors))[0])
 
     def extrapolation(self, descriptors: Mapping[str, Any]) -> list[str]:
-        """Names of the descriptors outside the table's range."""
+        """Why a prediction for these descriptors would extrapolate (empty: inside the table):
+        descriptors outside the table's range, an SE/activation combination no row has, or a point
+        farther from every row than rows of one family are from the nearest other family."""
         x = features(descriptors)
-        return [n for n, v, lo, hi in zip(FEATURES, x, self.low, self.high) if v < lo - 1e-9 or v > hi + 1e-9]
+        out = [n for n, v, lo, hi in zip(FEATURES, x, self.low, self.high) if v < lo - 1e-9 or v > hi + 1e-9]
+        if _combo(x) not in self.combos:
+            out.append("se/activation combination")
+        distance = float(np.min(np.linalg.norm(self.table - (x - self.fit.mean) / self.fit.scale, axis=1)))
+        if distance > self.reach:
+            out.append(f"distance {distance:.2f} > {self.reach:.2f}")
+        return out
 
     def describe(self, top1: float) -> str:
         """``predicted 78.1 +- 1.9 (LOFO MAE)``."""
@@ -104,10 +115,29 @@ def lofo(rows: list[dict[str, str]], alpha: float = RIDGE) -> tuple[float, dict[
     return float(err.mean()), {f: float(err[families == f].mean()) for f in np.unique(families)}, pred
 
 
+def _combo(x: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(v) for v in x[3:7])  # se, hswish, silu, gelu
+
+
+REACH_QUANTILE = 0.9
+
+
+def nearest_row_reach(z: np.ndarray, families: list[str]) -> float:
+    """The 90th percentile, over rows, of the distance to the nearest row of another family: how
+    new a family's architecture was allowed to be when LOFO measured the error."""
+    fam = np.array(families)
+    d = np.linalg.norm(z[:, None, :] - z[None, :, :], axis=2)
+    d[fam[:, None] == fam[None, :]] = np.inf
+    return float(np.quantile(d.min(1), REACH_QUANTILE))
+
+
 def fit_accuracy(path: Path = ZOO_CSV, alpha: float = RIDGE) -> AccuracyPredictor:
     """Fit on the whole zoo table and evaluate it leave-one-family-out."""
     rows = load_zoo(path)
     x = np.stack([features(r) for r in rows])
     y = np.array([float(r["top1"]) for r in rows])
     mae, by_family, _ = lofo(rows, alpha)
-    return AccuracyPredictor(fit_ridge(x, y, alpha), mae, by_family, x.min(0), x.max(0), len(rows))
+    fit = fit_ridge(x, y, alpha)
+    z = (x - fit.mean) / fit.scale
+    return AccuracyPredictor(fit, mae, by_family, x.min(0), x.max(0), len(rows), z,
+                             frozenset(_combo(v) for v in x), nearest_row_reach(z, [r["family"] for r in rows]))

@@ -130,7 +130,7 @@ class HostMeter:
         self.core = ov.Core()
         self.calibration = demo_calibration(self.workspace, self.calib_images)
 
-    def measure_onnx(self, source: Path) -> float:
+    def measure_onnx(self, source: Path, keep: bool = True) -> float:
         """Prepare ``source`` (an ONNX file or registered architecture name) as INT8 and measure it
         (samples/s, the best of ``repeats`` runs of ``seconds``)."""
         import shutil
@@ -144,13 +144,14 @@ class HostMeter:
             card = load_card(model_dir)
             return max(measure(self.core, model_dir, card, self.engine, self.seconds) for _ in range(self.repeats))
         finally:
-            shutil.rmtree(model_dir, ignore_errors=True)  # hundreds of candidates: keep the disk small
+            if not keep:  # hundreds of candidates: keep the disk small (references stay prepared)
+                shutil.rmtree(model_dir, ignore_errors=True)
 
     def measure_candidate(self, cand: Candidate) -> float:
         """INT8 samples/s of ``cand`` (exported to the workspace's sources)."""
         source = export_candidate(cand, self.workspace.models / "sources")
         try:
-            return self.measure_onnx(source)
+            return self.measure_onnx(source, keep=False)
         finally:
             source.unlink(missing_ok=True)
 

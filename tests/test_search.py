@@ -27,9 +27,11 @@ TINY_SPACE = {
         {"stride": 2, "depth": [1], "width": [48], "block": ["ir"], "expansion": [4], "kernel": [3, 5]},
         {"stride": 2, "depth": [1, 2], "width": [96], "block": ["ir", "fused"], "expansion": [4], "kernel": [3]},
         {"stride": 1, "depth": [1], "width": [128], "block": ["ir"], "expansion": [6], "kernel": [3]},
-        {"stride": 2, "depth": [1], "width": [320], "block": ["ir"], "expansion": [6], "kernel": [3], "se": [False]},
+        {"stride": 2, "depth": [1], "width": [320], "block": ["ir"], "expansion": [6], "kernel": [3]},
     ],
 }
+for _stage in TINY_SPACE["stages"]:  # MobileNetV2-like: inside the zoo's descriptor distribution
+    _stage.update(se=[False], act=["relu"])
 
 def test_space_and_candidate_round_trip_and_one_line_errors(tmp_path: Path) -> None:
     path = tmp_path / "space.yaml"
@@ -108,6 +110,9 @@ def test_accuracy_model_lofo_on_the_real_table() -> None:
     # the full fit ranks a big ResNet above a tiny RegNet, as the table does
     by_arch = {r["arch"]: r for r in rows}
     assert acc.predict(by_arch["resnet101"]) > acc.predict(by_arch["regnetx_002"]) + 3
+    assert not any(acc.extrapolation(r) for r in rows)  # the table is inside its own range
+    mixed = {**by_arch["fbnetv3_b"], "activation": "hswish+silu"}  # no zoo row mixes the two
+    assert "se/activation combination" in acc.extrapolation(mixed)
     text = acc.describe(acc.predict(describe(DEFAULT_SPACE.sample(random.Random(0)))))
     assert text.startswith("predicted ") and text.endswith(f"+- {acc.lofo_mae:.1f} (LOFO MAE)")
 
@@ -123,7 +128,7 @@ def test_tiny_search_measures_real_candidates(tmp_path: Path, demo_data: Path) -
     descs = [describe(space.sample(random.Random(i))) for i in range(20)]
     assert not any(acc.extrapolation(d) for d in descs)  # the tiny space sits inside the zoo's range
     target = min(acc.predict(d) for d in descs) - 0.5  # every candidate qualifies: this tests the machinery
-    req = SearchRequest(min_top1=target, budget_s=20, out=tmp_path / "out",
+    req = SearchRequest(min_top1=target, budget_s=10, out=tmp_path / "out",
                         workspace=Workspace(work=tmp_path / "work", demo_data=demo_data),
                         engine=load_profile("host").engine, space=space, measure_seconds=1.0, zoo_archs=0,
                         reference=None, max_samples=2, finalists=1, final_runs=0, calib_images=4, measure_repeats=1,
