@@ -54,8 +54,11 @@ def measure(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineConfig, 
     compiled, _ = compile_model(core, model_dir, card, cfg)
     pool = InferencePool(compiled, cfg.infer_requests, lambda slot, ids, out: None, lambda ids, err: None)
     # A full bank of random rows, walked through like a run's loaded samples.
-    pool.load(np.random.default_rng(0).integers(0, 256, pool.bank.shape, dtype=np.uint8))
-    return pool.warmup(2 * cfg.infer_requests, seconds)
+    try:
+        pool.load(np.random.default_rng(0).integers(0, 256, pool.bank.shape, dtype=np.uint8))
+        return pool.warmup(2 * cfg.infer_requests, seconds)
+    finally:
+        pool.close()
 
 
 def measure_throughput(model_dir: Path, engine: EngineConfig, seconds: float = 5.0) -> float:
