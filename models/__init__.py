@@ -13,6 +13,7 @@ from torch import nn
 
 from models import decinet as _decinet  # noqa: F401  (registers builders)
 from models import resnet as _resnet  # noqa: F401  (registers builders)
+from models import searched as _searched  # noqa: F401  (registers builders)
 from models._registry import DefaultCard, default_card, get_builder, is_model, list_models, register_model
 
 __all__ = ["DefaultCard", "create", "default_card", "is_model", "list_models", "register_model"]

@@ -33,3 +33,9 @@ def searched_card(name: str) -> DefaultCard:
 def build_searched(name: str, num_classes: int = 1000) -> SearchNet:
     """The network of stored plan ``name``."""
     return SearchNet(_stored(name)["plan"], num_classes)
+
+
+@register_model(card=searched_card("searchnet_epyc"))
+def searchnet_epyc(num_classes: int = 1000) -> SearchNet:
+    """Searched on a 2-vCPU AMD EPYC (AVX-512 VNNI) for predicted top-1 >= 75.7 (see its JSON)."""
+    return build_searched("searchnet_epyc", num_classes)

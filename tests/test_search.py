@@ -147,3 +147,16 @@ def test_tiny_search_measures_real_candidates(tmp_path: Path, demo_data: Path) -
 
     assert count_macs(SearchNet(stored["plan"]), stored["plan"]["resolution"]) == \
         describe(candidate_from_dict(stored["candidate"]))["macs"]
+
+
+def test_the_registered_searched_model_builds_with_its_provenance() -> None:
+    import models
+    from models._macs import count_macs
+    from models.searched import _stored
+
+    name = "searchnet_epyc"
+    card = models.default_card(name)
+    assert "PREDICTED" in card.notes and "on AMD-EPYC" in card.notes
+    stored = _stored(name)
+    net = models.create(name)
+    assert count_macs(net, card.input_size) == describe(candidate_from_dict(stored["candidate"]))["macs"]
