@@ -34,7 +34,7 @@ setup(
     # One package per stage, in data-flow order (README "Layout").
     packages=find_packages(include=["common", "dataset", "models", "modelprep", "sut", "harness", "records",
                                     "submit", "hostinfo", "pipeline", "search", "cli"]),
-    package_data={"models": ["weights/*.onnx", "weights/*.json", "zoo/*.csv"]},
+    package_data={"models": ["weights/*.onnx", "weights/*.json", "zoo/*.csv", "searched/*.json"]},
     install_requires=RUNTIME,
     extras_require={"train": TRAIN, "report": REPORT, "test": TEST + TRAIN + REPORT},
     entry_points={"console_scripts": ["mlperf-cpu=cli.main:main"]},

@@ -61,7 +61,11 @@ def measuring_pool(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineC
 
 def measure(core: ov.Core, model_dir: Path, card: ModelCard, cfg: EngineConfig, seconds: float) -> float:
     """Samples/s of the pool under ``cfg`` on random uint8 inputs (compute does not depend on values)."""
-    return measuring_pool(core, model_dir, card, cfg).warmup(2 * cfg.infer_requests, seconds)
+    pool = measuring_pool(core, model_dir, card, cfg)
+    try:
+        return pool.warmup(2 * cfg.infer_requests, seconds)
+    finally:
+        pool.close()
 
 
 def measure_throughput(model_dir: Path, engine: EngineConfig, seconds: float = 5.0) -> float:

@@ -13,6 +13,7 @@ from torch import nn
 
 from models import decinet as _decinet  # noqa: F401  (registers builders)
 from models import resnet as _resnet  # noqa: F401  (registers builders)
+from models import searched as _searched  # noqa: F401  (registers builders)
 from models import yolo as _yolo  # noqa: F401  (registers builders)
 from models._timm import register_zoo as _register_zoo
 from models.zoo_table import load_zoo as _load_zoo

@@ -38,6 +38,7 @@ class DefaultCard:
     crop_pct: float = REFERENCE_CROP_PCT
     interpolation: str = "area"
     label_offset: int = 0
+    notes: str = ""  # provenance that export appends to the card's notes (e.g. where a model was searched)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data with lists, as it goes into JSON metadata."""

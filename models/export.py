@@ -63,8 +63,10 @@ def file_stem(arch: str) -> str:
 
 def untrained_card(arch: str, macs: int = 0, params: int = 0) -> dict:
     """Card of built-in architecture ``arch`` with untrained weights (its registered defaults)."""
-    return {"name": f"{file_stem(arch)}.untrained", **default_card(arch).to_dict(), "macs": macs, "params": params,
-            "trained": False, "notes": "untrained weights (seeded init): speed is meaningful, accuracy is not"}
+    defaults = default_card(arch)
+    notes = "untrained weights (seeded init): speed is meaningful, accuracy is not"
+    return {"name": f"{file_stem(arch)}.untrained", **defaults.to_dict(), "macs": macs, "params": params,
+            "trained": False, "notes": f"{notes}; {defaults.notes}" if defaults.notes else notes}
 
 
 def export_architecture(arch: str, out_dir: Path, seed: int = 0) -> Path:

@@ -125,15 +125,19 @@ def measure_interleaved(model_dirs: dict[str, Path], profile: SystemProfile, rou
     core, cfg = ov.Core(), profile.engine
     pools = {}
     out: dict[str, list[float]] = {key: [] for key in model_dirs}
-    with tqdm(total=rounds * len(model_dirs), desc="measure INT8", unit="run",
-              disable=not progress or not model_dirs) as bar:
-        for _ in range(rounds):
-            for key, model_dir in model_dirs.items():
-                bar.set_postfix_str(key)
-                if key not in pools:
-                    pools[key] = measuring_pool(core, model_dir, load_card(model_dir), cfg)
-                out[key].append(pools[key].warmup(2 * cfg.infer_requests, seconds))
-                bar.update()
+    try:
+        with tqdm(total=rounds * len(model_dirs), desc="measure INT8", unit="run",
+                  disable=not progress or not model_dirs) as bar:
+            for _ in range(rounds):
+                for key, model_dir in model_dirs.items():
+                    bar.set_postfix_str(key)
+                    if key not in pools:
+                        pools[key] = measuring_pool(core, model_dir, load_card(model_dir), cfg)
+                    out[key].append(pools[key].warmup(2 * cfg.infer_requests, seconds))
+                    bar.update()
+    finally:
+        for pool in pools.values():  # an unclosed pool keeps its compiled model and bank alive
+            pool.close()
     return out
 
 
