@@ -67,6 +67,7 @@ class DetectionCard:
     std: tuple[float, float, float] = (255.0, 255.0, 255.0)
     letterbox_pad: int = LETTERBOX_PAD
     task: str = "detection"
+    notes: str = ""  # provenance that export appends to the card's notes, as DefaultCard's
 
     def __post_init__(self) -> None:
         if len(self.category_ids) != self.num_classes:
