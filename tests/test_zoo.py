@@ -56,7 +56,7 @@ def test_malformed_table_is_one_line_error(tmp_path: Path, workdir: Path) -> Non
 def test_malformed_drop_table_names_the_line(tmp_path: Path) -> None:
     lines = zoo.DROP_CSV.read_text().splitlines()
     bad = tmp_path / "int8_drop.csv"
-    bad.write_text("\n".join([lines[0], lines[1].replace(",pending,", ",guess,"), *lines[2:]]) + "\n")
+    bad.write_text("\n".join([lines[0], lines[1].replace(",measured,", ",guess,"), *lines[2:]]) + "\n")
     with pytest.raises(ConfigError, match=rf"{bad}:2: column 'basis'"):
         zoo.load_drops(bad)
     bad.write_text("\n".join(line for line in lines if not line.startswith("default,")) + "\n")
