@@ -49,15 +49,16 @@ def benchmark(args: argparse.Namespace) -> int:
     require_train_extra(__file__)
     from search.measure import UNTRAINED_NOTE, measure_many
     from search.survey import BASELINE, select
-    from search.zoo import DEPTHWISE_COST, candidates, fastest, load_drops, load_zoo, Measured
+    from search.zoo import DEPTHWISE_COST, DEPTHWISE_SLOWDOWN, candidates, fastest, load_drops, load_zoo, Measured
 
     entries, drops = load_zoo(), load_drops()
     if args.only:
         chosen = [e for e in select(entries, args.only)]
     else:
         chosen = candidates(entries, drops, args.min_top1, args.candidates)
-        print(f"candidates: the {args.candidates} qualifying entries with the lowest GMACs x "
-              f"({DEPTHWISE_COST:g} if depthwise else 1), one per architecture and input size")
+        print(f"candidates: the {args.candidates} qualifying entries with the lowest GMACs x min("
+              f"{DEPTHWISE_COST:g}, 1 + {DEPTHWISE_SLOWDOWN:g} x depthwise MAC fraction), one per architecture "
+              "and input size")
     if not chosen:
         raise ConfigError(f"--min-top1 {args.min_top1}: no zoo entry's expected INT8 top-1 reaches it")
     print(f"{UNTRAINED_NOTE}. Busy machine? load average {os.getloadavg()[0]:.2f} at start.", flush=True)

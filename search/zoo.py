@@ -28,9 +28,12 @@ CLOSED_TOP1 = round(0.99 * REFERENCE_TOP1, 2)  # 75.70: the closed division's 99
 DECINET_TOP1 = 78.4  # Deci's DeciNet on the target CPUs
 BASES = ("measured", "published", "default", "pending")
 SCOPES = ("arch", "family", "default")
-# Dense (no depthwise) nets run at about three times the MAC rate of depthwise ones with INT8
-# on this CPU (the issue's measurements: 410-455 GMAC/s dense, 110-160 for depthwise nets):
-# the cost estimate that orders candidates before anything is measured.
+# Depthwise convolutions lower the INT8 MAC rate in proportion to their share of the MACs
+# (quiet AMD EPYC, 2026-11-29: dense nets 370-400 GMAC/s; MobileNetV4-M, 3 % depthwise MACs,
+# 324; MobileNetV3-L-1.5, 5.5 %, 222; HardCoReNAS-F, 10.6 %, 165): cost = GMACs x (1 +
+# DEPTHWISE_SLOWDOWN x depthwise fraction), at most DEPTHWISE_COST, orders the candidates
+# before anything is measured. A flat x3 for any depthwise net left MobileNetV4 out.
+DEPTHWISE_SLOWDOWN = 14.0
 DEPTHWISE_COST = 3.0
 
 
@@ -128,8 +131,8 @@ def pareto_front(measured: Sequence[Measured]) -> list[Measured]:
 
 
 def estimated_cost(entry: ZooEntry) -> float:
-    """A MAC-based cost before anything is measured: GMACs, times ``DEPTHWISE_COST`` for depthwise nets."""
-    return entry.gmacs * (DEPTHWISE_COST if entry.depthwise_mac_fraction > 0 else 1.0)
+    """A MAC-based cost before anything is measured: GMACs, scaled up by the depthwise share."""
+    return entry.gmacs * min(DEPTHWISE_COST, 1.0 + DEPTHWISE_SLOWDOWN * entry.depthwise_mac_fraction)
 
 
 def candidates(entries: Sequence[ZooEntry], drops: DropTable, min_top1: float, count: int) -> list[ZooEntry]:
