@@ -152,3 +152,20 @@ def print_summary(rounds: list[Round], threshold: float) -> dict[str, dict[str, 
     chosen = "clean" if "clean" in out else "all"
     print(f"ratio {out[chosen]['median_of_ratios']:.4f}", flush=True)
     return out
+
+
+def offline_rounds(rounds: int, reference: Callable[[int], R], ours: Callable[[int], O], quiet: Quiet,
+                   threshold: float) -> Iterator[tuple[Round, R, O]]:
+    """Interleaved rounds of ``reference`` (benchmark_app: ``.throughput_fps``) and ``ours`` (a
+    harness run record: ``.samples_per_second``, ``.validity``), printing the table as it goes;
+    yields each round with both results. A run without samples/s is an error, not a zero."""
+    from common.errors import HarnessError
+
+    print_header()
+    for i, ref, run in interleave(rounds, reference, ours, quiet):
+        if run.value.samples_per_second is None:
+            raise HarnessError(f"{run.value.run_dir}: the harness recorded no samples/s")
+        row = Round(i, ref.value.throughput_fps, run.value.samples_per_second, ref.foreign_cores,
+                    run.foreign_cores, run.value.validity or "?")
+        print_row(row, threshold)
+        yield row, ref.value, run.value

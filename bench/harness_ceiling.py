@@ -37,8 +37,7 @@ import timeit  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench._bapp import BappResult, run_benchmark_app  # noqa: E402
-from bench._rounds import Quiet, Round, interleave, print_header, print_row, print_summary  # noqa: E402
-from common.errors import HarnessError  # noqa: E402
+from bench._rounds import Quiet, offline_rounds, print_summary  # noqa: E402
 from common.testspec import Mode, Overrides  # noqa: E402
 from harness.profile import load_profile  # noqa: E402
 from modelprep.card import MODEL_FILE, ModelCard  # noqa: E402
@@ -268,15 +267,9 @@ def benchmark(args: argparse.Namespace) -> int:
             return run_benchmark_app(model_dir / MODEL_FILE, e, "f32", args.duration,
                                      cache_dir=WORKSPACE.cache / "ov_cache", out_dir=WORK / "bapp" / f"round{i}")
 
-        rounds: list[Round] = []
-        print_header()
-        for i, bapp, ours in interleave(args.rounds, reference, lambda i: run_test(spec, quiet=True),
-                                        Quiet(args.quiet_wait, args.busy_threshold)):
-            if ours.value.samples_per_second is None:
-                raise HarnessError(f"{ours.value.run_dir}: the harness recorded no samples/s")
-            rounds.append(Round(i, bapp.value.throughput_fps, ours.value.samples_per_second, bapp.foreign_cores,
-                                ours.foreign_cores, ours.value.validity or "?"))
-            print_row(rounds[-1], args.busy_threshold)
+        rounds = [row for row, _, _ in offline_rounds(args.rounds, reference, lambda i: run_test(spec, quiet=True),
+                                                      Quiet(args.quiet_wait, args.busy_threshold),
+                                                      args.busy_threshold)]
         print(f"wall time {time.perf_counter() - start:.1f} s")
         print_summary(rounds, args.busy_threshold)  # last line of the rounds: "ratio <number>"
     if not args.no_cpu_split:

@@ -34,7 +34,7 @@ from typing import Callable  # noqa: E402
 import yaml  # noqa: E402
 
 from bench._bapp import BappResult, run_benchmark_app  # noqa: E402
-from bench._rounds import Quiet, Round, interleave, print_header, print_row, print_summary  # noqa: E402
+from bench._rounds import Quiet, Round, offline_rounds, print_summary  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from common.testspec import Mode, Overrides  # noqa: E402
 from harness.profile import load_profile  # noqa: E402
@@ -113,15 +113,10 @@ def run_rounds(args: argparse.Namespace, reference: Callable[[int], BappResult],
     test: the per-round table, then the compiled properties and commands of the last round."""
     rounds: list[Round] = []
     runs: list[tuple[BappResult, RunResult]] = []
-    print_header()
-    for i, bapp, ours in interleave(args.rounds, reference, lambda i: run_test(spec, quiet=True),
-                                    Quiet(args.quiet_wait, args.busy_threshold)):
-        if ours.value.samples_per_second is None:
-            raise HarnessError(f"{ours.value.run_dir}: the harness recorded no samples/s")
-        rounds.append(Round(i, bapp.value.throughput_fps, ours.value.samples_per_second, bapp.foreign_cores,
-                            ours.foreign_cores, ours.value.validity or "?"))
-        runs.append((bapp.value, ours.value))
-        print_row(rounds[-1], args.busy_threshold)
+    for row, bapp, ours in offline_rounds(args.rounds, reference, lambda i: run_test(spec, quiet=True),
+                                          Quiet(args.quiet_wait, args.busy_threshold), args.busy_threshold):
+        rounds.append(row)
+        runs.append((bapp, ours))
     print()
     compare(runs[-1][0].properties, runs[-1][1].compiled_properties)
     print(f"\ncommands (last round):\n  {shlex.join(runs[-1][0].command)}\n  "
