@@ -75,7 +75,7 @@ def benchmark(args: argparse.Namespace) -> int:
     for m in sorted(measured, key=lambda m: -m.samples_per_s):
         drop = drops.for_entry(m.entry)
         rounds = records[m.entry.model_name].rounds
-        print(f"| {m.entry.key} | {m.entry.top1:.2f} | {m.expected_int8:.2f} (-{drop.drop_pp:g}, {drop.basis}) "
+        print(f"| {m.entry.label} | {m.entry.top1:.2f} | {m.expected_int8:.2f} (-{drop.drop_pp:g}, {drop.basis}) "
               f"| {m.samples_per_s:.1f} ({', '.join(f'{r:.1f}' for r in rounds)}) "
               f"| {m.samples_per_s / base.samples_per_s:.2f}x |")
     best = fastest(measured, args.min_top1)
@@ -85,7 +85,7 @@ def benchmark(args: argparse.Namespace) -> int:
         print("ratio 0")
         return 1
     ratio = best.samples_per_s / base.samples_per_s
-    print(f"fastest at >= {args.min_top1} % (expected INT8 top-1) on this host: {best.entry.key} "
+    print(f"fastest at >= {args.min_top1} % (expected INT8 top-1) on this host: {best.entry.label} "
           f"({best.entry.family}, {best.entry.gmacs:.3f} GMACs), published FP32 {best.entry.top1:.2f} %, expected "
           f"INT8 {best.expected_int8:.2f} %, INT8 {best.samples_per_s:.1f} samples/s vs INT8 ResNet-50 "
           f"{base.samples_per_s:.1f} samples/s (same run, untrained weights: speed only)")

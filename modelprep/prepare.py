@@ -207,7 +207,8 @@ def prepare(req: PrepareRequest) -> Path:
         card = ModelCard(**{**asdict(card), "calibration": {
             "list": str(req.calibration.list_file), "list_sha256": sha256_files([req.calibration.list_file]),
             "images": len(calib), "subset_size": min(req.calibration.subset_size or len(calib), len(calib)),
-            "preset": req.calibration.preset, **tool}})
+            "preset": req.calibration.preset,
+            "bias_correction": "fast" if req.calibration.fast_bias_correction else "full", **tool}})
         if req.check is not None and not card.is_detector:  # the check compares top-1 labels
             check = compare(fp32, served, req.check, card.preprocess, card.num_classes, req.cache_dir,
                             req.calibration.list_file, card.inference_precision)

@@ -11,6 +11,7 @@ and the column. This module needs no torch: ``models`` registers every row as
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -23,6 +24,14 @@ INTERPOLATIONS = {"bicubic": "cubic", "bilinear": "linear", "area": "area"}
 COLUMNS = ("arch", "timm_name", "pretrained_tag", "top1", "top5", "params_m", "gmacs", "img_size", "crop_pct",
            "interpolation", "mean", "std", "family", "depthwise_mac_fraction", "has_se", "activation",
            "source_repo", "source_file", "source_commit")
+# Tags whose weights saw more than ImageNet-1k before the 1k fine-tune (ImageNet-21k/12k/22k, JFT,
+# Instagram, ...): their top-1 is as published, but not what an architecture reaches on 1k alone.
+_EXTRA_DATA = re.compile(r"in12k|in21k|in22k|jft|ig1b|swsl|ssl|lvd|seer|swag")
+
+
+def extra_training_data(tag: str) -> bool:
+    """Whether a pretrained tag names training data beyond ImageNet-1k."""
+    return bool(_EXTRA_DATA.search(tag))
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,16 @@ class ZooEntry:
     def model_name(self) -> str:
         """The registered model name that exports this architecture (untrained): ``timm/<key>``."""
         return f"timm/{self.key}"
+
+    @property
+    def extra_data(self) -> bool:
+        """The weights were pretrained on more than ImageNet-1k (the tag says so)."""
+        return extra_training_data(self.pretrained_tag)
+
+    @property
+    def label(self) -> str:
+        """``key`` for tables and answers, flagged when the weights saw more than ImageNet-1k."""
+        return f"{self.key} (pretrained beyond ImageNet-1k)" if self.extra_data else self.key
 
     @property
     def speed_key(self) -> str:

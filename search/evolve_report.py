@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-HEADER = ("Weights are UNTRAINED everywhere: throughputs are real INT8 measurements on this host (a shared, "
-          "busy machine unless stated otherwise); the top-1 of searched candidates is PREDICTED from "
+HEADER = ("Weights are UNTRAINED everywhere: throughputs are real INT8 measurements on this host (noisy when other "
+          "jobs share it: compare within one run); the top-1 of searched candidates is PREDICTED from "
           "architecture descriptors by a model fitted on the zoo table's published FP32 figures. "
           "DeciNet-style candidates mix block types no zoo family has: they are out of the table's "
           "distribution, so the LOFO error understates their real uncertainty.")

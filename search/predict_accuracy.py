@@ -38,9 +38,13 @@ def features(d: Mapping[str, Any]) -> np.ndarray:
 
 
 def load_zoo(path: Path = ZOO_CSV) -> list[dict[str, str]]:
-    """The zoo table's rows."""
+    """The zoo table's rows trained on ImageNet-1k only: a tag with extra pretraining data (e.g.
+    ImageNet-21k) says what those weights reach, not what the architecture reaches on 1k, which is
+    what this predictor and the search's zoo references are about."""
+    from models.zoo_table import extra_training_data
+
     with open(path, newline="") as f:
-        return list(csv.DictReader(f))
+        return [row for row in csv.DictReader(f) if not extra_training_data(row["pretrained_tag"])]
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ def answer_lines(survey: Survey, thresholds: Sequence[float], not_measured: int)
             lines.append(f"fastest at >= {label}: no measured model qualifies (expected INT8 top-1)")
             continue
         reference = best.reference_samples_per_s or survey.baseline.samples_per_s
-        lines.append(f"fastest at >= {label}: {best.entry.key} ({best.entry.family}), published FP32 "
+        lines.append(f"fastest at >= {label}: {best.entry.label} ({best.entry.family}), published FP32 "
                      f"{best.entry.top1:.2f} %, expected INT8 {best.expected_int8:.2f} %, INT8 "
                      f"{best.samples_per_s:.1f} samples/s = {best.speedup(reference):.2f} x "
                      f"INT8 ResNet-50 ({reference:.1f}/s in the same rounds)")
@@ -148,7 +148,7 @@ def markdown_table(survey: Survey, drops: DropTable, system: str) -> str:
            f"| | {base:.1f} (latest) | 1.00x |"]
     for m in sorted(survey.measured, key=lambda m: -m.samples_per_s):
         drop = drops.for_entry(m.entry)
-        out.append(f"| {m.entry.key} | {m.entry.family} | {m.entry.gmacs:.3f} | {m.entry.top1:.2f} "
+        out.append(f"| {m.entry.label} | {m.entry.family} | {m.entry.gmacs:.3f} | {m.entry.top1:.2f} "
                    f"| {m.expected_int8:.2f} (-{drop.drop_pp:g}, {drop.basis}) | {m.samples_per_s:.1f} "
                    f"| {m.speedup(base):.2f}x |")
     for key, why in survey.pruned.items():

@@ -74,6 +74,22 @@ def test_int8_quantizes_and_is_cached(demo_data: Path, tiny_onnx: Path, tmp_path
     assert (model_dir / "model.xml").stat().st_mtime_ns == mtime
 
 
+
+def test_full_bias_correction_from_the_command_line(demo_data: Path, tiny_onnx: Path, tmp_path: Path) -> None:
+    """--bias-correction full reaches NNCF and the card, and is not served from the fast run's cache."""
+    from conftest import run_cli
+
+    dirs = {}
+    for mode in ("fast", "full"):
+        proc = run_cli(["prepare", "--model", str(tiny_onnx), "--precision", "int8", "--out", str(tmp_path / "m"),
+                        "--cache-dir", str(tmp_path / "c"), "--calib-dir", str(demo_data / "train"),
+                        "--calib-list", str(demo_data / "cal_list.txt"), "--calib-subset", "16",
+                        "--bias-correction", mode], cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        (dirs[mode],) = [d for d in (tmp_path / "m").iterdir() if d.is_dir() and d not in dirs.values()]
+        assert load_card(dirs[mode]).calibration["bias_correction"] == mode
+    assert dirs["fast"] != dirs["full"]
+
 def test_calibration_list_naming_absent_files(demo_data: Path, tiny_onnx: Path, tmp_path: Path) -> None:
     from modelprep.prepare import PrepareRequest, prepare
     from modelprep.quantize import CalibrationConfig

@@ -38,6 +38,20 @@ def test_table_loads_and_every_row_resolves() -> None:
     assert not any(name.startswith("timm/") for name in models.list_models())  # listed by `zoo`, not `models`
 
 
+
+def test_extra_data_tags_are_flagged_and_left_out_of_the_accuracy_model() -> None:
+    """A tag pretrained beyond ImageNet-1k (e.g. MobileNetV3's miil_in21k_ft_in1k) is an answer like
+    any other but says so, and does not teach the architecture-to-accuracy predictor."""
+    from search.predict_accuracy import load_zoo as predictor_rows
+
+    entries = zoo.load_zoo()
+    extra = {e.key for e in entries if e.extra_data}
+    assert "mobilenetv3_large_100.miil_in21k_ft_in1k" in extra
+    assert all(e.label.endswith("(pretrained beyond ImageNet-1k)") == (e.key in extra) for e in entries)
+    rows = predictor_rows()
+    assert len(rows) == len(entries) - len(extra)
+    assert not extra & {f"{r['timm_name']}.{r['pretrained_tag']}" for r in rows}
+
 def test_malformed_table_is_one_line_error(tmp_path: Path, workdir: Path) -> None:
     lines = zoo.ZOO_CSV.read_text().splitlines()
     header = lines[0].split(",")
