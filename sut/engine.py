@@ -253,14 +253,7 @@ class InferencePool:
         A short batch fills the rest of the indices with its first row; those outputs are
         never reported.
         """
-        n = len(rows)
-        if not 0 < n <= len(self._indices[0]):
-            raise EngineError(f"a batch needs 1..{len(self._indices[0])} rows, got {n}")
-        slot = self._idle.get()
-        indices = self._indices[slot]
-        indices[:n] = rows
-        if n < len(indices):
-            indices[n:] = indices[0]
+        slot = self._take(rows)
         with self._lock:  # started under the lock, so _reap_failed never sees a previous run's failure
             self._pending[slot] = ids
             self._in_flight += 1
@@ -270,6 +263,36 @@ class InferencePool:
             except Exception as exc:  # noqa: BLE001 - any failure must still complete the ids
                 error = exc
         self._finish(slot, error)
+
+    def infer_now(self, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Run one batch on the calling thread and report it (``on_done`` or ``on_fail``) before
+        returning. For one query at a time on a pool of one request (SingleStream): the thread
+        that issued the query also completes it, with no hop to OpenVINO's callback thread and
+        back (measured with LoadGen SingleStream on INT8 decinet_s, 2 cores: p90 3.30-3.51 ms
+        against 3.68-4.18 ms through ``submit``)."""
+        slot = self._take(rows)
+        error: BaseException | None = None
+        try:
+            self._requests[slot].infer()
+        except Exception as exc:  # noqa: BLE001 - reported through on_fail like an async failure
+            error = RuntimeError(_one_line(exc)) if isinstance(exc, RuntimeError) else exc
+        with self._lock:  # the same bookkeeping as an async batch, so _finish reports it exactly once
+            self._pending[slot] = ids
+            self._in_flight += 1
+        self._finish(slot, error)
+
+    def _take(self, rows: np.ndarray) -> int:
+        """An idle request (blocking until one is) with ``rows`` written into its indices; a short
+        batch repeats its first row."""
+        n = len(rows)
+        if not 0 < n <= len(self._indices[0]):
+            raise EngineError(f"a batch needs 1..{len(self._indices[0])} rows, got {n}")
+        slot = self._idle.get()
+        indices = self._indices[slot]
+        indices[:n] = rows
+        if n < len(indices):
+            indices[n:] = indices[0]
+        return slot
 
     def _complete(self, slot: int) -> None:
         """OpenVINO callback: report the batch's outputs, then make the request idle again."""

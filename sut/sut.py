@@ -7,6 +7,7 @@
   own issue thread, with no hop to another thread: in SingleStream every microsecond between
   ``issue_query`` and ``start_async`` is on the measured latency. A MultiStream query of 8
   samples becomes one batch-8 request or 8 batch-1 requests, whichever the engine settings say.
+  With one request, the query is run synchronously and completed on that same thread.
 - ``ServerSUT``: Poisson arrivals are queued; a dispatcher sends a batch as soon as a request
   is idle, holding up to ``max_wait_us`` after the first waiting query to fill a batch. Per-query
   Server dispatch (batch 1, ``max_wait_us = 0``) uses ``DirectSUT`` instead: no thread hop.
@@ -153,11 +154,34 @@ class OfflineSUT(_PoolSUT):
 
 
 class DirectSUT(_PoolSUT):
-    """SingleStream and MultiStream: the query is started on LoadGen's issue thread itself."""
+    """SingleStream and MultiStream: the query is started on LoadGen's issue thread itself.
+
+    With a pool of one request, a query that fits one batch is also run and completed on that
+    thread (``InferencePool.infer_now``): LoadGen issues the next query only after this one
+    completed, so nothing waits behind it, and the completion skips the callback thread.
+    """
 
     def issue_query(self, ids: list[int], indices: list[int]) -> None:
         """LoadGen thread: gather the query's samples into idle requests and start them."""
-        self._submit_all(np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64))
+        id_array, index_array = np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64)
+        if self._pool.num_requests == 1 and 0 < len(id_array) <= self._pool.batch_size:
+            self._infer_now(id_array, index_array)
+        else:
+            self._submit_all(id_array, index_array)
+
+    def _infer_now(self, ids: np.ndarray, indices: np.ndarray) -> None:
+        """One batch on this thread; a failure before inference completes the ids like _submit_all."""
+        try:
+            rows = self._qsl.rows_for(indices)
+            if self._post is not None:
+                self._index_of.update(zip(ids.tolist(), indices.tolist()))
+        except Exception as exc:  # noqa: BLE001 - complete the ids, then report
+            log.error("dispatch failed for a query of %d samples: %s", len(ids), exc)
+            if self.error is None:
+                self.error = exc
+            self._respond_failed(ids, exc)
+            return
+        self._pool.infer_now(rows, ids)
 
 
 class ServerSUT(_PoolSUT):

@@ -48,11 +48,15 @@ def test_model_really_fails_only_at_inference(tmp_path: Path) -> None:
         compiled(np.zeros((2, 3, 32, 32), np.uint8))
 
 
+# Offline fails in OpenVINO's asynchronous requests; SingleStream (one request) in the synchronous
+# inference on LoadGen's issue thread (InferencePool.infer_now).
+@pytest.mark.parametrize("scenario", [Scenario.OFFLINE, Scenario.SINGLE_STREAM])
 def test_inference_failure_exits_3_with_error_record(tmp_path: Path, workdir: Path, demo_data: Path,
-                                                     cache_dir: Path) -> None:
+                                                     cache_dir: Path, scenario: Scenario) -> None:
     model_dir = _model_failing_at_runtime(tmp_path / "m")
     proc = run_cli(["run", "--mode", "accuracy", "--model", str(model_dir), "--dataset", str(demo_data / "val"),
-                    "--system", "host", "--cache-dir", str(cache_dir)], cwd=workdir, timeout=120)
+                    "--system", "host", "--cache-dir", str(cache_dir), "--scenario", scenario.value],
+                   cwd=workdir, timeout=120)
     assert proc.returncode == 3, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
     assert len(errors) == 1, errors
@@ -60,7 +64,7 @@ def test_inference_failure_exits_3_with_error_record(tmp_path: Path, workdir: Pa
     # Only the first failed batch is logged at error level (not one line per batch).
     assert sum("inference batch failed" in line for line in proc.stderr.splitlines()) == 1
 
-    run_dir = tree.run_dir(workdir / "results", "host", "fails.at.runtime-f32", Scenario.OFFLINE, Mode.ACCURACY)
+    run_dir = tree.run_dir(workdir / "results", "host", "fails.at.runtime-f32", scenario, Mode.ACCURACY)
     result = RunResult.load(run_dir)
     assert result.status == "error" and result.valid is False and result.submittable is False
     assert result.error.startswith("inference failed during the test:") and "reshape" in result.error.lower()
