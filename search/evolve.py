@@ -18,7 +18,6 @@ predictor would extrapolate. Weights are untrained everywhere; top-1 of candidat
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import statistics
@@ -27,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from models.zoo_table import ZooEntry
 from search.descriptors import describe
-from search.predict_accuracy import AccuracyPredictor, fit_accuracy, load_zoo
+from search.predict_accuracy import AccuracyPredictor, entries_1k, fit_accuracy
 from search.predict_speed import HostMeter, SpeedCache, SpeedPredictor, fit_speed, host_key, mape
 from search.space import DEFAULT_SPACE, Candidate, SearchSpace, plan
 
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 REFERENCE = "resnet50"  # registered torchvision-style ResNet-50 (v1.5), exported untrained
 SAMPLE_BAND = (-1.0, 2.5)  # sampled candidates: predicted top-1 within target + this band
-REPARAMETERISED = ("RepVGG", "MobileOne")  # zoo families measured in deploy form
 
 
 @dataclass(frozen=True)
@@ -125,40 +124,13 @@ def evolve(space: SearchSpace, fitness: Callable[[Candidate], tuple], rng: rando
 
 
 # ----------------------------------------------------------------------------- references
-def zoo_references(min_top1: float, count: int) -> list[dict[str, str]]:
+def zoo_references(min_top1: float, count: int) -> list[ZooEntry]:
     """The ``count`` smallest zoo architectures (GMACs) reaching ``min_top1``, one per family."""
-    rows = sorted(load_zoo(), key=lambda r: float(r["gmacs"]))
-    picked: dict[str, dict[str, str]] = {}
-    for r in rows:
-        if float(r["top1"]) >= min_top1 and r["family"] not in picked and len(picked) < count:
-            picked[r["family"]] = r
+    picked: dict[str, ZooEntry] = {}
+    for entry in sorted(entries_1k(), key=lambda e: e.gmacs):
+        if entry.top1 >= min_top1 and entry.family not in picked and len(picked) < count:
+            picked[entry.family] = entry
     return list(picked.values())
-
-
-def export_zoo(row: dict[str, str], out_dir: Path) -> Path:
-    """Export zoo architecture ``row`` (timm, untrained, deploy form) with its card."""
-    import torch
-
-    from models._macs import count_params
-    from models._timm import _import_timm, create_timm
-    from models.export import export_onnx
-
-    out = Path(out_dir) / f"zoo_{row['arch']}.onnx"
-    if out.is_file():
-        return out
-    torch.manual_seed(0)
-    model = create_timm(row["arch"]).eval()
-    if row["family"] in REPARAMETERISED:
-        model = _import_timm().utils.model.reparameterize_model(model)
-    card = {"name": f"{row['arch']}.untrained", "input_size": int(row["img_size"]), "num_classes": 1000,
-            "mean": [255 * float(v) for v in row["mean"].split("/")],
-            "std": [255 * float(v) for v in row["std"].split("/")], "crop_pct": float(row["crop_pct"]),
-            "macs": int(float(row["gmacs"]) * 1e9), "params": count_params(model), "trained": False,
-            "notes": "untrained weights: speed only; published top-1 from the zoo table"}
-    tmp = out.with_suffix(".partial")
-    export_onnx(model, tmp, card, "mlperf_cpu.search.zoo")
-    tmp.rename(out)
-    return out
 
 
 # ----------------------------------------------------------------------------- the search
@@ -203,12 +175,11 @@ class Search:
             self.say(f"measuring INT8 {self.req.reference} (reference, untrained)")
             self.references[self.req.reference] = [self.meter.measure_onnx(self.req.reference)]
             self.say(f"INT8 {self.req.reference}: {self.references[self.req.reference][0]:.1f} samples/s")
-        for row in zoo_references(self.req.min_top1, self.req.zoo_archs):
-            src = export_zoo(row, self.req.workspace.models / "sources")
-            speed = self.meter.measure_onnx(src)
-            self.zoo.append({"arch": row["arch"], "family": row["family"], "top1": float(row["top1"]),
-                             "gmacs": float(row["gmacs"]), "samples_per_second": speed})
-            self.say(f"zoo {row['arch']} ({row['top1']} % published): {speed:.1f} samples/s INT8")
+        for entry in zoo_references(self.req.min_top1, self.req.zoo_archs):
+            speed = self.meter.measure_onnx(entry.model_name)  # registered: timm, untrained, deploy form
+            self.zoo.append({"arch": entry.arch, "family": entry.family, "top1": entry.top1,
+                             "gmacs": entry.gmacs, "samples_per_second": speed})
+            self.say(f"zoo {entry.arch} ({entry.top1} % published): {speed:.1f} samples/s INT8")
 
     # --- phases
     def sample_phase(self) -> None:

@@ -14,15 +14,16 @@ table's range. Weights of searched models are untrained: their top-1 is only thi
 
 from __future__ import annotations
 
-import csv
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-ZOO_CSV = Path(__file__).resolve().parent.parent / "models" / "zoo" / "zoo.csv"
+from models.zoo_table import ZOO_CSV, ZooEntry
+from models.zoo_table import load_zoo as load_entries
+
 FEATURES = ("log_gmacs", "log_params", "dw_fraction", "se", "hswish", "silu", "gelu", "log_resolution")
 RIDGE = 1.0  # on standardised features; chosen for stability, not tuned on the LOFO error
 
@@ -37,14 +38,16 @@ def features(d: Mapping[str, Any]) -> np.ndarray:
                      math.log(float(d["img_size"]) / 224.0)])
 
 
-def load_zoo(path: Path = ZOO_CSV) -> list[dict[str, str]]:
-    """The zoo table's rows trained on ImageNet-1k only: a tag with extra pretraining data (e.g.
+def entries_1k(path: Path = ZOO_CSV) -> list[ZooEntry]:
+    """The zoo table's entries trained on ImageNet-1k only: a tag with extra pretraining data (e.g.
     ImageNet-21k) says what those weights reach, not what the architecture reaches on 1k, which is
     what this predictor and the search's zoo references are about."""
-    from models.zoo_table import extra_training_data
+    return [entry for entry in load_entries(path) if not entry.extra_data]
 
-    with open(path, newline="") as f:
-        return [row for row in csv.DictReader(f) if not extra_training_data(row["pretrained_tag"])]
+
+def load_zoo(path: Path = ZOO_CSV) -> list[dict[str, Any]]:
+    """``entries_1k`` as descriptor mappings (the keys ``features`` reads, as a candidate's have)."""
+    return [asdict(entry) for entry in entries_1k(path)]
 
 
 @dataclass(frozen=True)
@@ -106,7 +109,7 @@ class AccuracyPredictor:
         return f"predicted {top1:.1f} +- {self.lofo_mae:.1f} (LOFO MAE)"
 
 
-def lofo(rows: list[dict[str, str]], alpha: float = RIDGE) -> tuple[float, dict[str, float], np.ndarray]:
+def lofo(rows: list[dict[str, Any]], alpha: float = RIDGE) -> tuple[float, dict[str, float], np.ndarray]:
     """Leave-one-family-out: MAE over all rows, MAE per family, and the held-out predictions."""
     x = np.stack([features(r) for r in rows])
     y = np.array([float(r["top1"]) for r in rows])

@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from common.files import write_text_atomic
 from search.descriptors import describe
 from search.space import Candidate, candidate_from_dict, plan
 
@@ -74,9 +75,7 @@ class SpeedCache:
         """Record a measurement and write the file (atomically: a crash keeps the old file)."""
         self.data[key] = {"samples_per_second": samples_per_second, **extra}
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".partial")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        tmp.replace(self.path)
+        write_text_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 
     def candidates(self) -> list[tuple[Candidate, float]]:
         """Every cached candidate measurement (zoo/reference entries have no candidate)."""
@@ -142,7 +141,7 @@ class HostMeter:
         model_dir = prepare_model(str(source), "int8", self.workspace, self.calibration)
         try:
             card = load_card(model_dir)
-            return max(measure(self.core, model_dir, card, self.engine, self.seconds) for _ in range(self.repeats))
+            return measure(self.core, model_dir, card, self.engine, self.seconds, runs=self.repeats)
         finally:
             if not keep:  # hundreds of candidates: keep the disk small (references stay prepared)
                 shutil.rmtree(model_dir, ignore_errors=True)

@@ -81,17 +81,26 @@ class _PoolSUT:
         bs = self._pool.batch_size
         done = 0
         try:
-            rows = self._qsl.rows_for(indices)
-            if self._post is not None:
-                self._index_of.update(zip(ids.tolist(), indices.tolist()))
+            rows = self._rows(ids, indices)
             for done in range(0, len(ids), bs):
                 self._pool.submit(rows[done:done + bs], ids[done:done + bs])
             done = len(ids)
         except Exception as exc:  # noqa: BLE001 - complete the rest, then report
-            log.error("dispatch failed at sample %d of %d: %s", done, len(ids), exc)
-            if self.error is None:
-                self.error = exc
-            self._respond_failed(ids[done:], exc)
+            self._dispatch_failed(ids[done:], exc, f"at sample {done} of {len(ids)}")
+
+    def _rows(self, ids: np.ndarray, indices: np.ndarray) -> np.ndarray:
+        """Bank rows of ``indices``; a detector's post-processor also needs each id's QSL index."""
+        rows = self._qsl.rows_for(indices)
+        if self._post is not None:
+            self._index_of.update(zip(ids.tolist(), indices.tolist()))
+        return rows
+
+    def _dispatch_failed(self, ids: np.ndarray, exc: BaseException, where: str) -> None:
+        """Keep the first error and complete ``ids`` (never started) with empty responses."""
+        log.error("dispatch failed %s: %s", where, exc)
+        if self.error is None:
+            self.error = exc
+        self._respond_failed(ids, exc)
 
     def _respond(self, slot: int, ids: np.ndarray, top1: np.ndarray) -> None:
         """OpenVINO callback thread: answer LoadGen with the slot's responses, which point into
@@ -172,14 +181,9 @@ class DirectSUT(_PoolSUT):
     def _infer_now(self, ids: np.ndarray, indices: np.ndarray) -> None:
         """One batch on this thread; a failure before inference completes the ids like _submit_all."""
         try:
-            rows = self._qsl.rows_for(indices)
-            if self._post is not None:
-                self._index_of.update(zip(ids.tolist(), indices.tolist()))
+            rows = self._rows(ids, indices)
         except Exception as exc:  # noqa: BLE001 - complete the ids, then report
-            log.error("dispatch failed for a query of %d samples: %s", len(ids), exc)
-            if self.error is None:
-                self.error = exc
-            self._respond_failed(ids, exc)
+            self._dispatch_failed(ids, exc, f"at sample 0 of {len(ids)}")
             return
         self._pool.infer_now(rows, ids)
 
