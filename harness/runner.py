@@ -286,7 +286,8 @@ def make_sut(scenario: Scenario, qsl: Any, compiled: Any, engine: EngineConfig, 
     # SingleStream, MultiStream, and per-query Server dispatch (batch 1, no wait): straight into an
     # idle request on LoadGen's issue thread. Measured for Server on 2 cores (decinet_s, 80 qps,
     # 20 s runs): p99 13.6 / 12.6 ms this way vs 17.3 / 14.5 ms through the dispatcher thread.
-    return DirectSUT(qsl, compiled, engine.infer_requests, post)
+    # Server arrivals must not wait for earlier queries, so those are answered on callbacks.
+    return DirectSUT(qsl, compiled, engine.infer_requests, post, callbacks=scenario is Scenario.SERVER)
 
 
 def _apply_overrides(settings: Any, scenario: Scenario, overrides: Overrides, warm_qps: float) -> None:

@@ -11,7 +11,6 @@ run generates enough queries to last its 600 s.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,17 +61,7 @@ def candidates(scenario: Scenario, cores: int) -> list[EngineConfig]:
 def query_latencies(compiled: ov.CompiledModel, engine: EngineConfig, card: ModelCard, per_query: int,
                     seconds: float) -> np.ndarray:
     """Latencies (ms) of back-to-back queries of ``per_query`` samples for ``seconds`` (after a warm-up)."""
-    done = threading.Event()
-    remaining = [0]
-    lock = threading.Lock()
-
-    def on_done(_slot: int, ids: np.ndarray, _out: np.ndarray | None) -> None:
-        with lock:
-            remaining[0] -= len(ids)
-            if remaining[0] <= 0:
-                done.set()
-
-    pool = InferencePool(compiled, engine.infer_requests, on_done, lambda ids, err: on_done(-1, ids, None))
+    pool = InferencePool(compiled, engine.infer_requests, lambda slot, ids, out: None, lambda ids, err: None)
     pool.load(np.random.default_rng(0).integers(0, 256, (64, *card.preprocess.sample_shape), dtype=np.uint8))
     bs = pool.batch_size
     ids = np.arange(per_query, dtype=np.uint64)
@@ -81,12 +70,10 @@ def query_latencies(compiled: ov.CompiledModel, engine: EngineConfig, card: Mode
     start = time.perf_counter()
     while True:
         warm = time.perf_counter() - start < min(1.0, seconds / 4)
-        remaining[0] = per_query
-        done.clear()
         t0 = time.perf_counter()
         for first in range(0, per_query, bs):
             pool.submit(rows[first:first + bs], ids[first:first + bs])
-        done.wait()
+        pool.drain()  # as DirectSUT: the issuing thread waits for the query and answers it
         if not warm:
             latencies.append((time.perf_counter() - t0) * 1000)
         if time.perf_counter() - start > seconds and len(latencies) >= 64:

@@ -152,7 +152,8 @@ class _Instance:
         cache_dir = Path(spec["cache_dir"]) if spec["cache_dir"] else None
         self._compiled, info = compile_model(ov.Core(), model_dir, load_card(model_dir), engine, cache_dir,
                                              bank_rows=bank.shape[0])
-        self.pool = InferencePool(self._compiled, engine.infer_requests, self._done, self._failed, bank)
+        self.pool = InferencePool(self._compiled, engine.infer_requests, self._done, self._failed, bank,
+                                  callbacks=True)
         self._max_wait_s = engine.max_wait_us / 1e6
         self._work: queue.SimpleQueue[tuple[np.ndarray, np.ndarray] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="instance-dispatcher", daemon=True)

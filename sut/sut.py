@@ -2,18 +2,21 @@
 
 - ``OfflineSUT``: ``issue_query`` queues the (huge) query and returns; one dispatcher thread
   cuts it into batches and writes each batch's bank rows into an idle infer request's indices
-  (the compiled model gathers the samples from the QSL's bank, see ``sut.engine``).
+  (the compiled model gathers the samples from the QSL's bank, see ``sut.engine``). The same
+  thread answers each batch when it needs its request again, and the rest when the query is
+  all started: no Python runs on OpenVINO's threads.
 - ``DirectSUT`` (SingleStream, MultiStream): the query goes into idle requests on LoadGen's
-  own issue thread, with no hop to another thread: in SingleStream every microsecond between
-  ``issue_query`` and ``start_async`` is on the measured latency. A MultiStream query of 8
+  own issue thread, which then waits for them and answers them itself, with no hop to another
+  thread: in SingleStream every microsecond between ``issue_query`` and ``start_async`` and
+  between the end of inference and ``QuerySamplesComplete`` is on the measured latency, and
+  LoadGen issues the next query only after this one completed. A MultiStream query of 8
   samples becomes one batch-8 request or 8 batch-1 requests, whichever the engine settings say.
-  With one request, the query is run synchronously and completed on that same thread.
 - ``ServerSUT``: Poisson arrivals are queued; a dispatcher sends a batch as soon as a request
   is idle, holding up to ``max_wait_us`` after the first waiting query to fill a batch. Per-query
-  Server dispatch (batch 1, ``max_wait_us = 0``) uses ``DirectSUT`` instead: no thread hop.
+  Server dispatch (batch 1, ``max_wait_us = 0``) uses ``DirectSUT`` with ``callbacks`` instead:
+  started on the issue thread, answered on OpenVINO's callback thread (arrivals must not wait).
 
-Completion runs on OpenVINO's callback threads and answers LoadGen with responses that point
-into the request's own output array (LoadGen copies them before returning). Each request has a
+Answers point into the request's own output array (LoadGen copies them before returning). Each request has a
 list of ``QuerySampleResponse`` objects built once, one per output element at its fixed address;
 a batch only sets their ``.id`` and hands LoadGen the first n, so no Python object is made per
 sample. Every id taken
@@ -45,9 +48,10 @@ class _PoolSUT:
     """What every scenario's SUT shares: the pool, the responses, the first error."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
-                 post: DetectionPost | None = None) -> None:
+                 post: DetectionPost | None = None, callbacks: bool = False) -> None:
         self._qsl = qsl
-        self._pool = InferencePool(compiled, num_requests, self._respond, self._respond_failed, qsl.bank)
+        self._pool = InferencePool(compiled, num_requests, self._respond, self._respond_failed, qsl.bank,
+                                   callbacks=callbacks)
         # A detector's responses are made per batch by its post-processor (sut.detection); it needs
         # each id's QSL index, kept here from dispatch to completion.
         self._post = post
@@ -103,7 +107,7 @@ class _PoolSUT:
         self._respond_failed(ids, exc)
 
     def _respond(self, slot: int, ids: np.ndarray, top1: np.ndarray) -> None:
-        """OpenVINO callback thread: answer LoadGen with the slot's responses, which point into
+        """Answer LoadGen with the slot's responses, which point into
         its output array (``top1`` is a view of it); only their ids change per batch. The slot is
         not reused before this returns, so its list is never shared."""
         if self._post is not None:
@@ -115,7 +119,7 @@ class _PoolSUT:
         lg.QuerySamplesComplete(responses if len(ids) == len(responses) else responses[: len(ids)])
 
     def _respond_detections(self, ids: np.ndarray, heads: np.ndarray) -> None:
-        """OpenVINO callback thread: decode + NMS the batch's heads, answer with k x 7 float32 per
+        """Decode + NMS the batch's heads, answer with k x 7 float32 per
         sample. The responses point into ``packed``, which lives until QuerySamplesComplete (which
         copies them) has returned."""
         id_list = ids.tolist()
@@ -138,7 +142,7 @@ class _PoolSUT:
 
 
 class OfflineSUT(_PoolSUT):
-    """Offline: one dispatcher thread feeds LoadGen's queries through the pool."""
+    """Offline: one dispatcher thread feeds LoadGen's queries through the pool and answers them."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
                  post: DetectionPost | None = None) -> None:
@@ -160,32 +164,23 @@ class OfflineSUT(_PoolSUT):
     def _dispatch_loop(self) -> None:
         while (item := self._work.get()) is not None:
             self._submit_all(*item)
+            if self._work.empty():  # nothing more to start: answer what is still running
+                self._pool.drain()
 
 
 class DirectSUT(_PoolSUT):
-    """SingleStream and MultiStream: the query is started on LoadGen's issue thread itself.
-
-    With a pool of one request, a query that fits one batch is also run and completed on that
-    thread (``InferencePool.infer_now``): LoadGen issues the next query only after this one
-    completed, so nothing waits behind it, and the completion skips the callback thread.
+    """SingleStream and MultiStream: the query is started, awaited and answered on LoadGen's
+    issue thread itself (LoadGen issues the next query only after this one completed, so
+    nothing waits behind it). With ``callbacks`` (per-query Server dispatch) it is only
+    started there and answered on OpenVINO's callback thread.
     """
 
     def issue_query(self, ids: list[int], indices: list[int]) -> None:
-        """LoadGen thread: gather the query's samples into idle requests and start them."""
-        id_array, index_array = np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64)
-        if self._pool.num_requests == 1 and 0 < len(id_array) <= self._pool.batch_size:
-            self._infer_now(id_array, index_array)
-        else:
-            self._submit_all(id_array, index_array)
-
-    def _infer_now(self, ids: np.ndarray, indices: np.ndarray) -> None:
-        """One batch on this thread; a failure before inference completes the ids like _submit_all."""
-        try:
-            rows = self._rows(ids, indices)
-        except Exception as exc:  # noqa: BLE001 - complete the ids, then report
-            self._dispatch_failed(ids, exc, f"at sample 0 of {len(ids)}")
-            return
-        self._pool.infer_now(rows, ids)
+        """LoadGen thread: gather the query's samples into idle requests, start them and, without
+        callbacks, wait for them and answer."""
+        self._submit_all(np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64))
+        if not self._pool.callbacks:
+            self._pool.drain()
 
 
 class ServerSUT(_PoolSUT):
@@ -193,7 +188,7 @@ class ServerSUT(_PoolSUT):
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
                  max_wait_us: int = 0, post: DetectionPost | None = None) -> None:
-        super().__init__(qsl, compiled, num_requests, post)
+        super().__init__(qsl, compiled, num_requests, post, callbacks=True)
         self._max_wait_s = max_wait_us / 1e6
         self._arrivals: queue.SimpleQueue[tuple[list[int], list[int]] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="server-dispatcher", daemon=True)
