@@ -11,7 +11,8 @@ per-round ours / benchmark_app>`` (goal >= 0.70).
 Then, unless ``--no-cpu-split``, one in-process LoadGen Offline run through the real ``OfflineSUT``
 (a bank of random rows instead of the image cache) splits the harness's CPU per sample:
 ``time.thread_time`` around each part on the thread that runs it, plus per-thread CPU from
-``/proc/self/task/*/stat`` for the rest, and OpenVINO's own profiling for the in-graph Gather.
+``/proc/self/task/*/stat`` for the rest, and how many batches were fed as views of the bank or
+copied.
 
     .venv/bin/python bench/harness_ceiling.py [--rounds 3] [--duration 10] [--system host]
 """
@@ -29,10 +30,9 @@ import argparse  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
-import statistics  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
-import timeit  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -89,16 +89,14 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, bank_rows: 
     over a bank of ``bank_rows`` random rows; CPU microseconds per sample by part."""
     import mlperf_loadgen as lg
     import openvino as ov
-    import openvino.properties as props
 
     from modelprep.card import load_card
-    from sut.engine import add_bank_gather, compile_model
+    from sut.engine import compile_model
     from sut.sut import OfflineSUT
 
     card = load_card(model_dir)
-    core = ov.Core()
-    compiled, _ = compile_model(core, model_dir, card, engine, bank_rows=bank_rows)
-    acc = {"issue": 0.0, "set_ids": 0.0, "complete": 0.0, "dispatcher": 0.0, "samples": 0}
+    compiled, _ = compile_model(ov.Core(), model_dir, card, engine)
+    acc = {"issue": 0.0, "set_ids": 0.0, "complete": 0.0, "dispatcher": 0.0, "copy": 0.0, "samples": 0}
     lock = threading.Lock()
     threads: dict[str, int] = {}
 
@@ -145,6 +143,15 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, bank_rows: 
                 acc["samples"] += len(ids)
 
     sut = TimedSUT(BankQSL(), compiled, engine.infer_requests)
+    feed = sut.pool._input_for  # the view-or-copy step, timed on the dispatcher thread
+
+    def timed_feed(slot: int, rows: np.ndarray) -> Any:
+        t = time.thread_time()
+        try:
+            return feed(slot, rows)
+        finally:
+            acc["copy"] += time.thread_time() - t
+
     sut.pool.warmup(2 * engine.infer_requests, 1.0)
     settings = lg.TestSettings()
     settings.scenario = lg.TestScenario.Offline
@@ -162,6 +169,8 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, bank_rows: 
     qsl_h = lg.ConstructQSL(bank_rows, bank_rows, qsl.load_samples, qsl.unload_samples)
     before, usage0 = _task_cpu_s(), resource.getrusage(resource.RUSAGE_SELF)
     wall0, main0 = time.perf_counter(), time.thread_time()
+    sut.pool.fed.update(view=0, copy=0)
+    sut.pool._input_for = timed_feed
     lg.StartTestWithLogSettings(sut_h, qsl_h, settings, log_settings, "")
     sut.close()
     main_s, wall = time.thread_time() - main0, time.perf_counter() - wall0
@@ -171,34 +180,15 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, bank_rows: 
     samples = int(acc["samples"])
     total = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
 
-    # The Python side of the copy is now the index write; the sample copy itself is the in-graph
-    # Gather, timed by OpenVINO's per-node profiling (same settings + PERF_COUNT).
-    idx, rows = np.zeros(engine.batch_size, np.int32), np.arange(engine.batch_size, dtype=np.int32)
-    index_write = min(timeit.repeat(lambda: idx.__setitem__(slice(None), rows), number=20000, repeat=3)) / 20000
-    model = core.read_model(model_dir / MODEL_FILE)
-    model.reshape({model.inputs[0]: [engine.batch_size, *card.preprocess.sample_shape]})
-    prof = core.compile_model(add_bank_gather(model, bank_rows), "CPU", {
-        props.streams.num: 1, props.inference_num_threads: 1, props.enable_profiling: True,
-        props.hint.inference_precision: card.inference_precision})
-    req = prof.create_infer_request()
-    req.set_tensor("bank", ov.Tensor(BankQSL.bank, shared_memory=True))
-    gather_us = []
-    for k in range(300):
-        req.set_tensor("indices", ov.Tensor(np.random.default_rng(k).integers(0, bank_rows, engine.batch_size,
-                                                                               dtype=np.int32)))
-        req.infer()
-        gather_us.append(sum(p.real_time.total_seconds() * 1e6 for p in req.profiling_info
-                             if p.node_type == "Gather"))
-
     us = 1e6 / samples
     dispatcher = after.get(threads["dispatcher"], 0.0) - before.get(threads["dispatcher"], 0.0)
     known = {threads["dispatcher"], threading.get_native_id()}
     other = sum(after[t] - before.get(t, 0.0) for t in after if t not in known)
     return {
         "samples": samples, "samples_per_s": samples / wall,
-        "copy_index_write": index_write * 1e6 / engine.batch_size,
-        "copy_in_graph_gather": statistics.median(gather_us[20:]) / engine.batch_size,
-        "dispatch": (acc["dispatcher"] + acc["issue"]) * us - index_write * 1e6 / engine.batch_size,
+        "views": sut.pool.fed["view"], "copies": sut.pool.fed["copy"],
+        "feed": acc["copy"] * us,
+        "dispatch": (acc["dispatcher"] + acc["issue"] - acc["copy"] - acc["set_ids"] - acc["complete"]) * us,
         "responses": acc["set_ids"] * us,
         "loadgen_complete": acc["complete"] * us,
         "loadgen_main": (main_s - acc["issue"]) * us,
@@ -213,19 +203,19 @@ def print_split(s: dict[str, float]) -> None:
     print(f"\nharness CPU per sample (busy-machine figures; one in-process LoadGen Offline run, "
           f"{s['samples']} samples, {s['samples_per_s']:.0f} samples/s):")
     rows = [
-        ("copy/gather, Python (write the batch's indices)", s["copy_index_write"]),
-        ("copy/gather, in the graph (OpenVINO Gather node, PERF_COUNT median; not Python)", s["copy_in_graph_gather"]),
-        ("dispatch (issue_query + dispatcher: rows, submit, start_async)", s["dispatch"]),
+        (f"feed: bank views ({s['views']} batches) or copies ({s['copies']} batches)", s["feed"]),
+        ("dispatch (issue_query + dispatcher: rows, order, submit, start_async, wait)", s["dispatch"]),
         ("responses (set .id on the request's response objects)", s["responses"]),
         ("LoadGen: QuerySamplesComplete", s["loadgen_complete"]),
         ("LoadGen: StartTest thread (query generation, bookkeeping)", s["loadgen_main"]),
-        ("other threads (OpenVINO inference + callbacks, LoadGen logger)", s["other_threads"]),
+        ("other threads (OpenVINO inference, LoadGen's own threads)", s["other_threads"]),
         ("whole process", s["process_total"]),
     ]
     for name, value in rows:
         print(f"  {name:<70} {value:7.2f} us")
-    print("  (thread_time around each part on its own thread; 'other' from /proc/self/task/*/stat; the "
-          "Python parts run inside the callbacks, so they are also in 'other')")
+    print("  (thread_time around each part on its own thread; 'other' from /proc/self/task/*/stat. The "
+          "dispatcher thread also answers LoadGen, so feed, dispatch, responses and QuerySamplesComplete "
+          "are all its time)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

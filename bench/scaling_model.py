@@ -9,8 +9,8 @@ Inputs, measured on this host:
 Output, per model and machine size N (8 ... 256 cores): the model's throughput if every core ran
 inference (N x per-core rate), the harness CPU that throughput costs (rate x serial cost), and the
 instances (processes, each with its own interpreter) needed so that no instance's serial work
-exceeds ``--budget`` of a core. The in-graph gather runs on the inference threads and is part of
-the per-core rate, so it is not counted again.
+exceeds ``--budget`` of a core. Offline batches are views of the bank (nothing is copied; a
+batch that must be copied is copied on the dispatcher thread and counted in its serial cost).
 
     bench/run.sh scaling_model [--models resnet50,decinet_s] [--seconds 8]
 
@@ -39,7 +39,7 @@ from pipeline.flows import demo_calibration, prepare_model  # noqa: E402
 from sut.config import EngineConfig  # noqa: E402
 
 MACHINES = (8, 32, 64, 128, 256)
-SERIAL_PARTS = ("dispatch", "responses", "loadgen_complete", "loadgen_main")
+SERIAL_PARTS = ("feed", "dispatch", "responses", "loadgen_complete", "loadgen_main")
 
 
 def serial_us_per_sample(seconds: float) -> tuple[float, dict[str, float]]:

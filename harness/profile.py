@@ -43,7 +43,7 @@ def host_scenarios(cores: int) -> dict[str, EngineConfig]:
 
 def host_profile() -> SystemProfile:
     """Profile derived from the running machine. Offline: one single-thread stream per core,
-    two requests per stream so batch gathering overlaps inference, batch 16; the latency
+    two requests per stream so each batch's refill overlaps inference, batch 16; the latency
     scenarios from ``host_scenarios``."""
     cores = physical_cores()
     engine = EngineConfig(num_streams=cores, num_threads=cores, infer_requests=2 * cores,

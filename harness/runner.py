@@ -178,8 +178,7 @@ def execute(req: RunRequest) -> RunResult:
             properties = sut.compiled_properties
             record.instances = sut.instance_records
         else:
-            compiled, info = compile_model(core, req.model_dir, card, engine, req.cache_dir / "ov_cache",
-                                           bank_rows=qsl.capacity)
+            compiled, info = compile_model(core, req.model_dir, card, engine, req.cache_dir / "ov_cache")
             properties = info.properties
         for key, value in sorted(properties.items()):
             log.info("  %s: %s", key, value)

@@ -2,7 +2,8 @@
 
 Each point compiles the prepared model with one (streams, batch, requests)
 setting and keeps the pool busy for a fixed time with the real feed (a full bank
-of random rows, gathered in the graph: ``InferencePool.warmup``); LoadGen is not involved, so a point costs seconds.
+of random rows, walked through in batches of consecutive rows: ``InferencePool.warmup``); LoadGen is
+not involved, so a point costs seconds.
 The best point becomes a system profile, and ``target_qps`` in user.conf is set
 from its throughput with a margin, so an official Offline run is VALID and
 lasts a little over the 600 s minimum.

@@ -12,9 +12,8 @@ settings (which are PER INSTANCE) and run their own ``InferencePool``.
   the CPUs are numbered (plain sorted numbers would split a 2-socket SMT machine numbered
   socket0-cores, socket1-cores, socket0-siblings, socket1-siblings across both sockets).
 - **One bank.** The QSL's bank is POSIX shared memory (``SampleLibrary(shared=True)``): LoadGen
-  loads each sample once, in the parent; every instance maps the same pages by name and binds
-  them as its compiled model's ``bank`` input (``ov.Tensor(shared_memory=True)``), so a
-  sample is gathered by the instance's inference straight from the parent's copy.
+  loads each sample once, in the parent; every instance maps the same pages by name as its
+  pool's bank, so a batch of consecutive rows is a view of the parent's copy (``sut.engine``).
 - **Messages** (one duplex pipe per instance). Parent -> instance: ``b"W"`` + 7 pad bytes +
   uint64 ids[n] + int32 bank rows[n] (a whole Offline chunk or one Server query; the instance
   cuts it into batches, waiting at most ``max_wait_us`` to fill one); pickled control tuples
@@ -22,7 +21,8 @@ settings (which are PER INSTANCE) and run their own ``InferencePool``.
   uint64 ids[n] per finished batch (the labels sit at a fixed offset, so each reader thread
   receives into one buffer and answers LoadGen with responses built once that point into it);
   pickled ("ready", info), ("warm", qps), ("failed", ids, why), ("stopped",), ("error", ...).
-- **Dispatch.** Offline: the query is split into K equal contiguous chunks, one per instance.
+- **Dispatch.** Offline: the query is ordered into batches of consecutive rows
+  (``sut.batching``) and split at batch boundaries into K nearly equal chunks, one per instance.
   Server: each query goes, on LoadGen's issue thread, to the instance with the fewest
   samples outstanding.
 - **Failures never hang LoadGen.** The parent tracks each instance's outstanding ids; a
@@ -55,6 +55,7 @@ import numpy as np
 
 from common import errors
 from common.errors import ConfigError, EngineError, HarnessError
+from sut.batching import view_order
 from sut.config import EngineConfig
 
 log = logging.getLogger(__name__)
@@ -150,10 +151,12 @@ class _Instance:
         model_dir = Path(spec["model_dir"])
         bank = _map_bank(spec["shm_name"], tuple(spec["bank_shape"]))
         cache_dir = Path(spec["cache_dir"]) if spec["cache_dir"] else None
-        self._compiled, info = compile_model(ov.Core(), model_dir, load_card(model_dir), engine, cache_dir,
-                                             bank_rows=bank.shape[0])
+        self._compiled, info = compile_model(ov.Core(), model_dir, load_card(model_dir), engine, cache_dir)
+        # Offline: the dispatcher answers its own batches, as OfflineSUT's does (sut.engine);
+        # Server: OpenVINO's callbacks, so an arrival never waits behind the dispatcher.
+        self._offline = bool(spec["offline"])
         self.pool = InferencePool(self._compiled, engine.infer_requests, self._done, self._failed, bank,
-                                  callbacks=True)
+                                  callbacks=not self._offline)
         self._max_wait_s = engine.max_wait_us / 1e6
         self._work: queue.SimpleQueue[tuple[np.ndarray, np.ndarray] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="instance-dispatcher", daemon=True)
@@ -166,7 +169,8 @@ class _Instance:
             self._conn.send_bytes(pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL))
 
     def _done(self, slot: int, ids: np.ndarray, top1: np.ndarray) -> None:
-        """OpenVINO callback thread: send the batch's labels and ids to the parent."""
+        """The reporting thread (Offline: the dispatcher; Server: OpenVINO's callback): send the
+        batch's labels and ids to the parent."""
         data = b"".join((_DATA, top1.astype(np.int32, copy=False).tobytes(), ids.tobytes()))
         with self._send_lock:
             self._conn.send_bytes(data)
@@ -233,6 +237,8 @@ class _Instance:
                 except Exception as exc:  # noqa: BLE001 - complete the rest, then go on
                     self._failed(ids[k:], exc)
                     break
+            if not self.pool.callbacks and self._work.empty():  # nothing more to start: answer the rest
+                self.pool.drain()
 
 
 # ----------------------------------------------------------------------------- the parent side
@@ -280,6 +286,7 @@ class MultiInstanceSUT:
         self._lg = lg
         self._qsl = qsl
         self._offline = scenario == "Offline"
+        self._batch_size = engine.batch_size
         self.error: BaseException | None = None
         self._error_lock = threading.Lock()
         self._closed = False
@@ -287,7 +294,8 @@ class MultiInstanceSUT:
         self._next = 0
         self._children: list[_Child] = []
         groups = split_cores(engine.instances, engine.num_threads, cpus)
-        spec = {"engine": asdict(engine), "model_dir": str(model_dir), "shm_name": qsl.shm_name,
+        spec = {"engine": asdict(engine), "offline": self._offline, "model_dir": str(model_dir),
+                "shm_name": qsl.shm_name,
                 "bank_shape": list(qsl.bank.shape), "cache_dir": str(cache_dir) if cache_dir else "",
                 "parent_pid": os.getpid(), "log_level": max(logging.getLogger().getEffectiveLevel(), logging.WARNING)}
         ctx = mp.get_context("spawn")
@@ -350,7 +358,11 @@ class MultiInstanceSUT:
             self._complete_empty(sids.tolist())
             return
         if self._offline:
-            bounds = np.linspace(0, len(sids), len(self._children) + 1).astype(int)
+            bs = self._batch_size
+            order = view_order(rows, bs)
+            sids, rows = sids[order], rows[order]
+            batches = -(-len(sids) // bs)
+            bounds = np.minimum(np.linspace(0, batches, len(self._children) + 1).astype(int) * bs, len(sids))
             for child, lo, hi in zip(self._children, bounds[:-1], bounds[1:]):
                 if hi > lo:
                     self._send_work(child, sids[lo:hi], rows[lo:hi])

@@ -5,8 +5,8 @@ count, 1024 by default, for a performance run; chunks of at most that many in ac
 mode) before issuing, and ``unload_samples`` once every query over them has completed.
 The loaded rows are written in place into ONE bank array of that capacity, allocated
 once for the life of the process: every infer request reads its samples from this
-array's memory (the compiled model gathers them, see ``sut.engine``), so it is never
-replaced. Memory is bounded by the performance sample count, not by the dataset size.
+array's memory (a batch of consecutive rows is a view of it, see ``sut.engine``), so it is
+never replaced. Memory is bounded by the performance sample count, not by the dataset size.
 
 With ``shared=True`` (several instances, ``sut.instances``) the bank lives in POSIX shared
 memory (``multiprocessing.shared_memory``, named ``mlperf-cpu-bank-<pid>-<token>``): the

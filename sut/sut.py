@@ -1,10 +1,11 @@
 """The systems under test, one per LoadGen scenario, all over the same inference pool and QSL.
 
 - ``OfflineSUT``: ``issue_query`` queues the (huge) query and returns; one dispatcher thread
-  cuts it into batches and writes each batch's bank rows into an idle infer request's indices
-  (the compiled model gathers the samples from the QSL's bank, see ``sut.engine``). The same
-  thread answers each batch when it needs its request again, and the rest when the query is
-  all started: no Python runs on OpenVINO's threads.
+  orders it so that nearly every batch is consecutive rows of the QSL's bank (``sut.batching``),
+  cuts it into batches and starts each on an idle infer request, whose input is then a view of
+  those rows: nothing is copied (``sut.engine``). The same thread answers each batch when it
+  needs its request again, and the rest when the query is all started: no Python runs on
+  OpenVINO's threads.
 - ``DirectSUT`` (SingleStream, MultiStream): the query goes into idle requests on LoadGen's
   own issue thread, which then waits for them and answers them itself, with no hop to another
   thread: in SingleStream every microsecond between ``issue_query`` and ``start_async`` and
@@ -35,6 +36,7 @@ import mlperf_loadgen as lg
 import numpy as np
 import openvino as ov
 
+from sut.batching import view_order
 from sut.detection import FIELDS, DetectionPost
 from sut.engine import InferencePool
 from sut.qsl import SampleLibrary
@@ -79,13 +81,17 @@ class _PoolSUT:
         """The first failure in dispatch or inference, if any."""
         return self.error or self._pool.error
 
-    def _submit_all(self, ids: np.ndarray, indices: np.ndarray) -> None:
+    def _submit_all(self, ids: np.ndarray, indices: np.ndarray, any_order: bool = False) -> None:
         """Cut ``ids``/``indices`` into batches and start each on an idle request; on failure,
-        complete the rest with empty responses and keep the error."""
+        complete the rest with empty responses and keep the error. ``any_order`` (Offline): first
+        reorder them so that nearly every batch is a view of the bank (``sut.batching``)."""
         bs = self._pool.batch_size
         done = 0
         try:
             rows = self._rows(ids, indices)
+            if any_order:
+                order = view_order(rows, bs)
+                ids, rows = ids[order], rows[order]
             for done in range(0, len(ids), bs):
                 self._pool.submit(rows[done:done + bs], ids[done:done + bs])
             done = len(ids)
@@ -163,7 +169,7 @@ class OfflineSUT(_PoolSUT):
 
     def _dispatch_loop(self) -> None:
         while (item := self._work.get()) is not None:
-            self._submit_all(*item)
+            self._submit_all(*item, any_order=True)
             if self._work.empty():  # nothing more to start: answer what is still running
                 self._pool.drain()
 
@@ -176,7 +182,7 @@ class DirectSUT(_PoolSUT):
     """
 
     def issue_query(self, ids: list[int], indices: list[int]) -> None:
-        """LoadGen thread: gather the query's samples into idle requests, start them and, without
+        """LoadGen thread: put the query's samples into idle requests, start them and, without
         callbacks, wait for them and answer."""
         self._submit_all(np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64))
         if not self._pool.callbacks:

@@ -1,10 +1,11 @@
-"""The gather feed: the compiled model gathers its batch from the QSL's bank (real OpenVINO, real
-LoadGen, the tiny and demo models, the demo images' cache).
+"""The feed: a batch of consecutive bank rows is a view of the QSL's bank, any other is copied into
+the request (real OpenVINO, real LoadGen, the tiny and demo models, the demo images' cache).
 
-- the wrapped model gives the labels of the served model run directly on the same rows;
-- OpenVINO reads the bank in place (the request's bank tensor is our array's memory) and the bank
-  is one array for the whole process, across load/unload cycles;
+- both ways give the labels of the served model run directly on the same rows;
+- OpenVINO reads a view in place (the request's input tensor is the bank's memory at that row) and
+  the bank is one array for the whole process, across load/unload cycles;
 - a short last batch reports exactly its own samples, with the right labels;
+- Offline orders a query so that its batches are views (``sut.batching``);
 - the responses are the request's fixed response objects, only their ids change.
 """
 
@@ -20,6 +21,7 @@ from dataset.cache import build_cache
 from dataset.val_map import parse_val_map
 from modelprep.card import load_card
 from sut.config import EngineConfig
+from sut.batching import view_order
 from sut.engine import InferencePool, compile_model
 from sut.qsl import SampleLibrary
 from sut.sut import OfflineSUT
@@ -47,7 +49,7 @@ def _direct(model: Path, data: np.ndarray) -> np.ndarray:
 
 
 def _collecting_pool(model: Path, bank_rows: int, bank: np.ndarray | None = None):
-    compiled, info = compile_model(ov.Core(), model, load_card(model), ENGINE, bank_rows=bank_rows)
+    compiled, info = compile_model(ov.Core(), model, load_card(model), ENGINE)
     got: dict[int, int] = {}
     calls: list[tuple[int, int]] = []
 
@@ -58,24 +60,21 @@ def _collecting_pool(model: Path, bank_rows: int, bank: np.ndarray | None = None
     def fail(ids: np.ndarray, error: BaseException) -> None:
         raise AssertionError(f"inference failed: {error}")
 
-    return InferencePool(compiled, ENGINE.infer_requests, done, fail, bank), info, got, calls
+    return InferencePool(compiled, ENGINE.infer_requests, done, fail, bank, bank_rows=bank_rows), info, got, calls
 
 
-def test_compiled_model_takes_bank_and_indices(tiny_f32: Path) -> None:
-    compiled, info = compile_model(ov.Core(), tiny_f32, load_card(tiny_f32), ENGINE, bank_rows=24)
-    assert [p.get_any_name() for p in compiled.inputs] == ["bank", "indices"]
-    assert tuple(compiled.input("bank").shape) == (24, 3, 32, 32)
-    assert tuple(compiled.input("indices").shape) == (8,)
-    assert info.input_shape == (8, 3, 32, 32) and info.bank_rows == 24
-    # The IR on disk stays the one-input served model.
-    assert len(ov.Core().read_model(tiny_f32 / "model.xml").inputs) == 1
+def test_compiled_model_is_the_served_ir_with_its_batch(tiny_f32: Path) -> None:
+    compiled, info = compile_model(ov.Core(), tiny_f32, load_card(tiny_f32), ENGINE)
+    assert len(compiled.inputs) == 1 and tuple(compiled.input(0).shape) == (8, 3, 32, 32)
+    assert info.input_shape == (8, 3, 32, 32)
 
 
-def test_gather_feed_equals_direct_inference_and_short_batch(tiny_f32: Path) -> None:
+@pytest.mark.parametrize("consecutive", [True, False])
+def test_views_and_copies_equal_direct_inference_and_short_batch(tiny_f32: Path, consecutive: bool) -> None:
     pool, _, got, calls = _collecting_pool(tiny_f32, bank_rows=40)
     pool.load(np.random.default_rng(0).integers(0, 256, (40, 3, 32, 32), dtype=np.uint8))
-    rows = np.random.default_rng(1).permutation(40).astype(np.int32)[:29]  # 3 full batches of 8 + 5
-    ids = np.arange(1000, 1029, dtype=np.uint64)
+    rows = (np.arange(3, 32) if consecutive else np.random.default_rng(1).permutation(40)[:29]).astype(np.int32)
+    ids = np.arange(1000, 1029, dtype=np.uint64)  # 3 full batches of 8 + 5
     for i in range(0, 29, 8):
         pool.submit(rows[i:i + 8], ids[i:i + 8])
     pool.drain()
@@ -83,31 +82,54 @@ def test_gather_feed_equals_direct_inference_and_short_batch(tiny_f32: Path) -> 
     assert sorted(got) == ids.tolist()
     direct = _direct(tiny_f32, pool.bank[rows])
     np.testing.assert_array_equal([got[int(i)] for i in ids], direct)
+    assert pool.fed == ({"view": 4, "copy": 0} if consecutive else {"view": 0, "copy": 4})
 
 
 def test_short_batch_after_full_batch_reports_its_own_labels(tiny_f32: Path) -> None:
-    """The tail of a reused request's indices still holds the previous batch's rows: those
+    """The tail of a reused request's input still holds the previous batch's samples: those
     outputs must never be reported, and the first n must be the new samples'."""
     pool, _, got, calls = _collecting_pool(tiny_f32, bank_rows=16)
     pool.load(np.random.default_rng(2).integers(0, 256, (16, 3, 32, 32), dtype=np.uint8))
     direct = _direct(tiny_f32, pool.bank)
-    for _ in range(3):  # every request ran a full batch of rows 0..7 first
-        for _ in range(ENGINE.infer_requests):
-            pool.submit(np.arange(8, dtype=np.int32), np.arange(8, dtype=np.uint64))
+    for rows in (np.arange(8), np.array([9, 3, 5, 1, 0, 2, 4, 6])):  # every request: a view, then a copy
+        for _ in range(3):
+            for _ in range(ENGINE.infer_requests):
+                pool.submit(rows.astype(np.int32), np.arange(8, dtype=np.uint64))
+            pool.drain()
+    for rows in ([15, 9, 12], [13, 14, 15], [4, 5, 6]):  # a copy; a view that does not fit; a view
+        got.clear()
+        calls.clear()
+        pool.submit(np.array(rows, np.int32), np.array([7, 8, 9], np.uint64))
         pool.drain()
-    got.clear()
-    calls.clear()
-    pool.submit(np.array([15, 9, 12], np.int32), np.array([7, 8, 9], np.uint64))
-    pool.drain()
-    assert calls == [(calls[0][0], 3)] and got == {7: direct[15], 8: direct[9], 9: direct[12]}
+        assert calls == [(calls[0][0], 3)] and got == dict(zip([7, 8, 9], direct[rows].tolist()))
+    assert pool.fed == {"view": 13, "copy": 14}
 
 
-def test_openvino_reads_the_bank_in_place(tiny_f32: Path) -> None:
+def test_openvino_reads_a_view_in_place(tiny_f32: Path) -> None:
     pool, _, _, _ = _collecting_pool(tiny_f32, bank_rows=16)
-    for request in pool._requests:
-        assert request.get_tensor("bank").data.ctypes.data == pool.bank.ctypes.data
+    row_bytes = pool.bank[0].nbytes
+    for first in (0, 5, 8):
+        pool.submit(np.arange(first, first + 8, dtype=np.int32), np.zeros(0, np.uint64))
+        slot = pool._started[-1]
+        pool.drain()
+        assert pool._requests[slot].get_input_tensor().data.ctypes.data == pool.bank.ctypes.data + first * row_bytes
     for request, out in zip(pool._requests, pool.outputs):
         assert request.get_output_tensor().data.ctypes.data == out.ctypes.data
+
+
+def test_view_order_makes_batches_of_consecutive_rows() -> None:
+    rng = np.random.default_rng(3)
+    rows = rng.integers(0, 256, 20000)  # LoadGen draws Offline samples from the loaded set
+    order = view_order(rows, 16)
+    assert sorted(order.tolist()) == list(range(len(rows)))  # a permutation: every sample once
+    batches = rows[order][: len(rows) // 16 * 16].reshape(-1, 16)
+    consecutive = (np.diff(batches, axis=1) == 1).all(axis=1)
+    assert consecutive.mean() > 0.85
+    assert consecutive[: int(consecutive.sum())].all()  # the views first, the rest after
+    once = rng.permutation(64)  # an accuracy set: every row once
+    assert (np.diff(once[view_order(once, 8)].reshape(-1, 8), axis=1) == 1).all()
+    np.testing.assert_array_equal(view_order(np.array([5, 1, 5, 0]), 1), [3, 1, 0, 2])
+    assert len(view_order(np.zeros(0, np.int64), 8)) == 0
 
 
 def test_bank_is_one_array_across_load_unload_cycles(tiny_f32: Path, demo_cache) -> None:
@@ -152,16 +174,16 @@ def test_pool_on_the_qsl_bank_follows_every_load(tiny_f32: Path, demo_cache) -> 
 
 
 def test_bank_of_the_wrong_shape_is_refused(tiny_f32: Path) -> None:
-    compiled, _ = compile_model(ov.Core(), tiny_f32, load_card(tiny_f32), ENGINE, bank_rows=16)
+    compiled, _ = compile_model(ov.Core(), tiny_f32, load_card(tiny_f32), ENGINE)
     with pytest.raises(Exception, match="does not fit"):
-        InferencePool(compiled, 2, lambda *a: None, lambda *a: None, np.zeros((8, 3, 32, 32), np.uint8))
+        InferencePool(compiled, 2, lambda *a: None, lambda *a: None, np.zeros((8, 3, 32, 31), np.uint8))
 
 
 def test_offline_sut_responses_are_reused_per_request(tiny_f32: Path, demo_cache, tmp_path: Path) -> None:
     """A real LoadGen accuracy run (40 samples, chunks of 16, batch 8): every sample answered once
     with the direct label, through each request's own, fixed response objects."""
     qsl = SampleLibrary(demo_cache, 16)
-    compiled, _ = compile_model(ov.Core(), tiny_f32, load_card(tiny_f32), ENGINE, bank_rows=qsl.capacity)
+    compiled, _ = compile_model(ov.Core(), tiny_f32, load_card(tiny_f32), ENGINE)
     sut = OfflineSUT(qsl, compiled, ENGINE.infer_requests)
     before = [list(map(id, r)) for r in sut._responses]
     outputs = [out.ctypes.data for out in sut.pool.outputs]
@@ -180,6 +202,7 @@ def test_offline_sut_responses_are_reused_per_request(tiny_f32: Path, demo_cache
     lg.DestroyFastSUT(sut_h)
     assert sut.first_error() is None
     assert [list(map(id, r)) for r in sut._responses] == before
+    assert sut.pool.fed == {"view": 5, "copy": 0}  # sets of 16, 16 and 8 samples, each row once: all views
     from records.accuracy import read_accuracy_log
 
     labels = read_accuracy_log(tmp_path / "mlperf_log_accuracy.json")

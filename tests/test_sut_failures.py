@@ -40,7 +40,7 @@ def _accuracy_test(tmp_path: Path, model: Path, demo: Path, qsl_cls: type, sut_c
     samples = parse_val_map(demo / "val" / "val_map.txt")[:40]
     cache = build_cache(demo / "val", samples, card.preprocess, tmp_path / "c", progress=False)
     qsl = qsl_cls(cache, 16)
-    compiled, _ = compile_model(ov.Core(), model, card, host_profile().engine, bank_rows=qsl.capacity)
+    compiled, _ = compile_model(ov.Core(), model, card, host_profile().engine)
     sut = sut_cls(qsl, compiled, 4)
     settings = lg.TestSettings()
     settings.scenario = lg.TestScenario.Offline
