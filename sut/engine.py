@@ -40,8 +40,8 @@ so a partial last batch costs a full batch of compute.
 
 from __future__ import annotations
 
-import logging
 import collections
+import logging
 import queue
 import threading
 import time
@@ -192,7 +192,7 @@ class InferencePool:
         self._copy_tensors = [ov.Tensor(array, shared_memory=True) for array in self._copies]
         self._views: dict[int, ov.Tensor] = {}  # first bank row -> tensor over rows first..first+batch-1
         self._inputs: list[ov.Tensor | None] = [None] * num_requests  # the tensor each request reads now
-        self.fed = {"view": 0, "copy": 0}  # batches fed each way (reported by the runner)
+        self.fed = {"view": 0, "copy": 0}  # batches fed each way (tests and bench/harness_ceiling read it)
         self._consecutive = np.arange(batch, dtype=np.int64)
         self.outputs = [np.zeros(out_shape, dtype=out.get_element_type().to_dtype()) for _ in self._requests]
         # What on_done gets per sample: a top-1 label, or a detector's whole head.

@@ -17,12 +17,12 @@
   Server dispatch (batch 1, ``max_wait_us = 0``) uses ``DirectSUT`` with ``callbacks`` instead:
   started on the issue thread, answered on OpenVINO's callback thread (arrivals must not wait).
 
-Answers point into the request's own output array (LoadGen copies them before returning). Each request has a
-list of ``QuerySampleResponse`` objects built once, one per output element at its fixed address;
-a batch only sets their ``.id`` and hands LoadGen the first n, so no Python object is made per
-sample. Every id taken
-is completed, with an empty response if inference failed, so a failure never hangs LoadGen;
-the first error is kept and the runner fails the test.
+Answers point into the request's own output array (LoadGen copies them before returning).
+Each request has a list of ``QuerySampleResponse`` objects built once, one per output element
+at its fixed address; a batch only sets their ``.id`` and hands LoadGen the first n, so no
+Python object is made per sample. Every id taken is completed, with an empty response if
+inference failed, so a failure never hangs LoadGen; the first error is kept and the runner
+fails the test.
 """
 
 from __future__ import annotations
@@ -113,9 +113,9 @@ class _PoolSUT:
         self._respond_failed(ids, exc)
 
     def _respond(self, slot: int, ids: np.ndarray, top1: np.ndarray) -> None:
-        """Answer LoadGen with the slot's responses, which point into
-        its output array (``top1`` is a view of it); only their ids change per batch. The slot is
-        not reused before this returns, so its list is never shared."""
+        """Answer LoadGen with the slot's responses, which point into its output array (``top1`` is
+        a view of it); only their ids change per batch. The slot is not reused before this
+        returns, so its list is never shared."""
         if self._post is not None:
             self._respond_detections(ids, top1)
             return
@@ -125,9 +125,9 @@ class _PoolSUT:
         lg.QuerySamplesComplete(responses if len(ids) == len(responses) else responses[: len(ids)])
 
     def _respond_detections(self, ids: np.ndarray, heads: np.ndarray) -> None:
-        """Decode + NMS the batch's heads, answer with k x 7 float32 per
-        sample. The responses point into ``packed``, which lives until QuerySamplesComplete (which
-        copies them) has returned."""
+        """Decode + NMS the batch's heads, answer with k x 7 float32 per sample. The responses
+        point into ``packed``, which lives until QuerySamplesComplete (which copies them) has
+        returned."""
         id_list = ids.tolist()
         indices = np.array([self._index_of.pop(sid) for sid in id_list], dtype=np.int64)
         per_sample = self._post(heads, indices)

@@ -48,14 +48,16 @@ def test_model_really_fails_only_at_inference(tmp_path: Path) -> None:
         compiled(np.zeros((2, 3, 32, 32), np.uint8))
 
 
-# Offline fails in OpenVINO's asynchronous requests; SingleStream (one request) in the synchronous
-# inference on LoadGen's issue thread (InferencePool.infer_now).
-@pytest.mark.parametrize("scenario", [Scenario.OFFLINE, Scenario.SINGLE_STREAM])
+# The failure surfaces where the pool learns of it: Offline on its dispatcher thread, SingleStream
+# on LoadGen's issue thread (both waiting for the request), Server on the failure reaper (the
+# request's callback never comes). Server's accuracy queries arrive at target_qps: a fast one.
+@pytest.mark.parametrize("scenario", [Scenario.OFFLINE, Scenario.SINGLE_STREAM, Scenario.SERVER])
 def test_inference_failure_exits_3_with_error_record(tmp_path: Path, workdir: Path, demo_data: Path,
                                                      cache_dir: Path, scenario: Scenario) -> None:
     model_dir = _model_failing_at_runtime(tmp_path / "m")
+    extra = ["--target-qps", "5000"] if scenario is Scenario.SERVER else []
     proc = run_cli(["run", "--mode", "accuracy", "--model", str(model_dir), "--dataset", str(demo_data / "val"),
-                    "--system", "host", "--cache-dir", str(cache_dir), "--scenario", scenario.value],
+                    "--system", "host", "--cache-dir", str(cache_dir), "--scenario", scenario.value, *extra],
                    cwd=workdir, timeout=120)
     assert proc.returncode == 3, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
