@@ -29,7 +29,8 @@ from typing import Any, Callable
 from models.zoo_table import ZooEntry
 from search.descriptors import describe
 from search.predict_accuracy import AccuracyPredictor, entries_1k, fit_accuracy
-from search.predict_speed import HostMeter, SpeedCache, SpeedPredictor, fit_speed, host_key, mape
+from search.measure import host_file_tag, host_key
+from search.predict_speed import HostMeter, SpeedCache, SpeedPredictor, fit_speed, mape
 from search.space import DEFAULT_SPACE, Candidate, SearchSpace, plan
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ class Search:
         self.meter = HostMeter(req.workspace, req.engine, req.measure_seconds, req.calib_images, req.measure_repeats)
         self.host = host_key(req.engine)
         method = f"{req.measure_seconds:g}sx{req.measure_repeats}"  # how a figure was taken is part of its key
-        self.cache = SpeedCache(req.workspace.work / "search" / f"speed-{self.host}-{method}.json")
+        self.cache = SpeedCache(req.workspace.work / "search" / f"speed-{host_file_tag(self.host)}-{method}.json")
         self.measured: dict[str, Scored] = {}
         self.rounds: list[dict[str, Any]] = []  # per round: predicted vs measured of its finalists
         self.references: dict[str, list[float]] = {}

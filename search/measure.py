@@ -15,8 +15,10 @@ version: another CPU, profile or OpenVINO measures again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import statistics
 import time
 from dataclasses import asdict, dataclass
@@ -26,7 +28,7 @@ from typing import Sequence
 from common.files import sha256_file, write_text_atomic
 from harness.profile import load_profile
 from pipeline.flows import Workspace, demo_calibration, prepare_model
-from sut.config import SystemProfile
+from sut.config import EngineConfig, SystemProfile
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +64,21 @@ class SpeedRecord:
         return self.samples_per_s / self.reference_samples_per_s if self.reference_samples_per_s else 0.0
 
 
-def host_key(profile: SystemProfile) -> str:
-    """What a speed depends on besides the model: CPU model, Offline engine settings, OpenVINO version."""
+def host_key(engine: EngineConfig) -> str:
+    """What a speed depends on besides the model: CPU model (as OpenVINO names it), engine
+    settings, OpenVINO version. The one host identity of every speed cache (this module's and
+    the search's, ``search.predict_speed``)."""
     import openvino as ov
 
     cpu = ov.Core().get_property("CPU", "FULL_DEVICE_NAME")
-    engine = json.dumps(asdict(profile.engine), sort_keys=True)
-    return f"{cpu} | engine {engine} | OpenVINO {ov.get_version()}"
+    return f"{cpu} | engine {json.dumps(asdict(engine), sort_keys=True)} | OpenVINO {ov.get_version()}"
+
+
+def host_file_tag(key: str) -> str:
+    """A file-name-safe tag for host key ``key``: the CPU name's first words and a hash of the
+    whole key (engine settings and versions make it too long for a name)."""
+    cpu = re.sub(r"[^A-Za-z0-9]+", "-", key.split(" | ")[0]).strip("-")[:40]
+    return f"{cpu}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
 def model_key(model: str | Path) -> str:
@@ -154,7 +164,7 @@ def measure_many(models: Sequence[str | Path], system: str = "host", rounds: int
     from tqdm import tqdm
 
     profile = load_profile(system)
-    cache = SpeedCache(cache_path(work), host_key(profile))
+    cache = SpeedCache(cache_path(work), host_key(profile.engine))
     workspace = Workspace(work=Path(work), demo_data=demo_data or Path(work) / "demo")
     keys = {model_key(m): m for m in models}
     reference = model_key(reference) if reference is not None else None

@@ -3,8 +3,9 @@
 Measuring: a candidate is built with untrained seeded weights (``models.searchnet``), exported
 with its card, quantized by NNCF on a few demo calibration images, compiled with the system
 profile's engine settings and its pool kept busy for a few seconds (``harness.tune.measure``:
-the same sequence as ``mlperf-cpu models --measure``). Results are cached in a JSON file per CPU
-model, OpenVINO version and engine settings, so a second search on the same host reuses them.
+the same sequence as ``mlperf-cpu models --measure``). Results are cached in a JSON file per host
+key (``search.measure.host_key``: CPU model, engine settings, OpenVINO version), so a second
+search on the same host reuses them.
 
 Predicting: time per image is modelled as a non-negative sum of costs (MACs by kind, activation
 and SE elements, residual adds, a memory-traffic proxy, a fixed cost per conv and per image),
@@ -17,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -45,20 +45,8 @@ def speed_features(d: Mapping[str, Any]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- measuring
-def host_key(engine: Any) -> str:
-    """CPU model + OpenVINO version + engine settings, as a file-name-safe string."""
-    import cpuinfo
-    import openvino as ov
-
-    cpu = cpuinfo.get_cpu_info().get("brand_raw", "unknown-cpu")
-    settings = (f"s{engine.num_streams}t{engine.num_threads}r{engine.infer_requests}b{engine.batch_size}"
-                f"p{int(engine.pinning)}")
-    text = f"{cpu}_ov{ov.__version__.split('-')[0]}_{settings}"
-    return re.sub(r"[^A-Za-z0-9.]+", "-", text).strip("-")
-
-
 class SpeedCache:
-    """Measured samples/s per candidate key, in one JSON file per host key."""
+    """Measured samples/s per candidate key, in one JSON file per host key (the caller names it)."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
