@@ -96,7 +96,7 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, bank_rows: 
 
     card = load_card(model_dir)
     compiled, _ = compile_model(ov.Core(), model_dir, card, engine)
-    acc = {"issue": 0.0, "set_ids": 0.0, "complete": 0.0, "dispatcher": 0.0, "copy": 0.0, "samples": 0}
+    acc = {"issue": 0.0, "set_ids": 0.0, "complete": 0.0, "dispatcher": 0.0, "feed": 0.0, "samples": 0}
     lock = threading.Lock()
     threads: dict[str, int] = {}
 
@@ -150,7 +150,7 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, bank_rows: 
         try:
             return feed(slot, rows)
         finally:
-            acc["copy"] += time.thread_time() - t
+            acc["feed"] += time.thread_time() - t
 
     sut.pool.warmup(2 * engine.infer_requests, 1.0)
     settings = lg.TestSettings()
@@ -187,8 +187,8 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, bank_rows: 
     return {
         "samples": samples, "samples_per_s": samples / wall,
         "views": sut.pool.fed["view"], "copies": sut.pool.fed["copy"],
-        "feed": acc["copy"] * us,
-        "dispatch": (acc["dispatcher"] + acc["issue"] - acc["copy"] - acc["set_ids"] - acc["complete"]) * us,
+        "feed": acc["feed"] * us,
+        "dispatch": (acc["dispatcher"] + acc["issue"] - acc["feed"] - acc["set_ids"] - acc["complete"]) * us,
         "responses": acc["set_ids"] * us,
         "loadgen_complete": acc["complete"] * us,
         "loadgen_main": (main_s - acc["issue"]) * us,
@@ -200,7 +200,7 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, bank_rows: 
 
 def print_split(s: dict[str, float]) -> None:
     """The CPU split, one line per part."""
-    print(f"\nharness CPU per sample (busy-machine figures; one in-process LoadGen Offline run, "
+    print(f"\nharness CPU per sample (one in-process LoadGen Offline run, "
           f"{s['samples']} samples, {s['samples_per_s']:.0f} samples/s):")
     rows = [
         (f"feed: bank views ({s['views']} batches) or copies ({s['copies']} batches)", s["feed"]),

@@ -154,9 +154,8 @@ class _Instance:
         self._compiled, info = compile_model(ov.Core(), model_dir, load_card(model_dir), engine, cache_dir)
         # Offline: the dispatcher answers its own batches, as OfflineSUT's does (sut.engine);
         # Server: OpenVINO's callbacks, so an arrival never waits behind the dispatcher.
-        self._offline = bool(spec["offline"])
         self.pool = InferencePool(self._compiled, engine.infer_requests, self._done, self._failed, bank,
-                                  callbacks=not self._offline)
+                                  callbacks=not spec["offline"])
         self._max_wait_s = engine.max_wait_us / 1e6
         self._work: queue.SimpleQueue[tuple[np.ndarray, np.ndarray] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="instance-dispatcher", daemon=True)
