@@ -13,7 +13,9 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
    request per stream there is no queueing inside OpenVINO, and every stream is busy at
    once, as it is near the highest sustainable rate. benchmark_app cannot export its
    per-request latencies, so it is run once at the same settings (``-nireq <streams>``) and
-   its median is printed beside ours as a check.
+   its median is printed beside ours as a check. With the engine's ``keep_awake`` (the host
+   profile's Server on a virtual machine) both run with the same busy loops as our Server runs
+   (``sut.keepawake``): the reference sees the same host conditions as the harness.
 3. Ideal dispatcher: a discrete-event simulation (numpy, seeded) of Poisson arrivals served
    FIFO by ``num_streams`` parallel servers (each arrival goes to the first server to become
    free; no dispatch cost, no batching, no LoadGen), service times resampled from step 2.
@@ -48,10 +50,12 @@ from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra, run_m
 require_train_extra(__file__)
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import heapq  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import os  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
 
@@ -67,6 +71,7 @@ from modelprep.card import ModelCard, load_card  # noqa: E402
 from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
 from pipeline.server_search import BISECTION_STEPS, SERVER_MARGIN, highest_valid_rate  # noqa: E402
 from sut.config import EngineConfig  # noqa: E402
+from sut.keepawake import KeepAwake  # noqa: E402
 
 
 
@@ -197,11 +202,13 @@ def benchmark(args: argparse.Namespace) -> int:
         raise HarnessError(f"{offline.run_dir}: the Offline run recorded no samples/s")
     print(f"\n[1] ours Offline: {offline_sps:.2f} samples/s ({offline.validity}; {args.duration} s run)", flush=True)
 
-    # 2. service times
-    service = measure_service_times(model_dir, card, server, args.service_seconds, cache)
-    check_engine = dataclasses.replace(server, infer_requests=server.num_streams)
-    bapp = run_benchmark_app(model_dir / "model.xml", check_engine, card.inference_precision,
-                             min(args.service_seconds, 20), cache_dir=cache, out_dir=scratch / "bapp")
+    # 2. service times, under the same keep_awake as our Server runs
+    awake = KeepAwake(os.sched_getaffinity(0)) if server.keep_awake else contextlib.nullcontext()
+    with awake:
+        service = measure_service_times(model_dir, card, server, args.service_seconds, cache)
+        check_engine = dataclasses.replace(server, infer_requests=server.num_streams)
+        bapp = run_benchmark_app(model_dir / "model.xml", check_engine, card.inference_precision,
+                                 min(args.service_seconds, 20), cache_dir=cache, out_dir=scratch / "bapp")
     pct = {p: float(np.percentile(service, p)) for p in (50, 90, 99)}
     print(f"[2] service times (AsyncInferQueue, {server.num_streams} requests on {server.num_streams} streams x "
           f"{server.num_threads} threads, batch 1, {len(service)} requests): median {pct[50]:.2f} ms, p90 "

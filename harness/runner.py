@@ -9,6 +9,7 @@ are checked, so a killed or interrupted run can never pass for a finished one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -35,6 +36,7 @@ from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
 from records.results import LOADGEN_KEYS, AccuracyFigures, RunResult
 from records.rules import performance_sample_count, run_problems
 from sut.config import EngineConfig, SystemProfile
+from sut.keepawake import KeepAwake
 
 log = logging.getLogger(__name__)
 
@@ -214,9 +216,9 @@ def execute(req: RunRequest) -> RunResult:
         if req.mode.is_compliance:
             with audit_config(req.mode.value, model_name) as audit_path:
                 record.audit_config = audit_path.read_text()
-                _run_loadgen(lg, settings, sut, qsl, record, audit_path)
+                _run_loadgen(lg, settings, sut, qsl, record, audit_path, engine.keep_awake)
         else:
-            _run_loadgen(lg, settings, sut, qsl, record, None)
+            _run_loadgen(lg, settings, sut, qsl, record, None, engine.keep_awake)
         steps.next()  # Checking logs
         detail = read_detail(run_dir)
         record.loadgen = {k: detail.get(k) for k in LOADGEN_KEYS if detail.get(k) is not None}
@@ -349,11 +351,14 @@ def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[
     return out
 
 
-def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, record: RunResult, audit_path: Path | None) -> None:
+def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, record: RunResult, audit_path: Path | None,
+                 keep_awake: bool = False) -> None:
     """StartTest on a worker thread so SIGINT/SIGTERM are seen within a fraction of a second.
 
     ``audit_path`` is passed to LoadGen explicitly ("" = none), so a stray audit.config
-    in the working directory can never leak into a normal run.
+    in the working directory can never leak into a normal run. ``keep_awake``: the process's
+    CPUs run ``sut.keepawake`` busy loops for the test's duration (started here, on the main
+    thread, whose exit is what ends them if this process dies).
     """
     run_dir = record.directory
     log_settings = lg.LogSettings()
@@ -378,11 +383,13 @@ def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, record: RunResult, 
     # Installed explicitly: a shell starts background jobs with SIGINT ignored.
     previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     thread = threading.Thread(target=target, name="loadgen", daemon=True)
+    awake = KeepAwake(os.sched_getaffinity(0)) if keep_awake else contextlib.nullcontext()
     start = time.perf_counter()
-    thread.start()
     try:
-        while not done.wait(0.2):
-            pass
+        with awake:
+            thread.start()
+            while not done.wait(0.2):
+                pass
     except KeyboardInterrupt:
         if audit_path is not None:
             audit_path.unlink(missing_ok=True)  # os._exit below skips the context manager

@@ -53,6 +53,13 @@ def physical_cores() -> int:
     return max(1, min(cores or allowed, allowed))
 
 
+def virtual_machine() -> bool:
+    """Whether this CPU says it runs under a hypervisor (the ``hypervisor`` flag of /proc/cpuinfo)."""
+    text = _read("/proc/cpuinfo") or ""
+    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    return "hypervisor" in flags
+
+
 def _read(path: Path | str) -> str | None:
     try:
         return Path(path).read_text().strip()

@@ -40,14 +40,14 @@ class ServerProbe:
     p99_ms: float | None
 
 
-def policies(cores: int) -> list[EngineConfig]:
+def policies(cores: int, keep_awake: bool = False) -> list[EngineConfig]:
     """Batching policies worth searching on ``cores`` cores: per-query dispatch to one
     single-thread stream per core, per-query dispatch to one stream over all cores, and
-    micro-batches of 2 and 4 with a 2 ms wait limit."""
-    out = [EngineConfig(cores, cores, 2 * cores, 1, max_wait_us=0)]
+    micro-batches of 2 and 4 with a 2 ms wait limit; each with the profile's ``keep_awake``."""
+    out = [EngineConfig(cores, cores, 2 * cores, 1, max_wait_us=0, keep_awake=keep_awake)]
     if cores > 1:
-        out.append(EngineConfig(1, cores, 2, 1, max_wait_us=0))
-    out += [EngineConfig(cores, cores, 2 * cores, b, max_wait_us=2000) for b in (2, 4)]
+        out.append(EngineConfig(1, cores, 2, 1, max_wait_us=0, keep_awake=keep_awake))
+    out += [EngineConfig(cores, cores, 2 * cores, b, max_wait_us=2000, keep_awake=keep_awake) for b in (2, 4)]
     return out
 
 
@@ -90,7 +90,8 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
     """Search every policy up to ``offline_qps`` (Server cannot beat Offline); record the best."""
     card = load_card(model_dir)
     best_rate, best_engine, probes = 0.0, None, []
-    for engine in policies(base.cores):
+    server = base.scenarios.get(Scenario.SERVER.value)
+    for engine in policies(base.cores, keep_awake=server.keep_awake if server else False):
         rate, tried = highest_valid_rate(model_dir, dataset, base, engine, offline_qps, workspace, user_conf,
                                          int(seconds * 1000))
         probes += tried

@@ -24,6 +24,9 @@ class EngineConfig:
     ``num_threads`` is the total across streams (``INFERENCE_NUM_THREADS``). The
     execution precision is not here: it belongs to the served model (its card).
 
+    ``keep_awake`` keeps every CPU of the run busy with lowest-priority loops so none goes idle
+    between Server arrivals (``sut.keepawake``: on a virtual machine an idle vCPU halts).
+
     ``instances`` > 1 runs that many copies of this pool, each in its own process pinned to
     its own share of the cores (``sut.instances``); every other setting is PER INSTANCE, so
     the run uses ``num_threads x instances`` cores.
@@ -36,6 +39,7 @@ class EngineConfig:
     pinning: bool = True
     max_wait_us: int = 0  # Server only: how long a batch may wait for more arrivals after its first
     instances: int = 1  # processes, each with its own compiled model and pool of the settings above
+    keep_awake: bool = False  # Server only: a SCHED_IDLE busy loop per CPU during the run (sut.keepawake)
 
     def __post_init__(self) -> None:
         for name in ("num_streams", "num_threads", "infer_requests", "batch_size", "instances"):
@@ -51,8 +55,9 @@ class EngineConfig:
         if self.num_threads < self.num_streams:
             raise ConfigError(
                 f"engine.num_threads ({self.num_threads}) must be >= engine.num_streams ({self.num_streams})")
-        if not isinstance(self.pinning, bool):
-            raise ConfigError(f"engine.pinning: expected true or false, got {self.pinning!r}")
+        for name in ("pinning", "keep_awake"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"engine.{name}: expected true or false, got {getattr(self, name)!r}")
 
     @property
     def total_threads(self) -> int:
