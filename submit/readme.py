@@ -80,7 +80,9 @@ def readme_text(system_name: str, division: str, acc: RunResult, perf: RunResult
               f"- Engine: OpenVINO CPU plugin, {engine.num_streams} streams, {engine.num_threads} "
               f"threads, {engine.infer_requests} infer requests, batch {engine.batch_size}, "
               f"pinning {'on' if engine.pinning else 'off'}, INFERENCE_PRECISION_HINT "
-              f"{perf.inference_precision}",
+              f"{perf.inference_precision}"
+              + ("; keep_awake: one SCHED_IDLE busy loop per CPU during the run, so no vCPU halts between "
+                 "arrivals" if engine.keep_awake else ""),
               f"- Software: {desc.get('framework')}; {desc.get('other_software_stack')}",
               f"- Code: `src/` holds the harness's git-tracked files at commit {git.get('commit')}"
               + (f" with local changes to {', '.join(git['modified'])}" if git.get("modified") else "")
