@@ -25,8 +25,9 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
 4. Ours: the highest VALID ``server_target_qps`` that ``tune --scenario Server`` finds for the
    profile's Server policy: ``pipeline.server_search.highest_valid_rate`` (bisection of
    short real LoadGen Server runs up to the Offline samples/s; VALID = p99 <= 15 ms and
-   early stopping met). The tuned profile and a user.conf (project user.conf + the Server
-   target_qps x the tune margin, as ``tune`` writes) go to a scratch dir under
+   early stopping met; an INVALID rate gets one more run before the bisection drops it).
+   The tuned profile and a user.conf (project user.conf + the Server target_qps x the
+   tune margin, as ``tune`` writes) go to a scratch dir under
    ``work/bench/server_vs_offline/`` only, never to the project's ``user.conf`` or ``configs/``.
 
 Printed last: ``server/offline <ours Server rate / ours Offline samples/s>`` and
@@ -227,7 +228,8 @@ def benchmark(args: argparse.Namespace) -> int:
               f"{server.num_streams * 1000 / service.mean():.1f} qps)", flush=True)
 
     # 4. our Server search (tune --scenario Server's bisection, this profile's Server policy)
-    print(f"[4] our Server search: {BISECTION_STEPS} LoadGen Server runs of {args.duration} s, rates in "
+    print(f"[4] our Server search: {BISECTION_STEPS} bisection steps of LoadGen Server runs of {args.duration} s "
+          f"(an INVALID rate is run once more before it counts), rates in "
           f"(0, {offline_sps:.1f}] ...", flush=True)
     rate, probes = highest_valid_rate(model_dir, dataset, profile, server, offline_sps,
                                       dataclasses.replace(WORKSPACE, results=scratch / "results"), user_conf,

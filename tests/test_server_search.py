@@ -1,0 +1,22 @@
+"""tune --scenario Server's bisection (pipeline.server_search), on real short LoadGen Server runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.profile import load_profile
+from pipeline.flows import Workspace
+from pipeline.server_search import highest_valid_rate
+
+
+def test_an_invalid_rate_is_run_again_before_the_bisection_drops_it(demo_int8: Path, demo_data: Path,
+                                                                     cache_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
+    profile = load_profile("host")
+    workspace = Workspace(work=cache_dir.parent, results=tmp_path / "results", demo_data=demo_data)
+    # 30,000 arrivals/s, one Python dispatch each: far more than the pool can answer within 15 ms.
+    rate, probes = highest_valid_rate(demo_int8, demo_data / "val", profile, profile.engine_for("Server"),
+                                      60_000, workspace, tmp_path / "user.conf", 1000, steps=1)
+    assert rate == 0.0
+    assert [(p.target_qps, p.valid) for p in probes] == [(30_000, False), (30_000, False)]
+    assert all(p.p99_ms is not None and p.p99_ms > 15 for p in probes)
