@@ -17,9 +17,10 @@ one CPU, scheduled ``SCHED_IDLE``: any runnable thread preempts it at once, so i
 takes time nothing else wants. It dies with its parent (``PR_SET_PDEATHSIG``, and a parent
 check in the loop), so an interrupted run leaves none behind.
 
-Not for SingleStream/MultiStream: there the loops made the 90th percentile 30-50 % worse
-(OpenVINO's worker threads, which yield while they wait for work, lose their CPU to them),
-so ``harness.profile`` accepts ``keep_awake`` for Server only.
+Not for SingleStream/MultiStream: there the loops made the 90th percentile 34-62 % worse
+(decinet_s, 3 rounds of 15 s; not explained further, a likely cause is that OpenVINO's worker
+threads yield while they wait for work, and a yield hands the CPU to a loop), so
+``harness.profile`` accepts ``keep_awake`` for Server only.
 """
 
 from __future__ import annotations
