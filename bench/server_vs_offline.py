@@ -51,12 +51,10 @@ from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra, run_m
 require_train_extra(__file__)
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
 import dataclasses  # noqa: E402
 import heapq  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import os  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
 
@@ -72,7 +70,7 @@ from modelprep.card import ModelCard, load_card  # noqa: E402
 from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
 from pipeline.server_search import BISECTION_STEPS, SERVER_MARGIN, highest_valid_rate  # noqa: E402
 from sut.config import EngineConfig  # noqa: E402
-from sut.keepawake import KeepAwake  # noqa: E402
+from sut.keepawake import kept_awake  # noqa: E402
 
 
 
@@ -204,8 +202,7 @@ def benchmark(args: argparse.Namespace) -> int:
     print(f"\n[1] ours Offline: {offline_sps:.2f} samples/s ({offline.validity}; {args.duration} s run)", flush=True)
 
     # 2. service times, under the same keep_awake as our Server runs
-    awake = KeepAwake(os.sched_getaffinity(0)) if server.keep_awake else contextlib.nullcontext()
-    with awake:
+    with kept_awake(server.keep_awake):
         service = measure_service_times(model_dir, card, server, args.service_seconds, cache)
         check_engine = dataclasses.replace(server, infer_requests=server.num_streams)
         bapp = run_benchmark_app(model_dir / "model.xml", check_engine, card.inference_precision,

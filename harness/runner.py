@@ -9,7 +9,6 @@ are checked, so a killed or interrupted run can never pass for a finished one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import signal
@@ -36,7 +35,7 @@ from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
 from records.results import LOADGEN_KEYS, AccuracyFigures, RunResult
 from records.rules import performance_sample_count, run_problems
 from sut.config import EngineConfig, SystemProfile
-from sut.keepawake import KeepAwake
+from sut.keepawake import kept_awake
 
 log = logging.getLogger(__name__)
 
@@ -383,10 +382,9 @@ def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, record: RunResult, 
     # Installed explicitly: a shell starts background jobs with SIGINT ignored.
     previous = {sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
     thread = threading.Thread(target=target, name="loadgen", daemon=True)
-    awake = KeepAwake(os.sched_getaffinity(0)) if keep_awake else contextlib.nullcontext()
     start = time.perf_counter()
     try:
-        with awake:
+        with kept_awake(keep_awake):
             thread.start()
             while not done.wait(0.2):
                 pass

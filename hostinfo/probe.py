@@ -318,7 +318,7 @@ def detect_host(storage_path: str = "/") -> dict[str, str]:
                                      ("avx512_bf16", "AVX-512 BF16"), ("amx_bf16", "AMX-BF16"),
                                      ("amx_int8", "AMX-INT8")) if flag in flags]
     notes = [f"{topo['cores']} cores / {topo['threads']} threads visible to the OS"]
-    if "hypervisor" in flags:
+    if virtual_machine():
         notes.append("virtual machine (hypervisor CPU flag)")
     if isa:
         notes.append("ISA: " + ", ".join(isa))

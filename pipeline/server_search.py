@@ -3,9 +3,10 @@
 Each candidate policy (engine settings with a batch size and a wait limit) gets a bisection
 over ``server_target_qps`` with short real LoadGen Server runs, each in its own process
 (``pipeline.flows.run_test``); a rate is good when LoadGen says VALID (99th percentile under
-the 15 ms bound, early stopping met) in its run or, after an INVALID, in one more. The best policy's highest good rate, times a margin for
-run-to-run noise, goes into user.conf as ``<model>.Server.target_qps`` (resnet50 or yolo) and the policy into
-the profile's ``scenarios: Server``.
+the 15 ms bound, early stopping met) in its run or, after an INVALID, in one more. The best
+policy's highest good rate, times a margin for run-to-run noise, goes into user.conf as
+``<model>.Server.target_qps`` (resnet50 or yolo) and the policy into the profile's
+``scenarios: Server``.
 """
 
 from __future__ import annotations
@@ -44,11 +45,11 @@ def policies(cores: int, keep_awake: bool = False) -> list[EngineConfig]:
     """Batching policies worth searching on ``cores`` cores: per-query dispatch to one
     single-thread stream per core, per-query dispatch to one stream over all cores, and
     micro-batches of 2 and 4 with a 2 ms wait limit; each with the profile's ``keep_awake``."""
-    out = [EngineConfig(cores, cores, 2 * cores, 1, max_wait_us=0, keep_awake=keep_awake)]
+    out = [EngineConfig(cores, cores, 2 * cores, 1, max_wait_us=0)]
     if cores > 1:
-        out.append(EngineConfig(1, cores, 2, 1, max_wait_us=0, keep_awake=keep_awake))
-    out += [EngineConfig(cores, cores, 2 * cores, b, max_wait_us=2000, keep_awake=keep_awake) for b in (2, 4)]
-    return out
+        out.append(EngineConfig(1, cores, 2, 1, max_wait_us=0))
+    out += [EngineConfig(cores, cores, 2 * cores, b, max_wait_us=2000) for b in (2, 4)]
+    return [replace(engine, keep_awake=keep_awake) for engine in out]
 
 
 def probe(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineConfig, qps: float,

@@ -25,6 +25,7 @@ threads yield while they wait for work, and a yield hands the CPU to a loop), so
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -33,6 +34,7 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from types import TracebackType
+from typing import ContextManager
 
 from common.errors import EngineError
 
@@ -84,6 +86,11 @@ class KeepAwake:
             if p.stderr:
                 p.stderr.close()
         self._loops = []
+
+
+def kept_awake(enabled: bool) -> ContextManager[object]:
+    """``KeepAwake`` over every CPU this process may run on, or nothing when not ``enabled``."""
+    return KeepAwake(os.sched_getaffinity(0)) if enabled else contextlib.nullcontext()
 
 
 def _spin(cpu: int, parent: int) -> None:
