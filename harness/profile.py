@@ -18,6 +18,7 @@ from common.errors import ConfigError
 from common.suggest import did_you_mean
 from hostinfo.probe import physical_cores, virtual_machine
 from sut.config import EngineConfig, SystemProfile
+from sut.threadslice import MIN_SLICE_US, custom_slices_supported
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +36,13 @@ def host_scenarios(cores: int) -> dict[str, EngineConfig]:
     SingleStream: one stream over every core, one request, batch 1 (latency of one image).
     MultiStream: one stream over every core running the 8-sample query as one batch.
     Server: one single-thread stream per core, two batch-1 requests each, per-query dispatch;
-    on a virtual machine the CPUs are kept awake between arrivals (``sut.keepawake``).
+    on a virtual machine the CPUs are kept awake between arrivals (``sut.keepawake``), and where
+    the kernel has custom slices the query-carrying threads get the shortest (``sut.threadslice``).
     """
     return {"SingleStream": EngineConfig(1, cores, 1, 1),
             "MultiStream": EngineConfig(1, cores, 1, 8),
-            "Server": EngineConfig(cores, cores, 2 * cores, 1, max_wait_us=0, keep_awake=virtual_machine())}
+            "Server": EngineConfig(cores, cores, 2 * cores, 1, max_wait_us=0, keep_awake=virtual_machine(),
+                                   dispatch_slice_us=MIN_SLICE_US if custom_slices_supported() else 0)}
 
 
 def host_profile() -> SystemProfile:

@@ -41,15 +41,16 @@ class ServerProbe:
     p99_ms: float | None
 
 
-def policies(cores: int, keep_awake: bool = False) -> list[EngineConfig]:
+def policies(cores: int, keep_awake: bool = False, dispatch_slice_us: int = 0) -> list[EngineConfig]:
     """Batching policies worth searching on ``cores`` cores: per-query dispatch to one
     single-thread stream per core, per-query dispatch to one stream over all cores, and
-    micro-batches of 2 and 4 with a 2 ms wait limit; each with the profile's ``keep_awake``."""
+    micro-batches of 2 and 4 with a 2 ms wait limit; each with the profile's host settings
+    (``keep_awake``, ``dispatch_slice_us``)."""
     out = [EngineConfig(cores, cores, 2 * cores, 1, max_wait_us=0)]
     if cores > 1:
         out.append(EngineConfig(1, cores, 2, 1, max_wait_us=0))
     out += [EngineConfig(cores, cores, 2 * cores, b, max_wait_us=2000) for b in (2, 4)]
-    return [replace(engine, keep_awake=keep_awake) for engine in out]
+    return [replace(engine, keep_awake=keep_awake, dispatch_slice_us=dispatch_slice_us) for engine in out]
 
 
 def probe(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineConfig, qps: float,
@@ -103,7 +104,8 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
     card = load_card(model_dir)
     best_rate, best_engine, probes = 0.0, None, []
     server = base.scenarios.get(Scenario.SERVER.value)
-    for engine in policies(base.cores, keep_awake=server.keep_awake if server else False):
+    for engine in policies(base.cores, keep_awake=server.keep_awake if server else False,
+                           dispatch_slice_us=server.dispatch_slice_us if server else 0):
         rate, tried = highest_valid_rate(model_dir, dataset, base, engine, offline_qps, workspace, user_conf,
                                          int(seconds * 1000))
         probes += tried

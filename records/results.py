@@ -173,6 +173,9 @@ class RunResult:
     audit_config: str | None = None
     warmup_samples_per_second: float | None = None
     loadgen_wall_s: float | None = None
+    # engine.dispatch_slice_us set: what the query-carrying threads asked for and the kernel granted
+    # (sut.threadslice.SliceClaim.report)
+    dispatch_slice: dict[str, Any] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 

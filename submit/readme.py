@@ -82,7 +82,9 @@ def readme_text(system_name: str, division: str, acc: RunResult, perf: RunResult
               f"pinning {'on' if engine.pinning else 'off'}, INFERENCE_PRECISION_HINT "
               f"{perf.inference_precision}"
               + ("; keep_awake: one SCHED_IDLE busy loop per CPU during the run, so no vCPU halts between "
-                 "arrivals" if engine.keep_awake else ""),
+                 "arrivals" if engine.keep_awake else "")
+              + (f"; dispatch_slice_us {engine.dispatch_slice_us}: LoadGen's issue thread and the answering "
+                 "threads ran with that scheduler slice" if engine.dispatch_slice_us else ""),
               f"- Software: {desc.get('framework')}; {desc.get('other_software_stack')}",
               f"- Code: `src/` holds the harness's git-tracked files at commit {git.get('commit')}"
               + (f" with local changes to {', '.join(git['modified'])}" if git.get("modified") else "")

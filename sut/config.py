@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common.errors import ConfigError
+from sut.threadslice import MAX_SLICE_US, MIN_SLICE_US
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,10 @@ class EngineConfig:
     ``keep_awake`` keeps every CPU of the run busy with lowest-priority loops so none goes idle
     between Server arrivals (``sut.keepawake``: on a virtual machine an idle vCPU halts).
 
+    ``dispatch_slice_us`` (0: the kernel's default) asks Linux for that short a scheduler slice on
+    the threads that carry queries (LoadGen's issue thread, OpenVINO's callback thread, a
+    dispatcher), so they preempt busy inference threads at once (``sut.threadslice``).
+
     ``instances`` > 1 runs that many copies of this pool, each in its own process pinned to
     its own share of the cores (``sut.instances``); every other setting is PER INSTANCE, so
     the run uses ``num_threads x instances`` cores.
@@ -40,6 +45,7 @@ class EngineConfig:
     max_wait_us: int = 0  # Server only: how long a batch may wait for more arrivals after its first
     instances: int = 1  # processes, each with its own compiled model and pool of the settings above
     keep_awake: bool = False  # Server only: a SCHED_IDLE busy loop per CPU during the run (sut.keepawake)
+    dispatch_slice_us: int = 0  # 0 or 100..100000: EEVDF slice of the query-carrying threads (sut.threadslice)
 
     def __post_init__(self) -> None:
         for name in ("num_streams", "num_threads", "infer_requests", "batch_size", "instances"):
@@ -55,6 +61,14 @@ class EngineConfig:
         if self.num_threads < self.num_streams:
             raise ConfigError(
                 f"engine.num_threads ({self.num_threads}) must be >= engine.num_streams ({self.num_streams})")
+        slice_us = self.dispatch_slice_us
+        if (not isinstance(slice_us, int) or isinstance(slice_us, bool)
+                or not (slice_us == 0 or MIN_SLICE_US <= slice_us <= MAX_SLICE_US)):
+            raise ConfigError(f"engine.dispatch_slice_us: expected 0 (kernel default) or {MIN_SLICE_US}.."
+                              f"{MAX_SLICE_US} (microseconds), got {slice_us!r}")
+        if slice_us and self.instances > 1:
+            raise ConfigError("engine.dispatch_slice_us: applies to one-instance pools only (instances = 1); "
+                              f"got instances = {self.instances}")
         for name in ("pinning", "keep_awake"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"engine.{name}: expected true or false, got {getattr(self, name)!r}")

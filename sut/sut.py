@@ -17,6 +17,10 @@
   Server dispatch (batch 1, ``max_wait_us = 0``) uses ``DirectSUT`` with ``callbacks`` instead:
   started on the issue thread, answered on OpenVINO's callback thread (arrivals must not wait).
 
+Every thread that carries a query (LoadGen's issue thread, OpenVINO's callback thread, a
+dispatcher) first claims the engine's ``dispatch_slice_us`` scheduler slice, if set
+(``sut.threadslice``): near full load it then preempts a busy inference thread at once.
+
 Answers point into the request's own output array (LoadGen copies them before returning).
 Each request has a list of ``QuerySampleResponse`` objects built once, one per output element
 at its fixed address; a batch only sets their ``.id`` and hands LoadGen the first n, so no
@@ -40,6 +44,7 @@ from sut.batching import view_order
 from sut.detection import FIELDS, DetectionPost
 from sut.engine import InferencePool
 from sut.qsl import SampleLibrary
+from sut.threadslice import SliceClaim
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +55,9 @@ class _PoolSUT:
     """What every scenario's SUT shares: the pool, the responses, the first error."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
-                 post: DetectionPost | None = None, callbacks: bool = False) -> None:
+                 post: DetectionPost | None = None, callbacks: bool = False, dispatch_slice_us: int = 0) -> None:
         self._qsl = qsl
+        self.claim_slice = SliceClaim(dispatch_slice_us)
         self._pool = InferencePool(compiled, num_requests, self._respond, self._respond_failed, qsl.bank,
                                    callbacks=callbacks)
         # A detector's responses are made per batch by its post-processor (sut.detection); it needs
@@ -116,6 +122,7 @@ class _PoolSUT:
         """Answer LoadGen with the slot's responses, which point into its output array (``top1`` is
         a view of it); only their ids change per batch. The slot is not reused before this
         returns, so its list is never shared."""
+        self.claim_slice()
         if self._post is not None:
             self._respond_detections(ids, top1)
             return
@@ -141,6 +148,7 @@ class _PoolSUT:
 
     def _respond_failed(self, ids: np.ndarray, error: BaseException) -> None:
         """Complete ``ids`` with empty responses so LoadGen never waits on a failed sample."""
+        self.claim_slice()
         for sid in ids.tolist() if self._post is not None else ():
             self._index_of.pop(sid, None)
         if len(ids):
@@ -151,14 +159,15 @@ class OfflineSUT(_PoolSUT):
     """Offline: one dispatcher thread feeds LoadGen's queries through the pool and answers them."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
-                 post: DetectionPost | None = None) -> None:
-        super().__init__(qsl, compiled, num_requests, post)
+                 post: DetectionPost | None = None, dispatch_slice_us: int = 0) -> None:
+        super().__init__(qsl, compiled, num_requests, post, dispatch_slice_us=dispatch_slice_us)
         self._work: queue.SimpleQueue[tuple[np.ndarray, np.ndarray] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher", daemon=True)
         self._dispatcher.start()
 
     def issue_query(self, ids: list[int], indices: list[int]) -> None:
         """LoadGen thread: queue the query and return at once."""
+        self.claim_slice()
         self._work.put((np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64)))
 
     def close(self) -> None:
@@ -168,6 +177,7 @@ class OfflineSUT(_PoolSUT):
         super().close()
 
     def _dispatch_loop(self) -> None:
+        self.claim_slice()
         while (item := self._work.get()) is not None:
             self._submit_all(*item, any_order=True)
             if self._work.empty():  # nothing more to start: answer what is still running
@@ -184,6 +194,7 @@ class DirectSUT(_PoolSUT):
     def issue_query(self, ids: list[int], indices: list[int]) -> None:
         """LoadGen thread: put the query's samples into idle requests, start them and, without
         callbacks, wait for them and answer."""
+        self.claim_slice()
         self._submit_all(np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64))
         if not self._pool.callbacks:
             self._pool.drain()
@@ -193,8 +204,8 @@ class ServerSUT(_PoolSUT):
     """Server: queued arrivals, sent in batches of up to the compiled batch size as requests go idle."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
-                 max_wait_us: int = 0, post: DetectionPost | None = None) -> None:
-        super().__init__(qsl, compiled, num_requests, post, callbacks=True)
+                 max_wait_us: int = 0, post: DetectionPost | None = None, dispatch_slice_us: int = 0) -> None:
+        super().__init__(qsl, compiled, num_requests, post, callbacks=True, dispatch_slice_us=dispatch_slice_us)
         self._max_wait_s = max_wait_us / 1e6
         self._arrivals: queue.SimpleQueue[tuple[list[int], list[int]] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="server-dispatcher", daemon=True)
@@ -202,6 +213,7 @@ class ServerSUT(_PoolSUT):
 
     def issue_query(self, ids: list[int], indices: list[int]) -> None:
         """LoadGen thread: queue the arrival and return at once."""
+        self.claim_slice()
         self._arrivals.put((ids, indices))
 
     def close(self) -> None:
@@ -211,6 +223,7 @@ class ServerSUT(_PoolSUT):
         super().close()
 
     def _dispatch_loop(self) -> None:
+        self.claim_slice()
         bs = self._pool.batch_size
         stopping = False
         while not stopping:

@@ -1,0 +1,89 @@
+"""Short scheduler slices for the query-carrying threads (sut.threadslice): granted per thread,
+validated in profiles, and recorded by a real Server run."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import run_loadgen_test
+
+from common.errors import ConfigError
+from common.testspec import Mode, Scenario
+from harness.profile import load_profile, profile_from_dict
+from harness.tune import write_profile
+from modelprep.card import load_card
+from records import results as tree
+from records.results import RunResult
+from sut.threadslice import SliceClaim, custom_slices_supported, thread_slice_us
+
+needs_custom_slices = pytest.mark.skipif(not custom_slices_supported(),
+                                         reason="this kernel has no EEVDF custom slices (Linux < 6.12)")
+
+
+def _on_thread(fn):  # noqa: ANN001, ANN202 - test helper
+    out = []
+    thread = threading.Thread(target=lambda: out.append(fn()))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+@needs_custom_slices
+def test_a_claim_gives_each_calling_thread_the_slice_once_and_no_other_thread() -> None:
+    default = _on_thread(thread_slice_us)
+    wanted = 100 if default != 100 else 200
+    claim = SliceClaim(wanted)
+
+    def claimed_twice() -> int | None:
+        claim()
+        claim()
+        return thread_slice_us()
+
+    assert _on_thread(claimed_twice) == wanted
+    assert _on_thread(claimed_twice) == wanted
+    assert claim.report() == {"slice_us": wanted, "threads": 2, "granted_us": [wanted]}
+    assert thread_slice_us() == default  # the test's own thread never asked
+    assert _on_thread(thread_slice_us) == default  # nor is it inherited by new threads
+
+
+def test_a_zero_claim_does_nothing() -> None:
+    claim = SliceClaim(0)
+    before = thread_slice_us()
+    claim()
+    assert thread_slice_us() == before and claim.report()["threads"] == 0
+
+
+def test_dispatch_slice_is_validated_with_the_file_and_key() -> None:
+    data = dataclasses.asdict(load_profile("host"))
+    data["scenarios"]["Server"]["dispatch_slice_us"] = 50
+    with pytest.raises(ConfigError, match=r"my.yaml: scenarios.Server: engine.dispatch_slice_us: expected 0 "
+                                          r"\(kernel default\) or 100..100000 \(microseconds\), got 50"):
+        profile_from_dict(data, "my.yaml")
+    data["scenarios"]["Server"].update(dispatch_slice_us=100, instances=2, num_threads=1, num_streams=1,
+                                       infer_requests=2)
+    with pytest.raises(ConfigError, match=r"dispatch_slice_us: applies to one-instance pools only"):
+        profile_from_dict(data, "my.yaml")
+
+
+@needs_custom_slices
+def test_server_run_records_the_slice_of_its_issue_and_callback_threads(demo_int8: Path, demo_data: Path,
+                                                                         cache_dir: Path, tmp_path: Path) -> None:
+    host = load_profile("host")
+    server = dataclasses.replace(host.engine_for("Server"), dispatch_slice_us=100, keep_awake=False)
+    profile = dataclasses.replace(host, name="sliced", scenarios={**host.scenarios, "Server": server})
+    path = write_profile(tmp_path / "sliced.yaml", profile, "test profile: Server with dispatch_slice_us")
+    (tmp_path / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
+    proc, _ = run_loadgen_test(tmp_path, "performance", demo_int8, demo_data / "val", cache_dir,
+                               "--min-duration-ms", "1000", "--target-qps", "200", "--min-query-count", "1",
+                               scenario="Server", system=str(path), expect_ok=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = RunResult.load(tree.run_dir(tmp_path / "results", "sliced", load_card(demo_int8).label, Scenario.SERVER,
+                                      Mode.PERFORMANCE))
+    # LoadGen's issue thread and OpenVINO's callback thread (at least) carried queries
+    assert run.dispatch_slice is not None and run.dispatch_slice["threads"] >= 2
+    assert run.dispatch_slice["granted_us"] == [100]
+    assert run.profile.engine_for("Server").dispatch_slice_us == 100
+    assert "query-carrying threads ran with a 100 us scheduler slice" in proc.stdout + proc.stderr
