@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common.loadgen_conf import set_value
 from common.testspec import Mode, Overrides, Scenario, loadgen_model
-from harness.profile import DEFAULT_CONFIG_DIR
+from harness.profile import DEFAULT_CONFIG_DIR, SERVER_REQUESTS_PER_STREAM
 from harness.tune import TuneOutcome, tuned_name, with_engine, write_profile
 from modelprep.card import load_card
 from pipeline.flows import TestSpec, Workspace, run_test
@@ -42,13 +42,14 @@ class ServerProbe:
 
 
 def policies(cores: int, keep_awake: bool = False, dispatch_slice_us: int = 0) -> list[EngineConfig]:
-    """Batching policies worth searching on ``cores`` cores: per-query dispatch to one
-    single-thread stream per core, per-query dispatch to one stream over all cores, and
+    """Batching policies worth searching on ``cores`` cores: per-query dispatch (8 requests per
+    stream) to one single-thread stream per core or to one stream over all cores, and
     micro-batches of 2 and 4 with a 2 ms wait limit; each with the profile's host settings
     (``keep_awake``, ``dispatch_slice_us``)."""
-    out = [EngineConfig(cores, cores, 2 * cores, 1, max_wait_us=0)]
+    per_query = SERVER_REQUESTS_PER_STREAM  # bursts wait in OpenVINO's queue (harness.profile.host_scenarios)
+    out = [EngineConfig(cores, cores, per_query * cores, 1, max_wait_us=0)]
     if cores > 1:
-        out.append(EngineConfig(1, cores, 2, 1, max_wait_us=0))
+        out.append(EngineConfig(1, cores, per_query, 1, max_wait_us=0))
     out += [EngineConfig(cores, cores, 2 * cores, b, max_wait_us=2000) for b in (2, 4)]
     return [replace(engine, keep_awake=keep_awake, dispatch_slice_us=dispatch_slice_us) for engine in out]
 

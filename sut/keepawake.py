@@ -17,6 +17,12 @@ one CPU, scheduled ``SCHED_IDLE``: any runnable thread preempts it at once, so i
 takes time nothing else wants. It dies with its parent (``PR_SET_PDEATHSIG``, and a parent
 check in the loop), so an interrupted run leaves none behind.
 
+Not on by default any more (session 7): once the query-carrying threads run with short
+scheduler slices (``sut.threadslice``), the loops made Server worse on the same kind of host.
+With them, ``start_async`` returned after 3 ms or more for one call in ten (its 90th percentile;
+0.05-0.09 ms without them), and LoadGen's p99 at 160 qps over 60 s was 14.13 ms against 12.93
+without. The ``host`` profile leaves it off; a profile may still set it.
+
 Not for SingleStream/MultiStream: there the loops made the 90th percentile 34-62 % worse
 (decinet_s, 3 rounds of 15 s; not explained further, a likely cause is that OpenVINO's worker
 threads yield while they wait for work, and a yield hands the CPU to a loop), so
