@@ -25,7 +25,8 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
 4. Ours: the highest VALID ``server_target_qps`` that ``tune --scenario Server`` finds for the
    profile's Server policy: ``pipeline.server_search.highest_valid_rate`` (bisection of
    short real LoadGen Server runs up to the Offline samples/s; VALID = p99 <= 15 ms and
-   early stopping met; an INVALID rate gets one more run before the bisection drops it).
+   early stopping met; an INVALID rate gets one more run before the bisection drops it, three
+   times as long when only early stopping failed).
    The tuned profile and a user.conf (project user.conf + the Server target_qps x the
    tune margin, as ``tune`` writes) go to a scratch dir under
    ``work/bench/server_vs_offline/`` only, never to the project's ``user.conf`` or ``configs/``.
@@ -68,7 +69,7 @@ from harness.profile import load_profile  # noqa: E402
 from harness.tune import tuned_name, with_engine, write_profile  # noqa: E402
 from modelprep.card import ModelCard, load_card  # noqa: E402
 from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
-from pipeline.server_search import BISECTION_STEPS, SERVER_MARGIN, highest_valid_rate  # noqa: E402
+from pipeline.server_search import BISECTION_STEPS, CONFIRM_LONGER, SERVER_MARGIN, highest_valid_rate  # noqa: E402
 from sut.config import EngineConfig  # noqa: E402
 from sut.keepawake import kept_awake  # noqa: E402
 
@@ -226,7 +227,8 @@ def benchmark(args: argparse.Namespace) -> int:
 
     # 4. our Server search (tune --scenario Server's bisection, this profile's Server policy)
     print(f"[4] our Server search: {BISECTION_STEPS} bisection steps of LoadGen Server runs of {args.duration} s "
-          f"(an INVALID rate is run once more before it counts), rates in "
+          f"(an INVALID rate is run once more before it counts, {CONFIRM_LONGER}x as long when only early "
+          f"stopping failed), rates in "
           f"(0, {offline_sps:.1f}] ...", flush=True)
     rate, probes = highest_valid_rate(model_dir, dataset, profile, server, offline_sps,
                                       dataclasses.replace(WORKSPACE, results=scratch / "results"), user_conf,
@@ -234,8 +236,9 @@ def benchmark(args: argparse.Namespace) -> int:
     for pr in probes:
         p99 = f"{pr.p99_ms:.2f}" if pr.p99_ms is not None else "-"
         done = f"{pr.completed_qps:.1f}" if pr.completed_qps is not None else "-"
-        print(f"      target {pr.target_qps:8.1f} qps -> {'VALID  ' if pr.valid else 'INVALID'} "
-              f"(completed {done} qps, p99 {p99} ms)", flush=True)
+        why = " (early stopping only)" if pr.early_stopping_only else ""
+        print(f"      target {pr.target_qps:8.1f} qps, {pr.duration_ms // 1000:4d} s -> "
+              f"{'VALID  ' if pr.valid else 'INVALID'} (completed {done} qps, p99 {p99} ms){why}", flush=True)
     name = tuned_name(profile)
     tuned = write_profile(scratch / "profiles" / f"{name}.yaml", with_engine(profile, Scenario.SERVER, server, name,
                                                                              card),
