@@ -17,11 +17,13 @@ one CPU, scheduled ``SCHED_IDLE``: any runnable thread preempts it at once, so i
 takes time nothing else wants. It dies with its parent (``PR_SET_PDEATHSIG``, and a parent
 check in the loop), so an interrupted run leaves none behind.
 
-Not on by default any more (session 7): once the query-carrying threads run with short
-scheduler slices (``sut.threadslice``), the loops made Server worse on the same kind of host.
-With them, ``start_async`` returned after 3 ms or more for one call in ten (its 90th percentile;
-0.05-0.09 ms without them), and LoadGen's p99 at 160 qps over 60 s was 14.13 ms against 12.93
-without. The ``host`` profile leaves it off; a profile may still set it.
+It has a cost (session 7): with the loops, ``start_async`` returned after 3 ms or more for one
+call in ten (its 90th percentile; 0.05-0.09 ms without them, also in a bare OpenVINO loop), and
+while the host was quiet LoadGen's p99 at 150-160 qps was about 1 ms worse with them (3 of 3
+pairs; 60 s at 160 qps: 14.13 against 12.93 ms). While the host was slow at partial load they
+saved far more (110 qps, 30 s, 2 pairs: 12.56 / 12.88 ms with them, 18.41 / 13.74 without), and a
+Server search without them fell to 91 qps (p99 15.3-24.2 ms from 96.6 qps up). So the ``host``
+profile keeps them on for virtual machines.
 
 Not for SingleStream/MultiStream: there the loops made the 90th percentile 34-62 % worse
 (decinet_s, 3 rounds of 15 s; not explained further, a likely cause is that OpenVINO's worker
