@@ -24,6 +24,7 @@ from harness.profile import DEFAULT_CONFIG_DIR, SERVER_REQUESTS_PER_STREAM
 from harness.tune import TuneOutcome, tuned_name, with_engine, write_profile
 from modelprep.card import load_card
 from pipeline.flows import TestSpec, Workspace, run_test
+from records.results import failed_only_early_stopping
 from sut.config import EngineConfig, SystemProfile
 
 log = logging.getLogger(__name__)
@@ -71,10 +72,7 @@ def probe(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineCon
                         replace(workspace, results=Path(tmp) / "results"), user_conf, scenario=Scenario.SERVER,
                         overrides=Overrides(min_duration_ms=duration_ms, min_query_count=1, target_qps=qps))
         run = run_test(spec, quiet=True)
-    lg = run.loadgen
-    early_only = (run.validity != "VALID" and lg.get("early_stopping_met") is False
-                  and lg.get("result_perf_constraints_met") is not False
-                  and lg.get("result_min_duration_met") is not False and lg.get("result_min_queries_met") is not False)
+    early_only = failed_only_early_stopping(run.loadgen)
     result = ServerProbe(engine, qps, run.validity == "VALID", run.metric[0], run.latency_ms("99.00"), duration_ms,
                          early_only)
     log.info("Server batch %d wait %d us, %d streams: %.1f qps, %d s -> %s (p99 %s ms)%s", engine.batch_size,

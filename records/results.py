@@ -122,6 +122,14 @@ def invalid_reasons(values: Any) -> list[str]:
     return out
 
 
+def failed_only_early_stopping(values: Any) -> bool:
+    """True when a run was INVALID on early stopping alone (the latency bound, duration and query
+    count were met, but too few queries to prove the percentile); same inputs as ``invalid_reasons``."""
+    return (values.get("result_validity") != "VALID" and values.get("early_stopping_met") is False
+            and all(values.get(key) is not False for key in ("result_perf_constraints_met",
+                                                              "result_min_duration_met", "result_min_queries_met")))
+
+
 # ----------------------------------------------------------------------------- the record
 @dataclass(frozen=True)
 class AccuracyFigures:

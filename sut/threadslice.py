@@ -26,6 +26,7 @@ the claim reads the slice back and reports what the kernel granted.
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import struct
@@ -43,6 +44,11 @@ _SYS_SCHED_GETATTR = {"x86_64": 315, "aarch64": 275}
 _ATTR = struct.Struct("IIQiIQQQII")
 
 
+@functools.lru_cache(maxsize=None)
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _syscall_numbers() -> tuple[int, int] | None:
     machine = os.uname().machine if hasattr(os, "uname") else ""
     if not sys.platform.startswith("linux") or machine not in _SYS_SCHED_SETATTR:
@@ -56,9 +62,8 @@ def thread_slice_us() -> int | None:
     numbers = _syscall_numbers()
     if numbers is None:
         return None
-    libc = ctypes.CDLL(None, use_errno=True)
     buf = ctypes.create_string_buffer(_ATTR.size)
-    if libc.syscall(numbers[1], 0, buf, _ATTR.size, 0) != 0:
+    if _libc().syscall(numbers[1], 0, buf, _ATTR.size, 0) != 0:
         return None
     return _ATTR.unpack(buf.raw)[5] // 1000
 
@@ -69,28 +74,19 @@ def set_thread_slice(slice_us: int) -> int | None:
     numbers = _syscall_numbers()
     if numbers is None or os.sched_getscheduler(0) != os.SCHED_OTHER:
         return None
-    libc = ctypes.CDLL(None, use_errno=True)
     nice = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's (Linux: per thread)
     buf = ctypes.create_string_buffer(_ATTR.pack(_ATTR.size, os.SCHED_OTHER, 0, nice, 0, slice_us * 1000,
                                                  0, 0, 0, 0), _ATTR.size)
-    if libc.syscall(numbers[0], 0, buf, 0) != 0:
+    if _libc().syscall(numbers[0], 0, buf, 0) != 0:
         log.warning("dispatch_slice_us: sched_setattr failed: %s", os.strerror(ctypes.get_errno()))
         return None
     return thread_slice_us()
 
 
-def default_slice_us() -> int | None:
-    """The slice a new thread of this process gets (read on a short-lived thread)."""
-    out: list[int | None] = []
-    probe = threading.Thread(target=lambda: out.append(thread_slice_us()), name="slice-probe")
-    probe.start()
-    probe.join()
-    return out[0]
-
-
+@functools.lru_cache(maxsize=None)
 def custom_slices_supported() -> bool:
-    """True when the kernel honours a custom slice (Linux >= 6.12): tried on a short-lived thread,
-    so no thread of the run keeps it."""
+    """True when the kernel honours a custom slice (Linux >= 6.12): tried once per process (every
+    load of the ``host`` profile asks) on a short-lived thread, so no thread of the run keeps it."""
     out: list[int | None] = []
 
     def trial() -> None:

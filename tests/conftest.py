@@ -99,3 +99,30 @@ def run_loadgen_test(workdir: Path, mode: str, model: Path, dataset: Path, cache
         assert result.status == "ok" and not tree.is_incomplete(run_dir)
         return proc, result
     return proc, (RunResult.load(run_dir) if tree.result_path(run_dir).is_file() else None)
+
+
+def run_server_with(workdir: Path, model: Path, dataset: Path, cache: Path, name: str, duration_ms: int,
+                    **server_changes: object):
+    """A short non-official Server performance run (200 qps) on the host profile with its Server
+    engine changed by ``server_changes``, written to ``<workdir>/<name>.yaml``; the run must
+    finish (exit 0, VALID or not). Returns (process, its RunResult)."""
+    import dataclasses
+
+    from common.testspec import Mode, Scenario
+    from harness.profile import load_profile
+    from harness.tune import write_profile
+    from modelprep.card import load_card
+    from records import results as tree
+    from records.results import RunResult
+
+    host = load_profile("host")
+    server = dataclasses.replace(host.engine_for("Server"), **server_changes)
+    profile = dataclasses.replace(host, name=name, scenarios={**host.scenarios, "Server": server})
+    path = write_profile(workdir / f"{name}.yaml", profile, f"test profile: Server with {server_changes}")
+    (workdir / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
+    proc, _ = run_loadgen_test(workdir, "performance", model, dataset, cache,
+                               "--min-duration-ms", str(duration_ms), "--target-qps", "200", "--min-query-count", "1",
+                               scenario="Server", system=str(path), expect_ok=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, RunResult.load(tree.run_dir(workdir / "results", name, load_card(model).label, Scenario.SERVER,
+                                             Mode.PERFORMANCE))

@@ -16,15 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_loadgen_test
+from conftest import REPO, run_server_with
 
 from common.errors import ConfigError
-from common.testspec import Mode, Scenario
-from modelprep.card import load_card
-from records import results as tree
-from records.results import RunResult
 from harness.profile import load_profile, profile_from_dict
-from harness.tune import write_profile
 from sut.keepawake import KeepAwake
 
 
@@ -76,17 +71,7 @@ def test_keep_awake_is_refused_outside_the_server_scenario() -> None:
 
 def test_server_run_with_keep_awake_starts_the_loops_and_leaves_none(demo_int8: Path, demo_data: Path,
                                                                      cache_dir: Path, tmp_path: Path) -> None:
-    host = load_profile("host")
-    server = dataclasses.replace(host.engine_for("Server"), keep_awake=True)
-    profile = dataclasses.replace(host, name="awake", scenarios={**host.scenarios, "Server": server})
-    path = write_profile(tmp_path / "awake.yaml", profile, "test profile: Server with keep_awake")
-    (tmp_path / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
-    proc, _ = run_loadgen_test(tmp_path, "performance", demo_int8, demo_data / "val", cache_dir,
-                               "--min-duration-ms", "1500", "--target-qps", "200", "--min-query-count", "1",
-                               scenario="Server", system=str(path), expect_ok=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run = RunResult.load(tree.run_dir(tmp_path / "results", "awake", load_card(demo_int8).label, Scenario.SERVER,
-                                      Mode.PERFORMANCE))
+    proc, run = run_server_with(tmp_path, demo_int8, demo_data / "val", cache_dir, "awake", 1500, keep_awake=True)
     started = re.search(r"keep_awake: (\d+) SCHED_IDLE busy loops on CPUs \[[\d, ]+\] \(pids \[([\d, ]+)\]\)",
                         proc.stdout + proc.stderr)
     assert started, "the run did not say it started the busy loops"

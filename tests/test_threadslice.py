@@ -8,15 +8,10 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import run_loadgen_test
+from conftest import run_server_with
 
 from common.errors import ConfigError
-from common.testspec import Mode, Scenario
 from harness.profile import load_profile, profile_from_dict
-from harness.tune import write_profile
-from modelprep.card import load_card
-from records import results as tree
-from records.results import RunResult
 from sut.threadslice import SliceClaim, custom_slices_supported, thread_slice_us
 
 needs_custom_slices = pytest.mark.skipif(not custom_slices_supported(),
@@ -71,17 +66,8 @@ def test_dispatch_slice_is_validated_with_the_file_and_key() -> None:
 @needs_custom_slices
 def test_server_run_records_the_slice_of_its_issue_and_callback_threads(demo_int8: Path, demo_data: Path,
                                                                          cache_dir: Path, tmp_path: Path) -> None:
-    host = load_profile("host")
-    server = dataclasses.replace(host.engine_for("Server"), dispatch_slice_us=100, keep_awake=False)
-    profile = dataclasses.replace(host, name="sliced", scenarios={**host.scenarios, "Server": server})
-    path = write_profile(tmp_path / "sliced.yaml", profile, "test profile: Server with dispatch_slice_us")
-    (tmp_path / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
-    proc, _ = run_loadgen_test(tmp_path, "performance", demo_int8, demo_data / "val", cache_dir,
-                               "--min-duration-ms", "1000", "--target-qps", "200", "--min-query-count", "1",
-                               scenario="Server", system=str(path), expect_ok=False)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run = RunResult.load(tree.run_dir(tmp_path / "results", "sliced", load_card(demo_int8).label, Scenario.SERVER,
-                                      Mode.PERFORMANCE))
+    proc, run = run_server_with(tmp_path, demo_int8, demo_data / "val", cache_dir, "sliced", 1000,
+                                dispatch_slice_us=100, keep_awake=False)
     # LoadGen's issue thread and OpenVINO's callback thread (at least) carried queries
     assert run.dispatch_slice is not None and run.dispatch_slice["threads"] >= 2
     assert run.dispatch_slice["granted_us"] == [100]
