@@ -16,13 +16,11 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
    its median is printed beside ours as a check. With the engine's ``keep_awake`` (the host
    profile's Server on a virtual machine) both run with the same busy loops as our Server runs
    (``sut.keepawake``): the reference sees the same host conditions as the harness.
-3. Ideal dispatcher: a discrete-event simulation (numpy, seeded) of Poisson arrivals served
-   FIFO by ``num_streams`` parallel servers (each arrival goes to the first server to become
-   free; no dispatch cost, no batching, no LoadGen), service times resampled from step 2.
-   The rate is bisected for the highest one whose simulated 99th percentile of
-   arrival-to-completion latency stays <= 15 ms (the resnet50 Server bound). The same random
-   numbers are used at every rate, so the p99 is monotone in the rate.
-4. Ours: the highest VALID ``server_target_qps`` that ``tune --scenario Server`` finds for the
+   One such slice is measured before the search and one after every Server probe of step 3,
+   and the ideal is built from all of them: this host's speed drifts over minutes (README,
+   Scenarios, sessions 5-7), and a reference taken in one quiet (or slow) window would judge a
+   search that ran through other windows.
+3. Ours: the highest VALID ``server_target_qps`` that ``tune --scenario Server`` finds for the
    profile's Server policy: ``pipeline.server_search.highest_valid_rate`` (bisection of
    short real LoadGen Server runs up to the Offline samples/s; VALID = p99 <= 15 ms and
    early stopping met; an INVALID rate gets one more run before the bisection drops it, three
@@ -30,14 +28,22 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
    The tuned profile and a user.conf (project user.conf + the Server target_qps x the
    tune margin, as ``tune`` writes) go to a scratch dir under
    ``work/bench/server_vs_offline/`` only, never to the project's ``user.conf`` or ``configs/``.
+4. Ideal dispatcher: a discrete-event simulation (numpy, seeded) of Poisson arrivals served
+   FIFO by ``num_streams`` parallel servers (each arrival goes to the first server to become
+   free; no dispatch cost, no batching, no LoadGen), service times resampled from all the
+   slices of step 2. The rate is bisected for the highest one whose simulated 99th percentile
+   of arrival-to-completion latency stays <= 15 ms (the resnet50 Server bound). The same
+   random numbers are used at every rate, so the p99 is monotone in the rate.
 
 Printed last: ``server/offline <ours Server rate / ours Offline samples/s>`` and
 ``ratio <ours Server rate / ideal rate>`` (target >= 0.90). The ideal is optimistic
 (no dispatch overhead, no early-stopping rule), so the ratio is a lower bound of how
 close the harness's dispatcher gets to what the engine allows.
 
-    bench/run.sh server_vs_offline [--model decinet_s] [--duration 10] [--service-seconds 20]
+    bench/run.sh server_vs_offline [--model decinet_s] [--duration 10] [--service-seconds 10]
         [--system host|NAME|path.yaml] [--bound-ms 15] [--sim-requests 200000] [--seed 0] [--json OUT]
+
+(``--service-seconds`` is per slice: one before the search, one after each probe.)
 """
 
 from __future__ import annotations
@@ -69,7 +75,8 @@ from harness.profile import load_profile  # noqa: E402
 from harness.tune import tuned_name, with_engine, write_profile  # noqa: E402
 from modelprep.card import ModelCard, load_card  # noqa: E402
 from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
-from pipeline.server_search import BISECTION_STEPS, CONFIRM_LONGER, SERVER_MARGIN, highest_valid_rate  # noqa: E402
+from pipeline.server_search import (BISECTION_STEPS, CONFIRM_LONGER, SERVER_MARGIN, ServerProbe,  # noqa: E402
+                                    highest_valid_rate)
 from sut.config import EngineConfig  # noqa: E402
 from sut.keepawake import kept_awake  # noqa: E402
 
@@ -83,7 +90,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--system", default="host", help="profile name or .yaml (default host)")
     p.add_argument("--duration", type=int, default=10,
                    help="seconds per LoadGen run (Offline and each Server probe; default 10, as tune)")
-    p.add_argument("--service-seconds", type=float, default=20, help="service-time measurement (default 20 s)")
+    p.add_argument("--service-seconds", type=float, default=10,
+                   help="each service-time slice: one before the search, one after every probe (default 10 s)")
     p.add_argument("--bound-ms", type=float, default=15.0,
                    help="the ideal dispatcher's p99 bound (default 15 ms; LoadGen's own bound is the round's 15 ms)")
     p.add_argument("--sim-requests", type=int, default=200_000, help="simulated arrivals per rate (default 200000)")
@@ -170,7 +178,8 @@ def ideal_rate(service_ms: np.ndarray, servers: int, bound_ms: float, requests: 
 
 # ----------------------------------------------------------------------------- the run
 def benchmark(args: argparse.Namespace) -> int:
-    """Offline, service times, the ideal rate, our Server search; the two figures last."""
+    """Offline, a service slice, our Server search with a slice after each probe, the ideal rate over
+    every slice; the two figures last."""
     start = time.perf_counter()
     print(f"NOTE: {args.model} with {UNTRAINED}; demo images stand in for ImageNet.", flush=True)
     model_dir = prepare_model(args.model, "int8", WORKSPACE, calibration=demo_calibration(WORKSPACE, args.calib_subset))
@@ -202,43 +211,55 @@ def benchmark(args: argparse.Namespace) -> int:
         raise HarnessError(f"{offline.run_dir}: the Offline run recorded no samples/s")
     print(f"\n[1] ours Offline: {offline_sps:.2f} samples/s ({offline.validity}; {args.duration} s run)", flush=True)
 
-    # 2. service times, under the same keep_awake as our Server runs
+    # 2. service-time slices, under the same keep_awake as our Server runs: one now, one after each probe
+    slices: list[np.ndarray] = []
+
+    def measure_slice(after: ServerProbe | None = None) -> None:
+        with kept_awake(server.keep_awake):
+            times = measure_service_times(model_dir, card, server, args.service_seconds, cache)
+        slices.append(times)
+        where = "before the search" if after is None else f"after the {after.target_qps:.1f} qps probe"
+        print(f"      service slice {len(slices)} ({where}): {len(times)} requests, median "
+              f"{np.percentile(times, 50):.2f} ms, p99 {np.percentile(times, 99):.2f}", flush=True)
+
+    print(f"[2] service times: AsyncInferQueue, {server.num_streams} requests on {server.num_streams} streams x "
+          f"{server.num_threads} threads, batch 1, back to back, {args.service_seconds:g} s slices", flush=True)
+    measure_slice()
     with kept_awake(server.keep_awake):
-        service = measure_service_times(model_dir, card, server, args.service_seconds, cache)
         check_engine = dataclasses.replace(server, infer_requests=server.num_streams)
         bapp = run_benchmark_app(model_dir / "model.xml", check_engine, card.inference_precision,
                                  min(args.service_seconds, 20), cache_dir=cache, out_dir=scratch / "bapp")
-    pct = {p: float(np.percentile(service, p)) for p in (50, 90, 99)}
-    print(f"[2] service times (AsyncInferQueue, {server.num_streams} requests on {server.num_streams} streams x "
-          f"{server.num_threads} threads, batch 1, {len(service)} requests): median {pct[50]:.2f} ms, p90 "
-          f"{pct[90]:.2f}, p99 {pct[99]:.2f}, mean {service.mean():.2f}; benchmark_app -nireq "
-          f"{server.num_streams} median {bapp.latency.percentile_ms:.2f} ms, {bapp.throughput_fps:.1f} FPS", flush=True)
+    print(f"      check: benchmark_app -nireq {server.num_streams} median {bapp.latency.percentile_ms:.2f} ms, "
+          f"{bapp.throughput_fps:.1f} FPS", flush=True)
 
-    # 3. ideal dispatcher
-    ideal, ideal_p99, steps = ideal_rate(service, server.num_streams, args.bound_ms, args.sim_requests, args.seed)
-    if ideal == 0:
-        print(f"[3] ideal dispatcher: NO rate keeps the simulated p99 <= {args.bound_ms:g} ms (service p99 "
-              f"{pct[99]:.2f} ms is over it: a disturbed machine?); ratio will be nan", flush=True)
-    else:
-        print(f"[3] ideal dispatcher (simulated M/G/{server.num_streams} FIFO, Poisson, seed {args.seed}, "
-              f"{args.sim_requests} arrivals): highest rate with p99 <= {args.bound_ms:g} ms = {ideal:.1f} qps "
-              f"(p99 {ideal_p99:.2f} ms; {len(steps)} bisection steps; saturation "
-              f"{server.num_streams * 1000 / service.mean():.1f} qps)", flush=True)
-
-    # 4. our Server search (tune --scenario Server's bisection, this profile's Server policy)
-    print(f"[4] our Server search: {BISECTION_STEPS} bisection steps of LoadGen Server runs of {args.duration} s "
+    # 3. our Server search (tune --scenario Server's bisection, this profile's Server policy)
+    print(f"[3] our Server search: {BISECTION_STEPS} bisection steps of LoadGen Server runs of {args.duration} s "
           f"(an INVALID rate is run once more before it counts, {CONFIRM_LONGER}x as long when only early "
-          f"stopping failed), rates in "
-          f"(0, {offline_sps:.1f}] ...", flush=True)
+          f"stopping failed), rates in (0, {offline_sps:.1f}], a service slice after each ...", flush=True)
     rate, probes = highest_valid_rate(model_dir, dataset, profile, server, offline_sps,
                                       dataclasses.replace(WORKSPACE, results=scratch / "results"), user_conf,
-                                      args.duration * 1000)
+                                      args.duration * 1000, after_probe=measure_slice)
     for pr in probes:
         p99 = f"{pr.p99_ms:.2f}" if pr.p99_ms is not None else "-"
         done = f"{pr.completed_qps:.1f}" if pr.completed_qps is not None else "-"
         why = " (early stopping only)" if pr.early_stopping_only else ""
         print(f"      target {pr.target_qps:8.1f} qps, {pr.duration_ms // 1000:4d} s -> "
               f"{'VALID  ' if pr.valid else 'INVALID'} (completed {done} qps, p99 {p99} ms){why}", flush=True)
+
+    # 4. the ideal dispatcher over every slice
+    service = np.concatenate(slices)
+    pct = {p: float(np.percentile(service, p)) for p in (50, 90, 99)}
+    print(f"[4] service times, all {len(slices)} slices: {len(service)} requests, median {pct[50]:.2f} ms, p90 "
+          f"{pct[90]:.2f}, p99 {pct[99]:.2f}, mean {service.mean():.2f}", flush=True)
+    ideal, ideal_p99, steps = ideal_rate(service, server.num_streams, args.bound_ms, args.sim_requests, args.seed)
+    if ideal == 0:
+        print(f"      ideal dispatcher: NO rate keeps the simulated p99 <= {args.bound_ms:g} ms (service p99 "
+              f"{pct[99]:.2f} ms is over it: a disturbed machine?); ratio will be nan", flush=True)
+    else:
+        print(f"      ideal dispatcher (simulated M/G/{server.num_streams} FIFO, Poisson, seed {args.seed}, "
+              f"{args.sim_requests} arrivals): highest rate with p99 <= {args.bound_ms:g} ms = {ideal:.1f} qps "
+              f"(p99 {ideal_p99:.2f} ms; {len(steps)} bisection steps; saturation "
+              f"{server.num_streams * 1000 / service.mean():.1f} qps)", flush=True)
     name = tuned_name(profile)
     tuned = write_profile(scratch / "profiles" / f"{name}.yaml", with_engine(profile, Scenario.SERVER, server, name,
                                                                              card),
@@ -264,7 +285,7 @@ def benchmark(args: argparse.Namespace) -> int:
             "note": f"{args.model}: {UNTRAINED}", "model_dir": str(model_dir), "profile": profile.to_dict(),
             "offline_samples_per_second": offline_sps, "offline_run_dir": offline.run_dir,
             "service_ms": {"n": len(service), "mean": float(service.mean()), **{f"p{k}": v for k, v in pct.items()},
-                           "samples": [round(float(v), 4) for v in service]},
+                           "slices": [[round(float(v), 4) for v in part] for part in slices]},
             "benchmark_app_check": {"median_ms": bapp.latency.percentile_ms, "fps": bapp.throughput_fps,
                                     "command": bapp.command},
             "ideal": {"rate": ideal, "p99_ms": ideal_p99, "bound_ms": args.bound_ms, "seed": args.seed,

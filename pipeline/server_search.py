@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -83,7 +84,8 @@ def probe(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineCon
 
 def highest_valid_rate(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineConfig, ceiling: float,
                        workspace: Workspace, user_conf: Path, duration_ms: int,
-                       steps: int = BISECTION_STEPS) -> tuple[float, list[ServerProbe]]:
+                       steps: int = BISECTION_STEPS,
+                       after_probe: Callable[[ServerProbe], None] | None = None) -> tuple[float, list[ServerProbe]]:
     """Bisect ``(0, ceiling]`` for the highest VALID rate; returns it (0 if none) and every probe.
 
     An INVALID rate is run once more before the bisection drops every rate above it: on a VM the
@@ -95,17 +97,25 @@ def highest_valid_rate(model_dir: Path, dataset: Path, base: SystemProfile, engi
     run has (about 0.73 % in 7,700 queries, 0.92 % in the ~90,000 of a 600 s run), so a short
     probe fails rates that an official run would pass. A rate counts as VALID only through a run
     that LoadGen called VALID; the margin (``SERVER_MARGIN``) is still applied to it.
+
+    ``after_probe`` is called after every probe (a bench measures its reference between probes,
+    so that both see the same phases of the host).
     """
     low, high = 0.0, ceiling
-    probes = []
+    probes: list[ServerProbe] = []
+
+    def run(qps: float, ms: int) -> ServerProbe:
+        result = probe(model_dir, dataset, base, engine, qps, workspace, user_conf, ms)
+        probes.append(result)
+        if after_probe is not None:
+            after_probe(result)
+        return result
+
     for _ in range(steps):
         mid = (low + high) / 2
-        result = probe(model_dir, dataset, base, engine, mid, workspace, user_conf, duration_ms)
-        probes.append(result)
+        result = run(mid, duration_ms)
         if not result.valid:
-            again_ms = duration_ms * CONFIRM_LONGER if result.early_stopping_only else duration_ms
-            result = probe(model_dir, dataset, base, engine, mid, workspace, user_conf, again_ms)
-            probes.append(result)
+            result = run(mid, duration_ms * CONFIRM_LONGER if result.early_stopping_only else duration_ms)
         if result.valid:
             low = mid
         else:
