@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -624,6 +625,10 @@ def main_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    # A non-interactive shell starts background jobs (`cmd &`, nohup) with SIGINT ignored, and Python
+    # then keeps it ignored: a `kill -INT` during preprocessing or compiling would do nothing and
+    # the run would go on to a result. Every phase is interruptible, so take SIGINT back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     args = main_parser().parse_args(argv)
     args.command_line = "mlperf-cpu " + shlex.join(argv)
     _setup_logging(args.verbose)

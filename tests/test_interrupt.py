@@ -60,8 +60,8 @@ def test_sigterm_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data:
 class _Watched:
     """A CLI process whose stderr is read line by line on a thread, so a test can wait for a log line."""
 
-    def __init__(self, args: list[str], cwd: Path) -> None:
-        self.proc = _start(args, cwd)
+    def __init__(self, args: list[str], cwd: Path, sigint_ignored: bool = False) -> None:
+        self.proc = _start(args, cwd, sigint_ignored)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -86,10 +86,15 @@ class _Watched:
         return time.monotonic() - sent
 
 
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+def _start(args: list[str], cwd: Path, sigint_ignored: bool = False) -> subprocess.Popen:
+    """The CLI in a child process; ``sigint_ignored``: started as a shell starts a background job."""
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
     return subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=cwd,
                             env={**os.environ, "PYTHONPATH": str(REPO)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ignore_sigint if sigint_ignored else None)
 
 
 def _signal_inside_loadgen(proc: subprocess.Popen, run_dir: Path, sig: int) -> None:
@@ -149,11 +154,12 @@ def _assert_no_result_claims_ok(run_dir: Path) -> None:
         assert result.status != "ok" and result.valid is False and result.submittable is False
 
 
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "started-as-background-job"])
 def test_sigint_during_preprocessing_stops_promptly_and_leaves_no_partial(
-        workdir: Path, tiny_model: Path, slow_dataset: Path, tmp_path: Path) -> None:
+        workdir: Path, tiny_model: Path, slow_dataset: Path, tmp_path: Path, sigint_ignored: bool) -> None:
     cache = tmp_path / "fresh-cache"
     run = _Watched(["run", "--mode", "accuracy", "--model", str(tiny_model), "--dataset", str(slow_dataset),
-                    "--system", "host", "--cache-dir", str(cache)], workdir)
+                    "--system", "host", "--cache-dir", str(cache)], workdir, sigint_ignored)
     try:
         run.wait_for("Preprocessing")
         deadline = time.monotonic() + 30
