@@ -50,6 +50,7 @@ import argparse  # noqa: E402
 import heapq  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
+import threading  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -85,8 +86,6 @@ def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: floa
                out_dir: Path) -> tuple[np.ndarray, dict[str, str]]:
     """One LoadGen Server run through the real DirectSUT; per query (ms, perf_counter): issue entry,
     dispatch, OpenVINO latency, callback entry, answer returned; and LoadGen's summary."""
-    import threading
-
     import mlperf_loadgen as lg
     import openvino as ov
 
