@@ -10,12 +10,32 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from pipeline.flows import Workspace
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "work" / "bench"
 WORKSPACE = Workspace(work=WORK, results=WORK / "results", demo_data=WORK / "demo")
 UNTRAINED = "UNTRAINED weights (seeded init): speed only, accuracy is meaningless"
+
+
+class RandomBankQSL:
+    """What the SUTs read of a QSL (``bank``, ``rows_for``) over ``rows`` seeded random rows, index i
+    being row i, with LoadGen's load/unload callbacks as no-ops: for benches that time the feed or
+    the dispatch in-process (inference time does not depend on pixel values)."""
+
+    def __init__(self, rows: int, sample_shape: tuple[int, ...]) -> None:
+        self.total_count = rows
+        self.bank = np.random.default_rng(0).integers(0, 256, (rows, *sample_shape), np.uint8)
+
+    def load_samples(self, indices: list[int]) -> None: ...
+
+    def unload_samples(self, indices: list[int]) -> None: ...
+
+    @staticmethod
+    def rows_for(indices: np.ndarray) -> np.ndarray:
+        return indices.astype(np.int32)
 
 
 def require_train_extra(script: str) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import run_main  # noqa: E402
+from bench._common import RandomBankQSL, run_main  # noqa: E402
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
@@ -100,20 +100,6 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, bank_rows: 
     lock = threading.Lock()
     threads: dict[str, int] = {}
 
-    class BankQSL:
-        """The QSL's interface over ``bank_rows`` random rows (index i is row i)."""
-
-        total_count = performance_count = capacity = bank_rows
-        bank = np.random.default_rng(0).integers(0, 256, (bank_rows, *card.preprocess.sample_shape), np.uint8)
-
-        def load_samples(self, indices: list[int]) -> None: ...
-
-        def unload_samples(self, indices: list[int]) -> None: ...
-
-        @staticmethod
-        def rows_for(indices: np.ndarray) -> np.ndarray:
-            return indices.astype(np.int32)
-
     class TimedSUT(OfflineSUT):
         """OfflineSUT with thread_time around each part (same code, split for timing)."""
 
@@ -142,7 +128,8 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, bank_rows: 
                 acc["complete"] += t2 - t1
                 acc["samples"] += len(ids)
 
-    sut = TimedSUT(BankQSL(), compiled, engine.infer_requests)
+    qsl = RandomBankQSL(bank_rows, card.preprocess.sample_shape)
+    sut = TimedSUT(qsl, compiled, engine.infer_requests)
     feed = sut.pool._input_for  # the view-or-copy step, timed on the dispatcher thread
 
     def timed_feed(slot: int, rows: np.ndarray) -> Any:
@@ -165,7 +152,6 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, bank_rows: 
     log_settings.log_output.outdir = str(out)
     log_settings.enable_trace = False
     sut_h = lg.ConstructFastSUT(sut.issue_query, sut.flush_queries)
-    qsl = sut._qsl
     qsl_h = lg.ConstructQSL(bank_rows, bank_rows, qsl.load_samples, qsl.unload_samples)
     before, usage0 = _task_cpu_s(), resource.getrusage(resource.RUSAGE_SELF)
     wall0, main0 = time.perf_counter(), time.thread_time()

@@ -23,7 +23,7 @@ with the host. This script separates them inside one run:
 
 Per round: LoadGen's p99 (and VALID/INVALID), our internal p99 (``issue_query`` entry to
 ``QuerySamplesComplete`` returned), the ideal dispatcher's p99, the parts (``issue_query``
-duration, callback delay after inference ended, answering), and ``ideal p99 / LoadGen p99``
+entry to dispatch, callback delay after inference ended, answering), and ``ideal p99 / LoadGen p99``
 (1.0 = the harness adds nothing). The last line is ``ratio <median over rounds>``.
 The replay starts each request no earlier than our dispatch timestamp, taken just before an
 idle request is taken (about 0.05 ms before ``start_async``), so the service times it derives
@@ -42,19 +42,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra, run_main  # noqa: E402
+from bench._common import UNTRAINED, WORK, WORKSPACE, RandomBankQSL, require_train_extra, run_main  # noqa: E402
 
 require_train_extra(__file__)
 
 import argparse  # noqa: E402
-import heapq  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import threading  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from bench._queueing import fifo_latency, replayed_service  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from harness.profile import load_profile  # noqa: E402
 from modelprep.card import ModelCard, load_card  # noqa: E402
@@ -94,20 +93,6 @@ def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: floa
 
     compiled, _ = compile_model(ov.Core(), model_dir, card, engine, WORKSPACE.cache / "ov_cache")
     stamps: dict[int, list[float]] = {}
-    lock = threading.Lock()
-
-    class BankQSL:
-        """The QSL's interface over random rows (index i is row i)."""
-
-        bank = np.random.default_rng(0).integers(0, 256, (BANK_ROWS, *card.preprocess.sample_shape), np.uint8)
-
-        def load_samples(self, indices: list[int]) -> None: ...
-
-        def unload_samples(self, indices: list[int]) -> None: ...
-
-        @staticmethod
-        def rows_for(indices: np.ndarray) -> np.ndarray:
-            return indices.astype(np.int32)
 
     class StampedSUT(DirectSUT):
         """DirectSUT (per-query Server dispatch) with a timestamp at each step; same code otherwise."""
@@ -124,11 +109,9 @@ def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: floa
             entered = time.perf_counter_ns() / 1e6
             latency = self.pool._requests[slot].latency  # OpenVINO's own start-to-end, ms
             super()._respond(slot, ids, top1)
-            row = stamps[int(ids[0])]
-            with lock:
-                row[2:] = [latency, entered, time.perf_counter_ns() / 1e6]
+            stamps[int(ids[0])][2:] = [latency, entered, time.perf_counter_ns() / 1e6]
 
-    qsl = BankQSL()
+    qsl = RandomBankQSL(BANK_ROWS, card.preprocess.sample_shape)
     sut = StampedSUT(qsl, compiled, engine.infer_requests, callbacks=True,
                      dispatch_slice_us=engine.dispatch_slice_us)
     sut.pool.warmup(2 * engine.infer_requests, 1.0)
@@ -159,29 +142,6 @@ def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: floa
     if len(rows) < 100:
         raise HarnessError(f"{out_dir}: only {len(rows)} queries answered")
     return rows, read_summary_lines(out_dir)
-
-
-def replayed_service(dispatch: np.ndarray, end: np.ndarray, streams: int) -> np.ndarray:
-    """Service time of each request (in dispatch order) over ``streams`` FIFO servers, given when
-    it was dispatched and when OpenVINO finished it."""
-    free = [float("-inf")] * streams
-    service = np.empty(len(dispatch))
-    for k, (d, e) in enumerate(zip(dispatch.tolist(), end.tolist())):
-        start = max(d, heapq.heappop(free))
-        service[k] = e - start
-        heapq.heappush(free, e)
-    return service
-
-
-def fifo_latency(arrival: np.ndarray, service: np.ndarray, streams: int) -> np.ndarray:
-    """Arrival-to-end latency of an ideal dispatcher: FIFO over ``streams`` servers, no other cost."""
-    free = [float("-inf")] * streams
-    latency = np.empty(len(arrival))
-    for k, (a, s) in enumerate(zip(arrival.tolist(), service.tolist())):
-        end = max(a, heapq.heappop(free)) + s
-        heapq.heappush(free, end)
-        latency[k] = end - a
-    return latency
 
 
 def breakdown(rows: np.ndarray, streams: int) -> dict[str, float]:

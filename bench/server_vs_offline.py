@@ -59,7 +59,6 @@ require_train_extra(__file__)
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import heapq  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
@@ -68,6 +67,7 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench._bapp import run_benchmark_app  # noqa: E402
+from bench._queueing import fifo_latency  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from common.loadgen_conf import set_value  # noqa: E402
 from common.testspec import BENCHMARK, Mode, Overrides, Scenario  # noqa: E402
@@ -145,14 +145,7 @@ def simulated_p99_ms(rate: float, inter_unit: np.ndarray, service_ms: np.ndarray
     """p99 (ms) of arrival-to-completion latency: Poisson arrivals at ``rate``/s, FIFO, ``servers``
     parallel servers, each arrival to the first free one; ``inter_unit`` are Exp(1) draws."""
     arrivals = np.cumsum(inter_unit) * (1000.0 / rate)  # ms
-    free = [0.0] * servers
-    latency = np.empty(len(arrivals))
-    for k, (t, s) in enumerate(zip(arrivals.tolist(), service_ms.tolist())):
-        first_free = heapq.heappop(free)
-        finish = (t if t > first_free else first_free) + s
-        heapq.heappush(free, finish)
-        latency[k] = finish - t
-    return float(np.percentile(latency[warmup:], 99))
+    return float(np.percentile(fifo_latency(arrivals, service_ms, servers)[warmup:], 99))
 
 
 def ideal_rate(service_ms: np.ndarray, servers: int, bound_ms: float, requests: int, seed: int

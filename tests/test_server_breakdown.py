@@ -1,4 +1,5 @@
-"""bench/server_breakdown.py's replay: the service times and the ideal dispatcher it derives from a run's stamps."""
+"""The FIFO replay the Server benches share (bench/_queueing.py) and bench/server_breakdown.py's breakdown of a
+run's stamps into service times and an ideal dispatcher."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from bench._queueing import fifo_latency, replayed_service
 
 BENCH = Path(__file__).resolve().parent.parent / "bench" / "server_breakdown.py"
 
@@ -30,22 +33,22 @@ def fifo_by_hand(arrival: list[float], service: list[float], streams: int) -> li
     return ends
 
 
-def test_three_simultaneous_arrivals_on_two_streams(breakdown_module) -> None:
+def test_three_simultaneous_arrivals_on_two_streams() -> None:
     arrival = np.array([0.0, 0.0, 0.0])
-    latency = breakdown_module.fifo_latency(arrival, np.array([5.0, 5.0, 5.0]), 2)
+    latency = fifo_latency(arrival, np.array([5.0, 5.0, 5.0]), 2)
     assert latency.tolist() == [5.0, 5.0, 10.0]  # the third waits for the first free stream
-    service = breakdown_module.replayed_service(arrival, arrival + latency, 2)
+    service = replayed_service(arrival, arrival + latency, 2)
     assert service.tolist() == [5.0, 5.0, 5.0]
 
 
-def test_replay_recovers_the_service_times_of_a_fifo_run(breakdown_module) -> None:
+def test_replay_recovers_the_service_times_of_a_fifo_run() -> None:
     rng = np.random.default_rng(3)
     arrival = np.cumsum(rng.exponential(7.0, 2000))  # ~140 qps in ms
     service = rng.lognormal(np.log(5.6), 0.25, 2000)
     ends = np.array(fifo_by_hand(arrival.tolist(), service.tolist(), 2))
     assert (ends - arrival > service + 1e-9).any()  # some requests queued: the replay has work to do
-    np.testing.assert_allclose(breakdown_module.replayed_service(arrival, ends, 2), service, rtol=0, atol=1e-9)
-    np.testing.assert_allclose(breakdown_module.fifo_latency(arrival, service, 2), ends - arrival, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(replayed_service(arrival, ends, 2), service, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(fifo_latency(arrival, service, 2), ends - arrival, rtol=0, atol=1e-9)
 
 
 def test_a_dispatch_delay_shows_as_internal_latency_over_the_ideal(breakdown_module) -> None:
