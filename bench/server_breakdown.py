@@ -8,7 +8,7 @@ with the host. This script separates them inside one run:
 1. One in-process LoadGen Server run (PerformanceOnly, ``--qps``, ``--duration``) through the
    real per-query Server path: ``sut.sut.DirectSUT`` with callbacks, the profile's Server engine
    compiled as the harness compiles it, its ``dispatch_slice_us`` and, around the run, its
-   ``keep_awake`` loops. The QSL is a bank of random rows (batch 1 reads one row, a view of the
+   ``keep_awake`` mode. The QSL is a bank of random rows (batch 1 reads one row, a view of the
    bank, as with the image cache; inference time does not depend on pixel values).
 2. Per query, timestamps on our side: ``issue_query`` entry (the arrival as we see it), the
    dispatch (before an idle request is taken), OpenVINO's own ``InferRequest.latency`` (start to

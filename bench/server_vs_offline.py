@@ -14,8 +14,9 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
    once, as it is near the highest sustainable rate. benchmark_app cannot export its
    per-request latencies, so it is run once at the same settings (``-nireq <streams>``) and
    its median is printed beside ours as a check. With the engine's ``keep_awake`` (the host
-   profile's Server on a virtual machine) both run with the same busy loops as our Server runs
-   (``sut.keepawake``): the reference sees the same host conditions as the harness.
+   profile's Server on a virtual machine) both run under the same mode as our Server runs
+   (``sut.keepawake``: the CPU latency limit held at 0, or the busy loops): the reference sees
+   the same host conditions as the harness.
    One such slice is measured before the search and one after every Server probe of step 3,
    and the ideal is built from all of them: this host's speed drifts over minutes (README,
    Scenarios, sessions 5-7), and a reference taken in one quiet (or slow) window would judge a

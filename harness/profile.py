@@ -18,6 +18,7 @@ from common.errors import ConfigError
 from common.suggest import did_you_mean
 from hostinfo.probe import physical_cores, virtual_machine
 from sut.config import EngineConfig, SystemProfile
+from sut.keepawake import pm_qos_writable
 from sut.threadslice import MIN_SLICE_US, custom_slices_supported
 
 log = logging.getLogger(__name__)
@@ -38,19 +39,28 @@ def host_scenarios(cores: int) -> dict[str, EngineConfig]:
     MultiStream: one stream over every core running the 8-sample query as one batch.
     Server: one single-thread stream per core, per-query dispatch; where the kernel has custom
     slices the query-carrying threads get the shortest (``sut.threadslice``), and on a virtual
-    machine the CPUs are kept awake between arrivals (``sut.keepawake``).
+    machine the CPUs are kept from halting between arrivals (``host_keep_awake``).
     ``SERVER_REQUESTS_PER_STREAM`` batch-1 requests per stream: a burst of arrivals waits in
     OpenVINO's own queue, which a stream takes its next request from the moment it finishes,
     instead of in ``issue_query`` waiting for an idle request (measured, decinet_s, 150 qps, 30 s,
     2 rounds: LoadGen p99 12.43 / 11.97 ms with 8 per stream vs 12.61 / 12.33 with 2).
-    ``keep_awake`` costs about 1 ms of p99 when the host is quiet but saves several when it is
-    not (README, Scenarios, session 7), so it stays on for virtual machines.
+    Keeping a VM's CPUs awake saves several ms of p99 when the host is slow at partial load
+    (README, Scenarios, sessions 6-9).
     """
     return {"SingleStream": EngineConfig(1, cores, 1, 1),
             "MultiStream": EngineConfig(1, cores, 1, 8),
             "Server": EngineConfig(cores, cores, SERVER_REQUESTS_PER_STREAM * cores, 1, max_wait_us=0,
-                                   keep_awake=virtual_machine(),
+                                   keep_awake=host_keep_awake(),
                                    dispatch_slice_us=MIN_SLICE_US if custom_slices_supported() else 0)}
+
+
+def host_keep_awake() -> str:
+    """Server's ``keep_awake`` for this machine: ``off`` on bare metal (not measured there);
+    on a virtual machine ``pm_qos`` where this process may hold the CPU latency limit (measured
+    0.4-2.9 ms lower p99 than the loops, 5 of 5 pairs, session 9), else ``loops``."""
+    if not virtual_machine():
+        return "off"
+    return "pm_qos" if pm_qos_writable() else "loops"
 
 
 def host_profile() -> SystemProfile:
@@ -109,7 +119,7 @@ def profile_from_dict(data: dict[str, Any], origin: str) -> SystemProfile:
     scenarios = {name: _engine_from_dict(value, f"{origin}: scenarios.{name}", cores)
                  for name, value in scenarios_data.items()}
     for name, cfg in [("engine", engine_cfg), *((f"scenarios.{k}", v) for k, v in scenarios.items())]:
-        if cfg.keep_awake and name != "scenarios.Server":
+        if cfg.keep_awake != "off" and name != "scenarios.Server":
             raise ConfigError(f"{origin}: {name}: keep_awake is for the Server scenario only (measured: it makes "
                               "SingleStream's 90th percentile 34-62 % worse, and Offline never idles)")
     for name in LATENCY_SCENARIOS:

@@ -371,13 +371,13 @@ def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[
 
 
 def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, record: RunResult, audit_path: Path | None,
-                 keep_awake: bool = False) -> None:
+                 keep_awake: str = "off") -> None:
     """StartTest on a worker thread so SIGINT/SIGTERM are seen within a fraction of a second.
 
     ``audit_path`` is passed to LoadGen explicitly ("" = none), so a stray audit.config
-    in the working directory can never leak into a normal run. ``keep_awake``: the process's
-    CPUs run ``sut.keepawake`` busy loops for the test's duration (started here, on the main
-    thread, whose exit is what ends them if this process dies).
+    in the working directory can never leak into a normal run. ``keep_awake``: the
+    ``sut.keepawake`` mode held for the test's duration (started here, on the main thread, whose
+    exit is what ends the loops or the latency limit if this process dies).
     """
     run_dir = record.directory
     log_settings = lg.LogSettings()

@@ -50,7 +50,7 @@ class ServerProbe:
     early_stopping_only: bool = False
 
 
-def policies(cores: int, keep_awake: bool = False, dispatch_slice_us: int = 0) -> list[EngineConfig]:
+def policies(cores: int, keep_awake: str = "off", dispatch_slice_us: int = 0) -> list[EngineConfig]:
     """Batching policies worth searching on ``cores`` cores: per-query dispatch (8 requests per
     stream) to one single-thread stream per core or to one stream over all cores, and
     micro-batches of 2 and 4 with a 2 ms wait limit; each with the profile's host settings
@@ -131,7 +131,7 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
     card = load_card(model_dir)
     best_rate, best_engine, probes = 0.0, None, []
     server = base.scenarios.get(Scenario.SERVER.value)
-    for engine in policies(base.cores, keep_awake=server.keep_awake if server else False,
+    for engine in policies(base.cores, keep_awake=server.keep_awake if server else "off",
                            dispatch_slice_us=server.dispatch_slice_us if server else 0):
         rate, tried = highest_valid_rate(model_dir, dataset, base, engine, offline_qps, workspace, user_conf,
                                          int(seconds * 1000))

@@ -13,6 +13,15 @@ _OVERRIDE_FLAGS = {"min_duration_ms": "--min-duration-ms", "min_query_count": "-
                    "target_qps": "--target-qps", "performance_sample_count": "--performance-sample-count"}
 
 
+_KEEP_AWAKE_TEXT = {  # sut.keepawake, as the submission's README states it
+    "off": "",
+    "pm_qos": "; keep_awake pm_qos: the kernel's CPU latency limit was held at 0 us during the run "
+              "(/dev/cpu_dma_latency), so idle CPUs polled instead of halting between arrivals",
+    "loops": "; keep_awake loops: one SCHED_IDLE busy loop per CPU during the run, so no vCPU halts between "
+             "arrivals",
+}
+
+
 def command_lines(acc: RunResult, perf: RunResult, package_command: str | None) -> list[str]:
     """The commands that produced the runs: recorded ones when the runs carry them, else rebuilt."""
     card = perf.card
@@ -81,8 +90,7 @@ def readme_text(system_name: str, division: str, acc: RunResult, perf: RunResult
               f"threads, {engine.infer_requests} infer requests, batch {engine.batch_size}, "
               f"pinning {'on' if engine.pinning else 'off'}, INFERENCE_PRECISION_HINT "
               f"{perf.inference_precision}"
-              + ("; keep_awake: one SCHED_IDLE busy loop per CPU during the run, so no vCPU halts between "
-                 "arrivals" if engine.keep_awake else "")
+              + _KEEP_AWAKE_TEXT[engine.keep_awake]
               + (f"; dispatch_slice_us {engine.dispatch_slice_us}: LoadGen's issue thread and the answering "
                  "threads ran with that scheduler slice" if engine.dispatch_slice_us else ""),
               f"- Software: {desc.get('framework')}; {desc.get('other_software_stack')}",

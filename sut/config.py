@@ -17,6 +17,8 @@ from sut.threadslice import MAX_SLICE_US, MIN_SLICE_US
 
 log = logging.getLogger(__name__)
 
+KEEP_AWAKE_MODES = ("off", "pm_qos", "loops")  # sut.keepawake
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -25,8 +27,11 @@ class EngineConfig:
     ``num_threads`` is the total across streams (``INFERENCE_NUM_THREADS``). The
     execution precision is not here: it belongs to the served model (its card).
 
-    ``keep_awake`` keeps every CPU of the run busy with lowest-priority loops so none goes idle
-    between Server arrivals (``sut.keepawake``: on a virtual machine an idle vCPU halts).
+    ``keep_awake`` keeps every CPU of the run from halting between Server arrivals (on a
+    virtual machine an idle vCPU halts): ``off``; ``pm_qos``, the kernel's CPU latency limit held
+    at 0 us (idle CPUs poll; needs root); ``loops``, one ``SCHED_IDLE`` busy loop per CPU
+    (``sut.keepawake``). YAML ``true``/``false`` read as ``loops``/``off``, their meaning before
+    ``pm_qos`` existed.
 
     ``dispatch_slice_us`` (0: the kernel's default) asks Linux for that short a scheduler slice on
     the threads that carry queries (LoadGen's issue thread, OpenVINO's callback thread, a
@@ -44,7 +49,7 @@ class EngineConfig:
     pinning: bool = True
     max_wait_us: int = 0  # Server only: how long a batch may wait for more arrivals after its first
     instances: int = 1  # processes, each with its own compiled model and pool of the settings above
-    keep_awake: bool = False  # Server only: a SCHED_IDLE busy loop per CPU during the run (sut.keepawake)
+    keep_awake: str = "off"  # Server only: off | pm_qos | loops (sut.keepawake)
     dispatch_slice_us: int = 0  # 0 or 100..100000: EEVDF slice of the query-carrying threads (sut.threadslice)
 
     def __post_init__(self) -> None:
@@ -69,9 +74,13 @@ class EngineConfig:
         if slice_us and self.instances > 1:
             raise ConfigError("engine.dispatch_slice_us: applies to one-instance pools only (instances = 1); "
                               f"got instances = {self.instances}")
-        for name in ("pinning", "keep_awake"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"engine.{name}: expected true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.pinning, bool):
+            raise ConfigError(f"engine.pinning: expected true or false, got {self.pinning!r}")
+        if isinstance(self.keep_awake, bool):  # the flag's earlier form, still in older profiles and records
+            object.__setattr__(self, "keep_awake", "loops" if self.keep_awake else "off")
+        if self.keep_awake not in KEEP_AWAKE_MODES:
+            raise ConfigError(f"engine.keep_awake: expected one of {', '.join(KEEP_AWAKE_MODES)} (true = loops, "
+                              f"false = off), got {self.keep_awake!r}")
 
     @property
     def total_threads(self) -> int:

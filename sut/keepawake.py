@@ -1,34 +1,41 @@
-"""Keep the run's CPUs from going idle: one lowest-priority busy loop per CPU while LoadGen runs.
+"""Keep the run's CPUs from halting between Server arrivals: ``keep_awake`` (off, pm_qos, loops).
 
 Why (Server on a virtual machine). Between Poisson arrivals the Server scenario leaves cores
 idle, and an idle virtual CPU halts: it exits to the hypervisor, which may give its physical
 core to someone else or pack the VM's vCPUs together until load returns. Measured on a
 2-vCPU KVM guest (``haltpoll`` idle driver, no guest polling), INT8 decinet_s, 2 streams x 1
-thread, 60 s LoadGen Server runs at 120-140 qps: without the loops, OpenVINO's own per-second
+thread, 60 s LoadGen Server runs at 120-140 qps: with nothing done, OpenVINO's own per-second
 median inference time jumped from 6.0 ms to 8-9 ms for about a second every 15-20 s, and
-those bursts held most of the queries over 13 ms (99th percentile 17.4-17.8 ms at 120 qps);
-with them the bursts were mostly gone (14.1 ms), and the 99th percentile was lower in 7 of 8
-paired runs. Under back-to-back load (Offline, benchmark_app) the cores never idle, so
-nothing changes there. It is the user-level equivalent of disabling deep C-states or booting
-with ``idle=poll``, which needs no root and ends with the run.
+those bursts held most of the queries over 13 ms (99th percentile 17.4-17.8 ms at 120 qps).
+Under back-to-back load (Offline, benchmark_app) the cores never idle, so nothing changes there.
 
-Each loop is its own process (a Python loop in this process would hold the GIL), pinned to
-one CPU, scheduled ``SCHED_IDLE``: any runnable thread preempts it at once, so it only ever
-takes time nothing else wants. It dies with its parent (``PR_SET_PDEATHSIG``, and a parent
-check in the loop), so an interrupted run leaves none behind.
+Two ways to keep them from halting:
 
-It has a cost (session 7): with the loops, ``start_async`` returned after 3 ms or more for one
-call in ten (its 90th percentile; 0.05-0.09 ms without them, also in a bare OpenVINO loop), and
-while the host was quiet LoadGen's p99 at 150-160 qps was about 1 ms worse with them (3 of 3
-pairs; 60 s at 160 qps: 14.13 against 12.93 ms). While the host was slow at partial load they
-saved far more (110 qps, 30 s, 2 pairs: 12.56 / 12.88 ms with them, 18.41 / 13.74 without), and a
-Server search without them fell to 91 qps (p99 15.3-24.2 ms from 96.6 qps up). So the ``host``
-profile keeps them on for virtual machines.
+``pm_qos`` holds the kernel's CPU latency limit (PM QoS, ``/dev/cpu_dma_latency``) at 0 us for
+the run: the idle governor may then only pick idle states with no exit latency, i.e. the
+kernel's own polling loop, so an idle vCPU spins inside the kernel and a woken thread runs at
+once; closing the file ends the request. It is what tuned's latency-performance profile and
+"disable C-states" do, for the run only. It needs write access to the device (root).
+Measured (session 9, same host, 30 s ``bench/server_breakdown`` runs, paired): LoadGen's p99 at
+150 qps 12.63 / 13.77 ms against 13.71 / 14.25 with the loops; at 160 qps 14.03 / 13.08 / 15.10
+against 15.81 / 16.03 / 15.47 (in-run inference p99 8.1-8.8 ms against 9.9-10.1).
 
-Not for SingleStream/MultiStream: there the loops made the 90th percentile 34-62 % worse
-(decinet_s, 3 rounds of 15 s; not explained further, a likely cause is that OpenVINO's worker
-threads yield while they wait for work, and a yield hands the CPU to a loop), so
-``harness.profile`` accepts ``keep_awake`` for Server only.
+``loops`` (no privilege needed): one busy loop per CPU, each its own process (a Python loop in
+this process would hold the GIL), pinned to one CPU and scheduled ``SCHED_IDLE`` so that any
+runnable thread preempts it at once. It dies with its parent (``PR_SET_PDEATHSIG``, and a parent
+check in the loop), so an interrupted run leaves none behind. They removed most of the bursts
+(p99 14.1 ms at 120 qps; lower than with nothing in 7 of 8 paired runs). They have a cost the kernel's poll
+loop does not (session 7-8): ``start_async`` returned after 3 ms or more for one call in ten
+(an OpenVINO thread that yields hands its CPU to the loop until the next tick), and while the
+host was quiet LoadGen's p99 at 150-160 qps was about 1 ms worse than with nothing; while the
+host was slow at partial load the loops saved far more (110 qps, 30 s, 2 pairs: 12.56 / 12.88
+ms with them, 18.41 / 13.74 without).
+
+So the ``host`` profile on a virtual machine takes ``pm_qos`` where the device is writable and
+``loops`` where it is not. Neither is for SingleStream/MultiStream: there the loops made the
+90th percentile 34-62 % worse (decinet_s, 3 rounds of 15 s), and benchmark_app, the reference
+those scenarios are held to, runs without either; ``harness.profile`` accepts ``keep_awake``
+for Server only.
 """
 
 from __future__ import annotations
@@ -38,9 +45,11 @@ import ctypes
 import logging
 import os
 import signal
+import struct
 import subprocess
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from types import TracebackType
 from typing import ContextManager
 
@@ -49,16 +58,74 @@ from common.errors import EngineError
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1
+PM_QOS_DEVICE = Path("/dev/cpu_dma_latency")
+_LIMIT = struct.Struct("=i")  # the device takes and reports one native int32, in microseconds
+_CPUIDLE = Path("/sys/devices/system/cpu/cpu0/cpuidle")
 
 
-class KeepAwake:
-    """Context manager: a ``SCHED_IDLE`` busy loop on each of ``cpus`` while inside it."""
+def pm_qos_writable(device: Path = PM_QOS_DEVICE) -> bool:
+    """Whether this process may hold a CPU latency limit (``keep_awake: pm_qos``)."""
+    return device.exists() and os.access(device, os.W_OK)
+
+
+def cpu_latency_limit_us(device: Path = PM_QOS_DEVICE) -> int | None:
+    """The CPU latency limit the kernel enforces now (2000000000: none), None if unreadable."""
+    try:
+        with open(device, "rb", buffering=0) as f:
+            return int(_LIMIT.unpack(f.read(_LIMIT.size))[0])
+    except (OSError, struct.error):
+        return None
+
+
+def idle_states_within(limit_us: int, cpuidle: Path = _CPUIDLE) -> list[str]:
+    """Names of CPU 0's idle states whose exit latency is within ``limit_us`` (what the idle
+    governor may still pick under that limit), as the kernel lists them."""
+    out = []
+    for state in sorted(cpuidle.glob("state*")):
+        try:
+            if int((state / "latency").read_text()) <= limit_us:
+                out.append((state / "name").read_text().strip())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+class CpuLatencyHold:
+    """Context manager: the kernel's CPU latency limit held at 0 us while inside it (``pm_qos``)."""
+
+    def __init__(self, device: Path = PM_QOS_DEVICE) -> None:
+        self.device = device
+        self._fd: int | None = None
+
+    def __enter__(self) -> "CpuLatencyHold":
+        try:
+            self._fd = os.open(self.device, os.O_WRONLY)
+            os.write(self._fd, _LIMIT.pack(0))
+        except OSError as exc:
+            self.__exit__(None, None, None)
+            raise EngineError(f"keep_awake: pm_qos: cannot hold a CPU latency limit through {self.device} "
+                              f"({exc.strerror}): run as root, or set 'keep_awake: loops' in the profile's "
+                              "scenarios.Server") from None
+        limit = cpu_latency_limit_us(self.device)
+        log.info("keep_awake: CPU latency limit 0 us held through %s; the kernel reports %s us, idle states "
+                 "left: %s", self.device, limit, ", ".join(idle_states_within(limit or 0)) or "none listed")
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the file is what withdraws the request
+            self._fd = None
+
+
+class BusyLoops:
+    """Context manager: a ``SCHED_IDLE`` busy loop on each of ``cpus`` while inside it (``loops``)."""
 
     def __init__(self, cpus: Iterable[int]) -> None:
         self.cpus = sorted(set(cpus))
         self._loops: list[subprocess.Popen[bytes]] = []
 
-    def __enter__(self) -> "KeepAwake":
+    def __enter__(self) -> "BusyLoops":
         parent = str(os.getpid())
         try:
             for cpu in self.cpus:
@@ -96,9 +163,14 @@ class KeepAwake:
         self._loops = []
 
 
-def kept_awake(enabled: bool) -> ContextManager[object]:
-    """``KeepAwake`` over every CPU this process may run on, or nothing when not ``enabled``."""
-    return KeepAwake(os.sched_getaffinity(0)) if enabled else contextlib.nullcontext()
+def kept_awake(mode: str) -> ContextManager[object]:
+    """The ``keep_awake`` mode's context manager over every CPU this process may run on:
+    ``pm_qos`` a ``CpuLatencyHold``, ``loops`` ``BusyLoops``, ``off`` nothing."""
+    if mode == "pm_qos":
+        return CpuLatencyHold()
+    if mode == "loops":
+        return BusyLoops(os.sched_getaffinity(0))
+    return contextlib.nullcontext()
 
 
 def _spin(cpu: int, parent: int) -> None:
