@@ -120,8 +120,9 @@ def profile_from_dict(data: dict[str, Any], origin: str) -> SystemProfile:
                  for name, value in scenarios_data.items()}
     for name, cfg in [("engine", engine_cfg), *((f"scenarios.{k}", v) for k, v in scenarios.items())]:
         if cfg.keep_awake != "off" and name != "scenarios.Server":
-            raise ConfigError(f"{origin}: {name}: keep_awake is for the Server scenario only (measured: it makes "
-                              "SingleStream's 90th percentile 34-62 % worse, and Offline never idles)")
+            raise ConfigError(f"{origin}: {name}: keep_awake is for the Server scenario only (measured: the loops "
+                              "make SingleStream's 90th percentile 34-62 % worse, pm_qos gained nothing there, "
+                              "and Offline never idles)")
     for name in LATENCY_SCENARIOS:
         if name in scenarios and scenarios[name].instances > 1:
             raise ConfigError(f"{origin}: scenarios.{name}: instances must be 1 ({name} has one query in "

@@ -33,9 +33,10 @@ ms with them, 18.41 / 13.74 without).
 
 So the ``host`` profile on a virtual machine takes ``pm_qos`` where the device is writable and
 ``loops`` where it is not. Neither is for SingleStream/MultiStream: there the loops made the
-90th percentile 34-62 % worse (decinet_s, 3 rounds of 15 s), and benchmark_app, the reference
-those scenarios are held to, runs without either; ``harness.profile`` accepts ``keep_awake``
-for Server only.
+90th percentile 34-62 % worse (decinet_s, 3 rounds of 15 s), and a 0 us limit held over both our
+runs and benchmark_app's gained nothing (decinet_s, 3 rounds of 20 s: SingleStream ratio to
+benchmark_app 1.065 with it, 1.050 without; MultiStream 1.051 / 0.990); ``harness.profile``
+accepts ``keep_awake`` for Server only.
 """
 
 from __future__ import annotations
