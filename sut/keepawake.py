@@ -66,7 +66,7 @@ _CPUIDLE = Path("/sys/devices/system/cpu/cpu0/cpuidle")
 
 def pm_qos_writable(device: Path = PM_QOS_DEVICE) -> bool:
     """Whether this process may hold a CPU latency limit (``keep_awake: pm_qos``)."""
-    return device.exists() and os.access(device, os.W_OK)
+    return os.access(device, os.W_OK)  # False for a missing device too
 
 
 def cpu_latency_limit_us(device: Path = PM_QOS_DEVICE) -> int | None:
@@ -108,8 +108,9 @@ class CpuLatencyHold:
                               f"({exc.strerror}): run as root, or set 'keep_awake: loops' in the profile's "
                               "scenarios.Server") from None
         limit = cpu_latency_limit_us(self.device)
+        states = idle_states_within(limit) if limit is not None else []  # unreadable: claim no states
         log.info("keep_awake: CPU latency limit 0 us held through %s; the kernel reports %s us, idle states "
-                 "left: %s", self.device, limit, ", ".join(idle_states_within(limit or 0)) or "none listed")
+                 "left: %s", self.device, limit, ", ".join(states) or "none listed")
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
