@@ -7,8 +7,8 @@ with the host. This script separates them inside one run:
 
 1. One in-process LoadGen Server run (PerformanceOnly, ``--qps``, ``--duration``) through the
    real per-query Server path: ``sut.sut.DirectSUT`` with callbacks, the profile's Server engine
-   compiled as the harness compiles it, its ``dispatch_slice_us`` and, around the run, its
-   ``keep_awake`` mode. The QSL is a bank of random rows (batch 1 reads one row, a view of the
+   compiled as the harness compiles it, its ``dispatch_slice_us`` and ``issue_priority`` and,
+   around the run, its ``keep_awake`` mode. The QSL is a bank of random rows (batch 1 reads one row, a view of the
    bank, as with the image cache; inference time does not depend on pixel values).
 2. Per query, timestamps on our side: ``issue_query`` entry (the arrival as we see it), the
    dispatch (before an idle request is taken), OpenVINO's own ``InferRequest.latency`` (start to
@@ -113,7 +113,7 @@ def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: floa
 
     qsl = RandomBankQSL(BANK_ROWS, card.preprocess.sample_shape)
     sut = StampedSUT(qsl, compiled, engine.infer_requests, callbacks=True,
-                     dispatch_slice_us=engine.dispatch_slice_us)
+                     dispatch_slice_us=engine.dispatch_slice_us, issue_priority=engine.issue_priority)
     sut.pool.warmup(2 * engine.infer_requests, 1.0)
     settings = lg.TestSettings()
     settings.scenario = lg.TestScenario.Server

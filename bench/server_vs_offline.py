@@ -23,9 +23,11 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
    search that ran through other windows.
 3. Ours: the highest VALID ``server_target_qps`` that ``tune --scenario Server`` finds for the
    profile's Server policy: ``pipeline.server_search.highest_valid_rate`` (bisection of
-   short real LoadGen Server runs up to the Offline samples/s; VALID = p99 <= 15 ms and
-   early stopping met; an INVALID rate gets one more run before the bisection drops it, three
-   times as long when only early stopping failed).
+   short real LoadGen Server runs up to the Offline samples/s, steered by the 15 ms bound: a
+   run INVALID on early stopping alone met it; a run INVALID on the bound gets one more run
+   before the bisection drops the rate; then one ``--confirm-seconds`` run, the official 600 s
+   by default, at the highest rate that met the bound if no probe was VALID that high). A rate
+   counts only through a run that LoadGen called VALID (p99 <= 15 ms and early stopping met).
    The tuned profile and a user.conf (project user.conf + the Server target_qps x the
    tune margin, as ``tune`` writes) go to a scratch dir under
    ``work/bench/server_vs_offline/`` only, never to the project's ``user.conf`` or ``configs/``.
@@ -35,13 +37,17 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
    slices of step 2. The rate is bisected for the highest one whose simulated 99th percentile
    of arrival-to-completion latency stays <= 15 ms (the resnet50 Server bound). The same
    random numbers are used at every rate, so the p99 is monotone in the rate.
+   Printed beside it, for scale: the same ideal dispatcher held to LoadGen's early stopping in
+   runs of ``--duration`` and of ``--confirm-seconds`` (at most the share of queries over the
+   bound that early stopping allows at that rate's query count, ``bench._queueing``): what a
+   harness that adds nothing could reach in such runs.
 
 Printed last: ``server/offline <ours Server rate / ours Offline samples/s>`` and
 ``ratio <ours Server rate / ideal rate>`` (target >= 0.90). The ideal is optimistic
 (no dispatch overhead, no early-stopping rule), so the ratio is a lower bound of how
 close the harness's dispatcher gets to what the engine allows.
 
-    bench/run.sh server_vs_offline [--model decinet_s] [--duration 10] [--service-seconds 10]
+    bench/run.sh server_vs_offline [--model decinet_s] [--duration 10] [--confirm-seconds 600] [--service-seconds 10]
         [--system host|NAME|path.yaml] [--bound-ms 15] [--sim-requests 200000] [--seed 0] [--json OUT]
 
 (``--service-seconds`` is per slice: one before the search, one after each probe.)
@@ -64,11 +70,12 @@ import json  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from bench._bapp import run_benchmark_app  # noqa: E402
-from bench._queueing import fifo_latency  # noqa: E402
+from bench._queueing import early_stopping_allowance, fifo_latency  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from common.loadgen_conf import set_value  # noqa: E402
 from common.testspec import BENCHMARK, Mode, Overrides, Scenario  # noqa: E402
@@ -76,7 +83,7 @@ from harness.profile import load_profile  # noqa: E402
 from harness.tune import tuned_name, with_engine, write_profile  # noqa: E402
 from modelprep.card import ModelCard, load_card  # noqa: E402
 from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
-from pipeline.server_search import (BISECTION_STEPS, CONFIRM_LONGER, SERVER_MARGIN, ServerProbe,  # noqa: E402
+from pipeline.server_search import (BISECTION_STEPS, OFFICIAL_SERVER_MS, SERVER_MARGIN, ServerProbe,  # noqa: E402
                                     highest_valid_rate)
 from sut.config import EngineConfig  # noqa: E402
 from sut.keepawake import kept_awake  # noqa: E402
@@ -91,6 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--system", default="host", help="profile name or .yaml (default host)")
     p.add_argument("--duration", type=int, default=10,
                    help="seconds per LoadGen run (Offline and each Server probe; default 10, as tune)")
+    p.add_argument("--confirm-seconds", type=int, default=OFFICIAL_SERVER_MS // 1000,
+                   help="the confirmation run at the highest rate that met the bound (default 600, the official "
+                        "Server duration; 0: none)")
     p.add_argument("--service-seconds", type=float, default=10,
                    help="each service-time slice: one before the search, one after every probe (default 10 s)")
     p.add_argument("--bound-ms", type=float, default=15.0,
@@ -99,8 +109,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     args = p.parse_args(argv)
-    if args.duration < 1 or args.service_seconds <= 0 or args.sim_requests < 1000:
-        p.error("--duration >= 1, --service-seconds > 0, --sim-requests >= 1000")
+    if args.duration < 1 or args.confirm_seconds < 0 or args.service_seconds <= 0 or args.sim_requests < 1000:
+        p.error("--duration >= 1, --confirm-seconds >= 0, --service-seconds > 0, --sim-requests >= 1000")
     return args
 
 
@@ -141,17 +151,28 @@ def measure_service_times(model_dir: Path, card: ModelCard, engine: EngineConfig
 
 
 # ----------------------------------------------------------------------------- ideal dispatcher
-def simulated_p99_ms(rate: float, inter_unit: np.ndarray, service_ms: np.ndarray, servers: int,
-                     warmup: int) -> float:
-    """p99 (ms) of arrival-to-completion latency: Poisson arrivals at ``rate``/s, FIFO, ``servers``
-    parallel servers, each arrival to the first free one; ``inter_unit`` are Exp(1) draws."""
+def simulated_percentile_ms(rate: float, inter_unit: np.ndarray, service_ms: np.ndarray, servers: int,
+                            warmup: int, percentile: float = 99.0) -> float:
+    """A percentile (ms) of arrival-to-completion latency: Poisson arrivals at ``rate``/s, FIFO,
+    ``servers`` parallel servers, each arrival to the first free one; ``inter_unit`` are Exp(1) draws."""
     arrivals = np.cumsum(inter_unit) * (1000.0 / rate)  # ms
-    return float(np.percentile(fifo_latency(arrivals, service_ms, servers)[warmup:], 99))
+    return float(np.percentile(fifo_latency(arrivals, service_ms, servers)[warmup:], percentile))
 
 
-def ideal_rate(service_ms: np.ndarray, servers: int, bound_ms: float, requests: int, seed: int
+def early_stopping_percentile(seconds: float) -> Callable[[float], float]:
+    """For runs of ``seconds``: rate -> the latency percentile that must stay under the bound for
+    LoadGen's early stopping to pass (the share over it at most what it allows at that count)."""
+    def at(rate: float) -> float:
+        queries = max(int(rate * seconds), 1)
+        return 100.0 * (1.0 - max(early_stopping_allowance(queries), 0) / queries)
+    return at
+
+
+def ideal_rate(service_ms: np.ndarray, servers: int, bound_ms: float, requests: int, seed: int,
+               percentile_at: Callable[[float], float] = lambda _rate: 99.0
                ) -> tuple[float, float, list[tuple[float, float]]]:
-    """Bisect the highest Poisson rate whose simulated p99 <= ``bound_ms``: (rate, its p99, steps)."""
+    """Bisect the highest Poisson rate whose simulated p99 (or ``percentile_at(rate)``) <=
+    ``bound_ms``: (rate, that percentile there, steps)."""
     rng = np.random.default_rng(seed)
     inter_unit = rng.exponential(1.0, size=requests)
     service = rng.choice(service_ms, size=requests, replace=True)
@@ -161,7 +182,7 @@ def ideal_rate(service_ms: np.ndarray, servers: int, bound_ms: float, requests: 
     steps: list[tuple[float, float]] = []
     while high - low > 0.001 * saturation:
         mid = (low + high) / 2
-        p99 = simulated_p99_ms(mid, inter_unit, service, servers, warmup)
+        p99 = simulated_percentile_ms(mid, inter_unit, service, servers, warmup, percentile_at(mid))
         steps.append((mid, p99))
         if p99 <= bound_ms:
             low, low_p99 = mid, p99
@@ -227,12 +248,14 @@ def benchmark(args: argparse.Namespace) -> int:
           f"{bapp.throughput_fps:.1f} FPS", flush=True)
 
     # 3. our Server search (tune --scenario Server's bisection, this profile's Server policy)
-    print(f"[3] our Server search: {BISECTION_STEPS} bisection steps of LoadGen Server runs of {args.duration} s "
-          f"(an INVALID rate is run once more before it counts, {CONFIRM_LONGER}x as long when only early "
-          f"stopping failed), rates in (0, {offline_sps:.1f}], a service slice after each ...", flush=True)
+    print(f"[3] our Server search: {BISECTION_STEPS} bisection steps of LoadGen Server runs of {args.duration} s, "
+          f"steered by the bound (INVALID on early stopping alone met it; INVALID on the bound is run once more), "
+          f"rates in (0, {offline_sps:.1f}], then a {args.confirm_seconds} s run at the highest rate that met the "
+          "bound if no probe was VALID that high; a service slice after each ...", flush=True)
     rate, probes = highest_valid_rate(model_dir, dataset, profile, server, offline_sps,
                                       dataclasses.replace(WORKSPACE, results=scratch / "results"), user_conf,
-                                      args.duration * 1000, after_probe=measure_slice)
+                                      args.duration * 1000, after_probe=measure_slice,
+                                      confirm_ms=args.confirm_seconds * 1000)
     for pr in probes:
         p99 = f"{pr.p99_ms:.2f}" if pr.p99_ms is not None else "-"
         done = f"{pr.completed_qps:.1f}" if pr.completed_qps is not None else "-"
@@ -254,11 +277,18 @@ def benchmark(args: argparse.Namespace) -> int:
               f"{args.sim_requests} arrivals): highest rate with p99 <= {args.bound_ms:g} ms = {ideal:.1f} qps "
               f"(p99 {ideal_p99:.2f} ms; {len(steps)} bisection steps; saturation "
               f"{server.num_streams * 1000 / service.mean():.1f} qps)", flush=True)
+    held = {}  # the same ideal dispatcher, held to early stopping at each run length the search used
+    for seconds in sorted({args.duration, args.confirm_seconds} - {0}):
+        held[seconds] = ideal_rate(service, server.num_streams, args.bound_ms, args.sim_requests, args.seed,
+                                   early_stopping_percentile(seconds))[0]
+        share = f"{held[seconds] / ideal:.3f} of the ideal" if ideal else "no ideal"
+        print(f"      the same ideal dispatcher held to LoadGen's early stopping in {seconds} s runs: "
+              f"{held[seconds]:.1f} qps ({share}): what a harness adding nothing could reach in such runs", flush=True)
     name = tuned_name(profile)
     tuned = write_profile(scratch / "profiles" / f"{name}.yaml", with_engine(profile, Scenario.SERVER, server, name,
                                                                              card),
                           f"Written by bench/server_vs_offline.py (scratch, not configs/): highest VALID Server "
-                          f"rate {rate:.1f} qps in {args.duration} s runs.")
+                          f"rate {rate:.1f} qps ({args.duration} s probes, {args.confirm_seconds} s confirmation).")
     if rate > 0:
         set_value(user_conf, BENCHMARK, Scenario.SERVER.value, "target_qps", round(rate * SERVER_MARGIN, 1))
         conf_note = f"{BENCHMARK}.Server.target_qps = {rate * SERVER_MARGIN:.1f} (x{SERVER_MARGIN}, as tune writes)"
@@ -269,7 +299,8 @@ def benchmark(args: argparse.Namespace) -> int:
 
     ratio = rate / ideal if ideal > 0 else float("nan")
     print(f"\nwall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}\n"
-          f"ours Server {rate:.1f} qps (highest VALID, {args.duration} s runs) / ideal dispatcher {ideal:.1f} qps "
+          f"ours Server {rate:.1f} qps (highest VALID; {args.duration} s probes, {args.confirm_seconds} s confirmation) "
+          f"/ ideal dispatcher {ideal:.1f} qps "
           f"= ratio (target >= 0.90); ours Server / ours Offline {offline_sps:.1f} samples/s = server/offline")
     print(f"server/offline {rate / offline_sps:.4f}")
     print(f"ratio {ratio:.4f}", flush=True)
@@ -283,6 +314,7 @@ def benchmark(args: argparse.Namespace) -> int:
             "benchmark_app_check": {"median_ms": bapp.latency.percentile_ms, "fps": bapp.throughput_fps,
                                     "command": bapp.command},
             "ideal": {"rate": ideal, "p99_ms": ideal_p99, "bound_ms": args.bound_ms, "seed": args.seed,
+                      "held_to_early_stopping": {f"{k}s": v for k, v in held.items()},
                       "requests": args.sim_requests, "steps": steps},
             "server": {"highest_valid_rate": rate, "probes": [dataclasses.asdict(p) for p in probes],
                        "scratch_profile": str(tuned), "scratch_user_conf": str(user_conf)},

@@ -19,6 +19,7 @@ from common.suggest import did_you_mean
 from hostinfo.probe import physical_cores, virtual_machine
 from sut.config import EngineConfig, SystemProfile
 from sut.keepawake import pm_qos_writable
+from sut.threadpriority import realtime_allowed
 from sut.threadslice import MIN_SLICE_US, custom_slices_supported
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 
 
 SCENARIO_NAMES = ("SingleStream", "MultiStream", "Server")  # Offline is the profile's 'engine'
+HOST_ISSUE_PRIORITY = 1  # the lowest real-time priority is enough to outrank every SCHED_OTHER thread
 SERVER_REQUESTS_PER_STREAM = 8  # host Server: queue bursts inside OpenVINO (host_scenarios)
 LATENCY_SCENARIOS = ("SingleStream", "MultiStream")  # one query at a time: one instance only
 
@@ -38,8 +40,10 @@ def host_scenarios(cores: int) -> dict[str, EngineConfig]:
     SingleStream: one stream over every core, one request, batch 1 (latency of one image).
     MultiStream: one stream over every core running the 8-sample query as one batch.
     Server: one single-thread stream per core, per-query dispatch; where the kernel has custom
-    slices the query-carrying threads get the shortest (``sut.threadslice``), and on a virtual
-    machine the CPUs are kept from halting between arrivals (``host_keep_awake``).
+    slices the query-carrying threads get the shortest (``sut.threadslice``), where this process
+    may LoadGen's issue thread runs under ``SCHED_FIFO`` (``sut.threadpriority``: no inference
+    thread preempts it while it holds Python's lock), and on a virtual machine the CPUs are kept
+    from halting between arrivals (``host_keep_awake``).
     ``SERVER_REQUESTS_PER_STREAM`` batch-1 requests per stream: a burst of arrivals waits in
     OpenVINO's own queue, which a stream takes its next request from the moment it finishes,
     instead of in ``issue_query`` waiting for an idle request (measured, decinet_s, 150 qps, 30 s,
@@ -51,7 +55,8 @@ def host_scenarios(cores: int) -> dict[str, EngineConfig]:
             "MultiStream": EngineConfig(1, cores, 1, 8),
             "Server": EngineConfig(cores, cores, SERVER_REQUESTS_PER_STREAM * cores, 1, max_wait_us=0,
                                    keep_awake=host_keep_awake(),
-                                   dispatch_slice_us=MIN_SLICE_US if custom_slices_supported() else 0)}
+                                   dispatch_slice_us=MIN_SLICE_US if custom_slices_supported() else 0,
+                                   issue_priority=HOST_ISSUE_PRIORITY if realtime_allowed(HOST_ISSUE_PRIORITY) else 0)}
 
 
 def host_keep_awake() -> str:

@@ -154,6 +154,7 @@ def execute(req: RunRequest) -> RunResult:
     sut: Any = None
     model_name = loadgen_model(card.task)  # the user.conf / mlperf.conf key
     try:
+        check_issue_priority(req.profile.engine_for(req.scenario.value), req.scenario)
         steps.next()  # Reading dataset
         coco: CocoSet | None = None
         if card.is_detector:  # COCO layout: images in annotation-file order (dataset.coco)
@@ -219,6 +220,7 @@ def execute(req: RunRequest) -> RunResult:
         else:
             _run_loadgen(lg, settings, sut, qsl, record, None, engine.keep_awake)
         _record_dispatch_slice(record, sut, engine)
+        _record_issue_priority(record, sut, engine)
         steps.next()  # Checking logs
         detail = read_detail(run_dir)
         record.loadgen = {k: detail.get(k) for k in LOADGEN_KEYS if detail.get(k) is not None}
@@ -270,6 +272,31 @@ def _record_dispatch_slice(record: RunResult, sut: Any, engine: EngineConfig) ->
                     report["threads"], granted)
 
 
+def _record_issue_priority(record: RunResult, sut: Any, engine: EngineConfig) -> None:
+    """Keep and print what the issuing threads were granted (``engine.issue_priority``); a thread
+    the kernel refused is a warning (``execute`` checked the permission first)."""
+    if not engine.issue_priority:
+        return
+    report = sut.claim_priority.report()
+    record.issue_priority = report
+    if report["granted"] == [engine.issue_priority]:
+        log.info("issue_priority: %d issuing threads ran under SCHED_FIFO %d", report["threads"],
+                 engine.issue_priority)
+    else:
+        log.warning("issue_priority: asked SCHED_FIFO %d for %d threads, the kernel granted %s",
+                    engine.issue_priority, report["threads"], report["granted"])
+
+
+def check_issue_priority(engine: EngineConfig, scenario: Scenario) -> None:
+    """Refuse, before anything runs, an ``issue_priority`` this process may not set."""
+    from sut.threadpriority import realtime_allowed
+
+    if engine.issue_priority and not realtime_allowed(engine.issue_priority):
+        raise EngineError(f"engine.issue_priority {engine.issue_priority}: this process may not use SCHED_FIFO "
+                          f"(it needs root, CAP_SYS_NICE or an RLIMIT_RTPRIO >= {engine.issue_priority}): run "
+                          f"as root, or set 'issue_priority: 0' in the profile's scenarios.{scenario.value}")
+
+
 def _release(sut: Any, qsl: Any) -> None:
     """Kill what is left of a multi-instance SUT (a no-op after its ``close``) and unlink a shared
     bank (a no-op for a private one)."""
@@ -296,18 +323,17 @@ def make_sut(scenario: Scenario, qsl: Any, compiled: Any, engine: EngineConfig, 
     detector's post-processor, sut.detection)."""
     from sut.sut import DirectSUT, OfflineSUT, ServerSUT
 
+    threads = {"dispatch_slice_us": engine.dispatch_slice_us, "issue_priority": engine.issue_priority}
     if scenario is Scenario.OFFLINE:
         engine.warn_if_throughput_starved()
-        return OfflineSUT(qsl, compiled, engine.infer_requests, post, dispatch_slice_us=engine.dispatch_slice_us)
+        return OfflineSUT(qsl, compiled, engine.infer_requests, post, **threads)
     if scenario is Scenario.SERVER and not (engine.batch_size == 1 and engine.max_wait_us == 0):
-        return ServerSUT(qsl, compiled, engine.infer_requests, engine.max_wait_us, post,
-                         dispatch_slice_us=engine.dispatch_slice_us)
+        return ServerSUT(qsl, compiled, engine.infer_requests, engine.max_wait_us, post, **threads)
     # SingleStream, MultiStream, and per-query Server dispatch (batch 1, no wait): straight into an
     # idle request on LoadGen's issue thread. Measured for Server on 2 cores (decinet_s, 80 qps,
     # 20 s runs): p99 13.6 / 12.6 ms this way vs 17.3 / 14.5 ms through the dispatcher thread.
     # Server arrivals must not wait for earlier queries, so those are answered on callbacks.
-    return DirectSUT(qsl, compiled, engine.infer_requests, post, callbacks=scenario is Scenario.SERVER,
-                     dispatch_slice_us=engine.dispatch_slice_us)
+    return DirectSUT(qsl, compiled, engine.infer_requests, post, callbacks=scenario is Scenario.SERVER, **threads)
 
 
 def _apply_overrides(settings: Any, scenario: Scenario, overrides: Overrides, warm_qps: float) -> None:

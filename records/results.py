@@ -184,6 +184,9 @@ class RunResult:
     # engine.dispatch_slice_us set: what the query-carrying threads asked for and the kernel granted
     # (sut.threadslice.SliceClaim.report)
     dispatch_slice: dict[str, Any] | None = None
+    # engine.issue_priority set: what the issuing threads asked for and the kernel granted
+    # (sut.threadpriority.PriorityClaim.report)
+    issue_priority: dict[str, Any] | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 

@@ -92,7 +92,9 @@ def readme_text(system_name: str, division: str, acc: RunResult, perf: RunResult
               f"{perf.inference_precision}"
               + _KEEP_AWAKE_TEXT[engine.keep_awake]
               + (f"; dispatch_slice_us {engine.dispatch_slice_us}: LoadGen's issue thread and the answering "
-                 "threads ran with that scheduler slice" if engine.dispatch_slice_us else ""),
+                 "threads ran with that scheduler slice" if engine.dispatch_slice_us else "")
+              + (f"; issue_priority {engine.issue_priority}: the threads that issue queries ran under "
+                 "SCHED_FIFO at that priority" if engine.issue_priority else ""),
               f"- Software: {desc.get('framework')}; {desc.get('other_software_stack')}",
               f"- Code: `src/` holds the harness's git-tracked files at commit {git.get('commit')}"
               + (f" with local changes to {', '.join(git['modified'])}" if git.get("modified") else "")

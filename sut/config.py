@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common.errors import ConfigError
+from sut.threadpriority import MAX_PRIORITY
 from sut.threadslice import MAX_SLICE_US, MIN_SLICE_US
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ class EngineConfig:
     the threads that carry queries (LoadGen's issue thread, OpenVINO's callback thread, a
     dispatcher), so they preempt busy inference threads at once (``sut.threadslice``).
 
+    ``issue_priority`` (0: the kernel's default policy) puts the threads that issue queries to
+    OpenVINO (LoadGen's issue thread, a dispatcher) under ``SCHED_FIFO`` at that priority, so no
+    inference thread preempts one while it holds Python's interpreter lock (``sut.threadpriority``).
+
     ``instances`` > 1 runs that many copies of this pool, each in its own process pinned to
     its own share of the cores (``sut.instances``); every other setting is PER INSTANCE, so
     the run uses ``num_threads x instances`` cores.
@@ -51,6 +56,7 @@ class EngineConfig:
     instances: int = 1  # processes, each with its own compiled model and pool of the settings above
     keep_awake: str = "off"  # Server only: off | pm_qos | loops (sut.keepawake)
     dispatch_slice_us: int = 0  # 0 or 100..100000: EEVDF slice of the query-carrying threads (sut.threadslice)
+    issue_priority: int = 0  # 0 or 1..99: SCHED_FIFO priority of the issuing threads (sut.threadpriority)
 
     def __post_init__(self) -> None:
         for name in ("num_streams", "num_threads", "infer_requests", "batch_size", "instances"):
@@ -73,6 +79,13 @@ class EngineConfig:
                               f"{MAX_SLICE_US} (microseconds), got {slice_us!r}")
         if slice_us and self.instances > 1:
             raise ConfigError("engine.dispatch_slice_us: applies to one-instance pools only (instances = 1); "
+                              f"got instances = {self.instances}")
+        priority = self.issue_priority
+        if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= MAX_PRIORITY:
+            raise ConfigError(f"engine.issue_priority: expected 0 (kernel default) or 1..{MAX_PRIORITY} "
+                              f"(SCHED_FIFO priority), got {priority!r}")
+        if priority and self.instances > 1:
+            raise ConfigError("engine.issue_priority: applies to one-instance pools only (instances = 1); "
                               f"got instances = {self.instances}")
         if not isinstance(self.pinning, bool):
             raise ConfigError(f"engine.pinning: expected true or false, got {self.pinning!r}")

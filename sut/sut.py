@@ -19,7 +19,10 @@
 
 Every thread that carries a query (LoadGen's issue thread, OpenVINO's callback thread, a
 dispatcher) first claims the engine's ``dispatch_slice_us`` scheduler slice, if set
-(``sut.threadslice``): near full load it then preempts a busy inference thread at once.
+(``sut.threadslice``): near full load it then preempts a busy inference thread at once. The
+threads that issue queries (never OpenVINO's) then claim ``issue_priority``, if set
+(``sut.threadpriority``): under ``SCHED_FIFO`` no inference thread preempts them while they hold
+Python's interpreter lock, which the callbacks need to answer.
 
 Answers point into the request's own output array (LoadGen copies them before returning).
 Each request has a list of ``QuerySampleResponse`` objects built once, one per output element
@@ -44,6 +47,7 @@ from sut.batching import view_order
 from sut.detection import FIELDS, DetectionPost
 from sut.engine import InferencePool
 from sut.qsl import SampleLibrary
+from sut.threadpriority import PriorityClaim
 from sut.threadslice import SliceClaim
 
 log = logging.getLogger(__name__)
@@ -55,9 +59,11 @@ class _PoolSUT:
     """What every scenario's SUT shares: the pool, the responses, the first error."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
-                 post: DetectionPost | None = None, callbacks: bool = False, dispatch_slice_us: int = 0) -> None:
+                 post: DetectionPost | None = None, callbacks: bool = False, dispatch_slice_us: int = 0,
+                 issue_priority: int = 0) -> None:
         self._qsl = qsl
         self.claim_slice = SliceClaim(dispatch_slice_us)
+        self.claim_priority = PriorityClaim(issue_priority)
         self._pool = InferencePool(compiled, num_requests, self._respond, self._respond_failed, qsl.bank,
                                    callbacks=callbacks)
         # A detector's responses are made per batch by its post-processor (sut.detection); it needs
@@ -82,6 +88,12 @@ class _PoolSUT:
     def close(self) -> None:
         """Wait for in-flight inference."""
         self._pool.drain()
+
+    def claim_issuer(self) -> None:
+        """Called first by every thread that issues queries: its slice, then its priority (the
+        slice is a ``SCHED_OTHER`` setting, so it must be asked for before the policy changes)."""
+        self.claim_slice()
+        self.claim_priority()
 
     def first_error(self) -> BaseException | None:
         """The first failure in dispatch or inference, if any."""
@@ -159,15 +171,16 @@ class OfflineSUT(_PoolSUT):
     """Offline: one dispatcher thread feeds LoadGen's queries through the pool and answers them."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
-                 post: DetectionPost | None = None, dispatch_slice_us: int = 0) -> None:
-        super().__init__(qsl, compiled, num_requests, post, dispatch_slice_us=dispatch_slice_us)
+                 post: DetectionPost | None = None, dispatch_slice_us: int = 0, issue_priority: int = 0) -> None:
+        super().__init__(qsl, compiled, num_requests, post, dispatch_slice_us=dispatch_slice_us,
+                         issue_priority=issue_priority)
         self._work: queue.SimpleQueue[tuple[np.ndarray, np.ndarray] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher", daemon=True)
         self._dispatcher.start()
 
     def issue_query(self, ids: list[int], indices: list[int]) -> None:
         """LoadGen thread: queue the query and return at once."""
-        self.claim_slice()
+        self.claim_issuer()
         self._work.put((np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64)))
 
     def close(self) -> None:
@@ -177,7 +190,7 @@ class OfflineSUT(_PoolSUT):
         super().close()
 
     def _dispatch_loop(self) -> None:
-        self.claim_slice()
+        self.claim_issuer()
         while (item := self._work.get()) is not None:
             self._submit_all(*item, any_order=True)
             if self._work.empty():  # nothing more to start: answer what is still running
@@ -194,7 +207,7 @@ class DirectSUT(_PoolSUT):
     def issue_query(self, ids: list[int], indices: list[int]) -> None:
         """LoadGen thread: put the query's samples into idle requests, start them and, without
         callbacks, wait for them and answer."""
-        self.claim_slice()
+        self.claim_issuer()
         self._submit_all(np.asarray(ids, dtype=np.uint64), np.asarray(indices, dtype=np.int64))
         if not self._pool.callbacks:
             self._pool.drain()
@@ -204,8 +217,10 @@ class ServerSUT(_PoolSUT):
     """Server: queued arrivals, sent in batches of up to the compiled batch size as requests go idle."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
-                 max_wait_us: int = 0, post: DetectionPost | None = None, dispatch_slice_us: int = 0) -> None:
-        super().__init__(qsl, compiled, num_requests, post, callbacks=True, dispatch_slice_us=dispatch_slice_us)
+                 max_wait_us: int = 0, post: DetectionPost | None = None, dispatch_slice_us: int = 0,
+                 issue_priority: int = 0) -> None:
+        super().__init__(qsl, compiled, num_requests, post, callbacks=True, dispatch_slice_us=dispatch_slice_us,
+                         issue_priority=issue_priority)
         self._max_wait_s = max_wait_us / 1e6
         self._arrivals: queue.SimpleQueue[tuple[list[int], list[int]] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="server-dispatcher", daemon=True)
@@ -213,7 +228,7 @@ class ServerSUT(_PoolSUT):
 
     def issue_query(self, ids: list[int], indices: list[int]) -> None:
         """LoadGen thread: queue the arrival and return at once."""
-        self.claim_slice()
+        self.claim_issuer()
         self._arrivals.put((ids, indices))
 
     def close(self) -> None:
@@ -223,7 +238,7 @@ class ServerSUT(_PoolSUT):
         super().close()
 
     def _dispatch_loop(self) -> None:
-        self.claim_slice()
+        self.claim_issuer()
         bs = self._pool.batch_size
         stopping = False
         while not stopping:

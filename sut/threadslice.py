@@ -100,31 +100,52 @@ def custom_slices_supported() -> bool:
     return out[0] is not None
 
 
-class SliceClaim:
-    """Gives every thread that calls it a ``slice_us`` slice, once per thread (0: does nothing).
+class PerThreadClaim:
+    """Applies a per-thread scheduler setting to every thread that calls it, once per thread.
 
     Called on the hot path (each ``issue_query``, each answer): after a thread's first call it
-    is one thread-local attribute read. ``report`` says what was granted.
+    is one thread-local attribute read. A false ``value`` does nothing. Subclasses say how to
+    apply the value (``_apply``: returns what the kernel then reports, None if it was refused)
+    and how to report it.
     """
 
-    def __init__(self, slice_us: int) -> None:
-        self.slice_us = slice_us
+    def __init__(self, value: int) -> None:
+        self.value = value
         self._local = threading.local()
         self._lock = threading.Lock()
-        self.granted: dict[int, int | None] = {}  # native thread id -> slice the kernel reports (us)
+        self.granted: dict[int, int | None] = {}  # native thread id -> what the kernel reports
 
     def __call__(self) -> None:
-        """Claim the slice for the calling thread if it has not yet."""
-        if not self.slice_us or getattr(self._local, "claimed", False):
+        """Claim the setting for the calling thread if it has not yet."""
+        if not self.value or getattr(self._local, "claimed", False):
             return
         self._local.claimed = True
-        granted = set_thread_slice(self.slice_us)
+        granted = self._apply(self.value)
         with self._lock:
             self.granted[threading.get_native_id()] = granted
+
+    def _apply(self, value: int) -> int | None:
+        raise NotImplementedError
+
+    def _granted(self) -> tuple[int, list[int | None]]:
+        """(threads that claimed, the distinct values granted, None first)."""
+        with self._lock:
+            return len(self.granted), sorted(set(self.granted.values()), key=lambda v: -1 if v is None else v)
+
+
+class SliceClaim(PerThreadClaim):
+    """Gives every thread that calls it a ``slice_us`` slice, once per thread (0: does nothing)."""
+
+    @property
+    def slice_us(self) -> int:
+        """The slice asked for, in microseconds."""
+        return self.value
+
+    def _apply(self, value: int) -> int | None:
+        return set_thread_slice(value)
 
     def report(self) -> dict[str, object]:
         """What was asked and granted: ``slice_us``, ``threads`` (how many claimed), ``granted_us``
         (the distinct slices the kernel reported; ``None`` = could not be set)."""
-        with self._lock:
-            granted = sorted(set(self.granted.values()), key=lambda v: -1 if v is None else v)
-            return {"slice_us": self.slice_us, "threads": len(self.granted), "granted_us": granted}
+        threads, granted = self._granted()
+        return {"slice_us": self.value, "threads": threads, "granted_us": granted}

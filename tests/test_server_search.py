@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.loadgen_conf import lookup, parse_user_conf
 from harness.profile import load_profile
 from pipeline.flows import Workspace
-from pipeline.server_search import CONFIRM_LONGER, ServerProbe, highest_valid_rate
+from pipeline.server_search import ServerProbe, highest_valid_rate, tune_server_and_record
 
 
-def _one_step(ceiling: float, model: Path, demo_data: Path, cache_dir: Path,
-              tmp_path: Path) -> tuple[float, list[ServerProbe]]:
+def _workspace(demo_data: Path, cache_dir: Path, tmp_path: Path) -> Workspace:
+    tmp_path.mkdir(exist_ok=True)
+    (tmp_path / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
+    return Workspace(work=cache_dir.parent, results=tmp_path / "results", demo_data=demo_data)
+
+
+def _one_step(ceiling: float, model: Path, demo_data: Path, cache_dir: Path, tmp_path: Path,
+              confirm_ms: int = 0) -> tuple[float, list[ServerProbe]]:
     """One bisection step over ``(0, ceiling]`` with 1 s runs: the host profile's Server engine
     at ``ceiling / 2``."""
-    (tmp_path / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
+    workspace = _workspace(demo_data, cache_dir, tmp_path)
     profile = load_profile("host")
-    workspace = Workspace(work=cache_dir.parent, results=tmp_path / "results", demo_data=demo_data)
     return highest_valid_rate(model, demo_data / "val", profile, profile.engine_for("Server"), ceiling, workspace,
-                              tmp_path / "user.conf", 1000, steps=1)
+                              tmp_path / "user.conf", 1000, steps=1, confirm_ms=confirm_ms)
 
 
 def test_an_invalid_rate_is_run_again_before_the_bisection_drops_it(demo_int8: Path, demo_data: Path,
@@ -30,12 +36,29 @@ def test_an_invalid_rate_is_run_again_before_the_bisection_drops_it(demo_int8: P
     assert [(p.duration_ms, p.early_stopping_only) for p in probes] == [(1000, False), (1000, False)]
 
 
-def test_a_rate_failed_only_by_early_stopping_is_confirmed_with_a_longer_run(demo_int8: Path, demo_data: Path,
-                                                                              cache_dir: Path, tmp_path: Path) -> None:
-    # 40 arrivals/s for 1 s: every query is fast, but early stopping needs ~460 of them to prove a
+def test_a_rate_failed_only_by_early_stopping_steers_up_and_counts_only_once_a_longer_run_is_valid(
+        demo_int8: Path, demo_data: Path, cache_dir: Path, tmp_path: Path) -> None:
+    # 100 arrivals/s for 1 s: every query is fast, but early stopping needs ~460 of them to prove a
     # 99th percentile even with none over the bound, so LoadGen says INVALID on early stopping alone.
-    rate, probes = _one_step(80, demo_int8, demo_data, cache_dir, tmp_path)
-    assert rate == 0.0
-    assert [(p.target_qps, p.valid, p.early_stopping_only) for p in probes] == [(40, False, True), (40, False, True)]
-    assert [p.duration_ms for p in probes] == [1000, 1000 * CONFIRM_LONGER]
-    assert all(p.p99_ms is not None and p.p99_ms < 15 for p in probes)
+    rate, probes = _one_step(200, demo_int8, demo_data, cache_dir, tmp_path)
+    assert rate == 0.0  # met the bound, but no run was VALID: it does not count
+    assert [(p.target_qps, p.valid, p.early_stopping_only, p.duration_ms) for p in probes] == [(100, False, True, 1000)]
+    assert probes[0].p99_ms is not None and probes[0].p99_ms < 15
+    # With a confirmation: one 6 s run (600 queries, enough for early stopping) at that rate makes it count.
+    rate, probes = _one_step(200, demo_int8, demo_data, cache_dir, tmp_path / "confirmed", confirm_ms=6000)
+    assert [(p.target_qps, p.valid, p.duration_ms) for p in probes] == [(100, False, 1000), (100, True, 6000)]
+    assert rate == 100.0
+
+
+def test_tune_server_confirms_the_furthest_policy_and_records_the_confirmed_rate(
+        demo_int8: Path, demo_data: Path, cache_dir: Path, tmp_path: Path) -> None:
+    workspace = _workspace(demo_data, cache_dir, tmp_path)
+    probes, done = tune_server_and_record(demo_int8, demo_data / "val", load_profile("host"), tmp_path / "user.conf",
+                                          workspace, 200, seconds=1, confirm_seconds=6, steps=1, name="srv",
+                                          profile_out=tmp_path / "srv.yaml")
+    short, confirmations = probes[:-1], probes[-1:]
+    assert {p.target_qps for p in short} == {100} and not any(p.valid for p in short)  # every policy: 1 s at 100 qps
+    assert [(p.target_qps, p.duration_ms, p.valid) for p in confirmations] == [(100, 6000, True)]
+    assert done.conf_value == 90.0  # 100 qps x the 0.9 margin
+    assert lookup(parse_user_conf(tmp_path / "user.conf"), "resnet50", "Server", "target_qps") == 90.0
+    assert load_profile(str(tmp_path / "srv.yaml")).engine_for("Server") == confirmations[0].engine

@@ -1,0 +1,82 @@
+"""Real-time priority for the threads that issue queries (``engine.issue_priority``).
+
+Why (Server). Every thread that runs our Python holds the interpreter lock while it does:
+LoadGen's issue thread in ``issue_query`` and OpenVINO's callback threads while they answer.
+Near the highest sustainable rate both cores run pinned inference threads, and LoadGen's
+issue thread is the one Python thread that is not pinned: it competes with them for a CPU.
+When the scheduler preempts it in the middle of ``issue_query`` (its 0.1 ms custom slice,
+``sut.threadslice``, is shorter than a cold ``issue_query``), it is off the CPU *holding the
+lock*, and every callback that finishes inference meanwhile waits for it before it can
+answer. LoadGen sees that wait on the query's latency.
+
+With ``SCHED_FIFO`` the issue thread is never preempted by the (``SCHED_OTHER``) inference
+threads: it runs from its wake-up to its return, and releases the lock within microseconds.
+It sleeps between arrivals (LoadGen sleeps until each query's scheduled time), so it takes
+almost no CPU; Linux's real-time throttling (95 % of each second by default) bounds it anyway.
+
+Measured on a 2-vCPU KVM guest (Linux 6.18, INT8 decinet_s, 2 streams x 1 thread, 16
+requests, ``keep_awake: pm_qos``, ``dispatch_slice_us: 100``; LoadGen Server at 150 qps,
+30 s, 2 paired rounds of ``bench/server_breakdown.py``): the delay from OpenVINO's end of
+inference to our callback had a p99 of 0.31 / 0.34 ms with the issue thread at priority 1,
+against 2.60 / 1.34 ms without (README, Scenarios, session 10).
+
+Only the issuing threads claim it (LoadGen's issue thread, a dispatcher thread); OpenVINO's
+threads, the callback threads among them, keep their policy, since a real-time inference
+thread would shut everything else out of its core. Setting it needs ``CAP_SYS_NICE`` (root)
+or an ``RLIMIT_RTPRIO`` at least as high; ``realtime_allowed`` tells whether this process may.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import sys
+import threading
+
+from sut.threadslice import PerThreadClaim
+
+log = logging.getLogger(__name__)
+
+MAX_PRIORITY = 99  # SCHED_FIFO priorities are 1..99 on Linux
+
+
+def set_realtime(priority: int) -> int | None:
+    """Put the calling thread (only it: Linux schedules threads) under ``SCHED_FIFO`` at
+    ``priority``; returns the priority the kernel then reports, None if refused or not Linux."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError:
+        return None
+    return os.sched_getparam(0).sched_priority if os.sched_getscheduler(0) == os.SCHED_FIFO else None
+
+
+@functools.lru_cache(maxsize=None)
+def realtime_allowed(priority: int = 1) -> bool:
+    """True when this process may put a thread under ``SCHED_FIFO`` at ``priority``: tried once
+    per priority on a short-lived thread, so no thread of the run keeps it."""
+    out: list[int | None] = []
+    probe = threading.Thread(target=lambda: out.append(set_realtime(priority) if priority else None),
+                             name="priority-probe")
+    probe.start()
+    probe.join()
+    return out[0] == priority
+
+
+class PriorityClaim(PerThreadClaim):
+    """Puts every thread that calls it under ``SCHED_FIFO`` at ``priority``, once per thread
+    (0: does nothing)."""
+
+    def _apply(self, value: int) -> int | None:
+        granted = set_realtime(value)
+        if granted is None:
+            log.warning("issue_priority: SCHED_FIFO %d refused for thread %s", value, threading.current_thread().name)
+        return granted
+
+    def report(self) -> dict[str, object]:
+        """What was asked and granted: ``priority``, ``threads`` (how many claimed), ``granted``
+        (the distinct priorities the kernel reported; ``None`` = refused)."""
+        threads, granted = self._granted()
+        return {"priority": self.value, "threads": threads, "granted": granted}

@@ -1,0 +1,118 @@
+"""Real-time priority for the issuing threads (sut.threadpriority): granted per thread, validated in
+profiles, recorded by a real Server run, refused up front where the process may not set it."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from conftest import REPO, run_server_with
+
+from common.errors import ConfigError
+from harness.profile import load_profile, profile_from_dict
+from harness.tune import write_profile
+from records import results as tree
+from records.results import RunResult
+from sut.threadpriority import PriorityClaim, realtime_allowed
+
+needs_realtime = pytest.mark.skipif(not realtime_allowed(1), reason="this process may not use SCHED_FIFO")
+
+
+def _on_thread(fn):  # noqa: ANN001, ANN202 - test helper
+    out = []
+    thread = threading.Thread(target=lambda: out.append(fn()))
+    thread.start()
+    thread.join()
+    return out[0]
+
+
+def _policy() -> tuple[int, int]:
+    return os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+
+
+@needs_realtime
+def test_a_claim_puts_each_calling_thread_under_sched_fifo_once_and_no_other_thread() -> None:
+    claim = PriorityClaim(2)
+
+    def claimed_twice() -> tuple[int, int]:
+        claim()
+        claim()
+        return _policy()
+
+    assert _on_thread(claimed_twice) == (os.SCHED_FIFO, 2)
+    assert _on_thread(claimed_twice) == (os.SCHED_FIFO, 2)
+    assert claim.report() == {"priority": 2, "threads": 2, "granted": [2]}
+    assert _policy() == (os.SCHED_OTHER, 0)  # the test's own thread never asked
+    assert _on_thread(_policy) == (os.SCHED_OTHER, 0)  # nor is it inherited by new threads
+
+
+def test_a_zero_claim_does_nothing() -> None:
+    claim = PriorityClaim(0)
+    assert _on_thread(lambda: (claim(), _policy())[1]) == (os.SCHED_OTHER, 0)
+    assert claim.report() == {"priority": 0, "threads": 0, "granted": []}
+
+
+def test_issue_priority_is_validated_with_the_file_and_key() -> None:
+    data = dataclasses.asdict(load_profile("host"))
+    for bad in (100, -1, True, "1"):
+        data["scenarios"]["Server"]["issue_priority"] = bad
+        with pytest.raises(ConfigError, match=r"my.yaml: scenarios.Server: engine.issue_priority: expected 0 "
+                                              r"\(kernel default\) or 1..99 \(SCHED_FIFO priority\), got "):
+            profile_from_dict(data, "my.yaml")
+    data["scenarios"]["Server"].update(issue_priority=1, dispatch_slice_us=0, instances=2, num_threads=1,
+                                       num_streams=1, infer_requests=2)
+    with pytest.raises(ConfigError, match=r"issue_priority: applies to one-instance pools only"):
+        profile_from_dict(data, "my.yaml")
+
+
+def test_the_host_profile_takes_it_for_server_only_where_allowed() -> None:
+    host = load_profile("host")
+    assert host.engine_for("Server").issue_priority == (1 if realtime_allowed(1) else 0)
+    assert all(host.engine_for(s).issue_priority == 0 for s in ("Offline", "SingleStream", "MultiStream"))
+
+
+@needs_realtime
+def test_server_run_records_its_issuing_threads_under_sched_fifo(demo_int8: Path, demo_data: Path,
+                                                                 cache_dir: Path, tmp_path: Path) -> None:
+    proc, run = run_server_with(tmp_path, demo_int8, demo_data / "val", cache_dir, "fifo", 1000, issue_priority=1,
+                                keep_awake="off")
+    # LoadGen's issue thread (per-query dispatch: the only issuer) carried queries under SCHED_FIFO 1
+    assert run.issue_priority == {"priority": 1, "threads": 1, "granted": [1]}
+    assert run.profile.engine_for("Server").issue_priority == 1
+    assert run.loadgen["result_query_count"] > 0
+    assert "issue_priority: 1 issuing threads ran under SCHED_FIFO 1" in proc.stdout + proc.stderr
+
+
+def test_a_process_that_may_not_use_sched_fifo_is_refused_before_the_test(demo_int8: Path, demo_data: Path,
+                                                                          cache_dir: Path, tmp_path: Path) -> None:
+    prefix: list[str] = []
+    if realtime_allowed(1):  # privileged here: take CAP_SYS_NICE away from the child (root keeps RLIMIT_RTPRIO 0)
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("privileged process and no setpriv to drop CAP_SYS_NICE")
+        prefix = [setpriv, "--bounding-set", "-sys_nice", "prlimit", "--rtprio=0", "--"]
+    host = load_profile("host")
+    server = dataclasses.replace(host.engine_for("Server"), issue_priority=1, keep_awake="off")
+    profile = dataclasses.replace(host, name="fifo", scenarios={**host.scenarios, "Server": server})
+    path = write_profile(tmp_path / "fifo.yaml", profile, "test profile: Server with issue_priority 1")
+    (tmp_path / "user.conf").write_text((REPO / "user.conf").read_text())
+    proc = subprocess.run([*prefix, sys.executable, "-m", "cli.main", "run", "--mode", "performance", "--scenario",
+                           "Server", "--model", str(demo_int8), "--dataset", str(demo_data / "val"), "--system",
+                           str(path), "--cache-dir", str(cache_dir), "--min-duration-ms", "1000", "--target-qps",
+                           "200"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if "ERROR" in line]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert re.search(r"engine.issue_priority 1: this process may not use SCHED_FIFO \(it needs root, CAP_SYS_NICE "
+                     r"or an RLIMIT_RTPRIO >= 1\): run as root, or set 'issue_priority: 0' in the profile's "
+                     r"scenarios.Server", errors[0]), errors[0]
+    runs = list((tmp_path / "results").rglob(tree.RESULT_FILE)) if (tmp_path / "results").exists() else []
+    assert all(not RunResult.load(p.parent).valid and RunResult.load(p.parent).status == "error" for p in runs)
