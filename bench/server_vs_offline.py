@@ -25,9 +25,10 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
    profile's Server policy: ``pipeline.server_search.highest_valid_rate`` (bisection of
    short real LoadGen Server runs up to the Offline samples/s, steered by the 15 ms bound: a
    run INVALID on early stopping alone met it; a run INVALID on the bound gets one more run
-   before the bisection drops the rate; then one ``--confirm-seconds`` run, the official 600 s
-   by default, at the highest rate that met the bound if no probe was VALID that high). A rate
-   counts only through a run that LoadGen called VALID (p99 <= 15 ms and early stopping met).
+   before the bisection drops the rate; then ``--confirm-seconds`` runs, the official 600 s by
+   default, at the rates that met the bound above the highest VALID probe, highest first, at
+   most two, until one is VALID). A rate counts only through a run that LoadGen called VALID
+   (p99 <= 15 ms and early stopping met).
    The tuned profile and a user.conf (project user.conf + the Server target_qps x the
    tune margin, as ``tune`` writes) go to a scratch dir under
    ``work/bench/server_vs_offline/`` only, never to the project's ``user.conf`` or ``configs/``.
@@ -83,8 +84,8 @@ from harness.profile import load_profile  # noqa: E402
 from harness.tune import tuned_name, with_engine, write_profile  # noqa: E402
 from modelprep.card import ModelCard, load_card  # noqa: E402
 from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
-from pipeline.server_search import (BISECTION_STEPS, OFFICIAL_SERVER_MS, SERVER_MARGIN, ServerProbe,  # noqa: E402
-                                    highest_valid_rate)
+from pipeline.server_search import (BISECTION_STEPS, CONFIRMATIONS, OFFICIAL_SERVER_MS, SERVER_MARGIN,  # noqa: E402
+                                    ServerProbe, highest_valid_rate)
 from sut.config import EngineConfig  # noqa: E402
 from sut.keepawake import kept_awake  # noqa: E402
 
@@ -250,8 +251,9 @@ def benchmark(args: argparse.Namespace) -> int:
     # 3. our Server search (tune --scenario Server's bisection, this profile's Server policy)
     print(f"[3] our Server search: {BISECTION_STEPS} bisection steps of LoadGen Server runs of {args.duration} s, "
           f"steered by the bound (INVALID on early stopping alone met it; INVALID on the bound is run once more), "
-          f"rates in (0, {offline_sps:.1f}], then a {args.confirm_seconds} s run at the highest rate that met the "
-          "bound if no probe was VALID that high; a service slice after each ...", flush=True)
+          f"rates in (0, {offline_sps:.1f}], then {args.confirm_seconds} s runs at the rates that met the bound above "
+          f"the highest VALID probe, highest first, at most {CONFIRMATIONS}, until one is VALID; a service slice "
+          "after each ...", flush=True)
     rate, probes = highest_valid_rate(model_dir, dataset, profile, server, offline_sps,
                                       dataclasses.replace(WORKSPACE, results=scratch / "results"), user_conf,
                                       args.duration * 1000, after_probe=measure_slice,

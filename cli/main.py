@@ -563,8 +563,8 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seconds", type=float, default=3.0,
                    help="measuring time per point (Server: per LoadGen run, at least 5)")
     t.add_argument("--confirm-seconds", type=float, default=600.0,
-                   help="Server only: one run this long at the highest rate whose 99th percentile met the bound "
-                        "when no shorter run was VALID that high (default 600, the official duration; 0: none)")
+                   help="Server only: runs this long at the rates whose 99th percentile met the bound above the "
+                        "highest VALID probe, highest first, at most two (default 600, the official duration; 0: none)")
     t.add_argument("--name", help="profile name to write (default <system>-tuned)")
     t.add_argument("--profile-out", type=Path, help="profile YAML to write (default configs/<name>.yaml)")
     t.add_argument("--margin", type=float,

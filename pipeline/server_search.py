@@ -4,8 +4,8 @@ Each candidate policy (engine settings with a batch size and a wait limit) gets 
 over ``server_target_qps`` with short real LoadGen Server runs, each in its own process
 (``pipeline.flows.run_test``), steered by the 15 ms bound (a run INVALID on early stopping
 alone met it; one INVALID on the bound is run once more before it counts) and counting only
-rates that LoadGen called VALID: in a probe, or in one run of ``confirm_seconds`` (the official
-600 s) at the highest rate that met the bound (``highest_valid_rate``). The best
+rates that LoadGen called VALID: in a probe, or in a run of ``confirm_seconds`` (the official
+600 s) at a rate that met the bound above the highest VALID probe (``confirmed_rate``). The best
 policy's highest VALID rate, times a margin for run-to-run noise, goes into user.conf as
 ``<model>.Server.target_qps`` (resnet50 or yolo) and the policy into the profile's
 ``scenarios: Server``.
@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 SERVER_MARGIN = 0.9  # official runs are 600 s: aim a little under the best short-run rate
 BISECTION_STEPS = 7  # over (0, Offline samples/s]: a step of 0.8 % of it at the end
 OFFICIAL_SERVER_MS = 600_000  # the round's Server min_duration: the confirmation run's length
+CONFIRMATIONS = 2  # confirmation runs at most, highest candidate first (each as long as an official run)
 
 
 @dataclass(frozen=True)
@@ -105,9 +106,10 @@ def highest_valid_rate(model_dir: Path, dataset: Path, base: SystemProfile, engi
     percentile allows, while it weighs a tenth as much in a 600 s official run.
 
     A rate counts only through a run that LoadGen called VALID: the highest VALID probe, or,
-    with ``confirm_ms``, the highest rate that met the bound above it, if one more run of
-    ``confirm_ms`` (the official 600 s) at that rate is VALID. The margin (``SERVER_MARGIN``)
-    is still applied to the result by ``tune``.
+    with ``confirm_ms``, a higher rate that met the bound, if one run of ``confirm_ms`` (the
+    official 600 s) at it is VALID; the candidates are tried highest first, at most
+    ``CONFIRMATIONS`` (``confirmed_rate``). The margin (``SERVER_MARGIN``) is still applied to
+    the result by ``tune``.
 
     ``after_probe`` is called after every probe (a bench measures its reference between probes,
     so that both see the same phases of the host).
@@ -131,10 +133,7 @@ def highest_valid_rate(model_dir: Path, dataset: Path, base: SystemProfile, engi
             low = mid
         else:
             high = mid
-    valid = highest_valid(probes)
-    if confirm_ms and low > valid and run(low, confirm_ms).valid:
-        return low, probes
-    return valid, probes
+    return confirmed_rate(probes, lambda qps: run(qps, confirm_ms).valid, confirm_ms > 0), probes
 
 
 def highest_valid(probes: list[ServerProbe]) -> float:
@@ -142,10 +141,21 @@ def highest_valid(probes: list[ServerProbe]) -> float:
     return max((p.target_qps for p in probes if p.valid), default=0.0)
 
 
-def highest_met(probes: list[ServerProbe]) -> float:
-    """The highest rate among ``probes`` whose 99th percentile met the bound (VALID, or INVALID on
-    early stopping alone); where the bisection ended up."""
-    return max((p.target_qps for p in probes if p.valid or p.early_stopping_only), default=0.0)
+def unconfirmed(probes: list[ServerProbe]) -> list[float]:
+    """The rates above the highest VALID one whose 99th percentile met the bound (INVALID on early
+    stopping alone), highest first: the candidates for a confirmation run."""
+    valid = highest_valid(probes)
+    return sorted({p.target_qps for p in probes if p.early_stopping_only and p.target_qps > valid}, reverse=True)
+
+
+def confirmed_rate(probes: list[ServerProbe], confirm: Callable[[float], bool], confirming: bool) -> float:
+    """The highest VALID rate of ``probes``, or higher: the candidates (``unconfirmed``) are tried
+    highest first with ``confirm`` (one long run: VALID or not), at most ``CONFIRMATIONS`` of
+    them, until one is VALID. Without ``confirming`` only the probes count."""
+    for qps in unconfirmed(probes)[:CONFIRMATIONS] if confirming else ():
+        if confirm(qps):
+            return qps
+    return highest_valid(probes)
 
 
 def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, user_conf: Path,
@@ -155,9 +165,9 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
                            profile_out: Path | None = None) -> tuple[list[ServerProbe], TuneOutcome]:
     """Search every policy up to ``offline_qps`` (Server cannot beat Offline); record the best.
 
-    Each policy is bisected with ``seconds`` probes; the policy that got furthest has its highest
-    rate that met the bound confirmed by one ``confirm_seconds`` run (0: none) when no probe of it
-    was VALID that high; the best rate LoadGen called VALID wins."""
+    Each policy is bisected with ``seconds`` probes; the policy with the highest rate that met the
+    bound above its VALID probes has those rates confirmed with ``confirm_seconds`` runs (0: none;
+    ``confirmed_rate``); the best rate LoadGen called VALID wins."""
     card = load_card(model_dir)
     probes: list[ServerProbe] = []
     searched: list[tuple[EngineConfig, list[ServerProbe]]] = []
@@ -168,14 +178,16 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
         searched.append((engine, tried))
     best_rate, best_engine = max(((highest_valid(tried), engine) for engine, tried in searched),
                                  key=lambda pair: pair[0])
-    furthest, tried = max(searched, key=lambda pair: highest_met(pair[1]))
-    candidate = highest_met(tried)
-    if confirm_seconds and candidate > best_rate:
-        confirmation = probe(model_dir, dataset, base, furthest, candidate, workspace, user_conf,
-                             int(confirm_seconds * 1000))
-        probes.append(confirmation)
-        if confirmation.valid:
-            best_rate, best_engine = candidate, furthest
+    furthest, tried = max(searched, key=lambda pair: max(unconfirmed(pair[1]), default=0.0))
+
+    def confirm(qps: float) -> bool:
+        probes.append(probe(model_dir, dataset, base, furthest, qps, workspace, user_conf,
+                            int(confirm_seconds * 1000)))
+        return probes[-1].valid
+
+    rate = confirmed_rate(tried, confirm, confirm_seconds > 0)
+    if rate > best_rate:
+        best_rate, best_engine = rate, furthest
     if best_rate == 0:
         from common.errors import EngineError
 

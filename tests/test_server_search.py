@@ -7,7 +7,8 @@ from pathlib import Path
 from common.loadgen_conf import lookup, parse_user_conf
 from harness.profile import load_profile
 from pipeline.flows import Workspace
-from pipeline.server_search import ServerProbe, highest_valid_rate, tune_server_and_record
+from pipeline.server_search import (CONFIRMATIONS, ServerProbe, confirmed_rate, highest_valid_rate,
+                                    tune_server_and_record, unconfirmed)
 
 
 def _workspace(demo_data: Path, cache_dir: Path, tmp_path: Path) -> Workspace:
@@ -62,3 +63,26 @@ def test_tune_server_confirms_the_furthest_policy_and_records_the_confirmed_rate
     assert done.conf_value == 90.0  # 100 qps x the 0.9 margin
     assert lookup(parse_user_conf(tmp_path / "user.conf"), "resnet50", "Server", "target_qps") == 90.0
     assert load_profile(str(tmp_path / "srv.yaml")).engine_for("Server") == confirmations[0].engine
+
+
+def test_confirmations_go_down_the_rates_that_met_the_bound_until_one_is_valid() -> None:
+    engine = load_profile("host").engine_for("Server")
+
+    def probe(qps: float, valid: bool, early_only: bool = False) -> ServerProbe:
+        return ServerProbe(engine, qps, valid, qps, 14.0 if valid or early_only else 16.0, 60_000, early_only)
+
+    probes = [probe(180.0, False), probe(90.0, True), probe(135.0, False), probe(112.5, False, True),
+              probe(123.75, False, True), probe(118.0, False, True), probe(80.0, False, True)]
+    assert unconfirmed(probes) == [123.75, 118.0, 112.5]  # above the highest VALID (90), highest first
+    tried: list[float] = []
+
+    def confirm(answers: dict[float, bool]):  # noqa: ANN202 - test helper
+        return lambda qps: tried.append(qps) or answers[qps]
+
+    assert confirmed_rate(probes, confirm({123.75: False, 118.0: True}), True) == 118.0
+    assert tried == [123.75, 118.0]
+    tried.clear()
+    # at most CONFIRMATIONS runs; when they all fail, only the VALID probe counts
+    assert confirmed_rate(probes, confirm({123.75: False, 118.0: False, 112.5: True}), True) == 90.0
+    assert tried == [123.75, 118.0] and len(tried) == CONFIRMATIONS
+    assert confirmed_rate(probes, confirm({}), False) == 90.0  # no confirmation asked: the probes alone
