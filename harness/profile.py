@@ -41,7 +41,7 @@ def host_scenarios(cores: int) -> dict[str, EngineConfig]:
     MultiStream: one stream over every core running the 8-sample query as one batch.
     Server: one single-thread stream per core, per-query dispatch; where the kernel has custom
     slices the query-carrying threads get the shortest (``sut.threadslice``), where this process
-    may LoadGen's issue thread runs under ``SCHED_FIFO`` (``sut.threadpriority``: no inference
+    may, LoadGen's issue thread runs under ``SCHED_FIFO`` (``sut.threadpriority``: no inference
     thread preempts it while it holds Python's lock), and on a virtual machine the CPUs are kept
     from halting between arrivals (``host_keep_awake``).
     ``SERVER_REQUESTS_PER_STREAM`` batch-1 requests per stream: a burst of arrivals waits in
