@@ -128,6 +128,10 @@ def profile_from_dict(data: dict[str, Any], origin: str) -> SystemProfile:
             raise ConfigError(f"{origin}: {name}: keep_awake is for the Server scenario only (measured: the loops "
                               "make SingleStream's 90th percentile 34-62 % worse, pm_qos gained nothing there, "
                               "and Offline never idles)")
+        if cfg.issue_priority and name != "scenarios.Server":
+            raise ConfigError(f"{origin}: {name}: issue_priority is for the Server scenario only (measured: "
+                              "SingleStream's 90th percentile 1.12x benchmark_app's with it against 1.01x without, "
+                              "MultiStream's 99th 1.22x against 0.99x)")
     for name in LATENCY_SCENARIOS:
         if name in scenarios and scenarios[name].instances > 1:
             raise ConfigError(f"{origin}: scenarios.{name}: instances must be 1 ({name} has one query in "

@@ -20,6 +20,11 @@ requests, ``keep_awake: pm_qos``, ``dispatch_slice_us: 100``; LoadGen Server at 
 inference to our callback had a p99 of 0.31 / 0.34 ms with the issue thread at priority 1,
 against 2.60 / 1.34 ms without (README, Scenarios, session 10).
 
+Server only (``harness.profile`` refuses it elsewhere): in SingleStream and MultiStream, where
+the issue thread also waits for the inference and answers it, it made the latency worse (INT8
+decinet_s, ``latency_vs_benchmark_app``, 3 rounds each in the same hour: SingleStream p90 1.12x
+benchmark_app's with it against 1.01x without, MultiStream p99 1.22x against 0.99x).
+
 Only the issuing threads claim it (LoadGen's issue thread, a dispatcher thread); OpenVINO's
 threads, the callback threads among them, keep their policy, since a real-time inference
 thread would shut everything else out of its core. Setting it needs ``CAP_SYS_NICE`` (root)

@@ -66,6 +66,14 @@ def test_issue_priority_is_validated_with_the_file_and_key() -> None:
         with pytest.raises(ConfigError, match=r"my.yaml: scenarios.Server: engine.issue_priority: expected 0 "
                                               r"\(kernel default\) or 1..99 \(SCHED_FIFO priority\), got "):
             profile_from_dict(data, "my.yaml")
+    data["scenarios"]["Server"]["issue_priority"] = 1
+    for name in ("SingleStream", "MultiStream"):
+        wrong = {**data, "scenarios": {**data["scenarios"], name: {**data["scenarios"][name], "issue_priority": 1}}}
+        with pytest.raises(ConfigError, match=rf"my.yaml: scenarios.{name}: issue_priority is for the Server "
+                                              r"scenario only \(measured: "):
+            profile_from_dict(wrong, "my.yaml")
+    with pytest.raises(ConfigError, match=r"my.yaml: engine: issue_priority is for the Server scenario only"):
+        profile_from_dict({**data, "engine": {**data["engine"], "issue_priority": 1}}, "my.yaml")
     data["scenarios"]["Server"].update(issue_priority=1, dispatch_slice_us=0, instances=2, num_threads=1,
                                        num_streams=1, infer_requests=2)
     with pytest.raises(ConfigError, match=r"issue_priority: applies to one-instance pools only"):
