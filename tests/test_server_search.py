@@ -48,7 +48,8 @@ def test_a_rate_failed_only_by_early_stopping_steers_up_and_counts_only_once_a_l
     assert (met.target_qps, met.valid, met.early_stopping_only, met.duration_ms) == (100, False, True, 1000)
     assert met.p99_ms is not None and met.p99_ms < 15
     assert [(p.target_qps, p.valid, p.early_stopping_only) for p in missed] in ([], [(100, False, False)])
-    # With a confirmation: one 12 s run (1,200 queries: early stopping allows 4 over the bound) at that rate makes it count.
+    # With a confirmation: one 12 s run at that rate (1,200 queries: early stopping allows 4 over the
+    # bound) makes it count.
     rate, probes = _one_step(200, demo_int8, demo_data, cache_dir, tmp_path / "confirmed", confirm_ms=12000)
     *short, confirmation = probes
     assert short[-1].early_stopping_only and all(p.duration_ms == 1000 and not p.valid for p in short)
