@@ -301,7 +301,8 @@ def benchmark(args: argparse.Namespace) -> int:
 
     ratio = rate / ideal if ideal > 0 else float("nan")
     print(f"\nwall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}\n"
-          f"ours Server {rate:.1f} qps (highest VALID; {args.duration} s probes, {args.confirm_seconds} s confirmation) "
+          f"ours Server {rate:.1f} qps (highest VALID; {args.duration} s probes, {args.confirm_seconds} s "
+          "confirmation) "
           f"/ ideal dispatcher {ideal:.1f} qps "
           f"= ratio (target >= 0.90); ours Server / ours Offline {offline_sps:.1f} samples/s = server/offline")
     print(f"server/offline {rate / offline_sps:.4f}")

@@ -56,7 +56,13 @@ def host_scenarios(cores: int) -> dict[str, EngineConfig]:
             "Server": EngineConfig(cores, cores, SERVER_REQUESTS_PER_STREAM * cores, 1, max_wait_us=0,
                                    keep_awake=host_keep_awake(),
                                    dispatch_slice_us=MIN_SLICE_US if custom_slices_supported() else 0,
-                                   issue_priority=HOST_ISSUE_PRIORITY if realtime_allowed(HOST_ISSUE_PRIORITY) else 0)}
+                                   issue_priority=host_issue_priority())}
+
+
+def host_issue_priority() -> int:
+    """Server's ``issue_priority`` for this machine: ``HOST_ISSUE_PRIORITY`` where this process may
+    use ``SCHED_FIFO`` (``sut.threadpriority``), else 0."""
+    return HOST_ISSUE_PRIORITY if realtime_allowed(HOST_ISSUE_PRIORITY) else 0
 
 
 def host_keep_awake() -> str:

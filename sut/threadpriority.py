@@ -39,7 +39,7 @@ import os
 import sys
 import threading
 
-from sut.threadslice import PerThreadClaim
+from sut.threadslice import PerThreadClaim, on_new_thread
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +61,8 @@ def set_realtime(priority: int) -> int | None:
 @functools.lru_cache(maxsize=None)
 def realtime_allowed(priority: int = 1) -> bool:
     """True when this process may put a thread under ``SCHED_FIFO`` at ``priority``: tried once
-    per priority on a short-lived thread, so no thread of the run keeps it."""
-    out: list[int | None] = []
-    probe = threading.Thread(target=lambda: out.append(set_realtime(priority) if priority else None),
-                             name="priority-probe")
-    probe.start()
-    probe.join()
-    return out[0] == priority
+    per priority on a short-lived thread (``sut.threadslice.on_new_thread``)."""
+    return bool(priority) and on_new_thread(lambda: set_realtime(priority), "priority-probe") == priority
 
 
 class PriorityClaim(PerThreadClaim):

@@ -32,8 +32,12 @@ import os
 import struct
 import sys
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MIN_SLICE_US = 100  # the kernel clamps custom slices to 0.1-100 ms
 MAX_SLICE_US = 100_000
@@ -83,21 +87,26 @@ def set_thread_slice(slice_us: int) -> int | None:
     return thread_slice_us()
 
 
+def on_new_thread(fn: Callable[[], T], name: str = "probe") -> T:
+    """``fn()`` run on a short-lived thread of its own: a per-thread scheduler setting it makes
+    ends with that thread, so no thread of the run keeps it."""
+    out: list[T] = []
+    thread = threading.Thread(target=lambda: out.append(fn()), name=name)
+    thread.start()
+    thread.join()
+    return out[0]
+
+
 @functools.lru_cache(maxsize=None)
 def custom_slices_supported() -> bool:
     """True when the kernel honours a custom slice (Linux >= 6.12): tried once per process (every
-    load of the ``host`` profile asks) on a short-lived thread, so no thread of the run keeps it."""
-    out: list[int | None] = []
-
-    def trial() -> None:
+    load of the ``host`` profile asks) on a short-lived thread (``on_new_thread``)."""
+    def trial() -> bool:
         default = thread_slice_us()
         wanted = MIN_SLICE_US if default != MIN_SLICE_US else 2 * MIN_SLICE_US
-        out.append(wanted if set_thread_slice(wanted) == wanted else None)
+        return set_thread_slice(wanted) == wanted
 
-    probe = threading.Thread(target=trial, name="slice-probe")
-    probe.start()
-    probe.join()
-    return out[0] is not None
+    return on_new_thread(trial, "slice-probe")
 
 
 class PerThreadClaim:
@@ -135,11 +144,6 @@ class PerThreadClaim:
 
 class SliceClaim(PerThreadClaim):
     """Gives every thread that calls it a ``slice_us`` slice, once per thread (0: does nothing)."""
-
-    @property
-    def slice_us(self) -> int:
-        """The slice asked for, in microseconds."""
-        return self.value
 
     def _apply(self, value: int) -> int | None:
         return set_thread_slice(value)

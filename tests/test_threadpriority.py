@@ -9,7 +9,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,10 @@ from harness.tune import write_profile
 from records import results as tree
 from records.results import RunResult
 from sut.threadpriority import PriorityClaim, realtime_allowed
+from sut.threadslice import on_new_thread
 
 needs_realtime = pytest.mark.skipif(not realtime_allowed(1), reason="this process may not use SCHED_FIFO")
 
-
-def _on_thread(fn):  # noqa: ANN001, ANN202 - test helper
-    out = []
-    thread = threading.Thread(target=lambda: out.append(fn()))
-    thread.start()
-    thread.join()
-    return out[0]
 
 
 def _policy() -> tuple[int, int]:
@@ -46,16 +39,16 @@ def test_a_claim_puts_each_calling_thread_under_sched_fifo_once_and_no_other_thr
         claim()
         return _policy()
 
-    assert _on_thread(claimed_twice) == (os.SCHED_FIFO, 2)
-    assert _on_thread(claimed_twice) == (os.SCHED_FIFO, 2)
+    assert on_new_thread(claimed_twice) == (os.SCHED_FIFO, 2)
+    assert on_new_thread(claimed_twice) == (os.SCHED_FIFO, 2)
     assert claim.report() == {"priority": 2, "threads": 2, "granted": [2]}
     assert _policy() == (os.SCHED_OTHER, 0)  # the test's own thread never asked
-    assert _on_thread(_policy) == (os.SCHED_OTHER, 0)  # nor is it inherited by new threads
+    assert on_new_thread(_policy) == (os.SCHED_OTHER, 0)  # nor is it inherited by new threads
 
 
 def test_a_zero_claim_does_nothing() -> None:
     claim = PriorityClaim(0)
-    assert _on_thread(lambda: (claim(), _policy())[1]) == (os.SCHED_OTHER, 0)
+    assert on_new_thread(lambda: (claim(), _policy())[1]) == (os.SCHED_OTHER, 0)
     assert claim.report() == {"priority": 0, "threads": 0, "granted": []}
 
 

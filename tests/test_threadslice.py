@@ -4,7 +4,6 @@ validated in profiles, and recorded by a real Server run."""
 from __future__ import annotations
 
 import dataclasses
-import threading
 from pathlib import Path
 
 import pytest
@@ -12,23 +11,16 @@ from conftest import run_server_with
 
 from common.errors import ConfigError
 from harness.profile import load_profile, profile_from_dict
-from sut.threadslice import SliceClaim, custom_slices_supported, thread_slice_us
+from sut.threadslice import SliceClaim, custom_slices_supported, on_new_thread, thread_slice_us
 
 needs_custom_slices = pytest.mark.skipif(not custom_slices_supported(),
                                          reason="this kernel has no EEVDF custom slices (Linux < 6.12)")
 
 
-def _on_thread(fn):  # noqa: ANN001, ANN202 - test helper
-    out = []
-    thread = threading.Thread(target=lambda: out.append(fn()))
-    thread.start()
-    thread.join()
-    return out[0]
-
 
 @needs_custom_slices
 def test_a_claim_gives_each_calling_thread_the_slice_once_and_no_other_thread() -> None:
-    default = _on_thread(thread_slice_us)
+    default = on_new_thread(thread_slice_us)
     wanted = 100 if default != 100 else 200
     claim = SliceClaim(wanted)
 
@@ -37,11 +29,11 @@ def test_a_claim_gives_each_calling_thread_the_slice_once_and_no_other_thread() 
         claim()
         return thread_slice_us()
 
-    assert _on_thread(claimed_twice) == wanted
-    assert _on_thread(claimed_twice) == wanted
+    assert on_new_thread(claimed_twice) == wanted
+    assert on_new_thread(claimed_twice) == wanted
     assert claim.report() == {"slice_us": wanted, "threads": 2, "granted_us": [wanted]}
     assert thread_slice_us() == default  # the test's own thread never asked
-    assert _on_thread(thread_slice_us) == default  # nor is it inherited by new threads
+    assert on_new_thread(thread_slice_us) == default  # nor is it inherited by new threads
 
 
 def test_a_zero_claim_does_nothing() -> None:
