@@ -1,7 +1,9 @@
 """prepare --max-accuracy-drop: NNCF accuracy-controlled INT8 on the trained demo model, held-out demo val images.
 
-Calibrating on only three images makes plain PTQ lose more than a quarter point here, so accuracy
-control has layers to give back to float; the card must name them and hold the measured drop.
+Calibrating on three train images dimmed to 45 % makes every activation range too narrow, so plain
+PTQ clips and loses far more than a quarter point on any CPU (3 undimmed images lost more than that on
+the AVX-512 hosts and none on an AVX2-only one, whose INT8 kernels differ). Accuracy control then
+has layers to give back to float; the card must name them and hold the measured drop.
 """
 
 from __future__ import annotations
@@ -9,35 +11,52 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from conftest import DEMO_ONNX, REPO, run_cli
 
 MAX_DROP = 0.25  # points; one demo val image is 0.22
+DIM = 0.45  # calibration brightness (0.6 still met MAX_DROP on the AVX2 host, 0.45 lost 2.7 points)
 
 
-def _prepare(demo: Path, out: Path, cache: Path, cal_list: Path, max_drop: float | None) -> dict:
+def _dimmed_calibration(demo: Path, out: Path, count: int = 3) -> tuple[Path, Path]:
+    """The first ``count`` calibration images at ``DIM`` brightness, and their list."""
+    names = [line.split()[0] for line in (demo / "cal_list.txt").read_text().splitlines()[:count]]
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        image = cv2.imread(str(demo / "train" / name))
+        assert image is not None, name
+        cv2.imwrite(str(out / "images" / name), (image * DIM).astype(np.uint8))
+    cal_list = out / "cal_list.txt"
+    cal_list.write_text("".join(f"{name}\n" for name in names))
+    return out / "images", cal_list
+
+
+def _prepare(demo: Path, out: Path, cache: Path, cal_dir: Path, cal_list: Path, max_drop: float | None) -> dict:
     from modelprep.agreement import CheckSet
     from modelprep.prepare import PrepareRequest, prepare
     from modelprep.quantize import CalibrationConfig
 
-    req = PrepareRequest(DEMO_ONNX, "int8", out, cache, calibration=CalibrationConfig(demo / "train", cal_list),
+    req = PrepareRequest(DEMO_ONNX, "int8", out, cache, calibration=CalibrationConfig(cal_dir, cal_list),
                          check=CheckSet(demo / "val", demo / "val" / "val_map.txt"), max_accuracy_drop=max_drop)
     return json.loads((prepare(req) / "card.json").read_text())
 
 
 def test_layers_go_back_to_float_until_the_drop_is_met(demo_data: Path, session_dir: Path, cache_dir: Path,
                                                        tmp_path: Path) -> None:
-    cal_list = tmp_path / "cal3.txt"
-    cal_list.write_text("".join((demo_data / "cal_list.txt").read_text().splitlines(keepends=True)[:3]))
+    cal_dir, cal_list = _dimmed_calibration(demo_data, tmp_path / "cal")
     out = session_dir / "models-ac"
-    ptq = _prepare(demo_data, out, cache_dir, cal_list, None)
+    ptq = _prepare(demo_data, out, cache_dir, cal_dir, cal_list, None)
     assert ptq["calibration"]["tool"] == "nncf.quantize"
     assert ptq["accuracy_check"]["top1_drop_points"] > MAX_DROP  # the premise: plain PTQ misses the target
 
-    card = _prepare(demo_data, out, cache_dir, cal_list, MAX_DROP)
+    card = _prepare(demo_data, out, cache_dir, cal_dir, cal_list, MAX_DROP)
     cal, check = card["calibration"], card["accuracy_check"]
     assert cal["tool"] == "nncf.quantize_with_accuracy_control" and cal["max_accuracy_drop_points"] == MAX_DROP
     assert cal["validation_images"] == check["samples"] == 450  # val minus the calibration list (all train)
-    assert 1 <= len(cal["float_layers"]) < cal["compute_layers"] == 14
+    # How many go back depends on the CPU's INT8 kernels (on the AVX2 host, all of them)
+    assert 1 <= len(cal["float_layers"]) <= cal["compute_layers"] == 14
     assert all(name.endswith("WithoutBiases") for name in cal["float_layers"])  # conv/FC names from the ONNX
     assert check["top1_drop_points"] <= MAX_DROP
     assert check["top1_drop_points"] == round(check["fp32_top1_percent"] - check["int8_top1_percent"], 3)
