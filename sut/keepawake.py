@@ -61,7 +61,7 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 PM_QOS_DEVICE = Path("/dev/cpu_dma_latency")
 _LIMIT = struct.Struct("=i")  # the device takes and reports one native int32, in microseconds
-_CPUIDLE = Path("/sys/devices/system/cpu/cpu0/cpuidle")
+CPUIDLE = Path("/sys/devices/system/cpu/cpu0/cpuidle")  # absent without a cpuidle driver
 
 
 def pm_qos_writable(device: Path = PM_QOS_DEVICE) -> bool:
@@ -78,7 +78,7 @@ def cpu_latency_limit_us(device: Path = PM_QOS_DEVICE) -> int | None:
         return None
 
 
-def idle_states_within(limit_us: int, cpuidle: Path = _CPUIDLE) -> list[str]:
+def idle_states_within(limit_us: int, cpuidle: Path = CPUIDLE) -> list[str]:
     """Names of CPU 0's idle states whose exit latency is within ``limit_us`` (what the idle
     governor may still pick under that limit), as the kernel lists them."""
     out = []

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from conftest import DEMO_ONNX, REPO, run_cli
+from dataset.val_map import parse_name_list
 
 MAX_DROP = 0.25  # points; one demo val image is 0.22
 DIM = 0.45  # calibration brightness (0.6 still met MAX_DROP on the AVX2 host, 0.45 lost 2.7 points)
@@ -22,7 +23,7 @@ DIM = 0.45  # calibration brightness (0.6 still met MAX_DROP on the AVX2 host, 0
 
 def _dimmed_calibration(demo: Path, out: Path, count: int = 3) -> tuple[Path, Path]:
     """The first ``count`` calibration images at ``DIM`` brightness, and their list."""
-    names = [line.split()[0] for line in (demo / "cal_list.txt").read_text().splitlines()[:count]]
+    names = parse_name_list(demo / "cal_list.txt")[:count]
     (out / "images").mkdir(parents=True, exist_ok=True)
     for name in names:
         image = cv2.imread(str(demo / "train" / name))

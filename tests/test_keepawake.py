@@ -24,10 +24,10 @@ from common.errors import ConfigError, EngineError
 from harness.profile import host_keep_awake, load_profile, profile_from_dict
 from hostinfo.probe import virtual_machine
 from sut.config import EngineConfig
-from sut.keepawake import BusyLoops, CpuLatencyHold, cpu_latency_limit_us, idle_states_within, pm_qos_writable
+from sut.keepawake import (CPUIDLE, BusyLoops, CpuLatencyHold, cpu_latency_limit_us, idle_states_within,
+                           pm_qos_writable)
 
 needs_pm_qos = pytest.mark.skipif(not pm_qos_writable(), reason="this process may not write /dev/cpu_dma_latency")
-CPUIDLE_STATES = Path("/sys/devices/system/cpu/cpu0/cpuidle")  # absent when the kernel has no cpuidle driver
 
 
 def _gone(pids: list[int], within_s: float = 5.0) -> bool:
@@ -95,7 +95,7 @@ def test_pm_qos_holds_the_limit_at_zero_and_withdraws_it() -> None:
     assert before is not None and before > 0
     with CpuLatencyHold():
         assert cpu_latency_limit_us() == 0
-        if CPUIDLE_STATES.is_dir():
+        if CPUIDLE.is_dir():
             assert idle_states_within(0), "the kernel lists no idle state a 0 us limit allows"
         else:  # no cpuidle driver (an AVX2 EPYC guest): the CPU idles by HLT, and there is nothing to list
             assert idle_states_within(0) == []
