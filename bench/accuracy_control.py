@@ -26,9 +26,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
 from bench._common import WORK, require_train_extra, run_main  # noqa: E402
+from bench._record import Value, figure, write_json  # noqa: E402
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import statistics  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 
@@ -164,7 +164,13 @@ def benchmark(args: argparse.Namespace) -> int:
         print(f"  samples/s (host Offline engine, median of {args.rounds}, busy machine unless quiet): "
               f"PTQ {row['ptq_samples_per_s']:.1f}, accuracy-controlled {row['controlled_samples_per_s']:.1f}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        write_json(args.json, {"models": rows}, [figure(
+            "accuracy_control", row["controlled_samples_per_s"] / row["ptq_samples_per_s"],
+            Value("accuracy-controlled INT8", row["controlled_samples_per_s"], "samples/s"),
+            Value("INT8 PTQ", row["ptq_samples_per_s"], "samples/s"), name=row["model"],
+            ratio_is=f"accuracy-controlled (--max-accuracy-drop {args.max_drop:g}) / plain PTQ throughput",
+            note=f"trained weights; held-out drop PTQ {row['ptq_drop']:.2f}, controlled "
+                 f"{row['controlled_drop']:.2f} points ({row['metric']})") for row in rows])
     last = rows[-1]
     print(f"ratio {last['controlled_samples_per_s'] / last['ptq_samples_per_s']:.3f}")
     return 0

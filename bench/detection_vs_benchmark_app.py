@@ -31,6 +31,7 @@ import logging  # noqa: E402
 import time  # noqa: E402
 
 from bench._bapp import BappResult, run_benchmark_app  # noqa: E402
+from bench._record import Value, chosen_summary, figure, write_json  # noqa: E402
 from bench._rounds import print_summary  # noqa: E402
 from bench.harness_vs_benchmark_app import add_round_args, bench_system, parse_round_args, run_rounds  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
@@ -56,6 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--precision", default="int8", choices=("int8", "f32", "bf16"), help="default int8")
     p.add_argument("--calib-subset", type=int, default=32, help="calibration images (default 32)")
     add_round_args(p, duration=60)
+    p.add_argument("--json", type=Path, help="also write the figure's record (docs/performance.md) to this JSON file")
     args = parse_round_args(p, argv)
     if args.batch is None:
         args.batch = DETECTOR_BATCH
@@ -98,7 +100,14 @@ def benchmark(args: argparse.Namespace) -> int:
     print(f"wall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}; ours includes the "
           "decode + NMS of every response; note = LoadGen validity (INVALID only means the warm-up "
           "target_qps was off)")
-    print_summary(rounds, args.busy_threshold)  # last line: "ratio <number>"
+    summaries = print_summary(rounds, args.busy_threshold)  # last line: "ratio <number>"
+    if args.json:
+        s = chosen_summary(summaries)
+        write_json(args.json, {"summary": summaries}, [figure(
+            "detection_vs_benchmark_app", s["median_of_ratios"], Value("ours", s["ours_median"], "samples/s"),
+            Value("benchmark_app", s["reference_median"], "FPS"), name=f"{args.model} {args.precision} Offline",
+            ratio_is="ours (decode + NMS included) / benchmark_app throughput, median of per-round ratios",
+            goal=">= 0.95", note="untrained weights: speed only")])
     return 0
 
 

@@ -116,6 +116,15 @@ def benchmark(args: argparse.Namespace) -> int:
     for name, values in results.items():
         print(f"{name:15s} median {statistics.median(values):,.0f} samples/s "
               f"(range {min(values):,.0f}..{max(values):,.0f})")
+    if args.json:
+        from bench._record import Value, figure, write_json
+
+        pool, fixed = statistics.median(results["pool"]), statistics.median(results["fixed"])
+        write_json(args.json, {"engine": str(ENGINE), "samples_per_s": results}, [figure(
+            "feed_loops", pool / fixed, Value("pool (default feed)", pool, "samples/s"),
+            Value("fixed inputs (benchmark_app's feed)", fixed, "samples/s"), name="null model",
+            ratio_is="the pool's default feed / fixed inputs, medians of interleaved rounds, no LoadGen",
+            note="null model: the feed is what is measured")])
     return 0
 
 
@@ -124,6 +133,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=4, help="interleaved rounds (default 4)")
     p.add_argument("--seconds", type=float, default=5.0, help="seconds per design per round (default 5)")
+    p.add_argument("--json", type=Path, help="also write the figures and their record (docs/performance.md) here")
     args = p.parse_args(argv)
     if args.rounds < 1 or args.seconds <= 0:
         p.error("--rounds must be >= 1 and --seconds > 0")

@@ -215,6 +215,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="other load (cores) that marks a round busy, out of the 'clean' medians")
     p.add_argument("--no-cpu-split", action="store_true", help="skip the per-part CPU measurement")
     p.add_argument("--split-only", action="store_true", help="only the per-part CPU measurement")
+    p.add_argument("--json", type=Path, help="also write the figures and their record (docs/performance.md) here")
     args = p.parse_args(argv)
     if args.rounds < 1 or args.duration < 1:
         p.error("--rounds and --duration must be >= 1")
@@ -247,9 +248,20 @@ def benchmark(args: argparse.Namespace) -> int:
                                                       Quiet(args.quiet_wait, args.busy_threshold),
                                                       args.busy_threshold)]
         print(f"wall time {time.perf_counter() - start:.1f} s")
-        print_summary(rounds, args.busy_threshold)  # last line of the rounds: "ratio <number>"
+        summaries = print_summary(rounds, args.busy_threshold)  # last line of the rounds: "ratio <number>"
+    split = None
     if not args.no_cpu_split:
-        print_split(cpu_split(model_dir, e, float(args.duration)))
+        split = cpu_split(model_dir, e, float(args.duration))
+        print_split(split)
+    if args.json and not args.split_only:
+        from bench._record import Value, chosen_summary, figure, write_json
+
+        c = chosen_summary(summaries)
+        write_json(args.json, {"summary": summaries, "cpu_split_us_per_sample": split}, [figure(
+            "harness_ceiling", c["median_of_ratios"], Value("ours", c["ours_median"], "samples/s"),
+            Value("benchmark_app", c["reference_median"], "FPS"), name="null model Offline", goal=">= 0.70",
+            ratio_is="ours / benchmark_app throughput on a null model, median of per-round ratios",
+            note="null model: the feed is what is measured")])
     return 0
 
 

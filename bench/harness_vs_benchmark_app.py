@@ -25,7 +25,6 @@ require_train_extra(__file__)
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import shlex  # noqa: E402
 import time  # noqa: E402
@@ -34,6 +33,7 @@ from typing import Callable  # noqa: E402
 import yaml  # noqa: E402
 
 from bench._bapp import BappResult, run_benchmark_app  # noqa: E402
+from bench._record import Value, chosen_summary, figure, write_json  # noqa: E402
 from bench._rounds import Quiet, Round, offline_rounds, print_summary  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from common.testspec import Mode, Overrides  # noqa: E402
@@ -155,8 +155,12 @@ def benchmark(args: argparse.Namespace) -> int:
         record = {"note": f"{args.model}: {UNTRAINED}", "model_dir": str(model_dir), "profile": profile.to_dict(),
                   "duration_s": args.duration, "summary": summaries, "rounds": rows,
                   "commands": [shlex.join(runs[-1][0].command), shlex.join(["mlperf-cpu", *spec.argv()])]}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        s = chosen_summary(summaries)
+        write_json(args.json, record, [figure(
+            "harness_vs_benchmark_app", s["median_of_ratios"], Value("ours", s["ours_median"], "samples/s"),
+            Value("benchmark_app", s["reference_median"], "FPS"), name=f"{args.model} {args.precision} Offline",
+            ratio_is="ours / benchmark_app throughput, median of per-round ratios", goal=">= 0.95",
+            note="untrained weights: speed only")])
     return 0
 
 

@@ -22,12 +22,12 @@ sys.path.insert(0, str(REPO))  # run as a script: the project's packages and ben
 from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra, run_main  # noqa: E402
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
 
 import yaml  # noqa: E402
 
+from bench._record import Value, chosen_summary, figure, write_json  # noqa: E402
 from bench._rounds import Quiet, Round, interleave, print_header, print_row, print_summary  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from common.testspec import Mode, Overrides  # noqa: E402
@@ -116,8 +116,13 @@ def benchmark(args: argparse.Namespace) -> int:
         record = {"note": f"{args.model}: {UNTRAINED}", "model_dir": str(model_dir), "duration_s": args.duration,
                   "summary": summaries, "rounds": [{**r.__dict__, "ratio": round(r.ratio, 4), "single_run": a.run_dir,
                                                     "instances_run": b.run_dir} for r, (a, b) in zip(rounds, runs)]}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        s = chosen_summary(summaries)
+        write_json(args.json, record, [figure(
+            "instances_vs_single", s["median_of_ratios"],
+            Value(f"{args.instances} instances", s["ours_median"], "samples/s"),
+            Value("1 instance", s["reference_median"], "samples/s"), name=f"{args.model} int8 Offline",
+            ratio_is=f"{args.instances} instances / one instance over the same cores, median of per-round ratios",
+            goal=">= 0.95", note="untrained weights: speed only")])
     return 0
 
 

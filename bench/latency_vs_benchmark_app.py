@@ -58,7 +58,6 @@ require_train_extra(__file__)
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import shlex  # noqa: E402
 import time  # noqa: E402
@@ -66,6 +65,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
 from bench._bapp import BappResult, run_benchmark_app  # noqa: E402
+from bench._record import Value, figure, write_json  # noqa: E402
 from bench._rounds import Quiet, Round, summary, timed  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from common.testspec import Mode, Overrides, Scenario  # noqa: E402
@@ -244,19 +244,25 @@ def benchmark(args: argparse.Namespace) -> int:
             run_round(fig, i, quiet, args.busy_threshold)
     print(f"\nwall time {time.perf_counter() - start:.1f} s; every model has {UNTRAINED}")
     print("ratio = ours / benchmark_app latency (lower is better for us; median of per-round ratios)")
-    lines, record = [], []
+    lines, record, perf = [], [], []
     for fig in figures:
         line, s = figure_line(fig, args.busy_threshold)
         lines.append(line)
+        c = s["chosen"]
+        if args.json:
+            perf.append(figure("latency_vs_benchmark_app", c["median_of_ratios"],
+                               Value("ours", c["ours_median"], "ms"),
+                               Value("benchmark_app", c["reference_median"], "ms"), name=fig.label,
+                               goal="<= 1.05", note="untrained weights: speed only",
+                               ratio_is="ours / benchmark_app latency, median of per-round ratios (lower is better)"))
         record.append({"figure": fig.label, "engine": dataclasses.asdict(fig.engine), "summary": s,
                        "rounds": [{**dataclasses.asdict(r), "ratio": round(r.ratio, 4), **d}
                                   for r, d in zip(fig.rounds, fig.details)]})
     for line in lines:
         print(line, flush=True)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"note": UNTRAINED, "system": args.system, "duration_s": args.duration,
-                                         "figures": record}, indent=2, default=str) + "\n")
+        write_json(args.json, {"note": UNTRAINED, "system": args.system, "duration_s": args.duration,
+                               "figures": record}, perf)
     return 0
 
 

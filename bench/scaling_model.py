@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=8.0, help="measuring time per figure")
     p.add_argument("--budget", type=float, default=0.5,
                    help="share of one core an instance's serial path may use (default 0.5: headroom)")
+    p.add_argument("--json", type=Path, help="also write the figures and their record (docs/performance.md) here")
     args = p.parse_args(argv)
     serial_us, split = serial_us_per_sample(args.seconds)
     print(f"harness serial CPU per sample: {serial_us:.2f} us "
@@ -79,11 +80,21 @@ def main(argv: list[str] | None = None) -> int:
           "samples/s)")
     lines = ["| model | cores | samples/s if every core infers | harness cores (serial path) | instances |",
              "|---|---|---|---|---|"]
+    rates = {}
     for model in args.models.split(","):
-        rate = per_core_rate(model, args.seconds)
+        rate = rates[model] = per_core_rate(model, args.seconds)
         print(f"{model}: {rate:.1f} INT8 samples/s per core on this host ({UNTRAINED})")
         lines += table(model, rate, serial_us, args.budget)
     print("\n".join(lines))
+    if args.json:
+        from bench._record import Value, figure, write_json
+
+        write_json(args.json, {"serial_us_per_sample": serial_us, "split": split, "per_core_rate": rates}, [figure(
+            "scaling_model", 1e6 / rate / serial_us, Value("one core's INT8 inference", 1e6 / rate, "us/sample"),
+            Value("harness serial path", serial_us, "us/sample"), name=f"{model} int8",
+            ratio_is="cores one Python interpreter can feed: inference time per sample on one core / the "
+                     "harness's serial time per sample", note="untrained weights: speed only")
+            for model, rate in rates.items()])
     return 0
 
 

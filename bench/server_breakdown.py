@@ -47,13 +47,13 @@ from bench._common import UNTRAINED, WORK, WORKSPACE, RandomBankQSL, require_tra
 require_train_extra(__file__)
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
 from bench._queueing import fifo_latency, replayed_service  # noqa: E402
+from bench._record import Value, figure, write_json  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from harness.profile import load_profile  # noqa: E402
 from modelprep.card import ModelCard, load_card  # noqa: E402
@@ -191,10 +191,14 @@ def benchmark(args: argparse.Namespace) -> int:
           "(1.0 = the harness adds nothing to the 99th percentile)")
     print(f"ratio {median:.4f}", flush=True)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"note": f"{args.model}: {UNTRAINED}", "engine": str(engine), "qps": args.qps,
-                                         "duration_s": args.duration, "rounds": results, "ratio": median},
-                                        indent=2) + "\n")
+        write_json(args.json, {"note": f"{args.model}: {UNTRAINED}", "engine": str(engine), "qps": args.qps,
+                               "duration_s": args.duration, "rounds": results, "ratio": median}, [figure(
+            "server_breakdown", median, Value("LoadGen p99", float(np.median([r["loadgen_p99_ms"] for r in results])),
+                                              "ms"),
+            Value("ideal dispatcher p99", float(np.median([r["ideal_p99"] for r in results])), "ms"),
+            name=f"{args.model} int8 Server {args.qps:g} qps", note="untrained weights: speed only",
+            ratio_is="ideal dispatcher p99 on the run's own inference / LoadGen p99, median of rounds (1.0: "
+                     "the harness adds nothing)")])
     return 0
 
 

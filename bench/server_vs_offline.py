@@ -67,7 +67,6 @@ require_train_extra(__file__)
 
 import argparse  # noqa: E402
 import dataclasses  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import shutil  # noqa: E402
 import time  # noqa: E402
@@ -77,6 +76,7 @@ import numpy as np  # noqa: E402
 
 from bench._bapp import run_benchmark_app  # noqa: E402
 from bench._queueing import early_stopping_allowance, fifo_latency  # noqa: E402
+from bench._record import Value, figure, write_json  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from common.loadgen_conf import set_value  # noqa: E402
 from common.testspec import BENCHMARK, Mode, Overrides, Scenario  # noqa: E402
@@ -308,8 +308,7 @@ def benchmark(args: argparse.Namespace) -> int:
     print(f"server/offline {rate / offline_sps:.4f}")
     print(f"ratio {ratio:.4f}", flush=True)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
+        write_json(args.json, {
             "note": f"{args.model}: {UNTRAINED}", "model_dir": str(model_dir), "profile": profile.to_dict(),
             "offline_samples_per_second": offline_sps, "offline_run_dir": offline.run_dir,
             "service_ms": {"n": len(service), "mean": float(service.mean()), **{f"p{k}": v for k, v in pct.items()},
@@ -321,7 +320,12 @@ def benchmark(args: argparse.Namespace) -> int:
                       "requests": args.sim_requests, "steps": steps},
             "server": {"highest_valid_rate": rate, "probes": [dataclasses.asdict(p) for p in probes],
                        "scratch_profile": str(tuned), "scratch_user_conf": str(user_conf)},
-            "ratio": ratio, "server_over_offline": rate / offline_sps}, indent=2, default=str) + "\n")
+            "ratio": ratio, "server_over_offline": rate / offline_sps}, [figure(
+            "server_vs_offline", ratio, Value("ours, highest VALID Server rate", rate, "qps"),
+            Value("ideal dispatcher", ideal, "qps"), name=f"{args.model} int8 Server", goal=">= 0.90",
+            ratio_is=f"ours / an ideal dispatcher on this host's service times ({args.duration} s probes)",
+            note=f"untrained weights: speed only; server/offline {rate / offline_sps:.4f} (Offline "
+                 f"{offline_sps:.1f} samples/s)")])
     return 0
 
 
