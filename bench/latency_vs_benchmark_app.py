@@ -91,6 +91,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--busy-threshold", type=float, default=0.15,
                    help="other load (cores) that marks a round busy, out of the 'clean' medians")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    p.add_argument("--host-tuning", action="store_true",
+                   help="pass --host-tuning to our runs (the host profile sets host controls for Server only, so "
+                        "SingleStream and MultiStream are unchanged unless a profile of your own sets them)")
     args = p.parse_args(argv)
     args.models = [m.strip() for m in args.model.split(",") if m.strip()]
     if not args.models:
@@ -138,7 +141,7 @@ def figures_for(model: str, args: argparse.Namespace) -> list[Figure]:
     calibration = demo_calibration(WORKSPACE, args.calib_subset)
     model_dir = prepare_model(model, "int8", WORKSPACE, calibration=calibration)
     card = load_card(model_dir)
-    profile = load_profile(args.system)
+    profile = load_profile(args.system, host_tuning=args.host_tuning)
     ss, ms = profile.engine_for("SingleStream"), profile.engine_for("MultiStream")
     xml, precision = model_dir / "model.xml", card.inference_precision
     cache = WORKSPACE.cache / "ov_cache"
@@ -150,7 +153,7 @@ def figures_for(model: str, args: argparse.Namespace) -> list[Figure]:
 
     def spec(scenario: Scenario) -> TestSpec:
         return TestSpec(Mode.PERFORMANCE, model_dir, WORKSPACE.demo_data / "val", args.system, WORKSPACE,
-                        REPO / "user.conf", scenario=scenario,
+                        REPO / "user.conf", scenario=scenario, host_tuning=args.host_tuning,
                         overrides=Overrides(min_duration_ms=args.duration * 1000, min_query_count=1, target_qps=0))
 
     def single_stream(i: int) -> dict[str, Any]:

@@ -60,7 +60,7 @@ from modelprep.card import ModelCard, load_card  # noqa: E402
 from pipeline.flows import demo_calibration, prepare_model  # noqa: E402
 from records.loadgen_logs import read_summary_lines  # noqa: E402
 from sut.config import EngineConfig  # noqa: E402
-from sut.keepawake import kept_awake  # noqa: E402
+from hostctl import HostControls, HostSettings  # noqa: E402
 
 SERVER_BOUND_NS = 15_000_000  # the resnet50 Server latency bound
 BANK_ROWS = 1024
@@ -75,6 +75,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=40, help="seconds per run (default 40)")
     p.add_argument("--rounds", type=int, default=3, help="runs (default 3)")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    p.add_argument("--host-tuning", action="store_true",
+                   help="the host profile's Server host settings (keep-awake, SCHED_FIFO, short slices; undone "
+                        "after each run); default: off")
     args = p.parse_args(argv)
     if args.qps <= 0 or args.duration < 1 or args.rounds < 1:
         p.error("--qps > 0, --duration >= 1, --rounds >= 1")
@@ -112,8 +115,8 @@ def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: floa
             stamps[int(ids[0])][2:] = [latency, entered, time.perf_counter_ns() / 1e6]
 
     qsl = RandomBankQSL(BANK_ROWS, card.preprocess.sample_shape)
-    sut = StampedSUT(qsl, compiled, engine.infer_requests, callbacks=True,
-                     dispatch_slice_us=engine.dispatch_slice_us, issue_priority=engine.issue_priority)
+    controls = HostControls(HostSettings.of(engine))  # its threads' claims and the keep-awake hold
+    sut = StampedSUT(qsl, compiled, engine.infer_requests, callbacks=True, threads=controls)
     sut.pool.warmup(2 * engine.infer_requests, 1.0)
     settings = lg.TestSettings()
     settings.scenario = lg.TestScenario.Server
@@ -129,10 +132,11 @@ def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: floa
     sut_h = lg.ConstructFastSUT(sut.issue_query, sut.flush_queries)
     qsl_h = lg.ConstructQSL(BANK_ROWS, BANK_ROWS, qsl.load_samples, qsl.unload_samples)
     try:
-        with kept_awake(engine.keep_awake):
+        with controls.keep_awake():
             lg.StartTestWithLogSettings(sut_h, qsl_h, settings, log_settings, "")
         sut.close()
     finally:
+        controls.undo()
         lg.DestroyQSL(qsl_h)
         lg.DestroyFastSUT(sut_h)
         sut.pool.close()
@@ -165,7 +169,7 @@ def benchmark(args: argparse.Namespace) -> int:
     print(f"NOTE: {args.model} with {UNTRAINED}; random rows stand in for images.", flush=True)
     model_dir = prepare_model(args.model, "int8", WORKSPACE, calibration=demo_calibration(WORKSPACE))
     card = load_card(model_dir)
-    engine = load_profile(args.system).engine_for("Server")
+    engine = load_profile(args.system, host_tuning=args.host_tuning).engine_for("Server")
     if engine.batch_size != 1 or engine.max_wait_us != 0 or engine.instances != 1:
         raise HarnessError(f"profile {args.system}: Server engine {engine} is not per-query dispatch "
                            "(batch 1, max_wait_us 0, one instance), the path this script times")

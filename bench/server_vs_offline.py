@@ -15,7 +15,7 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
    per-request latencies, so it is run once at the same settings (``-nireq <streams>``) and
    its median is printed beside ours as a check. With the engine's ``keep_awake`` (the host
    profile's Server on a virtual machine) both run under the same mode as our Server runs
-   (``sut.keepawake``: the CPU latency limit held at 0, or the busy loops): the reference sees
+   (``hostctl.keepawake``: the CPU latency limit held at 0, or the busy loops): the reference sees
    the same host conditions as the harness.
    One such slice is measured before the search and one after every Server probe of step 3,
    and the ideal is built from all of them: this host's speed drifts over minutes (README,
@@ -87,7 +87,7 @@ from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  
 from pipeline.server_search import (BISECTION_STEPS, CONFIRMATIONS, OFFICIAL_SERVER_MS, SERVER_MARGIN,  # noqa: E402
                                     ServerProbe, highest_valid_rate)
 from sut.config import EngineConfig  # noqa: E402
-from sut.keepawake import kept_awake  # noqa: E402
+from hostctl.keepawake import kept_awake  # noqa: E402
 
 
 
@@ -109,6 +109,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--sim-requests", type=int, default=200_000, help="simulated arrivals per rate (default 200000)")
     p.add_argument("--seed", type=int, default=0, help="simulation seed (default 0)")
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
+    p.add_argument("--host-tuning", action="store_true",
+                   help="the host profile's Server host settings (keep-awake, SCHED_FIFO, short slices), in our "
+                        "Server runs and around the service-time slices; default: off")
     args = p.parse_args(argv)
     if args.duration < 1 or args.confirm_seconds < 0 or args.service_seconds <= 0 or args.sim_requests < 1000:
         p.error("--duration >= 1, --confirm-seconds >= 0, --service-seconds > 0, --sim-requests >= 1000")
@@ -200,7 +203,7 @@ def benchmark(args: argparse.Namespace) -> int:
     print(f"NOTE: {args.model} with {UNTRAINED}; demo images stand in for ImageNet.", flush=True)
     model_dir = prepare_model(args.model, "int8", WORKSPACE, calibration=demo_calibration(WORKSPACE, args.calib_subset))
     card = load_card(model_dir)
-    profile = load_profile(args.system)
+    profile = load_profile(args.system, host_tuning=args.host_tuning)
     server = profile.engine_for("Server")
     if server.batch_size != 1:
         raise HarnessError(f"profile {profile.name}: Server batch {server.batch_size}; the ideal dispatcher "

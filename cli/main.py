@@ -16,7 +16,11 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from common.childproc import protect_children
 from common.errors import ConfigError, HarnessError
+from common.resources import default_user_conf, is_packaged_copy
+from common.names import check_name
+from common.telemetry import telemetry_off
 
 log = logging.getLogger("mlperf_cpu")
 
@@ -125,6 +129,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from common.testspec import Mode, Overrides, Scenario
     from harness.profile import load_profile
     from harness.runner import RunRequest, execute
+    from hostctl.lifetime import die_with_parent
+
+    die_with_parent()  # started by a pipeline: never finish the test alone
 
     from dataset.coco import default_label_file
 
@@ -135,11 +142,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         scenario = Scenario.parse(args.scenario)
     except ValueError as exc:
         raise ConfigError(f"--scenario: {exc}") from None
-    profile = load_profile(args.system)
+    profile = load_profile(args.system, host_tuning=args.host_tuning)
     overrides = Overrides(args.min_duration_ms, args.min_query_count, args.target_qps,
                           args.performance_sample_count)
     req = RunRequest(Mode.parse(args.mode), args.model, args.dataset, val_map, profile, args.user_conf,
-                     args.results, args.cache_dir, overrides, command=args.command_line, scenario=scenario)
+                     args.results, args.cache_dir, overrides, command=args.command_line, scenario=scenario,
+                     replace=args.replace, host_tuning=args.host_tuning, watchdog_s=args.watchdog_s)
     _print_result(execute(req))
     return 0
 
@@ -170,20 +178,25 @@ def _print_result(result: "RunResult") -> None:  # noqa: F821 - imported lazily
 def _cmd_tune(args: argparse.Namespace) -> int:
     from common.testspec import Scenario
     from harness.profile import load_profile
-    from harness.tune import TARGET_QPS_MARGIN, tune_and_record, tune_latency_and_record
+    from harness.tune import (TARGET_QPS_MARGIN, check_profile_destination, profile_destination, tune_and_record,
+                              tune_latency_and_record)
 
     try:
         scenario = Scenario.parse(args.scenario)
     except ValueError as exc:
         raise ConfigError(f"--scenario: {exc}") from None
-    base = load_profile(args.system)
+    if args.name is not None:
+        check_name(args.name, "--name")  # the profile's name and its configs/<name>.yaml
+    base = load_profile(args.system, host_tuning=args.host_tuning)
+    # Refused before minutes of measuring: writing over a shipped profile needs --replace.
+    check_profile_destination(profile_destination(base, args.name, args.profile_out), args.replace)
     common = dict(name=args.name, profile_out=args.profile_out)
     if scenario is Scenario.OFFLINE:
         batches = tuple(int(b) for b in args.batches.split(","))
         requests = tuple(int(r) for r in args.requests_per_stream.split(","))
         points, done = tune_and_record(args.model, base, args.user_conf, seconds=args.seconds, batches=batches,
                                        requests_per_stream=requests, margin=args.margin or TARGET_QPS_MARGIN,
-                                       **common)
+                                       replace=args.replace, **common)
         print("| streams | threads | requests | batch | samples/s |")
         print("|---|---|---|---|---|")
         for p in points:
@@ -194,7 +207,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         done = _tune_server(args, base, common)
     else:
         points, done = tune_latency_and_record(args.model, base, scenario, args.user_conf, seconds=args.seconds,
-                                               **common)
+                                               replace=args.replace, **common)
         print(f"| streams | threads | requests | batch | pinning | p{points[0].percentile:g} ms | median ms |")
         print("|---|---|---|---|---|---|---|")
         for p in points:
@@ -289,7 +302,8 @@ def _add_zoo(sub: argparse._SubParsersAction) -> None:
     z.add_argument("--system", default="host")
     z.add_argument("--min-top1", type=float, action="append", default=[],
                    help="extra threshold(s) on expected INT8 top-1 %% (always answered: 75.70 and 78.4)")
-    z.add_argument("--only", help="comma-separated timm names or name.tag to measure (default: the whole table)")
+    z.add_argument("--only", help="comma-separated timm names, name.tag or name.tag@size to measure "
+                                  "(default: the whole table)")
     z.add_argument("--rounds", type=int, default=3, help="interleaved rounds per model (median)")
     z.add_argument("--seconds", type=float, default=5.0, help="pool run per round")
     z.add_argument("--no-prune", action="store_true", help="measure every entry (no MAC-ordered pruning)")
@@ -314,7 +328,11 @@ def _cmd_zoo(args: argparse.Namespace) -> int:
     req = survey.SurveyRequest(tuple(entries), drops, args.system, thresholds, args.rounds, args.seconds, args.work,
                                prune=not args.no_prune, use_cache=not args.refresh)
     result = survey.run_survey(req)
-    print(survey.markdown_table(result, drops, args.system))
+    full = args.work / "zoo" / "survey.md"
+    full.parent.mkdir(parents=True, exist_ok=True)
+    full.write_text(survey.markdown_table(result, drops, args.system) + "\n")
+    print(survey.markdown_table(result, drops, args.system, pruned_rows=False))
+    print(f"every row with the reason it was not measured: {full}")
     print()
     left_out = len(zoo.load_zoo(args.table or zoo.ZOO_CSV)) - len(entries)
     for line in survey.answer_lines(result, thresholds, left_out):
@@ -353,15 +371,17 @@ def _cmd_search(args: argparse.Namespace) -> int:
     print(f"written: {out}/search.json, {out}/REPORT.md" + (", winner.json, register_snippet.py"
                                                            if result["winner"] else ""))
     if result["winner"] is None:
-        print(f"ERROR: no measured candidate reached predicted top-1 >= {args.min_top1}", file=sys.stderr)
+        print(f"ERROR: no measured candidate's top-1 lower bound reached {args.min_top1}", file=sys.stderr)
         return 1
     return 0
 
 
 def _add_search(sub: argparse._SubParsersAction) -> None:
-    s = sub.add_parser("search", help="hardware-aware DeciNet-style search: fastest INT8 candidate on this host at "
-                                      "predicted top-1 >= --min-top1 (untrained; top-1 predicted)")
-    s.add_argument("--min-top1", type=float, required=True, help="target predicted FP32 top-1 (%%), e.g. 75.7")
+    s = sub.add_parser("search", help="hardware-aware DeciNet-style search: fastest INT8 candidate on this host whose "
+                                      "top-1 lower bound reaches --min-top1 (untrained; top-1 predicted)")
+    s.add_argument("--min-top1", type=float, required=True,
+                   help="target FP32 top-1 (%%), e.g. 75.7, for the candidate's lower bound: prediction clamped to the "
+                        "published frontier, minus the 90th percentile of its leave-one-family-out error")
     s.add_argument("--system", default="host", help="system profile whose engine settings are measured")
     s.add_argument("--budget-minutes", type=float, default=40.0, help="wall-time budget (default 40)")
     s.add_argument("--out", type=Path, help="report directory (default <work>/search/run-<min-top1>)")
@@ -417,6 +437,10 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
 
     if args.mode not in ("all", "accuracy", "performance"):
         raise ConfigError(f"--mode must be all, accuracy or performance, got {args.mode!r}")
+    check_name(args.org, "--org")  # the submission tree's <division>/<org>/ folder
+    if args.tune and args.model is not None and is_packaged_copy(args.user_conf):
+        raise ConfigError(f"--tune writes target_qps into --user-conf, and {args.user_conf} is the installed "
+                          "package's copy: copy it to ./user.conf (or pass --user-conf FILE)")
     from common.testspec import Scenario
 
     ws = Workspace(work=args.work, results=args.results, demo_data=args.demo_data)
@@ -430,7 +454,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     req = PipelineRequest(ws, args.model, args.dataset, args.calib_list, args.calib_dir, args.val_map, args.system,
                           args.precision, args.mode, args.user_conf, args.submission, args.org, args.out,
                           args.compliance, args.tune, parse_assignments(args.set), scenarios, args.category,
-                          args.division, args.task)
+                          args.division, args.task, replace=args.replace, host_tuning=args.host_tuning)
     if args.submission:
         done = run_submission(req, args.command_line)
         print(f"packaged     : {', '.join(str(d) for d in done.scenario_dirs)}")
@@ -462,8 +486,9 @@ def _add_pipeline(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", default="all", help="all (default), accuracy or performance")
     p.add_argument("--scenario", default="Offline",
                    help="Offline (default), SingleStream, MultiStream, Server, a comma-separated list, or all")
-    p.add_argument("--user-conf", type=Path, default=Path("user.conf"),
-                   help="LoadGen user.conf (set target_qps from a measurement)")
+    p.add_argument("--user-conf", type=Path, default=default_user_conf(),
+                   help="LoadGen user.conf (set target_qps from a measurement; default ./user.conf, else the "
+                        "shipped one)")
     p.add_argument("--results", type=Path, default=Path("results"), help="results root (default: ./results)")
     p.add_argument("--work", type=Path, default=DEFAULT_WORK,
                    help="prepared models and the preprocessed-image cache (default: ./work)")
@@ -471,6 +496,10 @@ def _add_pipeline(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--task", choices=("classification", "detection"), default="classification",
                    help="detection: a YOLO-style detector on a COCO-layout --dataset (<dir>/val2017 + "
                         "annotations/instances_val2017.json), scored in mAP; no model: the detection demo")
+    p.add_argument("--replace", action="store_true",
+                   help="run every test again even where a complete run exists (each is replaced once the new one "
+                        "has finished), and replace an existing package; without it a complete run of the same "
+                        "model and settings is reused, and one of other settings stops the pipeline")
     s = p.add_argument_group("a whole submission for one system")
     s.add_argument("--submission", action="store_true",
                    help="run everything with official settings and build an open-division tree")
@@ -487,7 +516,28 @@ def _add_pipeline(sub: argparse._SubParsersAction) -> None:
                    help="measure the engine grid first and set target_qps (writes configs/<system>-tuned.yaml)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a systems/<name>.json field this machine cannot read; repeatable")
+    _add_host_tuning(p)
     p.set_defaults(handler=_cmd_pipeline)
+
+
+def _add_host_tuning(parser: argparse.ArgumentParser) -> None:
+    """``--host-tuning``, the one switch for changes beyond the harness's own process."""
+    parser.add_argument("--host-tuning", action="store_true",
+                        help="Server on the host profile: hold the CPU latency limit at 0 us (pm_qos; a busy loop "
+                             "per CPU without root) on a virtual machine, run the issuing threads under SCHED_FIFO "
+                             "and give the query threads short scheduler slices, for the test only (undone at its "
+                             "end). Default: off, the host is left as it is")
+
+
+def _watchdog_seconds(text: str) -> float:
+    """``--watchdog-s``: seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
+    return value
 
 
 # ----------------------------------------------------------------------------- parser
@@ -538,9 +588,17 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--dataset", type=Path, required=True, help="image directory (ImageNet val layout)")
     r.add_argument("--val-map", type=Path, help="default: <dataset>/val_map.txt")
     r.add_argument("--system", required=True, help="system profile name (configs/*.yaml or 'host')")
-    r.add_argument("--user-conf", type=Path, default=Path("user.conf"))
+    r.add_argument("--user-conf", type=Path, default=default_user_conf(),
+                   help="default ./user.conf, else the shipped one")
     r.add_argument("--results", type=Path, default=Path("results"))
     r.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")
+    _add_host_tuning(r)
+    r.add_argument("--watchdog-s", type=_watchdog_seconds, metavar="SECONDS",
+                   help="end the run INCOMPLETE (exit 3) when inference makes no progress for this long (default: "
+                        "the profile's watchdog_s, else 20 x the warm-up's longest wait, at least 60 s)")
+    r.add_argument("--replace", action="store_true",
+                   help="run again where a complete run exists (it is replaced only once the new run has finished "
+                        "and its logs are checked; a failed run leaves it untouched)")
     demo = r.add_argument_group("non-official settings (demo/tests; the run is marked not submittable)")
     demo.add_argument("--min-duration-ms", type=int)
     demo.add_argument("--min-query-count", type=int)
@@ -572,6 +630,10 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
                         "other jobs: a run faster than 1.1 x target_qps ends before 600 s and is INVALID); "
                         "Server: target_qps = highest VALID rate x margin (default 0.9)")
     t.add_argument("--user-conf", type=Path, default=Path("user.conf"))
+    t.add_argument("--replace", action="store_true",
+                   help="write over a profile shipped with the harness (configs/*.yaml other than *-tuned.yaml); "
+                        "every profile and user.conf it changes keeps its previous version as <file>.bak-<utc>")
+    _add_host_tuning(t)
     t.set_defaults(handler=_cmd_tune)
 
     rp = sub.add_parser("report", help="Table 1 on this host: f32/bf16/INT8 ResNet-50 vs INT8 DeciNet-style models")
@@ -584,7 +646,8 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
                     help="demo dataset: calibration images and the (speed-only) performance inputs")
     rp.add_argument("--out", type=Path, default=Path("results/report"))
     rp.add_argument("--work", type=Path, default=DEFAULT_WORK)
-    rp.add_argument("--user-conf", type=Path, default=Path("user.conf"))
+    rp.add_argument("--user-conf", type=Path, default=default_user_conf(),
+                    help="default ./user.conf, else the shipped one")
     rp.set_defaults(handler=_cmd_report)
 
     m = sub.add_parser("models", help="built-in architectures: params, MACs and (--measure) INT8 speed")
@@ -609,11 +672,27 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(handler=_cmd_summary)
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: this project's installed version (package metadata), LoadGen's and OpenVINO's."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **_: object) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, nargs=0,
+                         help="print the versions of mlperf-cpu, LoadGen and OpenVINO and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        from hostinfo.probe import PROJECT, distribution_version
+
+        versions = [(PROJECT, PROJECT), ("LoadGen", "mlcommons-loadgen"), ("OpenVINO", "openvino")]
+        print(", ".join(f"{label} {distribution_version(dist) or 'not installed'}" for label, dist in versions))
+        parser.exit()
+
+
 def main_parser() -> argparse.ArgumentParser:
     """The argument parser (separate so tests and docs can inspect it)."""
     from cli.submission import add_subcommands
 
     parser = argparse.ArgumentParser(prog="mlperf-cpu", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_pipeline(sub)
@@ -629,6 +708,10 @@ def main_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    # Before any handler imports OpenVINO or NNCF: no telemetry, no hub access, and every child
+    # process immune to modules in its working directory (common.telemetry, common.childproc).
+    telemetry_off()
+    protect_children()
     argv = list(sys.argv[1:] if argv is None else argv)
     # A non-interactive shell starts background jobs (`cmd &`, nohup) with SIGINT ignored, and Python
     # then keeps it ignored: a `kill -INT` during preprocessing or compiling would do nothing and

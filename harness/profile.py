@@ -15,17 +15,21 @@ from typing import Any
 import yaml
 
 from common.errors import ConfigError
+from common.names import check_name
+from common.resources import USER_CONFIG_DIR, profile_dirs
 from common.suggest import did_you_mean
 from hostinfo.probe import physical_cores, virtual_machine
-from sut.config import EngineConfig, SystemProfile
-from sut.keepawake import pm_qos_writable
-from sut.threadpriority import realtime_allowed
-from sut.threadslice import MIN_SLICE_US, custom_slices_supported
+from hostctl.keepawake import pm_qos_writable
+from hostctl.threadpriority import realtime_allowed
+from hostctl.threadslice import custom_slices_supported
+from sut.config import MIN_SLICE_US, EngineConfig, SystemProfile
 
 log = logging.getLogger(__name__)
 
 HOST = "host"
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+# Where `tune` writes a profile by name: the working directory's configs/ (looked up before the
+# shipped profiles, common.resources.profile_dirs), never the installed package.
+DEFAULT_CONFIG_DIR = USER_CONFIG_DIR
 
 
 SCENARIO_NAMES = ("SingleStream", "MultiStream", "Server")  # Offline is the profile's 'engine'
@@ -34,55 +38,63 @@ SERVER_REQUESTS_PER_STREAM = 8  # host Server: queue bursts inside OpenVINO (hos
 LATENCY_SCENARIOS = ("SingleStream", "MultiStream")  # one query at a time: one instance only
 
 
-def host_scenarios(cores: int) -> dict[str, EngineConfig]:
+def host_scenarios(cores: int, host_tuning: bool = False) -> dict[str, EngineConfig]:
     """Latency settings derived from the core count (starting points; ``tune --scenario`` measures).
 
     SingleStream: one stream over every core, one request, batch 1 (latency of one image).
     MultiStream: one stream over every core running the 8-sample query as one batch.
-    Server: one single-thread stream per core, per-query dispatch; where the kernel has custom
-    slices the query-carrying threads get the shortest (``sut.threadslice``), where this process
-    may, LoadGen's issue thread runs under ``SCHED_FIFO`` (``sut.threadpriority``: no inference
-    thread preempts it while it holds Python's lock), and on a virtual machine the CPUs are kept
-    from halting between arrivals (``host_keep_awake``).
+    Server: one single-thread stream per core, per-query dispatch. With ``host_tuning`` (the
+    user's ``--host-tuning``; these change the host, so never by default) also
+    ``host_server_tuning``: short scheduler slices, ``SCHED_FIFO`` for the issuing threads and,
+    on a virtual machine, CPUs kept from halting between arrivals.
     ``SERVER_REQUESTS_PER_STREAM`` batch-1 requests per stream: a burst of arrivals waits in
     OpenVINO's own queue, which a stream takes its next request from the moment it finishes,
     instead of in ``issue_query`` waiting for an idle request (measured, decinet_s, 150 qps, 30 s,
     2 rounds: LoadGen p99 12.43 / 11.97 ms with 8 per stream vs 12.61 / 12.33 with 2).
     Keeping a VM's CPUs awake saves several ms of p99 when the host is slow at partial load
-    (README, Scenarios, sessions 6-9).
+    (README, Scenarios).
     """
+    tuning = host_server_tuning() if host_tuning else {}
     return {"SingleStream": EngineConfig(1, cores, 1, 1),
             "MultiStream": EngineConfig(1, cores, 1, 8),
-            "Server": EngineConfig(cores, cores, SERVER_REQUESTS_PER_STREAM * cores, 1, max_wait_us=0,
-                                   keep_awake=host_keep_awake(),
-                                   dispatch_slice_us=MIN_SLICE_US if custom_slices_supported() else 0,
-                                   issue_priority=host_issue_priority())}
+            "Server": EngineConfig(cores, cores, SERVER_REQUESTS_PER_STREAM * cores, 1, max_wait_us=0, **tuning)}
+
+
+def host_server_tuning() -> dict[str, Any]:
+    """The host settings ``--host-tuning`` gives the ``host`` profile's Server: ``keep_awake``
+    (``host_keep_awake``), the shortest custom slice where the kernel has them
+    (``hostctl.threadslice``) and ``issue_priority`` where this process may use ``SCHED_FIFO``
+    (``hostctl.threadpriority``: no inference thread preempts the issuing thread while it holds
+    Python's lock)."""
+    return {"keep_awake": host_keep_awake(),
+            "dispatch_slice_us": MIN_SLICE_US if custom_slices_supported() else 0,
+            "issue_priority": host_issue_priority()}
 
 
 def host_issue_priority() -> int:
     """Server's ``issue_priority`` for this machine: ``HOST_ISSUE_PRIORITY`` where this process may
-    use ``SCHED_FIFO`` (``sut.threadpriority``), else 0."""
+    use ``SCHED_FIFO`` (``hostctl.threadpriority``), else 0."""
     return HOST_ISSUE_PRIORITY if realtime_allowed(HOST_ISSUE_PRIORITY) else 0
 
 
 def host_keep_awake() -> str:
     """Server's ``keep_awake`` for this machine: ``off`` on bare metal (not measured there);
     on a virtual machine ``pm_qos`` where this process may hold the CPU latency limit (measured
-    0.4-2.9 ms lower p99 than the loops, 5 of 5 pairs, session 9), else ``loops``."""
+    0.4-2.9 ms lower p99 than the loops, 5 of 5 pairs), else ``loops``."""
     if not virtual_machine():
         return "off"
     return "pm_qos" if pm_qos_writable() else "loops"
 
 
-def host_profile() -> SystemProfile:
+def host_profile(host_tuning: bool = False) -> SystemProfile:
     """Profile derived from the running machine. Offline: one single-thread stream per core,
     two requests per stream so each batch's refill overlaps inference, batch 16; the latency
-    scenarios from ``host_scenarios``."""
+    scenarios from ``host_scenarios`` (``host_tuning``: with its host settings)."""
     cores = physical_cores()
     engine = EngineConfig(num_streams=cores, num_threads=cores, infer_requests=2 * cores,
                           batch_size=16, pinning=True)
     return SystemProfile(HOST, cores, engine, description="derived from this machine",
-                         scenarios=host_scenarios(cores))
+                         scenarios=host_scenarios(cores, host_tuning))
 
 
 def _engine_from_dict(engine: Any, origin: str, cores: int) -> EngineConfig:
@@ -119,6 +131,7 @@ def profile_from_dict(data: dict[str, Any], origin: str) -> SystemProfile:
     for key in ("name", "cores", "engine"):
         if key not in data:
             raise ConfigError(f"{origin}: missing {key!r}")
+    check_name(str(data["name"]), f"{origin}: name")  # the results tree's results/<name>/ folder
     cores = data["cores"]
     if not isinstance(cores, int) or cores < 1:
         raise ConfigError(f"{origin}: cores: expected an integer >= 1, got {cores!r}")
@@ -142,28 +155,37 @@ def profile_from_dict(data: dict[str, Any], origin: str) -> SystemProfile:
         if name in scenarios and scenarios[name].instances > 1:
             raise ConfigError(f"{origin}: scenarios.{name}: instances must be 1 ({name} has one query in "
                               "flight at a time: give its one instance every core instead)")
-    return SystemProfile(str(data["name"]), cores, engine_cfg,
-                         str(data.get("description", "")), dict(data.get("system") or {}), scenarios)
+    try:
+        return SystemProfile(str(data["name"]), cores, engine_cfg, str(data.get("description", "")),
+                             dict(data.get("system") or {}), scenarios, data.get("watchdog_s", 0.0))
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: {exc}") from None
 
 
-def available_profiles(config_dir: Path = DEFAULT_CONFIG_DIR) -> list[str]:
-    """Names of the profiles in ``config_dir`` plus ``host``."""
-    return sorted([p.stem for p in Path(config_dir).glob("*.yaml")] + [HOST])
+def available_profiles(config_dir: Path | None = None) -> list[str]:
+    """Names of the profiles in ``config_dir`` (default: ``./configs`` and the shipped ones) plus ``host``."""
+    dirs = [Path(config_dir)] if config_dir is not None else profile_dirs()
+    return sorted({p.stem for d in dirs for p in d.glob("*.yaml")} | {HOST})
 
 
-def load_profile(name_or_path: str, config_dir: Path = DEFAULT_CONFIG_DIR,
-                 check_fits: bool = True) -> SystemProfile:
-    """Load a profile by name (``configs/<name>.yaml`` or ``host``) or by YAML path.
+def load_profile(name_or_path: str, config_dir: Path | None = None,
+                 check_fits: bool = True, host_tuning: bool = False) -> SystemProfile:
+    """Load a profile by name (``<config_dir>/<name>.yaml``, default ``./configs`` then the shipped
+    profiles; or ``host``) or by YAML path.
 
     With ``check_fits``, a profile that wants more cores than this machine has is refused.
+    ``host_tuning`` (``--host-tuning``) gives ``host`` its derived host settings; a YAML profile
+    has the host settings its own keys set, with or without it.
     """
     if name_or_path == HOST:
-        profile = host_profile()
+        profile = host_profile(host_tuning)
     else:
         path = Path(name_or_path)
         # Names contain dots (c6i.2xlarge), so only a .yaml/.yml ending or a slash means a path.
         if path.suffix not in (".yaml", ".yml") and "/" not in name_or_path:
-            path = Path(config_dir) / f"{name_or_path}.yaml"
+            dirs = [Path(config_dir)] if config_dir is not None else profile_dirs()
+            path = next((d / f"{name_or_path}.yaml" for d in dirs if (d / f"{name_or_path}.yaml").is_file()),
+                        dirs[-1] / f"{name_or_path}.yaml")
         if not path.is_file():
             names = available_profiles(config_dir)
             raise ConfigError(f"system profile {name_or_path!r} not found{did_you_mean(name_or_path, names)}; "

@@ -2,13 +2,18 @@
 
 ``TestSettings.FromConfig`` is called exactly once per process (a second call
 makes LoadGen log an error the submission checker rejects), with user.conf
-only: LoadGen carries the round's mlperf.conf inside itself. The run directory
-holds an ``INCOMPLETE`` marker from the moment LoadGen starts until the logs
-are checked, so a killed or interrupted run can never pass for a finished one.
+only: LoadGen carries the round's mlperf.conf inside itself. Every input is
+checked before anything is written; then the test runs in a hidden staging
+directory beside its run directory (``records.results.start_attempt``), marked
+``INCOMPLETE`` from the moment LoadGen starts (or the test fails) until its logs are
+checked, and only then is swapped into place.
+A run that fails or is interrupted never touches an earlier complete run; a
+complete run is replaced only when the request says ``replace``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -19,23 +24,24 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import ConfigError, EngineError, HarnessError, RunInterrupted
-from common.files import sha256_file
+from common.files import sha256_file, write_text_atomic
 from common.loadgen_conf import lookup, parse_user_conf
 from common.testspec import Mode, Overrides, Scenario, loadgen_model
 from dataset.cache import build_cache
 from dataset.coco import CocoSet, load_coco, resolve_coco
 from dataset.val_map import parse_val_map
-from harness.compliance import (VERIFY_ACCURACY, VERIFY_PERFORMANCE, audit_config, verify_performance,
-                                verify_test01_accuracy)
+from harness.compliance import (VERIFY_ACCURACY, VERIFY_FILES, VERIFY_PERFORMANCE, audit_config,
+                                verify_performance, verify_test01_accuracy)
 from modelprep.card import ModelCard, load_card
 from records import results as tree
 from records.accuracy import ACCURACY_TXT, read_accuracy_log, top1, write_accuracy_txt
 from records.detection import coco_map, read_detection_log, write_map_txt
-from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, read_detail
+from records.loadgen_logs import ACCURACY_LOG, DETAIL, read_detail
 from records.results import LOADGEN_KEYS, AccuracyFigures, RunResult
 from records.rules import performance_sample_count, run_problems
 from sut.config import EngineConfig, SystemProfile
-from sut.keepawake import kept_awake
+from harness.watchdog import WARMUP_LIMIT_S, Watchdog, derived_limit_s
+from hostctl import HostControls, HostSettings, undo_all
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +51,6 @@ AUTO_LATENCY_FRACTION = 0.5
 AUTO_QPS_MEASURE_S = 2.0
 _STEPS = ("Checking inputs", "Reading dataset", "Preprocessing (cached)", "Compiling model",
           "Configuring LoadGen", "Warming up", "Running LoadGen test", "Checking logs")
-_STALE = (tree.RESULT_FILE, DETAIL, SUMMARY, ACCURACY_LOG, "mlperf_log_trace.json", ACCURACY_TXT)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class RunRequest:
     warmup_batches: int = 0  # 0: two rounds over every request
     command: str = ""
     scenario: Scenario = Scenario.OFFLINE
+    replace: bool = False  # run again over a complete run (it is replaced once this one is checked)
+    host_tuning: bool = False  # --host-tuning: the host profile's derived host settings are on
+    watchdog_s: float | None = None  # --watchdog-s (None: the profile's watchdog_s)
 
     def run_dir(self, card: ModelCard) -> Path:
         """Where this run's logs and record go."""
@@ -100,24 +108,45 @@ class _Steps:
         self._start = now
 
 
-def prepare_run_dir(run_dir: Path) -> None:
-    """Create the run directory and remove any earlier run's logs and results from it."""
+def _promote(record: RunResult, attempt: Path, target: Path) -> None:
+    """Make a checked attempt the run: its record names ``target``, then it is swapped into place
+    (the run it replaces is deleted only afterwards) and a compliance test's verdicts are published."""
+    record.run_dir = str(target.resolve())
+    record.save(attempt)
+    tree.clear_incomplete(attempt)
+    tree.promote(attempt, target)
+    if record.mode.is_compliance:  # verify_*.txt belong in <scenario>/TEST0x/, beside the run
+        for name in VERIFY_FILES:
+            if (target / name).is_file():
+                write_text_atomic(target.parents[1] / name, (target / name).read_text())
+    log.info("run written: %s", target)
+
+
+def _keep_failed(record: RunResult) -> None:
+    """Save the error record of a failed or interrupted attempt and keep it where
+    ``records.results.failed_attempt_home`` says: an earlier complete run is never touched."""
+    attempt = record.directory
+    if not tree.is_incomplete(attempt):  # failed before LoadGen started
+        tree.mark_incomplete(attempt, f"{record.status}: {record.error}; not a result")
+    home = tree.failed_attempt_home(attempt)
+    record.run_dir = str(home.resolve())
+    record.save(attempt)
+    if home == attempt:
+        log.warning("%s: the complete run there is untouched; this attempt's logs and record are kept in %s",
+                    tree.attempt_target(attempt), attempt)
+        return
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
-        probe.write_text("")
-        probe.unlink()
+        tree.promote(attempt, home)  # over nothing, or over an earlier failed run
     except OSError as exc:
-        raise ConfigError(f"{run_dir}: output directory not writable ({exc.strerror})") from None
-    for name in _STALE:
-        (run_dir / name).unlink(missing_ok=True)
+        record.run_dir = str(attempt.resolve())
+        record.save(attempt)
+        log.warning("%s: could not move the failed attempt there (%s); it is in %s", home, exc.strerror, attempt)
 
 
 def _new_record(req: RunRequest, card: ModelCard, run_dir: Path) -> RunResult:
-    from hostinfo.probe import distribution_version
+    from hostinfo.probe import run_versions
 
-    versions = {name: distribution_version(dist) or "" for name, dist in
-                (("loadgen", "mlcommons-loadgen"), ("openvino", "openvino"), ("nncf", "nncf"))}
+    versions = run_versions()  # python, loadgen, openvino, nncf, this project and every installed dependency
     return RunResult(mode=req.mode, scenario=req.scenario, card=card, profile=req.profile,
                      benchmark=loadgen_model(card.task),
                      run_dir=str(run_dir.resolve()),
@@ -147,21 +176,27 @@ def execute(req: RunRequest) -> RunResult:
     if Path("audit.config").exists():
         raise ConfigError(f"{Path('audit.config').resolve()}: a stray audit.config would change this "
                           "test's settings; remove it")
-    run_dir = req.run_dir(card)
-    prepare_run_dir(run_dir)
+    target = req.run_dir(card)
+    tree.check_replaceable(target, req.replace)  # a complete run is replaced only on request
+    check_issue_priority(req.profile.engine_for(req.scenario.value), req.scenario)
+    steps.next()  # Reading dataset
+    coco: CocoSet | None = None
+    if card.is_detector:  # COCO layout: images in annotation-file order (dataset.coco)
+        coco = load_coco(*resolve_coco(req.dataset_dir, req.val_map))
+        samples, image_dir = coco.samples, coco.image_dir
+    else:
+        samples, image_dir = parse_val_map(req.val_map, card.num_classes), req.dataset_dir
+    # Inputs checked: the test writes into a staging directory until its logs are checked.
+    run_dir = tree.start_attempt(target)
     record = _new_record(req, card, run_dir)
     qsl: Any = None
     sut: Any = None
+    watchdog: Watchdog | None = None
+    controls = HostControls(HostSettings.of(req.profile.engine_for(req.scenario.value), req.host_tuning))
+    record.host_tuning = controls.report()
+    _log_host_tuning(controls.settings)
     model_name = loadgen_model(card.task)  # the user.conf / mlperf.conf key
     try:
-        check_issue_priority(req.profile.engine_for(req.scenario.value), req.scenario)
-        steps.next()  # Reading dataset
-        coco: CocoSet | None = None
-        if card.is_detector:  # COCO layout: images in annotation-file order (dataset.coco)
-            coco = load_coco(*resolve_coco(req.dataset_dir, req.val_map))
-            samples, image_dir = coco.samples, coco.image_dir
-        else:
-            samples, image_dir = parse_val_map(req.val_map, card.num_classes), req.dataset_dir
         steps.next()  # Preprocessing
         cache = build_cache(image_dir, samples, card.preprocess, req.cache_dir)
         steps.next()  # Compiling
@@ -198,13 +233,15 @@ def execute(req: RunRequest) -> RunResult:
             if coco is not None:
                 from sut.detection import post_for
                 post = post_for(card, coco.sizes)
-            sut = make_sut(req.scenario, qsl, compiled, engine, post)
+            sut = make_sut(req.scenario, qsl, compiled, engine, post, threads=controls)
         steps.next()  # Warming up
         warm = list(range(min(qsl.performance_count, 256)))
         qsl.load_samples(warm)
         batches = req.warmup_batches or 2 * engine.infer_requests
         measure_s = AUTO_QPS_MEASURE_S if req.overrides.target_qps == 0 else 0.0
+        watchdog = _start_watchdog(req, record, sut, qsl)
         warm_qps = sut.pool.warmup(batches, measure_s, rows=len(warm))
+        _arm_watchdog(watchdog, req)
         qsl.unload_samples(warm)
         log.info("warm-up: %d batches%s", batches,
                  f", then {warm_qps:.1f} samples/s over {measure_s} s (not a result)" if measure_s else "")
@@ -216,11 +253,13 @@ def execute(req: RunRequest) -> RunResult:
         if req.mode.is_compliance:
             with audit_config(req.mode.value, model_name) as audit_path:
                 record.audit_config = audit_path.read_text()
-                _run_loadgen(lg, settings, sut, qsl, record, audit_path, engine.keep_awake)
+                _run_loadgen(lg, settings, sut, qsl, record, audit_path, controls)
         else:
-            _run_loadgen(lg, settings, sut, qsl, record, None, engine.keep_awake)
-        _record_dispatch_slice(record, sut, engine)
-        _record_issue_priority(record, sut, engine)
+            _run_loadgen(lg, settings, sut, qsl, record, None, controls)
+        controls.undo()  # the test is over: the host gets its settings back before anything else
+        record.host_tuning = controls.report()
+        _record_dispatch_slice(record, controls, engine)
+        _record_issue_priority(record, controls, engine)
         steps.next()  # Checking logs
         detail = read_detail(run_dir)
         record.loadgen = {k: detail.get(k) for k in LOADGEN_KEYS if detail.get(k) is not None}
@@ -244,23 +283,73 @@ def execute(req: RunRequest) -> RunResult:
         record.valid = req.mode is Mode.ACCURACY or record.validity == "VALID"
         record.status = "ok"
         record.timings_ms = steps.times_ms
-        record.save()
-        tree.clear_incomplete(run_dir)
+        _promote(record, run_dir, target)
         return record
     except HarnessError as exc:
+        controls.undo()
+        record.host_tuning = controls.report()
         record.status, record.error, record.valid, record.submittable = "error", str(exc), False, False
-        record.save()
+        _keep_failed(record)
+        raise
+    except KeyboardInterrupt:  # outside the LoadGen test (inside it, _abandon ends the process)
+        record.status, record.error, record.valid, record.submittable = "interrupted", "interrupted", False, False
+        _keep_failed(record)
         raise
     finally:  # several instances: no process and no shared memory outlives the test, on any way out
+        if watchdog is not None:
+            watchdog.stop()
+        controls.undo()  # no host change outlives the test, on any way out
         _release(sut, qsl)
 
 
-def _record_dispatch_slice(record: RunResult, sut: Any, engine: EngineConfig) -> None:
+def _log_host_tuning(settings: HostSettings) -> None:
+    """Say in the log which host controls this test uses (none unless the user asked)."""
+    if settings.active:
+        log.info("host tuning: %s (%s); undone when the test ends", ", ".join(settings.active),
+                 "--host-tuning" if settings.requested else "set in the profile")
+    else:
+        log.info("host tuning: off (the host's power and scheduler settings are left as they are%s)",
+                 "" if settings.requested else "; --host-tuning turns on the host profile's")
+
+
+def _start_watchdog(req: RunRequest, record: RunResult, sut: Any, qsl: Any) -> Watchdog | None:
+    """Watch the warm-up and then the test for inference that stops finishing (``harness.watchdog``):
+    on expiry the run is marked INCOMPLETE, its host controls undone, and the process exits 3."""
+    progress = getattr(sut, "progress", None)
+    if progress is None:  # several instances: their pools are in other processes
+        log.info("watchdog: off (engine.instances > 1)")
+        return None
+    limit = _set_watchdog_s(req) or WARMUP_LIMIT_S
+
+    def expire(stalled_s: float) -> None:
+        _abandon(record, f"watchdog: inference made no progress for {stalled_s:.0f} s", sut, qsl,
+                 exit_code=EngineError.exit_code)
+
+    return Watchdog(progress, limit, expire).start()
+
+
+def _set_watchdog_s(req: RunRequest) -> float:
+    """The watchdog limit the user set (``--watchdog-s``, else the profile's ``watchdog_s``), 0 if none."""
+    return req.watchdog_s if req.watchdog_s is not None else req.profile.watchdog_s
+
+
+def _arm_watchdog(watchdog: Watchdog | None, req: RunRequest) -> None:
+    """After the warm-up: the limit for the test, the set one or one derived from the warm-up."""
+    if watchdog is None:
+        return
+    limit = _set_watchdog_s(req) or derived_limit_s(watchdog.longest_wait_s)
+    watchdog.set_limit(limit)
+    how = "set" if _set_watchdog_s(req) else f"derived: the warm-up waited at most {watchdog.longest_wait_s:.1f} s"
+    log.info("watchdog: a test whose inference makes no progress for %.0f s ends INCOMPLETE, exit %d (%s)",
+             limit, EngineError.exit_code, how)
+
+
+def _record_dispatch_slice(record: RunResult, controls: HostControls, engine: EngineConfig) -> None:
     """Keep and print what the query-carrying threads were granted (``engine.dispatch_slice_us``);
     a kernel without custom slices (Linux < 6.12) is a warning, the run stands as run."""
     if not engine.dispatch_slice_us:  # (refused with instances > 1: the SUT is one of sut.sut's)
         return
-    report = sut.claim_slice.report()
+    report = controls.slice.report()
     record.dispatch_slice = report
     granted = report["granted_us"]
     if granted == [engine.dispatch_slice_us]:
@@ -272,12 +361,12 @@ def _record_dispatch_slice(record: RunResult, sut: Any, engine: EngineConfig) ->
                     report["threads"], granted)
 
 
-def _record_issue_priority(record: RunResult, sut: Any, engine: EngineConfig) -> None:
+def _record_issue_priority(record: RunResult, controls: HostControls, engine: EngineConfig) -> None:
     """Keep and print what the issuing threads were granted (``engine.issue_priority``); a thread
     the kernel refused is a warning (``execute`` checked the permission first)."""
     if not engine.issue_priority:
         return
-    report = sut.claim_priority.report()
+    report = controls.priority.report()
     record.issue_priority = report
     if report["granted"] == [engine.issue_priority]:
         log.info("issue_priority: %d issuing threads ran under SCHED_FIFO %d", report["threads"],
@@ -289,7 +378,7 @@ def _record_issue_priority(record: RunResult, sut: Any, engine: EngineConfig) ->
 
 def check_issue_priority(engine: EngineConfig, scenario: Scenario) -> None:
     """Refuse, before anything runs, an ``issue_priority`` this process may not set."""
-    from sut.threadpriority import realtime_allowed
+    from hostctl.threadpriority import realtime_allowed
 
     if engine.issue_priority and not realtime_allowed(engine.issue_priority):
         raise EngineError(f"engine.issue_priority {engine.issue_priority}: this process may not use SCHED_FIFO "
@@ -318,12 +407,14 @@ def make_instances_sut(scenario: Scenario, qsl: Any, model_dir: Path, engine: En
     return MultiInstanceSUT(scenario.value, qsl, model_dir, engine, cache_dir)
 
 
-def make_sut(scenario: Scenario, qsl: Any, compiled: Any, engine: EngineConfig, post: Any = None) -> Any:
+def make_sut(scenario: Scenario, qsl: Any, compiled: Any, engine: EngineConfig, post: Any = None,
+             threads: Any = None) -> Any:
     """The SUT of ``scenario`` over a pool of ``engine.infer_requests`` requests (``post``: a
-    detector's post-processor, sut.detection)."""
+    detector's post-processor, sut.detection; ``threads``: the per-thread host controls its
+    threads claim, ``hostctl.HostControls``)."""
     from sut.sut import DirectSUT, OfflineSUT, ServerSUT
 
-    threads = {"dispatch_slice_us": engine.dispatch_slice_us, "issue_priority": engine.issue_priority}
+    threads = {"threads": threads}
     if scenario is Scenario.OFFLINE:
         engine.warn_if_throughput_starved()
         return OfflineSUT(qsl, compiled, engine.infer_requests, post, **threads)
@@ -375,20 +466,20 @@ def _warn_if_slow_server_accuracy(settings: Any, req: RunRequest, total: int, mo
 
 
 def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[str, Any]:
-    """Verify a TEST01/TEST04 run against this model's normal runs; write verify_*.txt."""
+    """Verify a TEST01/TEST04 run against this model's normal runs; write verify_*.txt into its
+    (staging) run directory."""
     base = req.scenario_dir(card)
-    test_dir = tree.compliance_dir(base, req.mode)
     reference = tree.run_dir_in(base, Mode.PERFORMANCE)
     if not (reference / DETAIL).is_file():
         return {"passed": None, "why": f"{reference}: no performance run to compare with"}
     official = not req.overrides.active()
     perf = verify_performance(req.mode.value, reference, run_dir, require_valid=official)
-    (test_dir / VERIFY_PERFORMANCE).write_text(perf.text())
+    (run_dir / VERIFY_PERFORMANCE).write_text(perf.text())  # published beside the run once it is in place
     out: dict[str, Any] = {"performance": {"passed": perf.passed, **perf.details}}
     passed = perf.passed
     if req.mode is Mode.TEST01:
         acc = verify_test01_accuracy(tree.run_dir_in(base, Mode.ACCURACY) / ACCURACY_LOG, run_dir / ACCURACY_LOG)
-        (test_dir / VERIFY_ACCURACY).write_text(acc.text())
+        (run_dir / VERIFY_ACCURACY).write_text(acc.text())
         out["accuracy"] = {"passed": acc.passed, **acc.details}
         passed = passed and acc.passed
     out["passed"] = passed
@@ -397,13 +488,13 @@ def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[
 
 
 def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, record: RunResult, audit_path: Path | None,
-                 keep_awake: str = "off") -> None:
+                 controls: HostControls | None = None) -> None:
     """StartTest on a worker thread so SIGINT/SIGTERM are seen within a fraction of a second.
 
     ``audit_path`` is passed to LoadGen explicitly ("" = none), so a stray audit.config
-    in the working directory can never leak into a normal run. ``keep_awake``: the
-    ``sut.keepawake`` mode held for the test's duration (started here, on the main thread, whose
-    exit is what ends the loops or the latency limit if this process dies).
+    in the working directory can never leak into a normal run. ``controls``: the host controls
+    whose keep-awake hold lasts for the test (started here, on the main thread, whose exit is what
+    ends the loops or the latency limit if this process dies).
     """
     run_dir = record.directory
     log_settings = lg.LogSettings()
@@ -430,7 +521,7 @@ def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, record: RunResult, 
     thread = threading.Thread(target=target, name="loadgen", daemon=True)
     start = time.perf_counter()
     try:
-        with kept_awake(keep_awake):
+        with controls.keep_awake() if controls is not None else contextlib.nullcontext():
             thread.start()
             while not done.wait(0.2):
                 pass
@@ -453,13 +544,18 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _abandon(record: RunResult, why: str, sut: Any = None, qsl: Any = None) -> None:
+def _abandon(record: RunResult, why: str, sut: Any = None, qsl: Any = None,
+             exit_code: int = RunInterrupted.exit_code) -> None:
     """Mark the run incomplete and leave at once: LoadGen cannot be stopped mid-test. os._exit skips
-    every finally, so the SUT's instance processes and a shared bank are cleaned up here first."""
+    every finally, so the host controls, the SUT's instance processes and a shared bank are undone
+    and cleaned up here first. Also called from the watchdog's thread."""
+    undo_all()
+    if record.host_tuning:
+        record.host_tuning = {**record.host_tuning, "undone": True}
     tree.mark_incomplete(record.directory, f"{why}; these logs are not a result")
     record.status, record.error, record.valid, record.submittable = "interrupted", why, False, False
-    record.save()
+    _keep_failed(record)
     _release(sut, qsl)
     log.error("%s: %s marked INCOMPLETE", why, record.directory)
     logging.shutdown()
-    os._exit(RunInterrupted.exit_code)
+    os._exit(exit_code)

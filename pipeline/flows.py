@@ -9,15 +9,16 @@ the ``RunResult`` the child wrote; nothing parses the child's output.
 from __future__ import annotations
 
 import logging
-import os
 import shlex
-import subprocess
-import sys
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
 from pathlib import Path
 from typing import Any
 
-from common.errors import HarnessError
+from common.childproc import child_environment, python_command
+from common.errors import ConfigError, HarnessError
+from common.resources import shipped
+from hostctl.lifetime import run_child
 from common.testspec import Mode, Overrides, Scenario, loadgen_model
 from dataset.demo import build_demo_dataset
 from harness.profile import load_profile
@@ -27,14 +28,14 @@ from modelprep.prepare import PrepareRequest, prepare
 from modelprep.quantize import CalibrationConfig
 from modelprep.source import resolve_source
 from records import results as tree
-from records.results import RunResult
+from records.results import RunResult, identity_differences, run_identity
 from records.rules import OFFICIAL_ACCURACY_SAMPLES, benchmark_rules, closed_model_problems
 
 log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parent.parent
-DEMO_MODEL = REPO / "models" / "weights" / "decinet_demo.onnx"
-DETECTOR_DEMO_MODEL = REPO / "models" / "weights" / "detector_demo.onnx"
+DEMO_MODEL = shipped("models/weights/decinet_demo.onnx")
+DETECTOR_DEMO_MODEL = shipped("models/weights/detector_demo.onnx")
 DETECTOR_PRESET = "mixed"  # the NNCF preset the detection demo calibrates with (run_detection_demo)
 # Demo performance runs: short and NON-OFFICIAL (target QPS from a timed warm-up).
 DEMO_OVERRIDES = Overrides(min_duration_ms=10_000, min_query_count=1, target_qps=0)
@@ -72,6 +73,10 @@ class TestSpec:
     val_map: Path | None = None
     scenario: Scenario = Scenario.OFFLINE
     overrides: Overrides = field(default_factory=Overrides)
+    # Measurement loops (report, benches, tune's probes) rerun into their own results on purpose;
+    # the pipeline's steps go through run_step, which reuses a complete run or asks for --replace.
+    replace: bool = True
+    host_tuning: bool = False  # --host-tuning
 
     def argv(self) -> list[str]:
         """The ``mlperf-cpu run`` arguments for this test."""
@@ -81,10 +86,14 @@ class TestSpec:
                 "--cache-dir", str(self.workspace.cache)]
         if self.val_map is not None:
             args += ["--val-map", str(self.val_map)]
+        if self.host_tuning:
+            args.append("--host-tuning")
         flags = {"min_duration_ms": "--min-duration-ms", "min_query_count": "--min-query-count",
                  "target_qps": "--target-qps", "performance_sample_count": "--performance-sample-count"}
         for key, value in self.overrides.active().items():
             args += [flags[key], f"{value:g}" if isinstance(value, float) else str(value)]
+        if self.replace:
+            args.append("--replace")
         return args
 
     def run_dir(self) -> Path:
@@ -100,10 +109,10 @@ def run_test(spec: TestSpec, quiet: bool = False) -> RunResult:
     ``quiet`` captures the child's output (its last error line is kept for the exception);
     otherwise the child prints to this process's terminal.
     """
-    cmd = [sys.executable, "-m", "cli", *spec.argv()]
+    cmd = python_command("-m", "cli", *spec.argv())
     log.info("$ %s", shlex.join(["mlperf-cpu", *spec.argv()]))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run(cmd, env=env, capture_output=quiet, text=True)
+    # Its own process group, dying with this process; stopped with its group if this one is interrupted.
+    proc = run_child(cmd, child_environment(), capture=quiet)
     if proc.returncode != 0:
         last = (proc.stderr or "").strip().splitlines()[-1:] if quiet else []
         error = HarnessError(f"{spec.mode.value} run of {spec.model_dir} failed (exit {proc.returncode})"
@@ -111,6 +120,41 @@ def run_test(spec: TestSpec, quiet: bool = False) -> RunResult:
         error.exit_code = proc.returncode
         raise error
     return RunResult.load(spec.run_dir())
+
+
+def run_step(spec: TestSpec, replace: bool) -> RunResult:
+    """One test of a pipeline. Without ``replace``, a complete run already in its directory is
+    reused when it was made with the same model, profile and settings (user.conf, dataset), and
+    any other complete run there stops the pipeline; a failed or missing one is run (again)."""
+    run_dir = spec.run_dir()
+    if not replace and tree.holds_complete_run(run_dir):
+        existing = RunResult.load(run_dir)
+        differs = planned_differences(spec, existing)
+        if differs:
+            raise ConfigError(f"{run_dir}: holds a complete {spec.mode.value} run made with other "
+                              f"{', '.join(differs)}; pass --replace to run it again")
+        log.info("reusing %s (a complete run of the same model, profile and settings; --replace runs it again)",
+                 run_dir)
+        return existing
+    return run_test(replace_fields(spec, replace=replace))
+
+
+def planned_differences(spec: TestSpec, existing: RunResult) -> list[str]:
+    """What differs between a complete run and the one ``spec`` would make: identity fields
+    (``records.results.run_identity``; the inference precision follows from them), user.conf, data."""
+    from common.files import sha256_file
+
+    profile = load_profile(spec.system, check_fits=False, host_tuning=spec.host_tuning)
+    planned = run_identity(load_card(spec.model_dir), profile, spec.scenario, existing.inference_precision,
+                           spec.overrides.active())
+    out = identity_differences(existing.identity(), planned)
+    if not Path(spec.user_conf).is_file() or existing.user_conf_sha256 != sha256_file(spec.user_conf):
+        out.append(f"user.conf ({spec.user_conf})")
+    if Path(existing.dataset_dir) != Path(spec.dataset).resolve():
+        out.append(f"dataset ({existing.dataset_dir})")
+    if spec.val_map is not None and Path(existing.val_map) != Path(spec.val_map).resolve():
+        out.append(f"val_map ({existing.val_map})")
+    return out
 
 
 # ----------------------------------------------------------------------------- preparing models
@@ -154,6 +198,8 @@ class PipelineRequest:
     category: str | None = None  # submission: edge or datacenter,edge (sets the scenarios)
     division: str = "open"
     task: str = "classification"  # or "detection": a YOLO-style detector on a COCO-layout dataset
+    host_tuning: bool = False  # --host-tuning: every run (and tune) with the host profile's host settings
+    replace: bool = False  # run again where complete runs exist, and replace an existing package
 
     @property
     def detection(self) -> bool:
@@ -176,11 +222,11 @@ def run_demo(req: PipelineRequest) -> list[RunResult]:
         model_dir = prepare_model(str(DEMO_MODEL), precision, ws, calibration, check)
         for scenario in req.scenarios:
             common = dict(model_dir=model_dir, dataset=demo / "val", system=req.system, workspace=ws,
-                          user_conf=req.user_conf, scenario=scenario)
+                          user_conf=req.user_conf, scenario=scenario, host_tuning=req.host_tuning)
             # A Server accuracy run arrives at target_qps: without a tuned user.conf, take it from the warm-up.
             accuracy = Overrides(target_qps=0) if scenario is Scenario.SERVER else Overrides()
-            runs.append(run_test(TestSpec(Mode.ACCURACY, overrides=accuracy, **common)))
-            runs.append(run_test(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common)))
+            runs.append(run_step(TestSpec(Mode.ACCURACY, overrides=accuracy, **common), req.replace))
+            runs.append(run_step(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common), req.replace))
     return runs
 
 
@@ -201,10 +247,10 @@ def run_detection_demo(req: PipelineRequest) -> list[RunResult]:
         model_dir = prepare_model(str(DETECTOR_DEMO_MODEL), precision, ws, calibration, task="detection")
         for scenario in req.scenarios:
             common = dict(model_dir=model_dir, dataset=root, system=req.system, workspace=ws,
-                          user_conf=req.user_conf, scenario=scenario)
+                          user_conf=req.user_conf, scenario=scenario, host_tuning=req.host_tuning)
             accuracy = Overrides(target_qps=0) if scenario is Scenario.SERVER else Overrides()
-            runs.append(run_test(TestSpec(Mode.ACCURACY, overrides=accuracy, **common)))
-            runs.append(run_test(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common)))
+            runs.append(run_step(TestSpec(Mode.ACCURACY, overrides=accuracy, **common), req.replace))
+            runs.append(run_step(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common), req.replace))
     return runs
 
 
@@ -221,8 +267,9 @@ def run_real(req: PipelineRequest) -> list[RunResult]:
     model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check, task=req.task)
     modes = {"all": (Mode.ACCURACY, Mode.PERFORMANCE), "accuracy": (Mode.ACCURACY,),
              "performance": (Mode.PERFORMANCE,)}[req.mode]
-    return [run_test(TestSpec(mode, model_dir, req.dataset, req.system, req.workspace, req.user_conf, req.val_map,
-                              scenario)) for scenario in req.scenarios for mode in modes]
+    return [run_step(TestSpec(mode, model_dir, req.dataset, req.system, req.workspace, req.user_conf, req.val_map,
+                              scenario, host_tuning=req.host_tuning), req.replace)
+            for scenario in req.scenarios for mode in modes]
 
 
 # ----------------------------------------------------------------------------- a whole submission
@@ -279,7 +326,7 @@ def tune_scenarios(req: PipelineRequest, model_dir: Path, scenarios: tuple[Scena
     from harness.tune import TARGET_QPS_MARGIN, measure_throughput, tune_and_record, tune_latency_and_record
     from pipeline.server_search import tune_server_and_record
 
-    profile = load_profile(req.system)
+    profile = load_profile(req.system, host_tuning=req.host_tuning)
     for scenario in scenarios:
         if scenario is Scenario.OFFLINE:
             _points, done = tune_and_record(model_dir, profile, req.user_conf,
@@ -329,13 +376,13 @@ def run_submission(req: PipelineRequest, command: str = "") -> Any:
     modes = [Mode.ACCURACY, Mode.PERFORMANCE] + (list(rules.compliance) if compliance else [])  # yolo: TEST01
     for scenario in scenarios:
         for mode in modes:
-            run_test(TestSpec(mode, model_dir, req.dataset, system, req.workspace, req.user_conf, req.val_map,
-                              scenario))
+            run_step(TestSpec(mode, model_dir, req.dataset, system, req.workspace, req.user_conf, req.val_map,
+                              scenario, host_tuning=req.host_tuning), req.replace)
 
     profile_name = load_profile(system, check_fits=False).name
     label = load_card(model_dir).label
     done = package(req.workspace.results, profile_name, label, req.org, req.out, REPO,
-                   system_overrides=req.system_fields, user_conf=req.user_conf, replace=True,
+                   system_overrides=req.system_fields, user_conf=req.user_conf, replace=req.replace,
                    package_command=command or None, scenarios=scenarios, division=req.division,
                    category=req.category or "edge")
     problems = check_tree(req.out)

@@ -11,24 +11,35 @@ Layout (the only place that builds these paths)::
 Every run directory holds LoadGen's logs and ``result.json``: a ``RunResult`` written
 by the runner and read back by rules, report, summary and packaging. A run directory
 holding ``INCOMPLETE`` was interrupted or never checked; it is never a result.
+
+A test runs in a hidden staging directory beside its run directory
+(``.<leaf>.staging-<utc>-<pid>-<random>``) and is swapped into place only once its logs are
+checked, so a later run that fails never touches an earlier complete one. Every reader of the
+tree (``find_results``, summary, package, check) passes over hidden (dot) directories.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from common.errors import HarnessError
-from common.files import write_text_atomic
+from common.errors import ConfigError, HarnessError
+from common.files import swap_in, unique_sibling, write_text_atomic
 from common.testspec import BENCHMARK, Mode, Scenario
 from modelprep.card import ModelCard, card_from_dict
 from sut.config import SystemProfile
 
+log = logging.getLogger(__name__)
+
 SCHEMA_VERSION = 2
 RESULT_FILE = "result.json"
 INCOMPLETE = "INCOMPLETE"
+STAGING = "staging"  # the tag of a run's staging directory name
+_STAGING_NAME = re.compile(rf"\.(?P<leaf>.+)\.{STAGING}-\d{{8}}T\d{{6}}Z-\d+-[0-9a-f]+")
 STATUSES = ("running", "ok", "error", "interrupted")
 # The detail-log keys a run record keeps (LoadGen's own names: the checker reads the same).
 LOADGEN_KEYS = ("result_validity", "result_samples_per_second", "result_min_duration_met",
@@ -96,9 +107,85 @@ def clear_incomplete(run_directory: Path) -> None:
     (Path(run_directory) / INCOMPLETE).unlink(missing_ok=True)
 
 
+def is_hidden(path: Path, root: Path) -> bool:
+    """True when ``path`` lies in a hidden (dot) directory below ``root``: a staging directory,
+    an attempt kept for diagnosis, anything being built aside; never a result."""
+    return any(part.startswith(".") for part in Path(path).relative_to(root).parts[:-1])
+
+
 def find_results(results: Path) -> list[Path]:
-    """Every ``result.json`` under a results root, sorted by path."""
-    return sorted(Path(results).rglob(RESULT_FILE))
+    """Every ``result.json`` under a results root, sorted by path (hidden directories passed over)."""
+    root = Path(results)
+    return sorted(p for p in root.rglob(RESULT_FILE) if not is_hidden(p, root))
+
+
+# ----------------------------------------------------------------------------- staging a run
+def holds_complete_run(run_directory: Path) -> bool:
+    """True when a run directory holds a finished run: a record that is not an error, and no
+    ``INCOMPLETE`` marker. An unreadable record counts as finished (its logs may be a result)."""
+    path = result_path(run_directory)
+    if not path.is_file() or is_incomplete(run_directory):
+        return False
+    try:
+        status = json.loads(path.read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        return True
+    return status not in ("error", "interrupted", "running")
+
+
+def check_replaceable(run_directory: Path, replace: bool) -> None:
+    """Refuse to run into a directory holding a complete run unless ``replace`` was asked for."""
+    run_directory = Path(run_directory)
+    if holds_complete_run(run_directory):
+        if not replace:
+            raise ConfigError(f"{run_directory}: holds a complete run; pass --replace to run it again (the "
+                              "new run replaces it only once it has finished and its logs are checked)")
+        log.info("%s: holds a complete run; --replace: the new run replaces it once it has finished and its "
+                 "logs are checked", run_directory)
+    elif run_directory.exists():
+        log.info("%s: holds an incomplete or failed run (not a result); this run replaces it", run_directory)
+
+
+def start_attempt(run_directory: Path) -> Path:
+    """A fresh, hidden staging directory beside ``run_directory`` (same filesystem, so the run is
+    moved in by a rename). The runner marks it ``INCOMPLETE`` when LoadGen starts or the test fails."""
+    run_directory = Path(run_directory)
+    attempt = unique_sibling(run_directory, STAGING)
+    try:
+        run_directory.parent.mkdir(parents=True, exist_ok=True)
+        attempt.mkdir()
+    except OSError as exc:
+        raise ConfigError(f"{run_directory}: output directory not writable ({exc.strerror})") from None
+    return attempt
+
+
+def attempt_target(attempt: Path) -> Path | None:
+    """The run directory a staging directory belongs to (None: not a staging directory)."""
+    m = _STAGING_NAME.fullmatch(Path(attempt).name)
+    return Path(attempt).with_name(m.group("leaf")) if m else None
+
+
+def attempts(run_directory: Path) -> list[Path]:
+    """The staging directories of a run directory that are still there (failed attempts kept beside
+    a complete run, or a run in progress), oldest first."""
+    run_directory = Path(run_directory)
+    if not run_directory.parent.is_dir():
+        return []
+    return sorted(p for p in run_directory.parent.glob(f".{run_directory.name}.{STAGING}-*")
+                  if attempt_target(p) == run_directory)
+
+
+def promote(attempt: Path, run_directory: Path) -> None:
+    """Swap a finished, checked attempt into place; the run it replaces is deleted only afterwards."""
+    swap_in(attempt, run_directory)
+
+
+def failed_attempt_home(attempt: Path) -> Path:
+    """Where a failed or interrupted attempt is kept: its run directory when that holds no complete
+    run (the error record then shows in ``summary``), else its own hidden staging directory, so
+    the earlier run stays byte-identical."""
+    target = attempt_target(attempt)
+    return attempt if target is None or holds_complete_run(target) else target
 
 
 def invalid_reasons(values: Any) -> list[str]:
@@ -182,11 +269,14 @@ class RunResult:
     warmup_samples_per_second: float | None = None
     loadgen_wall_s: float | None = None
     # engine.dispatch_slice_us set: what the query-carrying threads asked for and the kernel granted
-    # (sut.threadslice.SliceClaim.report)
+    # (hostctl.threadslice.SliceClaim.report)
     dispatch_slice: dict[str, Any] | None = None
     # engine.issue_priority set: what the issuing threads asked for and the kernel granted
-    # (sut.threadpriority.PriorityClaim.report)
+    # (hostctl.threadpriority.PriorityClaim.report)
     issue_priority: dict[str, Any] | None = None
+    # The host controls of the run (hostctl.HostControls.report): ``requested`` (--host-tuning),
+    # ``active`` (the controls that were on; [] = the host was left as it was), ``undone``
+    host_tuning: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
@@ -252,10 +342,7 @@ class RunResult:
 
     def identity(self) -> dict[str, Any]:
         """What must be equal between runs that go into one submission: model, engine, precision."""
-        identity = {"card": {k: getattr(self.card, k) for k in ModelCard.IDENTITY_FIELDS},
-                    "engine": self.engine, "inference_precision": self.inference_precision,
-                    "profile": self.profile.name, "overrides": dict(self.overrides)}
-        return json.loads(json.dumps(identity))  # the JSON form, so a stored copy compares equal
+        return run_identity(self.card, self.profile, self.scenario, self.inference_precision, self.overrides)
 
     # --------------------------------------------------------------- JSON
     def to_dict(self) -> dict[str, Any]:
@@ -264,10 +351,11 @@ class RunResult:
         data["mode"], data["scenario"] = self.mode.value, self.scenario.value
         return data
 
-    def save(self) -> Path:
-        """Write ``result.json`` into the run directory, atomically."""
+    def save(self, directory: Path | None = None) -> Path:
+        """Write ``result.json`` atomically into ``directory`` (default: the run directory; a run
+        being staged writes its record, naming its final directory, into the staging one)."""
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True, default=str) + "\n"
-        return write_text_atomic(result_path(self.run_dir), text)
+        return write_text_atomic(result_path(directory if directory is not None else self.run_dir), text)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], origin: str) -> "RunResult":
@@ -305,3 +393,22 @@ class RunResult:
         if not isinstance(data, dict):
             raise HarnessError(f"{path}: expected a JSON object")
         return cls.from_dict(data, str(path))
+
+
+def run_identity(card: ModelCard, profile: SystemProfile, scenario: Scenario, inference_precision: str | None,
+                 overrides: dict[str, Any]) -> dict[str, Any]:
+    """``RunResult.identity`` from its parts, so a run can be compared before it is made."""
+    identity = {"card": {k: getattr(card, k) for k in ModelCard.IDENTITY_FIELDS},
+                "engine": asdict(profile.engine_for(Scenario(scenario).value)),
+                "inference_precision": inference_precision, "profile": profile.name, "overrides": dict(overrides)}
+    return json.loads(json.dumps(identity))  # the JSON form, so a stored copy compares equal
+
+
+def identity_differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """The dotted names of the values that differ between two identities (or any JSON data)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for key in sorted(set(a) | set(b), key=str):
+            out += identity_differences(a.get(key), b.get(key), f"{prefix}{key}.")
+        return out
+    return [] if a == b else [prefix.rstrip(".") or "value"]

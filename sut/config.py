@@ -13,12 +13,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from common.errors import ConfigError
-from sut.threadpriority import MAX_PRIORITY
-from sut.threadslice import MAX_SLICE_US, MIN_SLICE_US
 
 log = logging.getLogger(__name__)
 
-KEEP_AWAKE_MODES = ("off", "pm_qos", "loops")  # sut.keepawake
+KEEP_AWAKE_MODES = ("off", "pm_qos", "loops")  # hostctl.keepawake
+MIN_SLICE_US = 100  # the kernel clamps custom slices to 0.1-100 ms (hostctl.threadslice)
+MAX_SLICE_US = 100_000
+# SCHED_FIFO 1 already outranks every normal thread; a low cap keeps the kernel's own real-time
+# threads (and any other tenant's) above ours (hostctl.threadpriority).
+MAX_ISSUE_PRIORITY = 10
 
 
 @dataclass(frozen=True)
@@ -31,16 +34,20 @@ class EngineConfig:
     ``keep_awake`` keeps every CPU of the run from halting between Server arrivals (on a
     virtual machine an idle vCPU halts): ``off``; ``pm_qos``, the kernel's CPU latency limit held
     at 0 us (idle CPUs poll; needs root); ``loops``, one ``SCHED_IDLE`` busy loop per CPU
-    (``sut.keepawake``). YAML ``true``/``false`` read as ``loops``/``off``, their meaning before
+    (``hostctl.keepawake``). YAML ``true``/``false`` read as ``loops``/``off``, their meaning before
     ``pm_qos`` existed.
 
     ``dispatch_slice_us`` (0: the kernel's default) asks Linux for that short a scheduler slice on
     the threads that carry queries (LoadGen's issue thread, OpenVINO's callback thread, a
-    dispatcher), so they preempt busy inference threads at once (``sut.threadslice``).
+    dispatcher), so they preempt busy inference threads at once (``hostctl.threadslice``).
 
     ``issue_priority`` (0: the kernel's default policy) puts the threads that issue queries to
     OpenVINO (LoadGen's issue thread, a dispatcher) under ``SCHED_FIFO`` at that priority, so no
-    inference thread preempts one while it holds Python's interpreter lock (``sut.threadpriority``).
+    inference thread preempts one while it holds Python's interpreter lock
+    (``hostctl.threadpriority``); at most ``MAX_ISSUE_PRIORITY``.
+
+    These three change the host beyond this process: they are off unless the user asks for
+    them (``--host-tuning`` for the ``host`` profile, or the keys in a profile of their own).
 
     ``instances`` > 1 runs that many copies of this pool, each in its own process pinned to
     its own share of the cores (``sut.instances``); every other setting is PER INSTANCE, so
@@ -54,9 +61,9 @@ class EngineConfig:
     pinning: bool = True
     max_wait_us: int = 0  # Server only: how long a batch may wait for more arrivals after its first
     instances: int = 1  # processes, each with its own compiled model and pool of the settings above
-    keep_awake: str = "off"  # Server only: off | pm_qos | loops (sut.keepawake)
-    dispatch_slice_us: int = 0  # 0 or 100..100000: EEVDF slice of the query-carrying threads (sut.threadslice)
-    issue_priority: int = 0  # 0 or 1..99: SCHED_FIFO priority of the issuing threads (sut.threadpriority)
+    keep_awake: str = "off"  # Server only: off | pm_qos | loops (hostctl.keepawake)
+    dispatch_slice_us: int = 0  # 0 or 100..100000: EEVDF slice of the query-carrying threads (hostctl.threadslice)
+    issue_priority: int = 0  # 0 or 1..10: SCHED_FIFO priority of the issuing threads (hostctl.threadpriority)
 
     def __post_init__(self) -> None:
         for name in ("num_streams", "num_threads", "infer_requests", "batch_size", "instances"):
@@ -81,9 +88,10 @@ class EngineConfig:
             raise ConfigError("engine.dispatch_slice_us: applies to one-instance pools only (instances = 1); "
                               f"got instances = {self.instances}")
         priority = self.issue_priority
-        if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= MAX_PRIORITY:
-            raise ConfigError(f"engine.issue_priority: expected 0 (kernel default) or 1..{MAX_PRIORITY} "
-                              f"(SCHED_FIFO priority), got {priority!r}")
+        if not isinstance(priority, int) or isinstance(priority, bool) or not 0 <= priority <= MAX_ISSUE_PRIORITY:
+            raise ConfigError(f"engine.issue_priority: expected 0 (kernel default) or 1..{MAX_ISSUE_PRIORITY} "
+                              f"(SCHED_FIFO priority, capped low so the kernel's real-time threads stay above), "
+                              f"got {priority!r}")
         if priority and self.instances > 1:
             raise ConfigError("engine.issue_priority: applies to one-instance pools only (instances = 1); "
                               f"got instances = {self.instances}")
@@ -119,6 +127,14 @@ class SystemProfile:
     system: dict[str, Any] = field(default_factory=dict)
     # Latency-oriented settings of the other scenarios, keyed by LoadGen's scenario name.
     scenarios: dict[str, EngineConfig] = field(default_factory=dict)
+    # Seconds a run may go with inference requests in flight and none finishing before the
+    # watchdog ends it INCOMPLETE (harness.watchdog); 0: derived from the warm-up.
+    watchdog_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        value = self.watchdog_s
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"watchdog_s: expected seconds >= 0 (0: derived from the warm-up), got {value!r}")
 
     def engine_for(self, scenario: str) -> EngineConfig:
         """The engine settings of ``scenario`` (``Offline`` is ``engine``)."""
@@ -139,4 +155,5 @@ class SystemProfile:
         """Inverse of ``to_dict`` (for records read back from JSON)."""
         scenarios = {k: EngineConfig(**v) for k, v in (data.get("scenarios") or {}).items()}
         return cls(data["name"], int(data["cores"]), EngineConfig(**data["engine"]),
-                   str(data.get("description", "")), dict(data.get("system") or {}), scenarios)
+                   str(data.get("description", "")), dict(data.get("system") or {}), scenarios,
+                   float(data.get("watchdog_s") or 0.0))

@@ -201,6 +201,7 @@ class InferencePool:
         self._pending: list[np.ndarray | None] = [None] * num_requests
         self._idle: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._in_flight = 0
+        self._finished = 0  # batches finished, failed ones too (progress, for the runner's watchdog)
         self._lock = threading.Condition()
         self._on_done = on_done
         self._on_fail = on_fail
@@ -226,6 +227,11 @@ class InferencePool:
     def batch_size(self) -> int:
         """Samples per request (the static batch)."""
         return len(self._consecutive)
+
+    def progress(self) -> tuple[int, int]:
+        """(batches finished so far, batches in flight now): a hung request shows as work in
+        flight that never finishes."""
+        return self._finished, self._in_flight
 
     @property
     def num_requests(self) -> int:
@@ -356,6 +362,7 @@ class InferencePool:
             self._idle.put(slot)
             with self._lock:
                 self._in_flight -= 1
+                self._finished += 1
                 self._lock.notify_all()
 
     def warmup(self, batches: int, measure_s: float = 0.0, rows: int | None = None) -> float:

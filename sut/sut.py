@@ -17,12 +17,10 @@
   Server dispatch (batch 1, ``max_wait_us = 0``) uses ``DirectSUT`` with ``callbacks`` instead:
   started on the issue thread, answered on OpenVINO's callback thread (arrivals must not wait).
 
-Every thread that carries a query (LoadGen's issue thread, OpenVINO's callback thread, a
-dispatcher) first claims the engine's ``dispatch_slice_us`` scheduler slice, if set
-(``sut.threadslice``): near full load it then preempts a busy inference thread at once. The
-threads that issue queries (never OpenVINO's) then claim ``issue_priority``, if set
-(``sut.threadpriority``): under ``SCHED_FIFO`` no inference thread preempts them while they hold
-Python's interpreter lock, which the callbacks need to answer.
+Every thread that issues a query (LoadGen's issue thread, a dispatcher) first calls the
+``threads`` object's ``claim_issuer``, every thread that answers one its ``claim_carrier``: the
+runner passes its host controls there (``hostctl``: a short scheduler slice, ``SCHED_FIFO`` for
+the issuers, when the user asked for host tuning); by default they do nothing.
 
 Answers point into the request's own output array (LoadGen copies them before returning).
 Each request has a list of ``QuerySampleResponse`` objects built once, one per output element
@@ -38,6 +36,7 @@ import logging
 import queue
 import threading
 import time
+from typing import Protocol
 
 import mlperf_loadgen as lg
 import numpy as np
@@ -47,23 +46,40 @@ from sut.batching import view_order
 from sut.detection import FIELDS, DetectionPost
 from sut.engine import InferencePool
 from sut.qsl import SampleLibrary
-from sut.threadpriority import PriorityClaim
-from sut.threadslice import SliceClaim
 
 log = logging.getLogger(__name__)
 
 _ITEMSIZE = 4  # one int32 top-1 label per sample
 
 
+class ThreadClaims(Protocol):
+    """Per-thread settings the SUT's threads ask for (``hostctl.HostControls`` is one)."""
+
+    def claim_issuer(self) -> None:
+        """Called first by every thread that issues queries."""
+
+    def claim_carrier(self) -> None:
+        """Called by every thread that answers queries."""
+
+
+class NoClaims:
+    """The default ``ThreadClaims``: every thread runs as the process started it."""
+
+    def claim_issuer(self) -> None:
+        """Nothing to claim."""
+
+    def claim_carrier(self) -> None:
+        """Nothing to claim."""
+
+
 class _PoolSUT:
     """What every scenario's SUT shares: the pool, the responses, the first error."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
-                 post: DetectionPost | None = None, callbacks: bool = False, dispatch_slice_us: int = 0,
-                 issue_priority: int = 0) -> None:
+                 post: DetectionPost | None = None, callbacks: bool = False,
+                 threads: ThreadClaims | None = None) -> None:
         self._qsl = qsl
-        self.claim_slice = SliceClaim(dispatch_slice_us)
-        self.claim_priority = PriorityClaim(issue_priority)
+        self._threads = threads or NoClaims()
         self._pool = InferencePool(compiled, num_requests, self._respond, self._respond_failed, qsl.bank,
                                    callbacks=callbacks)
         # A detector's responses are made per batch by its post-processor (sut.detection); it needs
@@ -90,10 +106,12 @@ class _PoolSUT:
         self._pool.drain()
 
     def claim_issuer(self) -> None:
-        """Called first by every thread that issues queries: its slice, then its priority (the
-        slice is a ``SCHED_OTHER`` setting, so it must be asked for before the policy changes)."""
-        self.claim_slice()
-        self.claim_priority()
+        """Called first by every thread that issues queries (``ThreadClaims``)."""
+        self._threads.claim_issuer()
+
+    def progress(self) -> tuple[int, int]:
+        """(inference batches finished, batches in flight): what the runner's watchdog reads."""
+        return self._pool.progress()
 
     def first_error(self) -> BaseException | None:
         """The first failure in dispatch or inference, if any."""
@@ -134,7 +152,7 @@ class _PoolSUT:
         """Answer LoadGen with the slot's responses, which point into its output array (``top1`` is
         a view of it); only their ids change per batch. The slot is not reused before this
         returns, so its list is never shared."""
-        self.claim_slice()
+        self._threads.claim_carrier()
         if self._post is not None:
             self._respond_detections(ids, top1)
             return
@@ -160,7 +178,7 @@ class _PoolSUT:
 
     def _respond_failed(self, ids: np.ndarray, error: BaseException) -> None:
         """Complete ``ids`` with empty responses so LoadGen never waits on a failed sample."""
-        self.claim_slice()
+        self._threads.claim_carrier()
         for sid in ids.tolist() if self._post is not None else ():
             self._index_of.pop(sid, None)
         if len(ids):
@@ -171,9 +189,8 @@ class OfflineSUT(_PoolSUT):
     """Offline: one dispatcher thread feeds LoadGen's queries through the pool and answers them."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
-                 post: DetectionPost | None = None, dispatch_slice_us: int = 0, issue_priority: int = 0) -> None:
-        super().__init__(qsl, compiled, num_requests, post, dispatch_slice_us=dispatch_slice_us,
-                         issue_priority=issue_priority)
+                 post: DetectionPost | None = None, threads: ThreadClaims | None = None) -> None:
+        super().__init__(qsl, compiled, num_requests, post, threads=threads)
         self._work: queue.SimpleQueue[tuple[np.ndarray, np.ndarray] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher", daemon=True)
         self._dispatcher.start()
@@ -217,10 +234,9 @@ class ServerSUT(_PoolSUT):
     """Server: queued arrivals, sent in batches of up to the compiled batch size as requests go idle."""
 
     def __init__(self, qsl: SampleLibrary, compiled: ov.CompiledModel, num_requests: int,
-                 max_wait_us: int = 0, post: DetectionPost | None = None, dispatch_slice_us: int = 0,
-                 issue_priority: int = 0) -> None:
-        super().__init__(qsl, compiled, num_requests, post, callbacks=True, dispatch_slice_us=dispatch_slice_us,
-                         issue_priority=issue_priority)
+                 max_wait_us: int = 0, post: DetectionPost | None = None,
+                 threads: ThreadClaims | None = None) -> None:
+        super().__init__(qsl, compiled, num_requests, post, callbacks=True, threads=threads)
         self._max_wait_s = max_wait_us / 1e6
         self._arrivals: queue.SimpleQueue[tuple[list[int], list[int]] | None] = queue.SimpleQueue()
         self._dispatcher = threading.Thread(target=self._dispatch_loop, name="server-dispatcher", daemon=True)

@@ -1,5 +1,6 @@
-"""Real-time priority for the issuing threads (sut.threadpriority): granted per thread, validated in
-profiles, recorded by a real Server run, refused up front where the process may not set it."""
+"""Real-time priority for the issuing threads (hostctl.threadpriority): granted per thread with
+SCHED_RESET_ON_FORK, capped low, taken back by an undo, validated in profiles, recorded by a real
+Server run, refused up front where the process may not set it."""
 
 from __future__ import annotations
 
@@ -9,25 +10,27 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from conftest import REPO, run_server_with
+from host_facts import needs
 
 from common.errors import ConfigError
 from harness.profile import load_profile, profile_from_dict
 from harness.tune import write_profile
 from records import results as tree
 from records.results import RunResult
-from sut.threadpriority import PriorityClaim, realtime_allowed
-from sut.threadslice import on_new_thread
+from hostctl.threadpriority import PriorityClaim, realtime_allowed, set_realtime, thread_policy
+from hostctl.threadslice import on_new_thread
 
-needs_realtime = pytest.mark.skipif(not realtime_allowed(1), reason="this process may not use SCHED_FIFO")
-
+needs_realtime = needs(lambda: realtime_allowed(1), "this process may not use SCHED_FIFO")
 
 
 def _policy() -> tuple[int, int]:
-    return os.sched_getscheduler(0), os.sched_getparam(0).sched_priority
+    """The calling thread's policy (without the reset-on-fork flag) and priority."""
+    return thread_policy()[0], os.sched_getparam(0).sched_priority
 
 
 @needs_realtime
@@ -46,6 +49,58 @@ def test_a_claim_puts_each_calling_thread_under_sched_fifo_once_and_no_other_thr
     assert on_new_thread(_policy) == (os.SCHED_OTHER, 0)  # nor is it inherited by new threads
 
 
+@needs_realtime
+def test_what_a_sched_fifo_thread_creates_starts_under_the_default_policy() -> None:
+    def create_both() -> tuple[tuple[int, bool], tuple[int, int], str]:
+        set_realtime(1)
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.sched_getscheduler(0))"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return thread_policy(), on_new_thread(_policy), child
+
+    mine, new_thread, new_process = on_new_thread(create_both)
+    assert mine == (os.SCHED_FIFO, True)  # reset-on-fork is set with the policy
+    assert new_thread == (os.SCHED_OTHER, 0)
+    assert new_process == str(os.SCHED_OTHER)
+
+
+@needs_realtime
+def test_undo_puts_a_living_thread_back_under_the_default_policy() -> None:
+    claim = PriorityClaim(1)
+    claimed, release, seen = threading.Event(), threading.Event(), []
+
+    def worker() -> None:
+        claim()
+        seen.append(_policy())
+        claimed.set()
+        release.wait(10)
+        seen.append(_policy())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert claimed.wait(10)
+    assert claim.undo() == 1
+    release.set()
+    thread.join()
+    assert seen == [(os.SCHED_FIFO, 1), (os.SCHED_OTHER, 0)]
+
+
+@pytest.mark.parametrize("priority, granted", [(0, None), (11, None), (99, None)])
+def test_priorities_above_the_cap_are_never_set(priority: int, granted: None) -> None:
+    assert on_new_thread(lambda: (set_realtime(priority), _policy())) == (granted, (os.SCHED_OTHER, 0))
+
+
+def test_a_profile_asking_more_than_the_cap_is_refused_at_load_naming_the_file_and_key(tmp_path: Path) -> None:
+    path = tmp_path / "greedy.yaml"
+    path.write_text("name: greedy\ncores: 1\nengine: {num_streams: 1, num_threads: 1, infer_requests: 2, batch_size: 1}\n"
+                    "scenarios:\n  Server: {num_streams: 1, num_threads: 1, infer_requests: 2, batch_size: 1,\n"
+                    "           issue_priority: 99}\n")
+    with pytest.raises(ConfigError) as err:
+        load_profile(str(path), check_fits=False)
+    assert str(err.value) == (f"{path}: scenarios.Server: engine.issue_priority: expected 0 (kernel default) or "
+                              "1..10 (SCHED_FIFO priority, capped low so the kernel's real-time threads stay above), "
+                              "got 99")
+
+
 def test_a_zero_claim_does_nothing() -> None:
     claim = PriorityClaim(0)
     assert on_new_thread(lambda: (claim(), _policy())[1]) == (os.SCHED_OTHER, 0)
@@ -54,10 +109,10 @@ def test_a_zero_claim_does_nothing() -> None:
 
 def test_issue_priority_is_validated_with_the_file_and_key() -> None:
     data = dataclasses.asdict(load_profile("host"))
-    for bad in (100, -1, True, "1"):
+    for bad in (11, 99, -1, True, "1"):
         data["scenarios"]["Server"]["issue_priority"] = bad
         with pytest.raises(ConfigError, match=r"my.yaml: scenarios.Server: engine.issue_priority: expected 0 "
-                                              r"\(kernel default\) or 1..99 \(SCHED_FIFO priority\), got "):
+                                              r"\(kernel default\) or 1..10 \(SCHED_FIFO priority, "):
             profile_from_dict(data, "my.yaml")
     data["scenarios"]["Server"]["issue_priority"] = 1
     for name in ("SingleStream", "MultiStream"):
@@ -73,10 +128,16 @@ def test_issue_priority_is_validated_with_the_file_and_key() -> None:
         profile_from_dict(data, "my.yaml")
 
 
-def test_the_host_profile_takes_it_for_server_only_where_allowed() -> None:
-    host = load_profile("host")
-    assert host.engine_for("Server").issue_priority == (1 if realtime_allowed(1) else 0)
-    assert all(host.engine_for(s).issue_priority == 0 for s in ("Offline", "SingleStream", "MultiStream"))
+@pytest.mark.parametrize("allowed, host_tuning, server", [(True, True, 1), (False, True, 0), (True, False, 0),
+                                                          (False, False, 0)])
+def test_the_host_profile_takes_it_for_server_only_with_host_tuning_where_allowed(
+        monkeypatch: pytest.MonkeyPatch, allowed: bool, host_tuning: bool, server: int) -> None:
+    import harness.profile
+
+    monkeypatch.setattr(harness.profile, "realtime_allowed", lambda priority=1: allowed)
+    host = load_profile("host", host_tuning=host_tuning)
+    assert host.engine_for("Server").issue_priority == server
+    assert [host.engine_for(s).issue_priority for s in ("Offline", "SingleStream", "MultiStream")] == [0, 0, 0]
 
 
 @needs_realtime
@@ -89,6 +150,9 @@ def test_server_run_records_its_issuing_threads_under_sched_fifo(demo_int8: Path
     assert run.profile.engine_for("Server").issue_priority == 1
     assert run.loadgen["result_query_count"] > 0
     assert "issue_priority: 1 issuing threads ran under SCHED_FIFO 1" in proc.stdout + proc.stderr
+    # asked for by the profile's own key, not by --host-tuning; undone at the end
+    assert run.host_tuning["active"] == ["issue_priority=1"] and run.host_tuning["requested"] is False
+    assert run.host_tuning["undone"] is True
 
 
 def test_a_process_that_may_not_use_sched_fifo_is_refused_before_the_test(demo_int8: Path, demo_data: Path,

@@ -1,21 +1,21 @@
-"""Short scheduler slices for the query-carrying threads (sut.threadslice): granted per thread,
-validated in profiles, and recorded by a real Server run."""
+"""Short scheduler slices for the query-carrying threads (hostctl.threadslice): granted per thread,
+taken back by an undo, validated in profiles, and recorded by a real Server run."""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import pytest
 from conftest import run_server_with
+from host_facts import needs
 
 from common.errors import ConfigError
 from harness.profile import load_profile, profile_from_dict
-from sut.threadslice import SliceClaim, custom_slices_supported, on_new_thread, thread_slice_us
+from hostctl.threadslice import SliceClaim, custom_slices_supported, on_new_thread, thread_slice_us
 
-needs_custom_slices = pytest.mark.skipif(not custom_slices_supported(),
-                                         reason="this kernel has no EEVDF custom slices (Linux < 6.12)")
-
+needs_custom_slices = needs(custom_slices_supported, "this kernel has no EEVDF custom slices (Linux < 6.12)")
 
 
 @needs_custom_slices
@@ -34,6 +34,29 @@ def test_a_claim_gives_each_calling_thread_the_slice_once_and_no_other_thread() 
     assert claim.report() == {"slice_us": wanted, "threads": 2, "granted_us": [wanted]}
     assert thread_slice_us() == default  # the test's own thread never asked
     assert on_new_thread(thread_slice_us) == default  # nor is it inherited by new threads
+
+
+@needs_custom_slices
+def test_undo_gives_a_living_thread_its_default_slice_back_and_stops_claiming() -> None:
+    default = on_new_thread(thread_slice_us)
+    claim = SliceClaim(100 if default != 100 else 200)
+    claimed, release, seen = threading.Event(), threading.Event(), []
+
+    def worker() -> None:
+        claim()
+        seen.append(thread_slice_us())
+        claimed.set()
+        release.wait(10)
+        seen.append(thread_slice_us())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert claimed.wait(10)
+    assert claim.undo() == 1  # the one thread that claimed, still running
+    release.set()
+    thread.join()
+    assert seen == [claim.value, default]
+    assert on_new_thread(lambda: (claim(), thread_slice_us())[1]) == default  # no claim after an undo
 
 
 def test_a_zero_claim_does_nothing() -> None:

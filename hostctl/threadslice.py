@@ -33,14 +33,17 @@ import struct
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
+
+from sut.config import MAX_SLICE_US, MIN_SLICE_US
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MIN_SLICE_US = 100  # the kernel clamps custom slices to 0.1-100 ms
-MAX_SLICE_US = 100_000
+__all__ = ["MAX_SLICE_US", "MIN_SLICE_US", "PerThreadClaim", "SliceClaim", "custom_slices_supported",
+           "on_new_thread", "reset_thread_slice", "set_thread_slice", "thread_slice_us"]
 _SYS_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274}
 _SYS_SCHED_GETATTR = {"x86_64": 315, "aarch64": 275}
 # struct sched_attr, SCHED_ATTR_SIZE_VER1: size, policy, flags, nice, priority, runtime, deadline,
@@ -60,31 +63,52 @@ def _syscall_numbers() -> tuple[int, int] | None:
     return _SYS_SCHED_SETATTR[machine], _SYS_SCHED_GETATTR[machine]
 
 
-def thread_slice_us() -> int | None:
-    """The calling thread's scheduler slice in microseconds (custom or the default), or None
-    where it cannot be read (not Linux, an unknown architecture, a kernel without the call)."""
+def thread_slice_us(tid: int = 0) -> int | None:
+    """The scheduler slice in microseconds (custom or the default) of thread ``tid`` (0: the
+    calling thread), or None where it cannot be read (not Linux, an unknown architecture, a
+    kernel without the call, no such thread)."""
     numbers = _syscall_numbers()
     if numbers is None:
         return None
     buf = ctypes.create_string_buffer(_ATTR.size)
-    if _libc().syscall(numbers[1], 0, buf, _ATTR.size, 0) != 0:
+    if _libc().syscall(numbers[1], tid, buf, _ATTR.size, 0) != 0:
         return None
     return _ATTR.unpack(buf.raw)[5] // 1000
+
+
+def _set_slice(tid: int, slice_ns: int) -> bool:
+    """``sched_setattr`` on thread ``tid`` as ``SCHED_OTHER`` at its nice value with ``slice_ns``
+    (0: the kernel's default slice)."""
+    numbers = _syscall_numbers()
+    if numbers is None:
+        return False
+    nice = os.getpriority(os.PRIO_PROCESS, tid)  # the thread's own (Linux: per thread)
+    buf = ctypes.create_string_buffer(_ATTR.pack(_ATTR.size, os.SCHED_OTHER, 0, nice, 0, slice_ns,
+                                                 0, 0, 0, 0), _ATTR.size)
+    return _libc().syscall(numbers[0], tid, buf, 0) == 0
 
 
 def set_thread_slice(slice_us: int) -> int | None:
     """Ask for a ``slice_us`` slice for the calling thread (its policy and nice value unchanged:
     ``SCHED_OTHER`` only); returns the slice the kernel then reports, None if it cannot be set."""
-    numbers = _syscall_numbers()
-    if numbers is None or os.sched_getscheduler(0) != os.SCHED_OTHER:
+    if _syscall_numbers() is None or os.sched_getscheduler(0) != os.SCHED_OTHER:
         return None
-    nice = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's (Linux: per thread)
-    buf = ctypes.create_string_buffer(_ATTR.pack(_ATTR.size, os.SCHED_OTHER, 0, nice, 0, slice_us * 1000,
-                                                 0, 0, 0, 0), _ATTR.size)
-    if _libc().syscall(numbers[0], 0, buf, 0) != 0:
+    if not _set_slice(0, slice_us * 1000):
         log.warning("dispatch_slice_us: sched_setattr failed: %s", os.strerror(ctypes.get_errno()))
         return None
     return thread_slice_us()
+
+
+def own_thread(tid: int) -> bool:
+    """Whether ``tid`` is (still) a thread of this process: a finished thread's id may be reused by
+    another process's, which an undo must never touch."""
+    return Path(f"/proc/self/task/{tid}").exists()
+
+
+def reset_thread_slice(tid: int) -> bool:
+    """Give thread ``tid`` of this process the kernel's default slice back (``SCHED_OTHER``); False
+    if it is gone or the call failed."""
+    return own_thread(tid) and _set_slice(tid, 0)
 
 
 def on_new_thread(fn: Callable[[], T], name: str = "probe") -> T:
@@ -114,8 +138,9 @@ class PerThreadClaim:
 
     Called on the hot path (each ``issue_query``, each answer): after a thread's first call it
     is one thread-local attribute read. A false ``value`` does nothing. Subclasses say how to
-    apply the value (``_apply``: returns what the kernel then reports, None if it was refused)
-    and how to report it.
+    apply the value (``_apply``: returns what the kernel then reports, None if it was refused),
+    how to take it back from a thread (``_reset``) and how to report it. After ``undo`` every
+    thread that claimed has its default back and no thread claims any more.
     """
 
     def __init__(self, value: int) -> None:
@@ -123,17 +148,33 @@ class PerThreadClaim:
         self._local = threading.local()
         self._lock = threading.Lock()
         self.granted: dict[int, int | None] = {}  # native thread id -> what the kernel reports
+        self.undone = False
 
     def __call__(self) -> None:
         """Claim the setting for the calling thread if it has not yet."""
-        if not self.value or getattr(self._local, "claimed", False):
+        if not self.value or self.undone or getattr(self._local, "claimed", False):
             return
         self._local.claimed = True
         granted = self._apply(self.value)
+        tid = threading.get_native_id()
         with self._lock:
-            self.granted[threading.get_native_id()] = granted
+            self.granted[tid] = granted
+            late = self.undone
+        if late and granted is not None:  # ``undo`` ran while this thread was applying it
+            self._reset(tid)
+
+    def undo(self) -> int:
+        """Stop claiming and reset every thread of this process that claimed; returns how many were
+        reset (threads that have ended took their setting with them)."""
+        with self._lock:
+            self.undone = True
+            tids = [tid for tid, granted in self.granted.items() if granted is not None]
+        return sum(self._reset(tid) for tid in tids)
 
     def _apply(self, value: int) -> int | None:
+        raise NotImplementedError
+
+    def _reset(self, tid: int) -> bool:
         raise NotImplementedError
 
     def _granted(self) -> tuple[int, list[int | None]]:
@@ -147,6 +188,9 @@ class SliceClaim(PerThreadClaim):
 
     def _apply(self, value: int) -> int | None:
         return set_thread_slice(value)
+
+    def _reset(self, tid: int) -> bool:
+        return reset_thread_slice(tid)
 
     def report(self) -> dict[str, object]:
         """What was asked and granted: ``slice_us``, ``threads`` (how many claimed), ``granted_us``

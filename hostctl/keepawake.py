@@ -54,6 +54,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import ContextManager
 
+from common.childproc import child_environment, python_command
 from common.errors import EngineError
 
 log = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class BusyLoops:
         try:
             for cpu in self.cpus:
                 self._loops.append(subprocess.Popen(
-                    [sys.executable, "-m", "sut.keepawake", str(cpu), parent],
+                    python_command("-m", "hostctl.keepawake", str(cpu), parent), env=child_environment(),
                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
         except OSError as exc:
             self._stop()
