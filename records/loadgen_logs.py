@@ -26,6 +26,9 @@ class DetailLog:
     values: dict[str, Any] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # MLLOG lines that are not a record LoadGen writes ("line N: why"): a tampered or damaged log.
+    malformed: list[str] = field(default_factory=list)
+    source: str = ""  # the file it was read from, for messages
 
     def get(self, key: str, default: Any = None) -> Any:
         """The last value logged under ``key``."""
@@ -37,20 +40,36 @@ def read_detail(run_dir: Path) -> DetailLog:
     path = Path(run_dir) / DETAIL
     if not path.is_file():
         raise HarnessError(f"{path}: LoadGen detail log missing")
-    log = DetailLog()
-    for line in path.read_text(errors="replace").splitlines():
+    return parse_detail(path.read_text(errors="replace"), str(path))
+
+
+def parse_detail(text: str, source: str = "") -> DetailLog:
+    """The MLLOG records of a detail log's text. A line that does not parse, or is not a JSON object
+    with a string ``key``, is listed in ``malformed`` (never raised): the log may come from anyone."""
+    log = DetailLog(source=source)
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.startswith(_MARKER):
             continue
         try:
             rec = json.loads(line[len(_MARKER):])
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
+            log.malformed.append(f"line {lineno}: MLLOG record is not valid JSON")
             continue
-        key, value = rec.get("key"), rec.get("value")
+        if not isinstance(rec, dict) or not isinstance(rec.get("key"), str):
+            what = type(rec).__name__ if not isinstance(rec, dict) else f"key of type {type(rec.get('key')).__name__}"
+            log.malformed.append(f"line {lineno}: MLLOG record is not an object with a string key ({what})")
+            continue
+        key, value = rec["key"], rec.get("value")
         log.values[key] = value
-        meta = rec.get("metadata") or {}
-        if meta.get("is_error") or str(key).startswith("error"):
+        meta = rec.get("metadata")
+        if meta is not None and not isinstance(meta, dict):
+            log.malformed.append(f"line {lineno}: MLLOG record {key!r}: metadata is a {type(meta).__name__}, "
+                                 "not an object")
+            meta = None
+        meta = meta or {}
+        if meta.get("is_error") or key.startswith("error"):
             log.errors.append(f"{key}: {value}")
-        elif meta.get("is_warning") or str(key).startswith("warning"):
+        elif meta.get("is_warning") or key.startswith("warning"):
             log.warnings.append(f"{key}: {value}")
     return log
 

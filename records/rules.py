@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 from common.errors import ConfigError, HarnessError, SubmissionError
 from common.loadgen_conf import builtin_mlperf_conf, lookup, parse_user_conf
+from common.resources import shipped
 from common.testspec import BENCHMARK, Mode, Scenario
 from records.accuracy import ACCURACY_TXT
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, DetailLog
@@ -40,7 +41,7 @@ OFFICIAL_CALIBRATION_SHA256 = {
     "7662247d1d9407d6cb564268f64c5a4a6cf9f1a34fd2e6cdc3b94dcf278b3dc9": "cal_image_list_option_1.txt",
     "11ce810122226ec0ca8c56e47ee356e3c1185f3c6ce8262edb50c3c1d0a9705e": "cal_image_list_option_2.txt",
 }
-REFERENCE_MODELS_FILE = Path(__file__).resolve().parent.parent / "configs" / "reference_models.yaml"
+REFERENCE_MODELS_FILE = shipped("configs/reference_models.yaml")
 # Which scenarios each system category must submit (the checker's required-scenarios tables).
 CATEGORY_SCENARIOS = {
     "edge": (Scenario.SINGLE_STREAM, Scenario.MULTI_STREAM, Scenario.OFFLINE),
@@ -153,6 +154,28 @@ def builtin_seeds() -> dict[str, int]:
     return {k: seeds[k] for k in SEED_KEYS}
 
 
+def show(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters: a tampered file's value may be anything, of any size."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _number(detail: DetailLog, key: str, path: Path, out: list[Problem]) -> int | float | None:
+    """The detail-log value ``key`` if it is a number; None if absent. A value of another type
+    (a string, a list, true/false) is listed in ``out`` as a problem naming the file and key."""
+    value = detail.get(key)
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    out.append(Problem(path, f"{key} is {show(value)} (a JSON {_json_type(value)}), not a number"))
+    return None
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a parsed value's type."""
+    names = {bool: "boolean", str: "string", list: "array", dict: "object", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
 def accuracy_sample_count(detail: DetailLog) -> Any:
     """How many samples an accuracy run covered, as LoadGen logged it."""
     return detail.get("effective_accuracy_sample_count", detail.get("qsl_reported_total_count"))
@@ -164,37 +187,42 @@ def log_problems(detail: DetailLog, path: Path, mode: Mode, scenario: Scenario,
     """Rules on one detail log alone (what ``check`` can verify on a packaged tree)."""
     seeds = seeds or builtin_seeds()
     rules = benchmark_rules(benchmark)
-    out = [Problem(path, f"LoadGen error in the log: {e}") for e in detail.errors]
+    out = [Problem(path, f"LoadGen error in the log: {show(e, 200)[1:-1]}") for e in detail.errors]
+    out += [Problem(path, f"malformed: {m}") for m in detail.malformed]
     if detail.get("effective_scenario") != scenario.value:
-        out.append(Problem(path, f"scenario is {detail.get('effective_scenario')!r}, not {scenario.value}"))
+        out.append(Problem(path, f"scenario is {show(detail.get('effective_scenario'))}, not {scenario.value}"))
     if detail.get("effective_test_mode") != _TEST_MODES[mode]:
-        out.append(Problem(path, f"test mode is {detail.get('effective_test_mode')!r}, not {_TEST_MODES[mode]}"))
+        out.append(Problem(path, f"test mode is {show(detail.get('effective_test_mode'))}, not {_TEST_MODES[mode]}"))
     for key in SEED_KEYS:
         found = detail.get(f"effective_{key}")
         if found != seeds[key]:
-            out.append(Problem(path, f"{key} is {found}, not {seeds[key]} from LoadGen's built-in mlperf.conf "
+            out.append(Problem(path, f"{key} is {show(found)}, not {seeds[key]} from LoadGen's built-in mlperf.conf "
                                      f"(wrong LoadGen version for round {ROUND}?)", settings=True))
     if mode is Mode.ACCURACY:
         count = accuracy_sample_count(detail)
         if count != rules.accuracy_samples:
-            out.append(Problem(path, f"accuracy run over {count} samples, not {rules.accuracy_samples:,}",
+            out.append(Problem(path, f"accuracy run over {show(count)} samples, not {rules.accuracy_samples:,}",
                                settings=True))
         return out
     if detail.get("result_validity") != "VALID":
-        why = invalid_reasons(detail)
-        out.append(Problem(path, f"performance run is {detail.get('result_validity') or 'without a result'}, "
-                                 "not VALID" + (f" ({'; '.join(why)})" if why else "")))
+        try:
+            why = invalid_reasons(detail)
+        except (TypeError, ValueError):  # a tampered log's non-numbers: listed as such below
+            why = []
+        validity = detail.get("result_validity")
+        shown = (validity if isinstance(validity, str) else show(validity))[:60] if validity else "without a result"
+        out.append(Problem(path, f"performance run is {shown}, not VALID" + (f" ({'; '.join(why)})" if why else "")))
     if scenario is not Scenario.OFFLINE and detail.get("early_stopping_met") is not True:
         out.append(Problem(path, "early stopping not met: too few queries for its latency estimate"))
     if scenario is Scenario.SERVER and benchmark == BENCHMARK:
-        bound = detail.get("effective_target_latency_ns")
+        bound = _number(detail, "effective_target_latency_ns", path, out)
         if bound is None or bound > SERVER_LATENCY_BOUND_NS:
             out.append(Problem(path, f"Server latency bound {bound} ns > {SERVER_LATENCY_BOUND_NS} ns "
                                      f"({BENCHMARK}'s 15 ms)", settings=True))
-    duration = detail.get("effective_min_duration_ms") or 0
+    duration = _number(detail, "effective_min_duration_ms", path, out) or 0
     if duration < OFFICIAL_MIN_DURATION_MS:
         out.append(Problem(path, f"min_duration {duration} ms < {OFFICIAL_MIN_DURATION_MS} ms", settings=True))
-    count = detail.get("effective_performance_sample_count") or 0
+    count = _number(detail, "effective_performance_sample_count", path, out) or 0
     if count < rules.performance_samples:
         out.append(Problem(path, f"performance_sample_count {count} < {rules.performance_samples}",
                            settings=True))
@@ -262,6 +290,10 @@ def accuracy_records_problems(path: Path, expected: Any) -> list[Problem]:
         records = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         return [Problem(path, f"not valid JSON at line {exc.lineno} (already truncated?)")]
+    except UnicodeDecodeError as exc:
+        return [Problem(path, f"not UTF-8 text (byte {exc.start})")]
+    if not isinstance(records, list):
+        return [Problem(path, f"a JSON {_json_type(records)}, not the array of records LoadGen writes")]
     indices = {r.get("qsl_idx") for r in records if isinstance(r, dict)}
     if len(indices) != expected:
         return [Problem(path, f"holds {len(records)} records for {len(indices)} samples, but LoadGen ran "
@@ -322,14 +354,19 @@ def consistency_problems(acc: Mapping[str, Any], perf: Mapping[str, Any], where:
 def user_conf_problems(user_conf: Path, perf_detail: DetailLog, perf_overrides: Mapping[str, Any],
                        scenario: Scenario, benchmark: str = BENCHMARK) -> list[Problem]:
     """user.conf must be the one the performance run read: its target_qps is the run's."""
-    if not user_conf.is_file() or not user_conf.read_text().strip():
+    if not user_conf.is_file() or not user_conf.read_text(errors="replace").strip():
         return [Problem(user_conf, "user.conf missing or empty")]
     try:
         conf = parse_user_conf(user_conf)
     except HarnessError as exc:
         return [Problem(user_conf, str(exc))]
+    except UnicodeDecodeError as exc:
+        return [Problem(user_conf, f"not UTF-8 text (byte {exc.start})")]
     qps = lookup(conf, benchmark, scenario.value, "target_qps")
-    effective = perf_detail.get("effective_target_qps")
+    out: list[Problem] = []
+    effective = _number(perf_detail, "effective_target_qps", Path(perf_detail.source or DETAIL), out)
+    if out:
+        return out
     if "target_qps" not in perf_overrides and qps is not None and effective is not None \
             and abs(float(effective) - qps) > 1e-6 * max(qps, 1.0):
         return [Problem(user_conf, f"target_qps = {qps:g} but the performance run used {effective}: "
@@ -345,6 +382,10 @@ def measurements_problems(path: Path) -> list[Problem]:
         data = json.loads(path.read_text())
     except json.JSONDecodeError as exc:
         return [Problem(path, f"invalid JSON at line {exc.lineno}")]
+    except UnicodeDecodeError as exc:
+        return [Problem(path, f"not UTF-8 text (byte {exc.start})")]
+    if not isinstance(data, dict):
+        return [Problem(path, f"a JSON {_json_type(data)}, not an object of fields")]
     return [Problem(path, f"field {k!r} is missing or empty") for k in MEASUREMENT_KEYS if not data.get(k)]
 
 
