@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from common.errors import ConfigError
+from common.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,74 @@ def distribution_version(*names: str) -> str | None:
             continue
     return None
 
+
+
+PROJECT = "mlperf-cpu"  # this project's distribution name (pyproject.toml)
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
+_EXTRA_MARKER = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _requirements(dist: importlib.metadata.Distribution, extras: set[str]) -> list[tuple[str, set[str]]]:
+    """(name, extras) of what ``dist`` requires with ``extras``; other markers are not evaluated (what
+    they exclude is recorded only if it is installed anyway)."""
+    out = []
+    for line in dist.requires or []:
+        spec, _, marker = line.partition(";")
+        wanted = _EXTRA_MARKER.search(marker)
+        match = _REQUIREMENT.match(spec)
+        if match and (wanted is None or wanted.group(1) in extras):
+            out.append((match.group(1), {e.strip() for e in (match.group(2) or "").split(",") if e.strip()}))
+    return out
+
+
+def installed_versions() -> dict[str, str]:
+    """Version of this project and of every installed distribution it depends on, directly or
+    through another, with any of its extras: {canonical name: version}, sorted by name."""
+    try:
+        root = importlib.metadata.distribution(PROJECT)
+    except importlib.metadata.PackageNotFoundError:
+        return {PROJECT: "not installed"}
+    seen: dict[str, str] = {}
+    every_extra = set(root.metadata.get_all("Provides-Extra") or [])
+    todo: list[tuple[importlib.metadata.Distribution, set[str]]] = [(root, every_extra)]
+    while todo:
+        dist, extras = todo.pop()
+        seen[_canonical(dist.metadata["Name"])] = dist.version
+        for name, sub in _requirements(dist, extras):
+            if _canonical(name) in seen:
+                continue
+            try:
+                todo.append((importlib.metadata.distribution(name), sub))
+            except importlib.metadata.PackageNotFoundError:
+                continue  # an extra that is not installed
+    return dict(sorted(seen.items()))
+
+
+def run_versions() -> dict[str, str]:
+    """What a run record's ``versions`` holds: Python, LoadGen, OpenVINO and NNCF under short names,
+    then ``installed_versions()``."""
+    short = {"python": platform.python_version(), "loadgen": distribution_version("mlcommons-loadgen") or "",
+             "openvino": distribution_version("openvino") or "", "nncf": distribution_version("nncf") or ""}
+    return {**short, **installed_versions()}
+
+
+def versions_text() -> str:
+    """``installed_versions()`` as pip constraints (``name==version`` lines, the Python version first
+    as a comment): what ``src/versions.txt`` of a submission holds."""
+    versions = installed_versions()
+    lines = [f"# Python {platform.python_version()} on {platform.machine()}; pip install -c this-file reproduces it"]
+    lines += [f"{name}=={version}" for name, version in versions.items() if name != PROJECT]
+    lines.append(f"# {PROJECT}=={versions.get(PROJECT, 'not installed')} (the code in this src/)")
+    return "\n".join(lines) + "\n"
+
+
+def write_versions(path: Path) -> Path:
+    """Write ``versions_text()`` to ``path`` (atomically); returns ``path``."""
+    return write_text_atomic(path, versions_text())
 
 
 def physical_cores() -> int:
