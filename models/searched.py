@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
+from common.resources import shipped
 from models._registry import DefaultCard, register_model
 from models.searchnet import SearchNet
 
-SEARCHED_DIR = Path(__file__).resolve().parent / "searched"
+SEARCHED_DIR = shipped("models/searched")
 
 
 @lru_cache(maxsize=None)

@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from common.errors import HarnessError, SubmissionError
-from common.files import sha256_file
+from common.files import same_tree, sha256_file, swap_in, utc_stamp
+from common.names import check_name
 from common.testspec import Mode, Scenario
 from harness.profile import HOST
-from hostinfo.describe import check_folder_name, describe_system, description_problems, missing_fields
-from hostinfo.probe import distribution_version, physical_cores
+from hostinfo.describe import describe_system, description_problems, missing_fields
+from hostinfo.probe import distribution_version, physical_cores, write_versions
 from records import results as tree
 from harness.compliance import VERIFY_FILES
 from records.accuracy import ACCURACY_TXT
@@ -214,7 +215,8 @@ def choose_scenarios(results_dir: Path, system: str, model_label: str, division:
     if category not in CATEGORY_SCENARIOS:
         raise SubmissionError(f"category {category!r}: expected one of {', '.join(CATEGORY_SCENARIOS)}")
     model_dir = tree.scenario_dir(results_dir, system, model_label, Scenario.OFFLINE).parent
-    records = sorted(model_dir.glob(f"*/*/{tree.RESULT_FILE}")) + sorted(model_dir.glob(f"*/*/*/{tree.RESULT_FILE}"))
+    records = [r for r in sorted(model_dir.glob(f"*/*/{tree.RESULT_FILE}")) + sorted(model_dir.glob(f"*/*/*/{tree.RESULT_FILE}"))
+               if not tree.is_hidden(r, model_dir)]  # not a staged or failed attempt
     rules = _rules_of(RunResult.load(records[0].parent)) if records else benchmark_rules("resnet50")
     required = rules.required_scenarios(category)  # yolo: never Server
     if scenarios:
@@ -255,8 +257,11 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
     """
     from harness.profile import load_profile
 
-    check_folder_name("submitter", org)
-    system_name = check_folder_name("system name", system_name or system_profile_name)
+    # Each becomes a folder or file name in the tree (or of the results read): checked before anything is read.
+    check_name(org, "--org")
+    system_name = check_name(system_name, "--system-name") if system_name else \
+        check_name(system_profile_name, "system profile name")
+    check_name(model_label, "model label (--model)")
     if division not in DIVISIONS:
         raise SubmissionError(f"division {division!r}: expected one of {', '.join(DIVISIONS)}")
     results_dir, out_tree, src_root = Path(results_dir), Path(out_tree), Path(src_root)
@@ -264,7 +269,7 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
     pairs = [_load_pair(results_dir, system_profile_name, model_label, s, division == "closed") for s in chosen]
     rules = _rules_of(pairs[0].perf)
     benchmark_folder = benchmark_folder or rules.default_folder
-    check_folder_name("benchmark folder", benchmark_folder)
+    check_name(benchmark_folder, "benchmark folder (--benchmark)")
     known = rules_for_folder(benchmark_folder)
     if known is not None and known is not rules:
         raise SubmissionError(f"benchmark folder {benchmark_folder!r} is {known.model}'s, but the runs are "
@@ -293,10 +298,10 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
     dests = [packaged_scenario_dir(out_tree, division, org, system_name, benchmark_folder, p.scenario) for p in pairs]
     for dest in dests:
         if dest.exists() and not replace:
-            problems.append(Problem(dest, "already packaged (pass replace to overwrite)"))
+            problems.append(Problem(dest, "already packaged; pass --replace to replace it"))
     new_system = json.dumps(desc, indent=4) + "\n"
     if system_json.is_file() and system_json.read_text() != new_system and not replace:
-        problems.append(Problem(system_json, "exists with a different description (pass replace to overwrite)"))
+        problems.append(Problem(system_json, "exists with a different description; pass --replace to replace it"))
 
     hard = [p for p in problems if not (p.settings and allow_nonofficial)]
     waived = [str(p) for p in problems if p.settings and allow_nonofficial]
@@ -306,61 +311,90 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
         more = f" (and {len(hard) - 1} more problem{'s' if len(hard) > 2 else ''})" if len(hard) > 1 else ""
         raise SubmissionError(f"{hard[0]}{more}")
 
-    # Everything checked: write. Each scenario folder is built aside and moved in whole.
+    # Everything checked: build the new content in a hidden folder of the org (the tree's own layout),
+    # then swap each piece in whole.
     org_root = org_dir(out_tree, division, org)
     org_root.mkdir(parents=True, exist_ok=True)
-    git = copy_sources(src_root, org_root / "src")
-    system_json.parent.mkdir(parents=True, exist_ok=True)
-    system_json.write_text(new_system)
-    if known is None:  # open division, a folder of one's own: the checker learns its benchmark here
-        mapping_path = org_root / "model_mapping.json"
-        mapping = json.loads(mapping_path.read_text()) if mapping_path.is_file() else {}
-        mapping[benchmark_folder] = MLPERF_MODEL if rules.model == "resnet50" else rules.default_folder
-        mapping_path.write_text(json.dumps(mapping, indent=4, sort_keys=True) + "\n")
-    for pair, dest in zip(pairs, dests):
-        provenance = {"harness": "mlperf-cpu", "round": ROUND, "division": division, "category": category,
-                      "benchmark_folder": benchmark_folder, "system_profile": system_profile_name,
-                      "scenario": pair.scenario.value, "model_label": model_label, "official": not waived,
-                      "waived": waived, "accuracy": pair.acc.identity(), "performance": pair.perf.identity(),
-                      "user_conf_sha256": sha256_file(conf_path),
-                      "git": {k: git[k] for k in ("commit", "modified", "untracked")}}
-        _write_scenario(pair, dest, conf_path, system_name, division, desc, git, provenance, waived, package_command)
-    if waived:
-        write_marker(out_tree, waived)
-        write_marker(org_root, waived)
-        log.warning("tree marked NOT_FOR_SUBMISSION: %s", out_tree)
+    stage = Path(tempfile.mkdtemp(prefix=f".packaging-{utc_stamp()}-", dir=org_root))
+    staged: list[tuple[Path, Path]] = []
+
+    def at(dest: Path) -> Path:
+        """Where ``dest`` is built in the staging folder."""
+        built = stage / dest.relative_to(org_root)
+        built.parent.mkdir(parents=True, exist_ok=True)
+        staged.append((built, dest))
+        return built
+
+    try:
+        git = copy_sources(src_root, at(org_root / "src"))
+        write_versions(stage / "src" / "versions.txt")  # at(org_root / "src") is stage / "src"
+        at(system_json).write_text(new_system)
+        if known is None:  # open division, a folder of one's own: the checker learns its benchmark here
+            mapping_path = org_root / "model_mapping.json"
+            mapping = json.loads(mapping_path.read_text()) if mapping_path.is_file() else {}
+            mapping[benchmark_folder] = MLPERF_MODEL if rules.model == "resnet50" else rules.default_folder
+            at(mapping_path).write_text(json.dumps(mapping, indent=4, sort_keys=True) + "\n")
+        for pair, dest in zip(pairs, dests):
+            provenance = {"harness": "mlperf-cpu", "round": ROUND, "division": division, "category": category,
+                          "benchmark_folder": benchmark_folder, "system_profile": system_profile_name,
+                          "scenario": pair.scenario.value, "model_label": model_label, "official": not waived,
+                          "waived": waived, "accuracy": pair.acc.identity(), "performance": pair.perf.identity(),
+                          "user_conf_sha256": sha256_file(conf_path),
+                          "git": {k: git[k] for k in ("commit", "modified", "untracked")}}
+            _write_scenario(pair, at(dest), conf_path, system_name, division, desc, git, provenance, waived,
+                            package_command)
+        _swap_in_all(staged, replace, out_tree, org_root, waived)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return Packaged(out_tree, dests, system_json, official=not waived, waived=waived)
 
 
-def _write_scenario(pair: _Pair, dest: Path, conf_path: Path, system_name: str, division: str,
+def _unchanged(built: Path, dest: Path) -> bool:
+    """True when ``dest`` already holds exactly what was built (then it is left as it is)."""
+    if built.is_dir():
+        return dest.is_dir() and same_tree(built, dest)
+    return dest.is_file() and dest.read_bytes() == built.read_bytes()
+
+
+def _swap_in_all(staged: list[tuple[Path, Path]], replace: bool, out_tree: Path, org_root: Path,
+                 waived: list[str]) -> None:
+    """Move the built content into place, each piece whole; what exists with other content is
+    replaced only with ``replace``, and nothing else in the tree (other systems) is touched."""
+    changed = [(built, dest) for built, dest in staged if not _unchanged(built, dest)]
+    existing = [dest for _built, dest in changed if dest.exists()]
+    if existing and not replace:
+        raise SubmissionError(f"{existing[0]}: exists with other content; pass --replace to replace it "
+                              "(nothing was written)")
+    if waived:  # first: a tree holding any of this content is never without its marker
+        write_marker(out_tree, waived)
+        write_marker(org_root, waived)
+        log.warning("tree marked NOT_FOR_SUBMISSION: %s", out_tree)
+    for built, dest in changed:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        swap_in(built, dest)
+        log.info("%s %s", "replaced" if dest in existing else "written", dest)
+
+
+def _write_scenario(pair: _Pair, out: Path, conf_path: Path, system_name: str, division: str,
                     desc: Mapping[str, Any], git: Mapping[str, Any], provenance: dict[str, Any], waived: list[str],
                     package_command: str | None) -> None:
-    """Write one scenario folder aside, then move it into place whole."""
+    """Write one scenario folder at ``out`` (in the staging folder)."""
     acc_dir, perf_dir = pair.acc.directory, pair.perf.directory
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".packaging-", dir=dest.parent))
-    try:
-        # The packaged scenario folder has the results tree's own layout.
-        perf_out, acc_out = tree.run_dir_in(tmp, Mode.PERFORMANCE), tree.run_dir_in(tmp, Mode.ACCURACY)
-        perf_out.mkdir(parents=True)
-        acc_out.mkdir()
-        for name in (SUMMARY, DETAIL):
-            shutil.copy2(perf_dir / name, perf_out / name)
-            shutil.copy2(acc_dir / name, acc_out / name)
-        provenance["accuracy_log_sha256"] = truncate_accuracy_log(
-            acc_dir / ACCURACY_LOG, acc_out / ACCURACY_LOG, acc_dir / ACCURACY_TXT, acc_out / ACCURACY_TXT)
-        (tmp / "measurements.json").write_text(json.dumps(measurements_from_card(pair.perf.card), indent=4) + "\n")
-        shutil.copyfile(conf_path, tmp / "user.conf")
-        for mode, (run, _detail) in pair.compliance.items():
-            _write_compliance(mode, run, tmp)
-        (tmp / "README.md").write_text(readme_text(system_name, division, pair.acc, pair.perf, pair.perf_detail,
-                                                   desc, git, provenance, waived, package_command))
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    log.info("packaged %s", dest)
+    # The packaged scenario folder has the results tree's own layout.
+    perf_out, acc_out = tree.run_dir_in(out, Mode.PERFORMANCE), tree.run_dir_in(out, Mode.ACCURACY)
+    perf_out.mkdir(parents=True)
+    acc_out.mkdir()
+    for name in (SUMMARY, DETAIL):
+        shutil.copy2(perf_dir / name, perf_out / name)
+        shutil.copy2(acc_dir / name, acc_out / name)
+    provenance["accuracy_log_sha256"] = truncate_accuracy_log(
+        acc_dir / ACCURACY_LOG, acc_out / ACCURACY_LOG, acc_dir / ACCURACY_TXT, acc_out / ACCURACY_TXT)
+    (out / "measurements.json").write_text(json.dumps(measurements_from_card(pair.perf.card), indent=4) + "\n")
+    shutil.copyfile(conf_path, out / "user.conf")
+    for mode, (run, _detail) in pair.compliance.items():
+        _write_compliance(mode, run, out)
+    (out / "README.md").write_text(readme_text(system_name, division, pair.acc, pair.perf, pair.perf_detail,
+                                               desc, git, provenance, waived, package_command))
 
 
 def _write_compliance(mode: Mode, run: RunResult, scenario_out: Path) -> None:
