@@ -146,6 +146,32 @@ def test_installed_run_uses_shipped_user_conf_and_own_profile(venv: Path, elsewh
         assert versions[name] == importlib.metadata.version(name), name
 
 
+def test_package_writes_the_installed_versions_into_src(workdir: Path, tmp_path: Path, demo_f32: Path,
+                                                         demo_data: Path, cache_dir: Path) -> None:
+    """A packaged tree's src/versions.txt pins every installed dependency, as pip constraints."""
+    from conftest import run_loadgen_test
+    from harness.profile import load_profile
+    from hostinfo.probe import PROJECT, installed_versions
+    from modelprep.card import load_card
+    from submit.package import package
+
+    def run(mode: str, *extra: str):
+        return run_loadgen_test(workdir, mode, demo_f32, demo_data / "val", cache_dir, *extra)[1]
+
+    run("accuracy")
+    if run("performance", "--min-duration-ms", "1000", "--target-qps", "0").validity != "VALID":
+        run("performance", "--min-duration-ms", "1000", "--target-qps", "2000", "--replace")  # aim higher once
+    fields = {"system_name": "Test VM", "cooling": "air (test value)", "host_memory_configuration": "test value"}
+    package(workdir / "results", "host", load_card(demo_f32).label, "TestOrg", tmp_path / "tree", REPO,
+            profile=load_profile("host"), system_overrides=fields, user_conf=workdir / "user.conf",
+            allow_nonofficial=True)
+    lines = (tmp_path / "tree" / "open" / "TestOrg" / "src" / "versions.txt").read_text().splitlines()
+    pins = dict(line.split("==") for line in lines if not line.startswith("#"))
+    assert pins == {k: v for k, v in installed_versions().items() if k != PROJECT}
+    assert pins["openvino"] == importlib.metadata.version("openvino") and "numpy" in pins
+    assert any(line.startswith(f"# {PROJECT}=={VERSION}") for line in lines)
+
+
 # ----------------------------------------------------------------------------- without a wheel
 def _module_level_imports(path: Path) -> set[str]:
     """Top-level names of the modules ``path`` imports at module level (not inside functions)."""
