@@ -422,9 +422,9 @@ def _cmd_accuracy(args: argparse.Namespace) -> int:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from records.summary import collect, format_table
+    from records.summary import collect, render
 
-    print(format_table(collect(args.results)))
+    print(render(collect(args.results), args.format))
     return 0
 
 
@@ -454,11 +454,20 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
     req = PipelineRequest(ws, args.model, args.dataset, args.calib_list, args.calib_dir, args.val_map, args.system,
                           args.precision, args.mode, args.user_conf, args.submission, args.org, args.out,
                           args.compliance, args.tune, parse_assignments(args.set), scenarios, args.category,
-                          args.division, args.task, replace=args.replace, host_tuning=args.host_tuning)
+                          args.division, args.task, replace=args.replace, host_tuning=args.host_tuning,
+                          official_checker=args.official_checker)
+    if args.official_checker is not None:
+        if not args.submission:
+            raise ConfigError("--official-checker is for --submission (it checks the packaged tree)")
+        from submit.official import checker_root
+
+        checker_root(args.official_checker)  # a wrong checkout is refused now, not after hours of runs
     if args.submission:
         done = run_submission(req, args.command_line)
         print(f"packaged     : {', '.join(str(d) for d in done.scenario_dirs)}")
-        print(f"{args.out}: OK by this harness's rules; now run the official checker on it")
+        print(f"{args.out}: OK by this harness's rules" + (" and the official checker" if args.official_checker
+                                                           else "; now run the official checker on it "
+                                                                "(mlperf-cpu check --official)"))
     elif args.model is None and args.dataset is None and args.calib_list is None:
         run_demo(req)
     else:
@@ -516,6 +525,9 @@ def _add_pipeline(sub: argparse._SubParsersAction) -> None:
                    help="measure the engine grid first and set target_qps (writes configs/<system>-tuned.yaml)")
     s.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="a systems/<name>.json field this machine cannot read; repeatable")
+    s.add_argument("--official-checker", type=Path, metavar="INFERENCE_CHECKOUT",
+                   help="last step: MLCommons' submission checker from this local checkout of mlcommons/inference "
+                        "(as mlperf-cpu check --official)")
     _add_host_tuning(p)
     p.set_defaults(handler=_cmd_pipeline)
 
@@ -669,6 +681,9 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
 
     s = sub.add_parser("summary", help="table of every run under a results directory")
     s.add_argument("--results", type=Path, default=Path("results"))
+    s.add_argument("--format", choices=("md", "json", "csv"), default="md",
+                   help="md: a table of runs (default); json: the run records; csv: one row per scenario in the "
+                        "official checker's summary.csv columns")
     s.set_defaults(handler=_cmd_summary)
 
 

@@ -126,9 +126,21 @@ def _cmd_check(args: argparse.Namespace) -> int:
     problems = check_tree(args.tree)
     for problem in problems:
         print(problem)
-    if problems:
-        raise SubmissionError(f"{args.tree}: {len(problems)} problem{'s' if len(problems) > 1 else ''}; "
-                              f"first: {problems[0]}")
+    count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+    print(f"{args.tree}: this harness's rules: {count if problems else 'OK'}")
+    failures = [f"{count}; first: {problems[0]}"] if problems else []
+    if args.official is not None:  # after our rules, whatever they found: both verdicts are reported
+        from records.rules import ROUND
+        from submit.official import run_official_checker
+
+        verdict = run_official_checker(args.tree, args.official, args.official_timeout)
+        for line in verdict.lines:
+            print(f"official: {line}")
+        official = f"official checker {ROUND}: {'OK' if verdict.ok else 'FAILED'} ({verdict.summary})"
+        print(f"{args.tree}: {official}")
+        failures += [] if verdict.ok else [official]
+    if failures:
+        raise SubmissionError(f"{args.tree}: " + "; ".join(failures))
     print(f"{args.tree}: OK")
     return 0
 
@@ -185,7 +197,10 @@ def add_subcommands(sub: Any) -> None:
                         "target; another name is mapped to the benchmark in model_mapping.json)")
     p.add_argument("--user-conf", type=Path, help="the user.conf the runs read (default: the path in result.json)")
     p.add_argument("--src-root", type=Path, default=Path("."), help="git work tree whose tracked files go to src/")
-    p.add_argument("--replace", action="store_true", help="overwrite this result and system JSON if present")
+    p.add_argument("--replace", action="store_true",
+                   help="replace what exists with other content (this system's scenario folders, src/, its system "
+                        "JSON, model_mapping.json); each piece is built aside and swapped in whole, other systems' "
+                        "folders are never touched")
     p.add_argument("--allow-nonofficial", action="store_true",
                    help="TESTING ONLY: package short/non-official runs; the tree is marked NOT_FOR_SUBMISSION")
     _add_system_field_args(p)
@@ -193,6 +208,11 @@ def add_subcommands(sub: Any) -> None:
 
     c = sub.add_parser("check", help="apply the packaging rules to an existing submission tree")
     c.add_argument("--tree", type=Path, default=DEFAULT_OUT, help="submission tree root (holds open/)")
+    c.add_argument("--official", type=Path, metavar="INFERENCE_CHECKOUT",
+                   help="then run MLCommons' submission checker from this local checkout of mlcommons/inference "
+                        "(on a copy of the tree, without network, with a time limit) and report its verdict too")
+    c.add_argument("--official-timeout", type=float, default=600.0, metavar="SECONDS",
+                   help="time limit of the official checker (default 600)")
     c.set_defaults(handler=_cmd_check)
 
     d = sub.add_parser("describe-system", help="print this machine's systems/<system>.json description")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import ConfigError
+from common.files import replace_text_with_backup
 from common.suggest import did_you_mean
 
 log = logging.getLogger(__name__)
@@ -120,11 +121,12 @@ def builtin_mlperf_conf() -> bytes:
     return blob[start:blob.index(b"\x00", start)]
 
 
-def set_value(user_conf: Path, model: str, scenario: str, key: str, value: float, digits: int = 1) -> None:
+def set_value(user_conf: Path, model: str, scenario: str, key: str, value: float, digits: int = 1) -> Path | None:
     """Set ``model.scenario.key = value`` in ``user_conf``, keeping every other line as it is.
 
     An existing line for exactly that key is replaced in place; otherwise the line is appended.
-    Floats are written with ``digits`` decimals.
+    Floats are written with ``digits`` decimals. The file is replaced atomically and a previous,
+    different version is kept beside it (``user.conf.bak-<utc>``); returns that backup's path.
     """
     user_conf = Path(user_conf)
     line = f"{model}.{scenario}.{key} = {value:.{digits}f}" if isinstance(value, float) else \
@@ -136,6 +138,10 @@ def set_value(user_conf: Path, model: str, scenario: str, key: str, value: float
     else:
         lines.append(line)
     try:
-        user_conf.write_text("\n".join(lines) + "\n")
+        backup = replace_text_with_backup(user_conf, "\n".join(lines) + "\n")
     except OSError as exc:
         raise ConfigError(f"{user_conf}: cannot write ({exc.strerror})") from None
+    if backup is not None:
+        log.info("%s: %s.%s.%s = %s; the previous version is kept as %s", user_conf, model, scenario, key, value,
+                 backup)
+    return backup

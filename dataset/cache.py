@@ -1,10 +1,13 @@
 """The preprocessed-sample cache: one uint8 memmap per (dataset, preprocessing) pair.
 
 Preprocessing runs once, in parallel over all cores, and writes every sample
-into ``<cache_dir>/<key>.u8``; ``<key>.json`` is written last and marks the
-cache complete. The key hashes every preprocessing parameter and the dataset's
-file list (names, sizes, modification times), so a changed parameter or image
-rebuilds it and an unchanged one is reused.
+into a partial file of its own (``<key>.u8.<pid>-<random>.partial``: two builds of
+one key never write into each other's file, nor into one that is mapped), renamed
+to ``<key>.u8`` when full; ``<key>.json`` is written last and marks the cache
+complete. The key hashes every preprocessing parameter and the dataset's file list
+(names, sizes, modification times), so a changed parameter or image rebuilds it and
+an unchanged one is reused. A hit is checked against the size its shape implies; a
+data file of any other size (truncated, say) is rebuilt, with a warning.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,6 +26,7 @@ import numpy as np
 from dataset.preprocess import PreprocessSpec, preprocess_file
 from dataset.val_map import Sample, check_files_exist
 from common.errors import DatasetError
+from common.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -77,23 +82,43 @@ def build_cache(root: Path, samples: list[Sample], spec: PreprocessSpec, cache_d
     meta_path = cache_dir / f"{key}.json"
     info = CacheInfo(data_path, len(samples), spec.sample_shape, key)
     if meta_path.is_file() and data_path.is_file():
-        log.info("preprocessed cache hit: %s (%d samples)", data_path, len(samples))
-        return info
+        wrong = _hit_problem(info, meta_path)
+        if wrong is None:
+            log.info("preprocessed cache hit: %s (%d samples)", data_path, len(samples))
+            return info
+        log.warning("preprocessed cache %s: %s; rebuilding it", data_path, wrong)
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatasetError(f"{cache_dir}: cannot create cache directory ({exc.strerror})") from None
-    tmp_path = data_path.with_suffix(".u8.partial")
+    tmp_path = data_path.with_name(f"{data_path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     try:
         _write_all(root, samples, spec, tmp_path, workers or os.cpu_count() or 1, progress)
-        tmp_path.rename(data_path)
+        os.replace(tmp_path, data_path)  # a reader mapping the old file keeps it until it lets go
     finally:
         tmp_path.unlink(missing_ok=True)
     meta = {"count": len(samples), "sample_shape": list(spec.sample_shape), "dtype": "uint8",
             "spec": asdict(spec), "root": str(root.resolve())}
-    meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
     log.info("preprocessed cache built: %s (%d samples)", data_path, len(samples))
     return info
+
+
+def _hit_problem(info: CacheInfo, meta_path: Path) -> str | None:
+    """Why a cache found on disk cannot be used (None: it can): its data file must have exactly the
+    bytes its shape implies, and its marker must describe that shape."""
+    expected = info.count * int(np.prod(info.sample_shape))  # uint8: one byte per value
+    size = info.data_path.stat().st_size
+    if size != expected:
+        return f"{size} bytes, expected {expected} ({info.count} samples of {'x'.join(map(str, info.sample_shape))})"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"{meta_path.name} unreadable ({exc})"
+    if not isinstance(meta, dict) or meta.get("count") != info.count or \
+            list(meta.get("sample_shape") or []) != list(info.sample_shape):
+        return f"{meta_path.name} describes another shape"
+    return None
 
 
 def _write_all(root: Path, samples: list[Sample], spec: PreprocessSpec, path: Path,

@@ -21,18 +21,23 @@ import openvino as ov
 import yaml
 
 from common.errors import ConfigError
+from common.files import replace_text_with_backup
+from common.resources import shipped
 from common.loadgen_conf import set_value
 from common.testspec import Scenario, loadgen_model
 from harness.profile import DEFAULT_CONFIG_DIR
+from harness.run_length import (EXPECTED_LATENCY_FRACTION, OFFLINE_TARGET_MARGIN, Pace, describe_seconds,
+                                expected_latency, latency_seconds, offline_fastest_valid, offline_seconds,
+                                offline_target)
 from modelprep.card import ModelCard, load_card
 from sut.config import EngineConfig, SystemProfile
 from sut.engine import InferencePool, compile_model
 
 log = logging.getLogger(__name__)
 
-# LoadGen issues 1.1 x min_duration x target_qps samples; a target 10 % above the measured
-# rate keeps the run VALID unless the real run is more than 21 % faster than the measurement.
-TARGET_QPS_MARGIN = 1.1
+# Offline target_qps = the measured rate x this (harness.run_length: an official run then lasts
+# about 693 s at the measured rate and stays VALID unless the real run is 15.5 % faster).
+TARGET_QPS_MARGIN = OFFLINE_TARGET_MARGIN
 
 
 @dataclass(frozen=True)
@@ -117,11 +122,49 @@ def with_engine(base: SystemProfile, scenario: Scenario, engine: EngineConfig, n
     return replace(base, name=name, description=description, scenarios={**base.scenarios, scenario.value: engine})
 
 
+def shipped_profile_named(path: Path) -> Path | None:
+    """The shipped profile (``configs/*.yaml``, not the user's ``*-tuned.yaml``) that writing
+    ``path`` would overwrite, or shadow where profiles are looked up by name; None if none."""
+    path = Path(path)
+    shipped_dir = shipped("configs").resolve()
+    if path.name.endswith("-tuned.yaml") or not (shipped_dir / path.name).is_file():
+        return None
+    if path.resolve().parent in (shipped_dir, DEFAULT_CONFIG_DIR.resolve()):
+        return shipped_dir / path.name
+    return None
+
+
+def check_profile_destination(path: Path, replace: bool) -> Path:
+    """Refuse, before anything is measured, to write a shipped profile's place without ``replace``."""
+    original = shipped_profile_named(path)
+    if original is not None and not replace:
+        raise ConfigError(f"{path}: the place of a profile shipped with the harness ({original}); pass --replace "
+                          "to write it anyway (a previous file is kept as <name>.bak-<utc>), or choose another "
+                          "--name/--profile-out")
+    return Path(path)
+
+
+def profile_destination(base: SystemProfile, name: str | None, profile_out: Path | None) -> Path:
+    """Where ``tune`` writes its profile: ``--profile-out``, else ``configs/<name or base-tuned>.yaml``."""
+    return Path(profile_out) if profile_out else DEFAULT_CONFIG_DIR / f"{name or tuned_name(base)}.yaml"
+
+
 def write_profile(path: Path, profile: SystemProfile, header: str) -> Path:
-    """Write ``profile`` as YAML that ``load_profile`` reads back, with a comment header."""
+    """Write ``profile`` as YAML that ``load_profile`` reads back, with a comment header.
+
+    Atomic (never a half-written profile); a previous, different file is kept as
+    ``<name>.bak-<utc>`` beside it (logged).
+    """
     data = asdict(profile)
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(data, sort_keys=False))
+    text = "".join(f"# {line}\n" for line in header.splitlines()) + yaml.safe_dump(data, sort_keys=False)
+    try:
+        backup = replace_text_with_backup(path, text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write ({exc.strerror})") from None
+    if backup is not None:
+        log.info("%s: profile written; the previous version is kept as %s", path, backup)
     return path
 
 
@@ -134,13 +177,17 @@ class TuneOutcome:
     conf_key: str
     conf_value: float
     summary: str
+    pace: Pace | None = None  # the scenario's tuned pace: how long its official runs will take
 
 
 def tune_and_record(model_dir: Path, base: SystemProfile, user_conf: Path, *, seconds: float = 3.0,
                     batches: tuple[int, ...] = (8, 16, 32), requests_per_stream: tuple[int, ...] = (1, 2),
                     margin: float = TARGET_QPS_MARGIN, name: str | None = None,
-                    profile_out: Path | None = None, progress: bool = True) -> tuple[list[TunePoint], TuneOutcome]:
-    """Offline: measure the grid, write the best point into the profile and set target_qps in ``user_conf``."""
+                    profile_out: Path | None = None, progress: bool = True,
+                    replace: bool = False) -> tuple[list[TunePoint], TuneOutcome]:
+    """Offline: measure the grid, write the best point into the profile and set target_qps in ``user_conf``
+    (``replace``: a shipped profile may be written over)."""
+    check_profile_destination(profile_destination(base, name, profile_out), replace)
     card = load_card(model_dir)
     points = tune(model_dir, base, seconds, batches, requests_per_stream, progress)
     best = points[0]
@@ -154,25 +201,26 @@ def tune_and_record(model_dir: Path, base: SystemProfile, user_conf: Path, *, se
     if instances > 1:
         log.warning("Offline target_qps assumes the %d instances each reach the measured %.1f samples/s",
                     instances, best.samples_per_second)
-    target = round(best.samples_per_second * instances * margin, 1)
+    rate = best.samples_per_second * instances
+    target = offline_target(rate, margin)
     model = loadgen_model(card.task)  # resnet50 or yolo: the user.conf key
     set_value(user_conf, model, Scenario.OFFLINE.value, "target_qps", target)
+    length = (f"an official Offline run lasts ~{describe_seconds(offline_seconds(target, rate))} at this rate, "
+              f"VALID unless the real run is over {offline_fastest_valid(margin):.3f}x as fast")
     return points, TuneOutcome(path, name, "target_qps", target,
                                f"best: {best.samples_per_second:.1f} samples/s -> profile {path}; "
-                               f"{user_conf}: {model}.Offline.target_qps = {target:.1f}")
-
-
-# Expected latency below the measured median: LoadGen then generates more queries than
-# 600 s need, so an official run is never cut short ("ran out of generated queries").
-EXPECTED_LATENCY_FRACTION = 0.8
+                               f"{user_conf}: {model}.Offline.target_qps = {target:.1f} (x{margin:g}: {length})",
+                               Pace(Scenario.OFFLINE, qps=target, rate=rate))
 
 
 def tune_latency_and_record(model_dir: Path, base: SystemProfile, scenario: Scenario, user_conf: Path, *,
                             seconds: float = 5.0, name: str | None = None, profile_out: Path | None = None,
-                            progress: bool = True) -> tuple[list, TuneOutcome]:
-    """SingleStream/MultiStream: keep the lowest-latency engine settings; set target_latency (ms)."""
+                            progress: bool = True, replace: bool = False) -> tuple[list, TuneOutcome]:
+    """SingleStream/MultiStream: keep the lowest-latency engine settings; set target_latency (ms)
+    (``replace``: a shipped profile may be written over)."""
     from harness.tune_latency import tune_latency
 
+    check_profile_destination(profile_destination(base, name, profile_out), replace)
     card = load_card(model_dir)
     points = tune_latency(model_dir, card, scenario, base.cores, seconds, progress)
     best = points[0]
@@ -181,9 +229,24 @@ def tune_latency_and_record(model_dir: Path, base: SystemProfile, scenario: Scen
     path = write_profile(profile_out or DEFAULT_CONFIG_DIR / f"{name}.yaml", profile,
                          f"Written by `mlperf-cpu tune --scenario {scenario.value}` for {card.label}: "
                          f"p{best.percentile:g} {best.latency_ms:.3f} ms measured on this machine.")
-    expected = round(best.median_ms * EXPECTED_LATENCY_FRACTION, 3)
+    # Below the median: LoadGen generates queries for 2 x 600 s at it, so a run is never cut short
+    # ("ran out of generated queries"); it still ends once 600 s and the minimum query count are met.
+    expected = expected_latency(best.median_ms, EXPECTED_LATENCY_FRACTION)
     model = loadgen_model(card.task)
     set_value(user_conf, model, scenario.value, "target_latency", expected, digits=3)
+    pace = latency_pace(scenario, best.median_ms)
+    length = describe_seconds(latency_seconds(best.median_ms, expected, min_queries=pace.min_queries))
     return points, TuneOutcome(path, name, "target_latency", expected,
                                f"best: p{best.percentile:g} {best.latency_ms:.3f} ms -> profile {path}; "
-                               f"{user_conf}: {model}.{scenario.value}.target_latency = {expected}")
+                               f"{user_conf}: {model}.{scenario.value}.target_latency = {expected} "
+                               f"(x{EXPECTED_LATENCY_FRACTION:g} of the median {best.median_ms:.3f} ms: an official "
+                               f"run lasts ~{length}, VALID unless queries take under "
+                               f"{EXPECTED_LATENCY_FRACTION / 2:g}x the median)", pace)
+
+
+def latency_pace(scenario: Scenario, median_ms: float) -> Pace:
+    """A SingleStream/MultiStream scenario's pace at a tuned median query latency (its round's minimum queries)."""
+    from harness.run_length import DEFAULT_MIN_QUERIES, MULTI_STREAM_MIN_QUERIES
+
+    queries = MULTI_STREAM_MIN_QUERIES if scenario is Scenario.MULTI_STREAM else DEFAULT_MIN_QUERIES
+    return Pace(scenario, latency_ms=median_ms, min_queries=queries)

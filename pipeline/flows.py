@@ -200,6 +200,7 @@ class PipelineRequest:
     task: str = "classification"  # or "detection": a YOLO-style detector on a COCO-layout dataset
     host_tuning: bool = False  # --host-tuning: every run (and tune) with the host profile's host settings
     replace: bool = False  # run again where complete runs exist, and replace an existing package
+    official_checker: Path | None = None  # submission: a local mlcommons/inference checkout, its checker last
 
     @property
     def detection(self) -> bool:
@@ -346,7 +347,7 @@ def tune_scenarios(req: PipelineRequest, model_dir: Path, scenarios: tuple[Scena
 def run_submission(req: PipelineRequest, command: str = "") -> Any:
     """Prepare INT8, optionally tune, run every test of every scenario with official settings,
     package (open or closed, by category) and check."""
-    from submit.check import check_tree
+    from submit.official import verify_tree
     from submit.package import package
 
     demo = req.model is None and req.dataset is None
@@ -385,7 +386,5 @@ def run_submission(req: PipelineRequest, command: str = "") -> Any:
                    system_overrides=req.system_fields, user_conf=req.user_conf, replace=req.replace,
                    package_command=command or None, scenarios=scenarios, division=req.division,
                    category=req.category or "edge")
-    problems = check_tree(req.out)
-    if problems:
-        raise HarnessError(f"{req.out}: {len(problems)} problem(s); first: {problems[0]}")
+    verify_tree(req.out, req.official_checker)  # our rules, then (if given) the official checker
     return done

@@ -81,6 +81,14 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def loadgen_started(run_dir: Path) -> bool:
+    """True once a run's LoadGen test has started: its staging directory (or, after an interrupt,
+    the run directory) carries ``INCOMPLETE``."""
+    from records import results as tree
+
+    return any(tree.is_incomplete(d) for d in [*tree.attempts(run_dir), run_dir])
+
+
 def run_loadgen_test(workdir: Path, mode: str, model: Path, dataset: Path, cache: Path, *extra: str,
                      scenario: str = "Offline", system: str = "host", expect_ok: bool = True):
     """One ``mlperf-cpu run`` in its own process; returns (process, its RunResult or None)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPO, run_cli
+from conftest import REPO, loadgen_started, run_cli
 
 from common.errors import ConfigError
 from common.testspec import Mode, Scenario
@@ -152,7 +152,7 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen:
 def _wait_started(proc: subprocess.Popen, run_dir: Path) -> list[psutil.Process]:
     """Wait until LoadGen runs (INCOMPLETE exists); the two instance processes."""
     deadline = time.monotonic() + 180
-    while not (run_dir / "INCOMPLETE").exists():
+    while not loadgen_started(run_dir):
         assert proc.poll() is None, proc.communicate()[1][-3000:]
         assert time.monotonic() < deadline, "LoadGen test never started"
         time.sleep(0.1)

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from conftest import REPO, loadgen_started
 
 from common.testspec import Mode, Scenario
 from modelprep.card import load_card
@@ -100,7 +100,7 @@ def _start(args: list[str], cwd: Path, sigint_ignored: bool = False) -> subproce
 def _signal_inside_loadgen(proc: subprocess.Popen, run_dir: Path, sig: int) -> None:
     """Wait until the run's LoadGen test has started, send ``sig``; the process must end within 10 s."""
     deadline = time.monotonic() + 120
-    while not (run_dir / "INCOMPLETE").exists():
+    while not loadgen_started(run_dir):
         assert proc.poll() is None, proc.communicate()[1][-2000:]
         assert time.monotonic() < deadline, "LoadGen test never started"
         time.sleep(0.1)
