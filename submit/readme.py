@@ -13,7 +13,7 @@ _OVERRIDE_FLAGS = {"min_duration_ms": "--min-duration-ms", "min_query_count": "-
                    "target_qps": "--target-qps", "performance_sample_count": "--performance-sample-count"}
 
 
-_KEEP_AWAKE_TEXT = {  # sut.keepawake, as the submission's README states it
+_KEEP_AWAKE_TEXT = {  # hostctl.keepawake, as the submission's README states it
     "off": "",
     "pm_qos": "; keep_awake pm_qos: the kernel's CPU latency limit was held at 0 us during the run "
               "(/dev/cpu_dma_latency), so idle CPUs polled instead of halting between arrivals",
@@ -59,6 +59,20 @@ def command_lines(acc: RunResult, perf: RunResult, package_command: str | None) 
     return lines
 
 
+def host_tuning_line(run: RunResult) -> str:
+    """Which host controls (hostctl) the performance run had on, and who asked for them."""
+    engine = run.profile.engine_for(run.scenario.value)
+    active = run.host_tuning.get("active")
+    if active is None:  # a record without the field: the engine settings say what was on
+        active = ([f"keep_awake={engine.keep_awake}"] if engine.keep_awake != "off" else []) \
+            + ([f"dispatch_slice_us={engine.dispatch_slice_us}"] if engine.dispatch_slice_us else []) \
+            + ([f"issue_priority={engine.issue_priority}"] if engine.issue_priority else [])
+    if not active:
+        return "- Host tuning: off (the run changed no power or scheduler setting of the host)"
+    who = "--host-tuning" if run.host_tuning.get("requested") else "set in the system profile"
+    return f"- Host tuning: on ({', '.join(active)}; {who}), for the test only and undone at its end"
+
+
 def _accuracy_line(accuracy: Any) -> str:
     if accuracy is None:
         return "- Accuracy: None"
@@ -95,6 +109,7 @@ def readme_text(system_name: str, division: str, acc: RunResult, perf: RunResult
                  "threads ran with that scheduler slice" if engine.dispatch_slice_us else "")
               + (f"; issue_priority {engine.issue_priority}: the threads that issue queries ran under "
                  "SCHED_FIFO at that priority" if engine.issue_priority else ""),
+              host_tuning_line(perf),
               f"- Software: {desc.get('framework')}; {desc.get('other_software_stack')}",
               f"- Code: `src/` holds the harness's git-tracked files at commit {git.get('commit')}"
               + (f" with local changes to {', '.join(git['modified'])}" if git.get("modified") else "")
