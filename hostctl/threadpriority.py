@@ -18,7 +18,7 @@ Measured on a 2-vCPU KVM guest (Linux 6.18, INT8 decinet_s, 2 streams x 1 thread
 requests, ``keep_awake: pm_qos``, ``dispatch_slice_us: 100``; LoadGen Server at 150 qps,
 30 s, 2 paired rounds of ``bench/server_breakdown.py``): the delay from OpenVINO's end of
 inference to our callback had a p99 of 0.31 / 0.34 ms with the issue thread at priority 1,
-against 2.60 / 1.34 ms without (README, Scenarios, session 10).
+against 2.60 / 1.34 ms without (README, Scenarios).
 
 Server only (``harness.profile`` refuses it elsewhere): in SingleStream and MultiStream, where
 the issue thread also waits for the inference and answers it, it made the latency worse (INT8

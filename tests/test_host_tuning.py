@@ -29,6 +29,7 @@ from hostinfo.probe import virtual_machine
 from modelprep.card import load_card
 from records import results as tree
 from records.results import RunResult
+from submit.readme import host_tuning_line
 
 # Where all three controls apply: root on Linux >= 6.12 in a virtual machine (keep_awake pm_qos).
 all_three = pytest.mark.skipif(not (ROOT_ON_LINUX_6_12 and virtual_machine()),
@@ -149,6 +150,7 @@ def test_without_host_tuning_a_server_run_changes_nothing(workdir: Path, demo_in
     record = _record(workdir, demo_int8)
     assert record.host_tuning == {"requested": False, "active": [], "keep_awake": "off", "undone": True}
     assert record.dispatch_slice is None and record.issue_priority is None
+    assert host_tuning_line(record) == "- Host tuning: off (the run changed no power or scheduler setting of the host)"
     assert cpu_latency_limit_us() == limit_before
 
 
@@ -166,6 +168,8 @@ def test_with_host_tuning_each_control_is_on_during_the_test_and_undone(workdir:
     assert record.host_tuning["requested"] is True and record.host_tuning["undone"] is True
     assert record.host_tuning["active"] == ["keep_awake=pm_qos", "dispatch_slice_us=100", "issue_priority=1"]
     assert record.issue_priority["granted"] == [1] and record.dispatch_slice["granted_us"] == [100]
+    assert host_tuning_line(record) == ("- Host tuning: on (keep_awake=pm_qos, dispatch_slice_us=100, issue_priority=1; "
+                                        "--host-tuning), for the test only and undone at its end")
     assert cpu_latency_limit_us() == limit_before and not _holders_of(PM_QOS_DEVICE)
 
 
