@@ -7,4 +7,5 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/bootstrap.sh
-exec .venv/bin/python -m cli pipeline "$@"
+# -P (safe path): the modules come from this checkout through PYTHONPATH, never implicitly from the working directory.
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" exec .venv/bin/python -P -m cli pipeline "$@"

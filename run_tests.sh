@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/bootstrap.sh test
-exec .venv/bin/python -m pytest -q "$@"
+# -P (safe path): the modules come from this checkout through PYTHONPATH, never implicitly from the working directory.
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" exec .venv/bin/python -P -m pytest -q "$@"

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from common.childproc import child_environment
 from common.errors import HarnessError
 from sut.config import EngineConfig
 
@@ -154,7 +155,7 @@ def run_benchmark_app(model_xml: Path, engine: EngineConfig, precision: str, sec
         (report_dir / "benchmark_report.json").unlink(missing_ok=True)  # never read a stale one
         cmd = benchmark_app_command(Path(model_xml), engine, precision, seconds, report_dir, extra,
                                     latency_percentile, cache_dir)
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_environment(),
                               timeout=10 * seconds + 600, check=False)
         log = report_dir / "benchmark_app.log"
         log.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}")

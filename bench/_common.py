@@ -1,6 +1,8 @@
 """What every bench script shares: where it works, the train-extra check, the untrained-weights note.
 
-Import after putting the repository on ``sys.path`` (a bench script runs as a file, not a package).
+Import after putting the repository on ``sys.path`` (a bench script runs as a file, not a package),
+and before anything else of the project's: importing it switches telemetry off and protects child
+processes (``common.telemetry``, ``common.childproc``) before OpenVINO or NNCF are loaded.
 """
 
 from __future__ import annotations
@@ -10,9 +12,15 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
+from common.childproc import protect_children
+from common.telemetry import telemetry_off
 
-from pipeline.flows import Workspace
+telemetry_off()  # a bench script's entry point: before pipeline.flows loads OpenVINO and NNCF
+protect_children()
+
+import numpy as np  # noqa: E402
+
+from pipeline.flows import Workspace  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "work" / "bench"

@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 name="${1%.py}"; shift
 [ -f "bench/$name.py" ] || { echo "ERROR: no bench/$name.py" >&2; exit 2; }
 scripts/bootstrap.sh train
-exec .venv/bin/python "bench/$name.py" "$@"
+# -P: the script puts the checkout on its module path itself; nothing comes from bench/ or the working directory.
+exec .venv/bin/python -P "bench/$name.py" "$@"

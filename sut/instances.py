@@ -54,6 +54,7 @@ from typing import Any
 import numpy as np
 
 from common import errors
+from common.childproc import protect_children
 from common.errors import ConfigError, EngineError, HarnessError
 from sut.batching import view_order
 from sut.config import EngineConfig
@@ -297,6 +298,9 @@ class MultiInstanceSUT:
                 "shm_name": qsl.shm_name,
                 "bank_shape": list(qsl.bank.shape), "cache_dir": str(cache_dir) if cache_dir else "",
                 "parent_pid": os.getpid(), "log_level": max(logging.getLogger().getEffectiveLevel(), logging.WARNING)}
+        # 'spawn' starts `python -c ...` with this process's environment: safe-path mode keeps the
+        # working directory from shadowing the instance's modules (common.childproc).
+        protect_children()
         ctx = mp.get_context("spawn")
         try:
             for index, group in enumerate(groups):
