@@ -17,7 +17,7 @@ from typing import Any
 
 from common.childproc import child_environment, python_command
 from common.errors import ConfigError, HarnessError
-from common.resources import shipped
+from common.resources import default_user_conf, shipped
 from hostctl.lifetime import run_child
 from common.testspec import Mode, Overrides, Scenario, loadgen_model
 from dataset.demo import build_demo_dataset
@@ -27,6 +27,7 @@ from modelprep.card import load_card
 from modelprep.prepare import PrepareRequest, prepare
 from modelprep.quantize import CalibrationConfig
 from modelprep.source import resolve_source
+from modelprep.weights import WeightsChoice
 from records import results as tree
 from records.results import RunResult, identity_differences, run_identity
 from records.rules import OFFICIAL_ACCURACY_SAMPLES, benchmark_rules, closed_model_problems
@@ -69,7 +70,7 @@ class TestSpec:
     dataset: Path
     system: str
     workspace: Workspace
-    user_conf: Path = Path("user.conf")
+    user_conf: Path = field(default_factory=default_user_conf)  # ./user.conf, else the shipped one
     val_map: Path | None = None
     scenario: Scenario = Scenario.OFFLINE
     overrides: Overrides = field(default_factory=Overrides)
@@ -165,9 +166,10 @@ def demo_calibration(workspace: Workspace, subset: int | None = None) -> Calibra
 
 
 def prepare_model(model: str, precision: str, workspace: Workspace, calibration: CalibrationConfig | None = None,
-                  check: CheckSet | None = None, **options: Any) -> Path:
-    """A model file or built-in architecture name -> prepared model directory."""
-    source = resolve_source(model, workspace.models / "sources")
+                  check: CheckSet | None = None, weights: WeightsChoice | None = None, **options: Any) -> Path:
+    """A model file or built-in architecture name (``timm/NAME[.tag]`` with trained ``weights``) -> prepared
+    model directory."""
+    source = resolve_source(model, workspace.models / "sources", weights)
     return prepare(PrepareRequest(source, precision, workspace.models, workspace.cache,
                                   calibration=calibration if precision == "int8" else None,
                                   check=check if precision == "int8" else None, **options))
@@ -187,7 +189,7 @@ class PipelineRequest:
     system: str = "host"
     precision: str = "int8"
     mode: str = "all"
-    user_conf: Path = Path("user.conf")
+    user_conf: Path = field(default_factory=default_user_conf)  # ./user.conf, else the shipped one
     submission: bool = False
     org: str = "Demo"
     out: Path = Path("submission")
@@ -201,6 +203,7 @@ class PipelineRequest:
     host_tuning: bool = False  # --host-tuning: every run (and tune) with the host profile's host settings
     replace: bool = False  # run again where complete runs exist, and replace an existing package
     official_checker: Path | None = None  # submission: a local mlcommons/inference checkout, its checker last
+    weights: WeightsChoice | None = None  # --weights FILE / --pretrained for a timm/NAME[.tag] model
 
     @property
     def detection(self) -> bool:
@@ -265,7 +268,8 @@ def run_real(req: PipelineRequest) -> list[RunResult]:
         calibration = CalibrationConfig(req.calib_dir or req.dataset, req.calib_list)
         if not req.detection:  # the INT8 check compares top-1 labels
             check = CheckSet(req.dataset, req.val_map or req.dataset / "val_map.txt", 1000)
-    model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check, task=req.task)
+    model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check, req.weights,
+                              task=req.task)
     modes = {"all": (Mode.ACCURACY, Mode.PERFORMANCE), "accuracy": (Mode.ACCURACY,),
              "performance": (Mode.PERFORMANCE,)}[req.mode]
     return [run_step(TestSpec(mode, model_dir, req.dataset, req.system, req.workspace, req.user_conf, req.val_map,
@@ -365,7 +369,8 @@ def run_submission(req: PipelineRequest, command: str = "") -> Any:
     check = None if req.detection else CheckSet(req.dataset, req.val_map or req.dataset / "val_map.txt", 1000)
     preset = DETECTOR_PRESET if demo and req.detection else "performance"
     calibration = CalibrationConfig(req.calib_dir or req.dataset, req.calib_list, preset=preset)
-    model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check, task=req.task)
+    model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check, req.weights,
+                              task=req.task)
     if req.division == "closed":  # refuse now, not after hours of runs
         problems = closed_model_problems(load_card(model_dir), model_dir / "card.json")
         if problems:
