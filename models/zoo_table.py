@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Callable
 
 from common.errors import ConfigError
+from common.resources import shipped
 
-ZOO_CSV = Path(__file__).resolve().parent / "zoo" / "zoo.csv"
+ZOO_CSV = shipped("models/zoo/zoo.csv")
 # timm's interpolation names -> the dataset cache's OpenCV filters.
 INTERPOLATIONS = {"bicubic": "cubic", "bilinear": "linear", "area": "area"}
 STATUSES = ("ok", "not_counted", "not_in_timm")
