@@ -20,7 +20,7 @@ from common.childproc import protect_children
 from common.errors import ConfigError, HarnessError
 from common.resources import default_user_conf, is_packaged_copy
 from common.names import check_name
-from common.telemetry import telemetry_off
+from common.telemetry import allow_hub_downloads, telemetry_off
 
 log = logging.getLogger("mlperf_cpu")
 
@@ -733,6 +733,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # the run would go on to a result. Every phase is interruptible, so take SIGINT back.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     args = main_parser().parse_args(argv)
+    if getattr(args, "pretrained", False):
+        allow_hub_downloads()  # the user asked for the hub's weights; its telemetry stays off
     args.command_line = "mlperf-cpu " + shlex.join(argv)
     _setup_logging(args.verbose)
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -16,7 +16,9 @@ What each library offers, as read in its installed source:
   made to answer "declined" in this process: no consent file is read or written, no event is
   sent, whoever initialises it and however often.
 - huggingface_hub (timm's hub access): ``HF_HUB_DISABLE_TELEMETRY`` and ``HF_HUB_OFFLINE``;
-  ``DO_NOT_TRACK`` is the common convention it also honours.
+  ``DO_NOT_TRACK`` is the common convention it also honours. The harness builds timm models with
+  ``pretrained=False``; the one command that asks the hub for weights on purpose (``--pretrained``)
+  lifts the offline switch with ``allow_hub_downloads`` (telemetry stays off).
 """
 
 from __future__ import annotations
@@ -29,22 +31,33 @@ log = logging.getLogger(__name__)
 
 # Always set: switches off every report a library would send.
 TELEMETRY_ENV = {"NNCF_CI": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
-# Set unless the user chose otherwise: no hub downloads at run time (the harness never asks for one).
+# Set unless the user chose otherwise: no hub downloads unless a command asks for one (--pretrained).
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1"}
+_offline_set_here: set[str] = set()  # the OFFLINE_ENV keys telemetry_off put into os.environ
 
 
 def telemetry_environment(environ: MutableMapping[str, str]) -> MutableMapping[str, str]:
-    """Put the telemetry-off and offline switches into ``environ`` (and return it)."""
+    """Put the telemetry-off switches into ``environ`` (and return it)."""
     environ.update(TELEMETRY_ENV)
-    for key, value in OFFLINE_ENV.items():
-        environ.setdefault(key, value)
     return environ
 
 
 def telemetry_off() -> None:
     """Switch off telemetry for this process and the children it starts; call before importing OpenVINO/NNCF."""
+    for key, value in OFFLINE_ENV.items():
+        if key not in os.environ:
+            os.environ[key] = value
+            _offline_set_here.add(key)
     telemetry_environment(os.environ)
     decline_openvino_telemetry()
+
+
+def allow_hub_downloads() -> None:
+    """Lift the hub's offline switch that ``telemetry_off`` set (not one the user set), for a command
+    the user asked to download weights (``--pretrained``); call before the hub library is imported."""
+    for key in sorted(_offline_set_here):
+        os.environ.pop(key, None)
+    _offline_set_here.clear()
 
 
 def decline_openvino_telemetry() -> bool:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from dataset.preprocess import PreprocessSpec
 from common.errors import ConfigError
+from common.names import check_name
 
 CARD_FILE = "card.json"
 MODEL_FILE = "model.xml"
@@ -68,6 +69,7 @@ class ModelCard:
         "input_size", "mean", "std", "label_offset", "task", "category_ids")
 
     def __post_init__(self) -> None:
+        check_name(self.name, "card name")  # a folder name: <name>-<precision>[-<hash>]
         if self.precision not in PRECISIONS:
             raise ConfigError(f"card precision: expected one of {PRECISIONS}, got {self.precision!r}")
         if self.inference_precision not in INFERENCE_PRECISIONS:
@@ -145,6 +147,8 @@ def check_detection_fields(card: ModelCard) -> None:
 
 def card_from_dict(data: dict[str, Any], origin: str) -> ModelCard:
     """Build a card from parsed JSON, naming ``origin`` in any error."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a JSON object of card fields, got a {type(data).__name__}")
     known = {f.name for f in fields(ModelCard)}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -29,6 +29,7 @@ import openvino as ov
 from common.errors import ConfigError, ModelError
 from common.files import sha256_files
 from common.model_metadata import CARD_METADATA_KEY
+from common.names import check_name
 from dataset.cache import build_cache
 from dataset.constants import (MLPERF_RESNET50_MEAN, MLPERF_RESNET50_STD, REFERENCE_CROP_PCT,
                                TORCHVISION_MEAN, TORCHVISION_STD)
@@ -90,6 +91,8 @@ class PrepareRequest:
         unknown = sorted(set(self.card_overrides) - set(CARD_OPTION_FIELDS))
         if unknown:
             raise ConfigError(f"card overrides: unknown field(s) {unknown}; prepare takes {CARD_OPTION_FIELDS}")
+        if "name" in self.card_overrides:
+            check_name(self.card_overrides["name"], "--name")
 
     @property
     def inference_precision(self) -> str:
@@ -103,7 +106,7 @@ def card_fields_for(model: ov.Model, ports: ClassifierPorts, source: Path,
 
     The name defaults to the file name. What was decided, and from where, goes to the log in one line.
     """
-    meta = embedded_card(model)
+    meta = embedded_card(model, str(source))
     overrides = dict(overrides or {})
     if meta is not None:
         unknown = sorted(set(meta) - set(CARD_SOURCE_FIELDS))
@@ -128,7 +131,8 @@ def card_fields_for(model: ov.Model, ports: ClassifierPorts, source: Path,
         raise ModelError(
             f"{source}: {ports.num_classes}-class model without '{CARD_METADATA_KEY}' metadata: "
             "cannot tell its preprocessing (1001 = MLCommons, 1000 = torchvision); pass --mean and --std")
-    fields.setdefault("name", source.stem)
+    if "name" not in fields and "name" not in overrides:
+        fields["name"] = check_name(source.stem, f"{source}: file name as the model name (pass --name)")
     fields.setdefault("input_size", ports.input_size)
     if fields["input_size"] != ports.input_size:
         raise ModelError(f"{source}: metadata input_size {fields['input_size']} but the input is "
@@ -174,6 +178,7 @@ def prepare(req: PrepareRequest) -> Path:
     files = source_files(req.source)
     source_sha = sha256_files(files)
     model = read_source(req.source)
+    embedded_card(model, str(req.source))  # refuses metadata that is not a JSON object or names no safe folder
     ports = inspect_for_task(model, req.task, str(req.source))
     if req.task == "detection":
         fields = detector_card_fields(model, ports, Path(req.source), req.card_overrides)

@@ -12,6 +12,7 @@ import openvino as ov
 
 from common.errors import ConfigError, ModelError
 from common.model_metadata import CARD_METADATA_KEY
+from common.names import check_name
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +61,30 @@ def read_source(source: Path) -> ov.Model:
         raise ModelError(f"{source}: cannot read model: {first}") from None
 
 
-def embedded_card(model: ov.Model) -> dict[str, Any] | None:
-    """The ``mlperf_cpu.card`` metadata a model carries, if any."""
+def embedded_card(model: ov.Model, origin: str = "model") -> dict[str, Any] | None:
+    """The ``mlperf_cpu.card`` metadata a model carries, if any, as a JSON object.
+
+    The metadata comes with the model, so it is checked here, where it enters: anything but a
+    JSON object is a ``ModelError``, and so is a ``name`` that is not a safe folder name (it
+    becomes the prepared model's and the runs' folder names). ``origin`` (the model file) is named
+    in every error.
+    """
     for path in (["framework", CARD_METADATA_KEY], ["mlperf_cpu", "card"]):
         if model.has_rt_info(path):
-            return json.loads(model.get_rt_info(path).astype(str))
+            return parse_card_metadata(model.get_rt_info(path).astype(str), origin)
     return None
+
+
+def parse_card_metadata(text: str, origin: str) -> dict[str, Any]:
+    """Parse the text of a model's ``mlperf_cpu.card`` metadata (see ``embedded_card``)."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{origin}: {CARD_METADATA_KEY} metadata is not valid JSON ({exc.msg} at "
+                         f"line {exc.lineno} column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{origin}: {CARD_METADATA_KEY} metadata is not a JSON object "
+                         f"(got a {type(data).__name__})")
+    if "name" in data:
+        check_name(data["name"], f"{origin}: {CARD_METADATA_KEY} metadata name", ModelError)
+    return data
