@@ -198,6 +198,56 @@ def test_packaging_twice_needs_replace(runs: dict[str, Path]) -> None:
     assert check_tree(runs["out"]) == []
 
 
+def _hashes(root: Path) -> dict[str, str]:
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _small_checkout(root: Path) -> Path:
+    """A git work tree of one committed file: src/ that no one edits while the test runs."""
+    import subprocess
+
+    root.mkdir()
+    (root / "harness.py").write_text("print('harness')\n")
+    for args in (["init", "-q"], ["add", "harness.py"],
+                 ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one file"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True)
+    return root
+
+
+def test_packaging_never_touches_other_systems_and_replaces_only_when_asked(runs: dict[str, Path],
+                                                                           tmp_path: Path) -> None:
+    src = _small_checkout(tmp_path / "checkout")
+
+    def pack(**kw: Any):
+        args = dict(system_name=SYSTEM_NAME, profile=load_profile("host"), system_overrides=UNREADABLE,
+                    user_conf=runs["user_conf"])
+        args.update(kw)
+        return package(runs["results"], "host", runs["label"], ORG, runs["out"], src, **args)
+
+    pack()
+    org = runs["out"] / "open" / ORG
+    first = _hashes(runs["out"])
+    # A second system into the same org: new folders only (src/ is the same, so it is left alone).
+    pack(system_name="second-host")
+    after_second = _hashes(runs["out"])
+    assert {k: v for k, v in after_second.items() if k in first} == first
+    assert (org / "results" / "second-host").is_dir() and (org / "systems" / "second-host.json").is_file()
+    # Refused without --replace, naming the existing folder: nothing written.
+    water = {**UNREADABLE, "cooling": "water (test value)"}
+    with pytest.raises(SubmissionError, match=rf"{SYSTEM_NAME}/resnet50/Offline: already packaged; pass --replace"):
+        pack(system_overrides=water)
+    assert _hashes(runs["out"]) == after_second
+    # With it, this system's pieces are swapped in; the other system's stay byte-identical.
+    pack(replace=True, system_overrides=water)
+    final = _hashes(runs["out"])
+    assert {k: v for k, v in final.items() if "second-host" in k} == \
+        {k: v for k, v in after_second.items() if "second-host" in k}
+    assert final[f"open/{ORG}/systems/{SYSTEM_NAME}.json"] != first[f"open/{ORG}/systems/{SYSTEM_NAME}.json"]
+    assert not [p for p in org.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+    assert check_tree(runs["out"]) == []
+
+
 # ----------------------------------------------------------------------------- refusals
 def _invalid(r): edit_mllog(r["perf"] / "mlperf_log_detail.txt", "result_validity", "INVALID")
 def _short(r): edit_mllog(r["perf"] / "mlperf_log_detail.txt", "effective_min_duration_ms", 2000)
