@@ -26,24 +26,24 @@ def python_command(*args: str) -> list[str]:
 
 
 def protect_environment(environ: MutableMapping[str, str]) -> MutableMapping[str, str]:
-    """Put into ``environ`` what every child needs: safe-path mode, the repository first on
-    ``PYTHONPATH`` and telemetry off (returns ``environ``)."""
+    """Put into ``environ`` what every Python child needs: safe-path mode and telemetry off (returns it)."""
     telemetry_environment(environ)
     environ["PYTHONSAFEPATH"] = "1"
-    rest = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != REPO]
-    environ["PYTHONPATH"] = os.pathsep.join([str(REPO), *rest])
     return environ
 
 
 def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child process: this process's, protected (``protect_environment``),
-    plus ``extra``."""
+    """The environment for a child started with ``python_command``: this process's, protected
+    (``protect_environment``), the repository first on ``PYTHONPATH`` (safe-path mode no longer
+    finds it through the working directory), plus ``extra``."""
     env = protect_environment(dict(os.environ))
+    rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != REPO]
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *rest])
     env.update(extra or {})
     return env
 
 
 def protect_children() -> None:
-    """Protect every child this process starts, including those a library starts for it
-    (``multiprocessing`` 'spawn', ``benchmark_app``): they inherit this process's environment."""
+    """Protect the children a library starts for this process (``multiprocessing`` 'spawn', which
+    takes this process's module path along; ``benchmark_app``): they inherit its environment."""
     protect_environment(os.environ)
