@@ -70,6 +70,23 @@ def _card_overrides(args: argparse.Namespace) -> dict:
     return out
 
 
+def _weights_choice(args: argparse.Namespace) -> "WeightsChoice":  # noqa: F821
+    """``--weights FILE`` / ``--pretrained``: trained weights for ``--model timm/NAME[.tag]``."""
+    from modelprep.weights import WeightsChoice
+
+    return WeightsChoice(args.weights, args.pretrained)
+
+
+def _add_weights_options(parser: argparse.ArgumentParser) -> None:
+    """``--weights`` and ``--pretrained`` (prepare and pipeline)."""
+    w = parser.add_mutually_exclusive_group()
+    w.add_argument("--weights", type=Path, metavar="FILE",
+                   help="with --model timm/NAME[.tag]: a trained timm checkpoint (.safetensors, .pth, .bin), loaded "
+                        "strictly; the card records its sha256, the tag's published top-1 and timm's preprocessing")
+    w.add_argument("--pretrained", action="store_true",
+                   help="with --model timm/NAME[.tag]: the tag's weights from timm's hub loader (needs the network)")
+
+
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from modelprep.agreement import CheckSet
     from modelprep.card import load_card
@@ -86,7 +103,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
         if args.check_dataset is not None:
             check = CheckSet(args.check_dataset, args.check_val_map or args.check_dataset / "val_map.txt",
                              args.check_count)
-    source = resolve_source(args.model, args.out / "sources")
+    source = resolve_source(args.model, args.out / "sources", _weights_choice(args))
     req = PrepareRequest(source, args.precision, args.out, args.cache_dir, args.layout, calibration,
                          args.int8_rest, check, _card_overrides(args), args.task,
                          max_accuracy_drop=args.max_accuracy_drop)
@@ -230,11 +247,16 @@ def _tune_server(args: argparse.Namespace, base: "SystemProfile", common: dict) 
         raise ConfigError("tune --scenario Server needs --dataset (its short LoadGen runs read real samples)")
     if args.confirm_seconds < 0:
         raise ConfigError(f"--confirm-seconds: expected seconds >= 0 (0: no confirmation run), got {args.confirm_seconds:g}")
+    if args.confirmations < 1 or (args.budget_seconds is not None and args.budget_seconds <= 0):
+        raise ConfigError(f"--confirmations {args.confirmations} / --budget-seconds {args.budget_seconds}: expected "
+                          ">= 1 confirmation and a budget > 0 s")
     card = load_card(args.model)
     ceiling = measure(ov.Core(), args.model, card, base.engine, min(args.seconds, 5.0))
     probes, done = tune_server_and_record(args.model, args.dataset, base, args.user_conf,
                                           Workspace(work=args.work), ceiling, seconds=max(args.seconds, 5.0),
-                                          confirm_seconds=args.confirm_seconds, margin=args.margin or SERVER_MARGIN, **common)
+                                          confirm_seconds=args.confirm_seconds, confirmations=args.confirmations,
+                                          budget_seconds=args.budget_seconds, margin=args.margin or SERVER_MARGIN,
+                                          **common)
     print(f"Offline ceiling {ceiling:.1f} samples/s; probes:")
     print("| streams | batch | wait us | target qps | result | completed qps | p99 ms |")
     print("|---|---|---|---|---|---|---|")
@@ -455,7 +477,7 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
                           args.precision, args.mode, args.user_conf, args.submission, args.org, args.out,
                           args.compliance, args.tune, parse_assignments(args.set), scenarios, args.category,
                           args.division, args.task, replace=args.replace, host_tuning=args.host_tuning,
-                          official_checker=args.official_checker)
+                          official_checker=args.official_checker, weights=_weights_choice(args))
     if args.official_checker is not None:
         if not args.submission:
             raise ConfigError("--official-checker is for --submission (it checks the packaged tree)")
@@ -485,7 +507,9 @@ def _add_pipeline(sub: argparse._SubParsersAction) -> None:
                                    "runs). With them: a real run with official settings. With --submission: "
                                    "everything for one system, packaged and checked (no model: the demo task at "
                                    "official length).")
-    p.add_argument("--model", type=Path, help="resnet50_v1.onnx (or any ONNX/IR classifier; its card is derived)")
+    p.add_argument("--model", type=Path, help="resnet50_v1.onnx (or any ONNX/IR classifier; its card is derived), "
+                                               "or timm/NAME[.tag] with --weights FILE or --pretrained")
+    _add_weights_options(p)
     p.add_argument("--dataset", type=Path, help="ImageNet 2012 val directory holding the JPEGs and val_map.txt")
     p.add_argument("--calib-list", type=Path, help="calibration list (MLCommons cal_image_list_option_1.txt)")
     p.add_argument("--calib-dir", type=Path, help="where the calibration images are (default: --dataset)")
@@ -556,7 +580,9 @@ def _watchdog_seconds(text: str) -> float:
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", help="ONNX/IR -> served FP32 or INT8 IR + model card")
     p.add_argument("--model", required=True,
-                   help=".onnx file, OpenVINO .xml, or a built-in architecture name (untrained; needs torch)")
+                   help=".onnx file, OpenVINO .xml, or a built-in architecture name (untrained unless --weights "
+                        "or --pretrained; needs torch)")
+    _add_weights_options(p)
     p.add_argument("--precision", choices=("f32", "bf16", "int8"), required=True,
                    help="f32: real FP32 execution; bf16: the FP32 IR run in BF16; int8: NNCF PTQ")
     p.add_argument("--int8-rest", choices=("f32", "bf16"), default="f32",
@@ -633,14 +659,19 @@ def _add_tools(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seconds", type=float, default=3.0,
                    help="measuring time per point (Server: per LoadGen run, at least 5)")
     t.add_argument("--confirm-seconds", type=float, default=600.0,
-                   help="Server only: runs this long at the rates whose 99th percentile met the bound above the "
-                        "highest VALID probe, highest first, at most two (default 600, the official duration; 0: none)")
+                   help="Server only: the confirmation runs' length (default 600, the official duration; 0: none, "
+                        "the highest VALID probe counts); after a failed one the search steps down until one is VALID")
+    t.add_argument("--confirmations", type=int, default=4,
+                   help="Server only: confirmation runs at most, the last at the floor (default 4)")
+    t.add_argument("--budget-seconds", type=float,
+                   help="Server only: the search's time budget (default: its plan's worst case, printed at the start)")
     t.add_argument("--name", help="profile name to write (default <system>-tuned)")
     t.add_argument("--profile-out", type=Path, help="profile YAML to write (default configs/<name>.yaml)")
     t.add_argument("--margin", type=float,
-                   help="Offline: target_qps = best x margin (default 1.1; raise it on a machine shared with "
-                        "other jobs: a run faster than 1.1 x target_qps ends before 600 s and is INVALID); "
-                        "Server: target_qps = highest VALID rate x margin (default 0.9)")
+                   help="Offline: target_qps = best x margin (default 1.05: an official run lasts ~693 s at the "
+                        "measured rate; raise it on a machine shared with other jobs: a run over 1.1 x margin times "
+                        "as fast as measured ends before 600 s and is INVALID); Server: target_qps = the rate "
+                        "confirmed VALID x margin (default 0.95)")
     t.add_argument("--user-conf", type=Path, default=Path("user.conf"))
     t.add_argument("--replace", action="store_true",
                    help="write over a profile shipped with the harness (configs/*.yaml other than *-tuned.yaml); "

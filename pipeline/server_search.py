@@ -1,44 +1,75 @@
-"""``tune --scenario Server``: the highest Poisson rate that stays VALID, and the batching policy.
+"""``tune --scenario Server``: the highest Poisson rate confirmed VALID at official length, and the policy.
 
-Each candidate policy (engine settings with a batch size and a wait limit) gets a bisection
-over ``server_target_qps`` with short real LoadGen Server runs, each in its own process
-(``pipeline.flows.run_test``), steered by the 15 ms bound (a run INVALID on early stopping
-alone met it; one INVALID on the bound is run once more before it counts) and counting only
-rates that LoadGen called VALID: in a probe, or in a run of ``confirm_seconds`` (the official
-600 s) at a rate that met the bound above the highest VALID probe (``confirmed_rate``). The best
-policy's highest VALID rate, times a margin for run-to-run noise, goes into user.conf as
-``<model>.Server.target_qps`` (resnet50 or yolo) and the policy into the profile's
-``scenarios: Server``.
+The search has two parts, each made of real LoadGen Server runs in their own process
+(``pipeline.flows.run_test``), within a time budget printed before the first run:
+
+1. **Bisection** of ``server_target_qps`` over ``(0, ceiling]`` with short probes, for each
+   candidate batching policy. Only a run LoadGen called VALID moves the search up. A probe
+   INVALID on the latency bound is run once more (a host burst can hold the 1 % of a short
+   run's queries that the 99th percentile allows); a probe INVALID on early stopping alone (its
+   99th percentile met the bound, but too few queries to prove it) is run again with enough
+   queries for early stopping to allow ~0.7 % of them over the bound (``EXTENDED_QUERIES``).
+   Anything else moves the search down.
+2. **Confirmation** at official length (600 s). The first candidate is where the probes' p99,
+   followed upwards from the highest VALID probe, reaches the bound less ``P99_MARGIN``
+   (``first_candidate``). After a failed confirmation the search steps down (``step_down``: where
+   the p99 curve of the probes and the failed run crosses that same goal, at least ``MIN_STEP``
+   lower; ``FALLBACK_STEP`` lower when no run met the goal), until one is VALID. The last
+   confirmation the budget allows runs at the floor (``FLOOR_FRACTION`` of the first candidate);
+   if even that fails, the search says so and ends with no rate.
+
+The result is the highest rate confirmed VALID at official length (``SearchOutcome``); times
+``SERVER_MARGIN`` it goes into user.conf as ``<model>.Server.target_qps`` (resnet50 or yolo), and
+the policy into the profile's ``scenarios: Server``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from common.errors import HarnessError
 from common.loadgen_conf import set_value
 from common.testspec import Mode, Overrides, Scenario, loadgen_model
 from harness.profile import DEFAULT_CONFIG_DIR, SERVER_REQUESTS_PER_STREAM
+from harness.run_length import Pace
 from harness.tune import TuneOutcome, tuned_name, with_engine, write_profile
 from modelprep.card import load_card
 from pipeline.flows import TestSpec, Workspace, run_test
 from records.results import failed_only_early_stopping
+from records.rules import SERVER_LATENCY_BOUND_NS
 from sut.config import EngineConfig, SystemProfile
 
 log = logging.getLogger(__name__)
 
-SERVER_MARGIN = 0.9  # official runs are 600 s: aim a little under the best short-run rate
+# The rate written to user.conf: a 600 s run at the confirmed rate was VALID; 5 % below it keeps a
+# repeat of that run VALID through the host's run-to-run drift.
+SERVER_MARGIN = 0.95
 BISECTION_STEPS = 7  # over (0, Offline samples/s]: a step of 0.8 % of it at the end
 OFFICIAL_SERVER_MS = 600_000  # the round's Server min_duration: the confirmation run's length
-CONFIRMATIONS = 2  # confirmation runs at most, highest candidate first (each as long as an official run)
+CONFIRMATIONS = 4  # confirmation runs at most (each as long as an official run); the last at the floor
+BOUND_MS = SERVER_LATENCY_BOUND_NS / 1e6  # the round's resnet50 Server bound (15 ms)
+# A confirmation candidate's p99 (interpolated between runs) at most this share under the bound:
+# short probes see fewer of the host's slow phases than a 600 s run does.
+P99_MARGIN = 0.05
+MIN_STEP = 0.02  # a step down after a failed confirmation is at least 2 % of its rate
+FALLBACK_STEP = 0.10  # ... and 10 % when no run met the goal (nothing to interpolate towards)
+FLOOR_FRACTION = 0.5  # the floor: half the first candidate; a host failing it is too noisy for Server
+# An early-stopping-only probe is run again with about this many queries: early stopping then
+# allows 0.7 % of them over the bound (0.4 % of 1,500; 0.92 % of the 90,000 of a 600 s run).
+EXTENDED_QUERIES = 6000
+EXTENDED_MAX_FACTOR = 6  # ... but at most 6 x the probe's length
+RUN_OVERHEAD_S = 20.0  # per LoadGen run besides its timed part: process start, compile, warm-up, logs
 
 
 @dataclass(frozen=True)
 class ServerProbe:
-    """One short Server run at ``target_qps`` with ``engine``."""
+    """One Server run at ``target_qps`` with ``engine`` (a short probe or a confirmation)."""
 
     engine: EngineConfig
     target_qps: float
@@ -49,6 +80,96 @@ class ServerProbe:
     # INVALID only because early stopping failed: the 99th percentile met the bound, but the run
     # had too few queries to prove it at LoadGen's confidence
     early_stopping_only: bool = False
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """The search's lengths and counts, and the time budget they add up to (``budget_s``)."""
+
+    probe_ms: int = 10_000
+    steps: int = BISECTION_STEPS
+    confirm_ms: int = OFFICIAL_SERVER_MS  # 0: no confirmation (the highest VALID probe counts)
+    confirmations: int = CONFIRMATIONS
+    policies: int = 1
+    overhead_s: float = RUN_OVERHEAD_S
+    budget_override_s: float | None = None  # a stated budget instead of the plan's worst case
+
+    def extended_ms(self, qps: float) -> int:
+        """The length of an early-stopping-only probe's second run at ``qps``."""
+        wanted = math.ceil(EXTENDED_QUERIES / max(qps, 1e-9) * 1000)
+        return max(self.probe_ms, min(wanted, EXTENDED_MAX_FACTOR * self.probe_ms))
+
+    def run_s(self, ms: int) -> float:
+        """Estimated wall time of one run of ``ms``."""
+        return ms / 1000 + self.overhead_s
+
+    @property
+    def bisection_s(self) -> float:
+        """The bisection's worst case: every step a probe, its rerun and an extended run."""
+        per_step = 2 * self.run_s(self.probe_ms) + self.run_s(EXTENDED_MAX_FACTOR * self.probe_ms)
+        return self.policies * self.steps * per_step
+
+    @property
+    def confirmation_s(self) -> float:
+        """Estimated wall time of one confirmation run."""
+        return self.run_s(self.confirm_ms) if self.confirm_ms else 0.0
+
+    @property
+    def budget_s(self) -> float:
+        """The time the search may take: the stated budget, or the plan's worst case."""
+        if self.budget_override_s is not None:
+            return self.budget_override_s
+        return self.bisection_s + (self.confirmations * self.confirmation_s if self.confirm_ms else 0.0)
+
+    def describe(self) -> str:
+        """The one-line budget statement printed before the first run."""
+        confirm = (f"then at most {self.confirmations} confirmation(s) of {self.confirm_ms / 1000:g} s "
+                   f"(~{self.confirmation_s:.0f} s each; the last at the floor)" if self.confirm_ms
+                   else "no confirmation (the highest VALID probe counts)")
+        return (f"Server search: time budget {self.budget_s:.0f} s (~{self.budget_s / 60:.0f} min): {self.policies} "
+                f"policy(ies) x {self.steps} bisection steps of {self.probe_ms / 1000:g} s probes (a rerun, and up "
+                f"to {EXTENDED_MAX_FACTOR * self.probe_ms / 1000:g} s for early stopping, at most "
+                f"{self.bisection_s:.0f} s), {confirm}; {self.overhead_s:g} s assumed per run besides its length")
+
+
+@dataclass
+class Budget:
+    """Time spent against ``SearchPlan.budget_s``: the larger of the clock and the runs' estimates
+    (so a budget holds even when runs take longer than planned, and counts alike when they are quick)."""
+
+    plan: SearchPlan
+    clock: Callable[[], float] = time.monotonic
+    estimated_s: float = 0.0
+    start: float = field(default=-1.0)
+
+    def __post_init__(self) -> None:
+        if self.start < 0:
+            self.start = self.clock()
+
+    @property
+    def spent_s(self) -> float:
+        """Seconds counted against the budget so far."""
+        return max(self.clock() - self.start, self.estimated_s)
+
+    def fits(self, ms: int, reserve_s: float = 0.0) -> bool:
+        """Whether a run of ``ms`` (and ``reserve_s`` kept for later runs) fits in what is left."""
+        return self.spent_s + self.plan.run_s(ms) + reserve_s <= self.plan.budget_s + 1e-9
+
+    def charge(self, ms: int) -> None:
+        """Count one run of ``ms`` as done."""
+        self.estimated_s += self.plan.run_s(ms)
+
+
+@dataclass(frozen=True)
+class SearchOutcome:
+    """What a search ended with: the highest rate confirmed VALID (0: none) and every run."""
+
+    rate: float
+    engine: EngineConfig | None
+    probes: list[ServerProbe]
+    floor: float
+    confirmed: bool  # VALID at the confirmation length (False: probes only, or no rate)
+    message: str  # one plain sentence: what it ended with and why
 
 
 HOST_SETTINGS = ("keep_awake", "dispatch_slice_us", "issue_priority")  # how the host runs, not the policy
@@ -70,7 +191,9 @@ def policies(cores: int, host: EngineConfig | None = None) -> list[EngineConfig]
 
 def probe(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineConfig, qps: float,
           workspace: Workspace, user_conf: Path, duration_ms: int) -> ServerProbe:
-    """One short Server performance run at ``qps`` (non-official settings; its own process)."""
+    """One Server performance run of ``duration_ms`` at ``qps`` (non-official settings; its own process)."""
+    log.info("Server run: %.1f qps for %d s (about %.0f s with start-up)", qps, duration_ms // 1000,
+             duration_ms / 1000 + RUN_OVERHEAD_S)
     with tempfile.TemporaryDirectory(prefix="server-search-") as tmp:
         profile = replace(base, name="server-search", scenarios={**base.scenarios, "Server": engine})
         path = write_profile(Path(tmp) / "server-search.yaml", profile, "temporary: tune --scenario Server")
@@ -87,122 +210,225 @@ def probe(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineCon
     return result
 
 
-def highest_valid_rate(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineConfig, ceiling: float,
-                       workspace: Workspace, user_conf: Path, duration_ms: int,
-                       steps: int = BISECTION_STEPS,
-                       after_probe: Callable[[ServerProbe], None] | None = None,
-                       confirm_ms: int = 0) -> tuple[float, list[ServerProbe]]:
-    """Bisect ``(0, ceiling]`` for the highest VALID rate; returns it (0 if none) and every probe.
-
-    The bisection is steered by the latency bound: it moves above a rate whose 99th percentile
-    met the bound, whether LoadGen called the run VALID or INVALID on early stopping alone.
-    Early stopping wants the over-bound share of queries further under 1 % the fewer queries a
-    run has (at most 0.75 % of the ~8,800 queries of a 60 s run at 147 qps, 0.92 % of the ~88,000
-    of a 600 s one): for an ideal dispatcher on this host that alone costs 6 % of the rate in 60 s
-    probes and 1.6 % in 600 s runs (README, Scenarios, session 10), so short probes must not
-    decide it. A run INVALID on the bound itself is run once more before the bisection drops
-    every rate above it: on a VM the host slows inference for about a second every 15-20 s
-    (session 6), and one such burst in a short probe can hold the ~1 % of queries the 99th
-    percentile allows, while it weighs a tenth as much in a 600 s official run.
-
-    A rate counts only through a run that LoadGen called VALID: the highest VALID probe, or,
-    with ``confirm_ms``, a higher rate that met the bound, if one run of ``confirm_ms`` (the
-    official 600 s) at it is VALID; the candidates are tried highest first, at most
-    ``CONFIRMATIONS`` (``confirmed_rate``). The margin (``SERVER_MARGIN``) is still applied to
-    the result by ``tune``.
-
-    ``after_probe`` is called after every probe (a bench measures its reference between probes,
-    so that both see the same phases of the host).
-    """
-    low, high = 0.0, ceiling
-    probes: list[ServerProbe] = []
-
-    def run(qps: float, ms: int) -> ServerProbe:
-        result = probe(model_dir, dataset, base, engine, qps, workspace, user_conf, ms)
-        probes.append(result)
-        if after_probe is not None:
-            after_probe(result)
-        return result
-
-    for _ in range(steps):
-        mid = (low + high) / 2
-        result = run(mid, duration_ms)
-        if not (result.valid or result.early_stopping_only):
-            result = run(mid, duration_ms)
-        if result.valid or result.early_stopping_only:
-            low = mid
-        else:
-            high = mid
-    return confirmed_rate(probes, lambda qps: run(qps, confirm_ms).valid, confirm_ms > 0), probes
-
-
-def highest_valid(probes: list[ServerProbe]) -> float:
+# ----------------------------------------------------------------------------- the arithmetic
+def highest_valid(probes: Sequence[ServerProbe]) -> float:
     """The highest rate among ``probes`` that LoadGen called VALID (0 if none)."""
     return max((p.target_qps for p in probes if p.valid), default=0.0)
 
 
-def unconfirmed(probes: list[ServerProbe]) -> list[float]:
-    """The rates above the highest VALID one whose 99th percentile met the bound (INVALID on early
-    stopping alone), highest first: the candidates for a confirmation run."""
+def p99_curve(probes: Sequence[ServerProbe]) -> list[tuple[float, float]]:
+    """``(rate, p99 ms)`` by rising rate, the worst p99 of the runs at each rate (runs without a p99 left out)."""
+    worst: dict[float, float] = {}
+    for p in probes:
+        if p.p99_ms is not None:
+            worst[p.target_qps] = max(worst.get(p.target_qps, p.p99_ms), p.p99_ms)
+    return sorted(worst.items())
+
+
+def _crossing(low: tuple[float, float], high: tuple[float, float], goal: float) -> float:
+    """The rate between two curve points where the straight line between them reaches ``goal``."""
+    (r0, p0), (r1, p1) = low, high
+    if p1 == p0:
+        return r0
+    return r0 + (goal - p0) / (p1 - p0) * (r1 - r0)
+
+
+def first_candidate(probes: Sequence[ServerProbe], bound_ms: float = BOUND_MS, margin: float = P99_MARGIN) -> float:
+    """The first rate to confirm: following the probes' p99 curve upwards from the highest VALID
+    probe (from the lowest probe when none was VALID), where it first reaches ``bound_ms x (1 - margin)``;
+    never below the highest VALID probe, never above the highest probe. 0 when no probe met the goal."""
+    goal = bound_ms * (1 - margin)
     valid = highest_valid(probes)
-    return sorted({p.target_qps for p in probes if p.early_stopping_only and p.target_qps > valid}, reverse=True)
+    curve = p99_curve(probes)
+    at_or_below = [pt for pt in curve if pt[0] <= valid]
+    last = at_or_below[-1] if at_or_below else None
+    for point in (pt for pt in curve if pt[0] > valid):
+        if point[1] > goal:
+            if last is None or last[1] > goal:
+                return valid
+            return max(valid, _crossing(last, point, goal))
+        last = point
+    return max(valid, last[0] if last is not None and last[1] <= goal else 0.0)
 
 
-def confirmed_rate(probes: list[ServerProbe], confirm: Callable[[float], bool], confirming: bool) -> float:
-    """The highest VALID rate of ``probes``, or higher: the candidates (``unconfirmed``) are tried
-    highest first with ``confirm`` (one long run: VALID or not), at most ``CONFIRMATIONS`` of
-    them, until one is VALID. Without ``confirming`` only the probes count."""
-    for qps in unconfirmed(probes)[:CONFIRMATIONS] if confirming else ():
-        if confirm(qps):
-            return qps
-    return highest_valid(probes)
+def step_down(failed_qps: float, failed_p99: float | None, probes: Sequence[ServerProbe], floor: float,
+              bound_ms: float = BOUND_MS, margin: float = P99_MARGIN) -> float:
+    """The next rate to confirm after a confirmation at ``failed_qps`` (p99 ``failed_p99``) failed.
+
+    Walking down the p99 curve of ``probes`` below that rate, with the failed run on top: where it
+    is back at ``bound_ms x (1 - margin)``, interpolated between the runs on either side; at least
+    ``MIN_STEP`` lower (also when the failed run met the goal and failed on early stopping), and
+    ``FALLBACK_STEP`` lower when no run below met the goal; never under ``floor``."""
+    goal = bound_ms * (1 - margin)
+    top = (failed_qps, failed_p99 if failed_p99 is not None else math.inf)
+    below = [pt for pt in p99_curve(probes) if pt[0] < failed_qps]
+    highest = failed_qps * (1 - MIN_STEP)
+    if top[1] <= goal:
+        rate = highest
+    else:
+        rate = failed_qps * (1 - FALLBACK_STEP)
+        upper = top
+        for point in reversed(below):
+            if point[1] <= goal:
+                rate = _crossing(point, upper, goal)
+                break
+            upper = point
+    return max(floor, min(rate, highest))
+
+
+# ----------------------------------------------------------------------------- the runs
+@dataclass
+class SearchRuns:
+    """Runs the probes of one search, in order, charging each to the budget."""
+
+    model_dir: Path
+    dataset: Path
+    base: SystemProfile
+    workspace: Workspace
+    user_conf: Path
+    budget: Budget
+    after_probe: Callable[[ServerProbe], None] | None = None
+    done: list[ServerProbe] = field(default_factory=list)
+
+    def __call__(self, engine: EngineConfig, qps: float, ms: int) -> ServerProbe:
+        result = probe(self.model_dir, self.dataset, self.base, engine, qps, self.workspace, self.user_conf, ms)
+        self.budget.charge(ms)
+        self.done.append(result)
+        if self.after_probe is not None:
+            self.after_probe(result)
+        return result
+
+
+def bisect(runs: SearchRuns, engine: EngineConfig, ceiling: float, reserve_s: float = 0.0) -> list[ServerProbe]:
+    """Bisect ``(0, ceiling]`` for ``engine``: only a VALID run moves the search up (see the module
+    docstring); a step that would not fit in the budget (keeping ``reserve_s``) ends it. Returns its runs."""
+    plan = runs.budget.plan
+    start = len(runs.done)
+    low, high = 0.0, ceiling
+
+    def run(qps: float, ms: int) -> ServerProbe | None:
+        return runs(engine, qps, ms) if runs.budget.fits(ms, reserve_s) else None
+
+    for _ in range(plan.steps):
+        mid = (low + high) / 2
+        result = run(mid, plan.probe_ms)
+        if result is not None and not (result.valid or result.early_stopping_only):
+            result = run(mid, plan.probe_ms)  # one host burst in a short run: once more
+        if result is not None and result.early_stopping_only:
+            result = run(mid, plan.extended_ms(mid))  # enough queries for early stopping to decide
+        if result is None:
+            log.warning("Server search: bisection stopped at %.1f qps to keep the budget for the confirmations", mid)
+            break
+        if result.valid:
+            low = mid
+        else:
+            high = mid
+    return runs.done[start:]
+
+
+def confirm_down(runs: SearchRuns, engine: EngineConfig, first: float, floor: float,
+                 probes: Sequence[ServerProbe], bound_ms: float = BOUND_MS) -> SearchOutcome:
+    """Confirm ``first`` at the plan's confirmation length, stepping down after each failure
+    (``step_down`` over ``probes`` and the failed runs) until one is VALID; the last confirmation
+    the budget (and ``plan.confirmations``) allows runs at ``floor``."""
+    plan = runs.budget.plan
+    seen = list(probes)
+    start = len(runs.done)
+    rate, used = max(first, floor), 0
+    while True:
+        left = min(plan.confirmations - used, int((plan.budget_s - runs.budget.spent_s) // plan.confirmation_s))
+        if left <= 0:
+            tried = runs.done[start:]
+            message = (f"time budget of {plan.budget_s:.0f} s spent after {len(tried)} confirmation(s) "
+                       f"(last {tried[-1].target_qps:.1f} qps INVALID): no Server rate confirmed" if tried else
+                       f"time budget of {plan.budget_s:.0f} s left no room for a confirmation of "
+                       f"{plan.confirm_ms / 1000:g} s: no Server rate confirmed")
+            return SearchOutcome(0.0, None, runs.done[start:], floor, False, message)
+        if left == 1:
+            rate = floor  # the last run the budget allows: the floor
+        result = runs(engine, rate, plan.confirm_ms)
+        used += 1
+        seen.append(result)
+        if result.valid:
+            return SearchOutcome(rate, engine, runs.done[start:], floor, True,
+                                 f"{rate:.1f} qps confirmed VALID in a run of {plan.confirm_ms / 1000:g} s "
+                                 f"(p99 {result.p99_ms} ms; confirmation {used} of at most {plan.confirmations})")
+        if rate <= floor:
+            return SearchOutcome(0.0, None, runs.done[start:], floor, False,
+                                 f"even the floor, {floor:.1f} qps, failed in a run of {plan.confirm_ms / 1000:g} s "
+                                 f"(p99 {result.p99_ms} ms against the {bound_ms:g} ms bound): no Server rate "
+                                 "confirmed on this host (too noisy for Server, or the bound is below one "
+                                 "inference's latency)")
+        following = step_down(rate, result.p99_ms, seen, floor, bound_ms)
+        log.warning("Server search: %.1f qps INVALID in a confirmation of %g s (p99 %s ms); stepping down to %.1f qps",
+                    rate, plan.confirm_ms / 1000, result.p99_ms, following)
+        rate = following
+
+
+def _conclude(runs: SearchRuns, engine: EngineConfig, probes: Sequence[ServerProbe]) -> SearchOutcome:
+    """After the bisection of ``engine`` (``probes``): the confirmations, or without them the highest VALID probe."""
+    plan = runs.budget.plan
+    if not plan.confirm_ms:
+        rate = highest_valid(probes)
+        message = (f"{rate:.1f} qps VALID in a {plan.probe_ms / 1000:g} s probe (not confirmed at official length)"
+                   if rate else "no probe was VALID (no confirmation asked): no Server rate")
+        return SearchOutcome(rate, engine if rate else None, list(probes), 0.0, False, message)
+    first = first_candidate(probes) or min((p.target_qps for p in probes), default=0.0)
+    if first <= 0:
+        return SearchOutcome(0.0, None, list(probes), 0.0, False,
+                             "no probe ran within the time budget: no Server rate confirmed")
+    return confirm_down(runs, engine, first, first * FLOOR_FRACTION, probes)
+
+
+def search_policy(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineConfig, ceiling: float,
+                  workspace: Workspace, user_conf: Path, plan: SearchPlan,
+                  after_probe: Callable[[ServerProbe], None] | None = None,
+                  say: Callable[[str], None] = log.info) -> SearchOutcome:
+    """The whole search for one policy (``engine``) over ``(0, ceiling]``: bisection, then confirmations.
+
+    ``say`` gets the budget line before the first run; ``after_probe`` is called after every run (a
+    bench measures its reference between runs, so that both see the same phases of the host)."""
+    say(plan.describe())
+    runs = SearchRuns(model_dir, dataset, base, workspace, user_conf, Budget(plan), after_probe)
+    probes = bisect(runs, engine, ceiling, plan.confirmation_s)
+    outcome = _conclude(runs, engine, probes)
+    return replace(outcome, probes=list(runs.done))
 
 
 def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, user_conf: Path,
                            workspace: Workspace, offline_qps: float, *, seconds: float = 10.0,
                            confirm_seconds: float = OFFICIAL_SERVER_MS / 1000, steps: int = BISECTION_STEPS,
+                           confirmations: int = CONFIRMATIONS, budget_seconds: float | None = None,
                            margin: float = SERVER_MARGIN, name: str | None = None,
                            profile_out: Path | None = None) -> tuple[list[ServerProbe], TuneOutcome]:
-    """Search every policy up to ``offline_qps`` (Server cannot beat Offline); record the best.
-
-    Each policy is bisected with ``seconds`` probes; the policy with the highest rate that met the
-    bound above its VALID probes has those rates confirmed with ``confirm_seconds`` runs (0: none;
-    ``confirmed_rate``); the best rate LoadGen called VALID wins."""
+    """Bisect every policy up to ``offline_qps`` (Server cannot beat Offline) with ``seconds`` probes,
+    confirm the policy whose first candidate is highest with ``confirm_seconds`` runs (0: none, the
+    highest VALID probe counts), and record the result. Raises ``HarnessError`` (naming why) when
+    no rate was confirmed."""
     card = load_card(model_dir)
-    probes: list[ServerProbe] = []
-    searched: list[tuple[EngineConfig, list[ServerProbe]]] = []
-    for engine in policies(base.cores, base.scenarios.get(Scenario.SERVER.value)):
-        _rate, tried = highest_valid_rate(model_dir, dataset, base, engine, offline_qps, workspace, user_conf,
-                                          int(seconds * 1000), steps=steps)
-        probes += tried
-        searched.append((engine, tried))
-    best_rate, best_engine = max(((highest_valid(tried), engine) for engine, tried in searched),
-                                 key=lambda pair: pair[0])
-    furthest, tried = max(searched, key=lambda pair: max(unconfirmed(pair[1]), default=0.0))
-
-    def confirm(qps: float) -> bool:
-        probes.append(probe(model_dir, dataset, base, furthest, qps, workspace, user_conf,
-                            int(confirm_seconds * 1000)))
-        return probes[-1].valid
-
-    rate = confirmed_rate(tried, confirm, confirm_seconds > 0)
-    if rate > best_rate:
-        best_rate, best_engine = rate, furthest
-    if best_rate == 0:
-        from common.errors import EngineError
-
-        raise EngineError(f"tune --scenario Server: no rate up to {offline_qps:.1f} qps was VALID for any batching "
-                          "policy (the 15 ms bound is below one inference's latency?)")
+    engines = policies(base.cores, base.scenarios.get(Scenario.SERVER.value))
+    plan = SearchPlan(int(seconds * 1000), steps, int(confirm_seconds * 1000), confirmations, len(engines),
+                      budget_override_s=budget_seconds)
+    log.info("%s", plan.describe())
+    runs = SearchRuns(model_dir, dataset, base, workspace, user_conf, Budget(plan))
+    searched = [(engine, bisect(runs, engine, offline_qps, plan.confirmation_s)) for engine in engines]
+    best_engine, tried = max(searched, key=lambda pair: (first_candidate(pair[1]), highest_valid(pair[1])))
+    outcome = _conclude(runs, best_engine, tried)
+    log.info("Server search: %s (%.0f s counted of the %.0f s budget)", outcome.message, runs.budget.spent_s,
+             plan.budget_s)
+    if not outcome.rate or outcome.engine is None:
+        raise HarnessError(f"tune --scenario Server: {outcome.message}; no Server target_qps written")
+    best_rate, best_engine = outcome.rate, outcome.engine
     name = name or tuned_name(base)
     profile = with_engine(base, Scenario.SERVER, best_engine, name, card)
     path = write_profile(profile_out or DEFAULT_CONFIG_DIR / f"{name}.yaml", profile,
-                         f"Written by `mlperf-cpu tune --scenario Server` for {card.label}: highest VALID rate "
-                         f"{best_rate:.1f} qps ({seconds:g} s probes, {confirm_seconds:g} s confirmation) on this "
-                         "machine.")
+                         f"Written by `mlperf-cpu tune --scenario Server` for {card.label}: {outcome.message} "
+                         f"on this machine ({seconds:g} s probes).")
     target = round(best_rate * margin, 1)
     model = loadgen_model(card.task)  # resnet50 or yolo: the user.conf key
     set_value(user_conf, model, Scenario.SERVER.value, "target_qps", target)
-    return probes, TuneOutcome(path, name, "target_qps", target,
-                               f"best: batch {best_engine.batch_size}, wait {best_engine.max_wait_us} us, "
-                               f"{best_engine.num_streams} streams: {best_rate:.1f} qps VALID -> profile {path}; "
-                               f"{user_conf}: {model}.Server.target_qps = {target:.1f}")
+    return runs.done, TuneOutcome(path, name, "target_qps", target,
+                                  f"best: batch {best_engine.batch_size}, wait {best_engine.max_wait_us} us, "
+                                  f"{best_engine.num_streams} streams: {outcome.message} -> profile {path}; "
+                                  f"{user_conf}: {model}.Server.target_qps = {target:.1f} "
+                                  f"(x{margin:g} of the confirmed rate)", Pace(Scenario.SERVER, qps=target))

@@ -1,95 +1,188 @@
-"""tune --scenario Server's bisection (pipeline.server_search), on real short LoadGen Server runs."""
+"""tune --scenario Server's search (pipeline.server_search): its arithmetic on tables, and its
+bisection, confirmations, floor and budget on real short LoadGen Server runs of the demo model."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
+import pytest
+
+from common.errors import HarnessError
 from common.loadgen_conf import lookup, parse_user_conf
 from harness.profile import load_profile
 from pipeline.flows import Workspace
-from pipeline.server_search import (CONFIRMATIONS, ServerProbe, confirmed_rate, highest_valid_rate,
-                                    tune_server_and_record, unconfirmed)
+from pipeline.server_search import (Budget, SearchPlan, SearchRuns, ServerProbe, bisect, confirm_down,
+                                    first_candidate, search_policy, step_down, tune_server_and_record)
+
+ENGINE = load_profile("host").engine_for("Server")
 
 
-def _workspace(demo_data: Path, cache_dir: Path, tmp_path: Path) -> Workspace:
+def _p(qps: float, p99: float | None, valid: bool = False, early_only: bool = False) -> ServerProbe:
+    return ServerProbe(ENGINE, qps, valid, qps, p99, 10_000, early_only)
+
+
+# ----------------------------------------------------------------------------- the arithmetic
+@pytest.mark.parametrize("probes, expected", [
+    # upwards from the VALID 90: 112.5 met the goal (14.25 ms), 123.75 did not: the line between them
+    ([_p(90, 10, True), _p(135, 20), _p(112.5, 13, early_only=True), _p(123.75, 16, early_only=True)],
+     112.5 + 1.25 / 3 * 11.25),
+    # no VALID probe; the lowest met the goal, the next did not
+    ([_p(92.6, 13.9, early_only=True), _p(138.9, 15.8)], 92.6 + 0.35 / 1.9 * 46.3),
+    # the VALID probe itself is over the goal: it stays the candidate
+    ([_p(90, 14.8, True), _p(135, 20)], 90),
+    # every probe above the VALID one met the goal: the highest probe (never beyond it)
+    ([_p(90, 10, True), _p(135, 12, early_only=True)], 135),
+    # a rerun's worse p99 counts: 92.6 is over the goal, nothing met it
+    ([_p(92.6, 13.9, early_only=True), _p(92.6, 14.5, early_only=True)], 0),
+    ([_p(92.6, 30)], 0),
+    ([], 0),
+])
+def test_first_candidate(probes: list[ServerProbe], expected: float) -> None:
+    assert first_candidate(probes) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("failed, p99, probes, floor, expected", [
+    # nothing below met the goal (every probe 14.5 ms): the fallback step of 10 %
+    (136.0, 15.71, [_p(92.6, 14.5)], 0, 122.4),
+    # between the probe at 120 (13 ms) and the failed run: where the line reaches 14.25 ms
+    (136.0, 15.71, [_p(120, 13.0)], 0, 120 + 1.25 / 2.71 * 16),
+    # down through a probe over the goal to one under it
+    (140.0, 30.0, [_p(120, 16), _p(100, 12)], 0, 100 + 2.25 / 4 * 20),
+    # failed on early stopping with its p99 under the goal: the least step (2 %)
+    (100.0, 14.0, [_p(90, 10)], 0, 98.0),
+    # a crossing closer than the least step: the least step
+    (100.0, 14.5, [_p(99.5, 14.0)], 0, 98.0),
+    # never under the floor
+    (100.0, 50.0, [], 95.0, 95.0),
+    # no p99 recorded: as if far over the bound
+    (100.0, None, [_p(50, 5)], 0, 50.0),
+])
+def test_step_down(failed: float, p99: float | None, probes: list[ServerProbe], floor: float,
+                   expected: float) -> None:
+    assert step_down(failed, p99, probes, floor) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("qps, expected_ms", [(150, 40_000), (92.6, 60_000), (1000, 10_000), (6000 / 12.5, 12_500)])
+def test_an_early_stopping_rerun_has_enough_queries_within_six_probes(qps: float, expected_ms: int) -> None:
+    assert SearchPlan(probe_ms=10_000).extended_ms(qps) == expected_ms
+
+
+@pytest.mark.parametrize("plan, budget_s", [
+    # 7 steps x (2 x (10 + 20) + (60 + 20)) + 4 x (600 + 20)
+    (SearchPlan(), 7 * 140 + 4 * 620),
+    (SearchPlan(policies=4, confirmations=2), 4 * 7 * 140 + 2 * 620),
+    (SearchPlan(confirm_ms=0), 7 * 140),
+    (SearchPlan(budget_override_s=1800), 1800),
+])
+def test_the_budget_is_the_plans_worst_case_unless_stated(plan: SearchPlan, budget_s: float) -> None:
+    assert plan.budget_s == pytest.approx(budget_s)
+    assert f"time budget {budget_s:.0f} s" in plan.describe()
+
+
+def test_the_budget_counts_the_larger_of_the_clock_and_the_estimates() -> None:
+    now = [100.0]
+    budget = Budget(SearchPlan(probe_ms=1000, confirm_ms=5000, budget_override_s=60), clock=lambda: now[0])
+    assert budget.fits(5000, reserve_s=30)  # 25 + 30 <= 60
+    budget.charge(5000)  # a quick run still counts its 25 s estimate
+    now[0] += 8
+    assert budget.spent_s == 25 and budget.fits(1000, reserve_s=11) and not budget.fits(5000, reserve_s=11)
+    now[0] += 40  # a run that took longer than planned counts its real time
+    assert budget.spent_s == 48 and not budget.fits(1000)
+
+
+# ----------------------------------------------------------------------------- real runs
+def _runs(model: Path, demo_data: Path, cache_dir: Path, tmp_path: Path, plan: SearchPlan) -> SearchRuns:
     tmp_path.mkdir(exist_ok=True)
     (tmp_path / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
-    return Workspace(work=cache_dir.parent, results=tmp_path / "results", demo_data=demo_data)
+    workspace = Workspace(work=cache_dir.parent, results=tmp_path / "results", demo_data=demo_data)
+    return SearchRuns(model, demo_data / "val", load_profile("host"), workspace, tmp_path / "user.conf", Budget(plan))
 
 
-def _one_step(ceiling: float, model: Path, demo_data: Path, cache_dir: Path, tmp_path: Path,
-              confirm_ms: int = 0) -> tuple[float, list[ServerProbe]]:
-    """One bisection step over ``(0, ceiling]`` with 1 s runs: the host profile's Server engine
-    at ``ceiling / 2``."""
-    workspace = _workspace(demo_data, cache_dir, tmp_path)
-    profile = load_profile("host")
-    return highest_valid_rate(model, demo_data / "val", profile, profile.engine_for("Server"), ceiling, workspace,
-                              tmp_path / "user.conf", 1000, steps=1, confirm_ms=confirm_ms)
+def test_a_failed_probe_never_moves_the_bisection_up(demo_int8: Path, demo_data: Path, cache_dir: Path,
+                                                     tmp_path: Path) -> None:
+    # 10,000 arrivals/s, one Python dispatch each: far more than the pool answers within 15 ms.
+    runs = _runs(demo_int8, demo_data, cache_dir, tmp_path, SearchPlan(probe_ms=1000, steps=2, confirm_ms=0))
+    probes = bisect(runs, ENGINE, 20_000)
+    assert [(p.target_qps, p.valid) for p in probes][:2] == [(10_000, False), (10_000, False)]  # run again once
+    assert probes[0].p99_ms is not None and probes[0].p99_ms > 15 and not probes[0].early_stopping_only
+    assert probes[-1].target_qps == 5000  # then down, never up
+    assert all(p.target_qps in (10_000, 5000) for p in probes)
 
 
-def test_an_invalid_rate_is_run_again_before_the_bisection_drops_it(demo_int8: Path, demo_data: Path,
-                                                                     cache_dir: Path, tmp_path: Path) -> None:
-    # 30,000 arrivals/s, one Python dispatch each: far more than the pool can answer within 15 ms.
-    rate, probes = _one_step(60_000, demo_int8, demo_data, cache_dir, tmp_path)
-    assert rate == 0.0
-    assert [(p.target_qps, p.valid) for p in probes] == [(30_000, False), (30_000, False)]
-    assert all(p.p99_ms is not None and p.p99_ms > 15 for p in probes)
-    assert [(p.duration_ms, p.early_stopping_only) for p in probes] == [(1000, False), (1000, False)]
+def test_a_failed_confirmation_steps_down_until_one_is_valid(demo_int8: Path, demo_data: Path, cache_dir: Path,
+                                                             tmp_path: Path) -> None:
+    # 8 s confirmations: early stopping allows a few slow queries (4 of 1,200 at 150 qps) on a shared host.
+    plan = SearchPlan(probe_ms=1000, confirm_ms=8000, confirmations=3)
+    runs = _runs(demo_int8, demo_data, cache_dir, tmp_path, plan)
+    low = runs(ENGINE, 300, 1000)  # a short probe the pool easily holds: a point under the goal
+    assert low.p99_ms is not None and low.p99_ms < 14.25
+    # The first confirmation far above what the host can do (5,000 arrivals/s: p99 over 200 ms).
+    outcome = confirm_down(runs, ENGINE, 5000, 150, [low])
+    confirmations = outcome.probes
+    first, *rest = confirmations
+    assert (first.target_qps, first.valid, first.duration_ms) == (5000, False, 8000) and first.p99_ms > 15
+    rates = [p.target_qps for p in confirmations]
+    assert rates == sorted(rates, reverse=True) and len(set(rates)) == len(rates)  # strictly down
+    # the step comes from the p99s: between 300 qps and the failed run, far below 0.9 x 5,000
+    assert 300 <= rest[0].target_qps < 0.2 * 5000
+    assert confirmations[-1].valid and not any(p.valid for p in confirmations[:-1])
+    assert outcome.confirmed and outcome.rate == confirmations[-1].target_qps and outcome.engine == ENGINE
+    assert "confirmed VALID in a run of 8 s" in outcome.message
 
 
-def test_a_rate_failed_only_by_early_stopping_steers_up_and_counts_only_once_a_longer_run_is_valid(
+def test_a_failing_floor_is_reported_plainly_and_the_budget_bounds_the_confirmations(
         demo_int8: Path, demo_data: Path, cache_dir: Path, tmp_path: Path) -> None:
-    # 100 arrivals/s for 1 s: every query is fast, but early stopping needs ~460 of them to prove a
-    # 99th percentile even with none over the bound, so LoadGen says INVALID on early stopping alone.
-    # (A first 1 s run may miss the bound on one slow query of its 100; it is then run again, as designed.)
-    rate, probes = _one_step(200, demo_int8, demo_data, cache_dir, tmp_path)
-    assert rate == 0.0  # met the bound, but no run was VALID: it does not count
-    *missed, met = probes
-    assert (met.target_qps, met.valid, met.early_stopping_only, met.duration_ms) == (100, False, True, 1000)
-    assert met.p99_ms is not None and met.p99_ms < 15
-    assert [(p.target_qps, p.valid, p.early_stopping_only) for p in missed] in ([], [(100, False, False)])
-    # With a confirmation: one 12 s run at that rate (1,200 queries: early stopping allows 4 over the
-    # bound) makes it count.
-    rate, probes = _one_step(200, demo_int8, demo_data, cache_dir, tmp_path / "confirmed", confirm_ms=12000)
-    *short, confirmation = probes
-    assert short[-1].early_stopping_only and all(p.duration_ms == 1000 and not p.valid for p in short)
-    assert (confirmation.target_qps, confirmation.valid, confirmation.duration_ms) == (100, True, 12000)
-    assert rate == 100.0
+    # Room for one 2 s confirmation only (each counts 22 s): the one run is at the floor, and it fails.
+    plan = SearchPlan(probe_ms=1000, confirm_ms=2000, confirmations=3, budget_override_s=40)
+    runs = _runs(demo_int8, demo_data, cache_dir, tmp_path, plan)
+    outcome = confirm_down(runs, ENGINE, 10_000, 5000, [])
+    assert [(p.target_qps, p.valid) for p in outcome.probes] == [(5000, False)]
+    assert outcome.rate == 0 and not outcome.confirmed and outcome.engine is None
+    assert outcome.message.startswith("even the floor, 5000.0 qps, failed in a run of 2 s")
+    # Nothing left of the budget: no further run, and it says so.
+    again = confirm_down(runs, ENGINE, 10_000, 5000, [])
+    assert again.probes == [] and again.rate == 0
+    assert again.message.startswith("time budget of 40 s left no room for a confirmation of 2 s")
 
 
-def test_tune_server_confirms_the_furthest_policy_and_records_the_confirmed_rate(
+def test_the_search_prints_its_budget_first_and_ends_with_a_rate_confirmed_valid(
         demo_int8: Path, demo_data: Path, cache_dir: Path, tmp_path: Path) -> None:
-    workspace = _workspace(demo_data, cache_dir, tmp_path)
-    probes, done = tune_server_and_record(demo_int8, demo_data / "val", load_profile("host"), tmp_path / "user.conf",
-                                          workspace, 200, seconds=1, confirm_seconds=12, steps=1, name="srv",
-                                          profile_out=tmp_path / "srv.yaml")
-    short, confirmations = probes[:-1], probes[-1:]
-    assert {p.target_qps for p in short} == {100} and not any(p.valid for p in short)  # every policy: 1 s at 100 qps
-    assert {p.engine for p in short if p.early_stopping_only} >= {confirmations[0].engine}
-    assert [(p.target_qps, p.duration_ms, p.valid) for p in confirmations] == [(100, 12000, True)]
-    assert done.conf_value == 90.0  # 100 qps x the 0.9 margin
-    assert lookup(parse_user_conf(tmp_path / "user.conf"), "resnet50", "Server", "target_qps") == 90.0
-    assert load_profile(str(tmp_path / "srv.yaml")).engine_for("Server") == confirmations[0].engine
+    said: list[str] = []
+    after: list[ServerProbe] = []
+    runs_dir = tmp_path / "w"
+    _runs(demo_int8, demo_data, cache_dir, runs_dir, SearchPlan())  # writes its user.conf
+    workspace = Workspace(work=cache_dir.parent, results=runs_dir / "results", demo_data=demo_data)
+    plan = SearchPlan(probe_ms=1000, steps=1, confirm_ms=8000, confirmations=3)
+    outcome = search_policy(demo_int8, demo_data / "val", load_profile("host"), ENGINE, 400, workspace,
+                            runs_dir / "user.conf", plan, after_probe=after.append, say=said.append)
+    assert said == [plan.describe()] and said[0].startswith("Server search: time budget ")
+    assert after == outcome.probes
+    short = [p for p in outcome.probes if p.duration_ms < 8000]
+    assert short[0].target_qps == 200  # one bisection step: (0, 400] at its middle
+    confirmations = [p for p in outcome.probes if p.duration_ms == 8000]
+    rates = [p.target_qps for p in confirmations]
+    assert 1 <= len(rates) <= plan.confirmations and rates == sorted(set(rates), reverse=True)
+    assert not any(p.valid for p in confirmations[:-1])
+    if outcome.confirmed:  # the usual end: the last confirmation VALID, and that is the rate
+        assert confirmations[-1].valid and outcome.rate == rates[-1] and outcome.engine == ENGINE
+    else:  # a host too busy even for the floor says so, with the floor as the last run
+        assert outcome.rate == 0 and rates[-1] == outcome.floor and outcome.message.startswith("even the floor")
 
 
-def test_confirmations_go_down_the_rates_that_met_the_bound_until_one_is_valid() -> None:
-    engine = load_profile("host").engine_for("Server")
-
-    def probe(qps: float, valid: bool, early_only: bool = False) -> ServerProbe:
-        return ServerProbe(engine, qps, valid, qps, 14.0 if valid or early_only else 16.0, 60_000, early_only)
-
-    probes = [probe(180.0, False), probe(90.0, True), probe(135.0, False), probe(112.5, False, True),
-              probe(123.75, False, True), probe(118.0, False, True), probe(80.0, False, True)]
-    assert unconfirmed(probes) == [123.75, 118.0, 112.5]  # above the highest VALID (90), highest first
-    tried: list[float] = []
-
-    def confirm(answers: dict[float, bool]):  # noqa: ANN202 - test helper
-        return lambda qps: tried.append(qps) or answers[qps]
-
-    assert confirmed_rate(probes, confirm({123.75: False, 118.0: True}), True) == 118.0
-    assert tried == [123.75, 118.0]
-    tried.clear()
-    # at most CONFIRMATIONS runs; when they all fail, only the VALID probe counts
-    assert confirmed_rate(probes, confirm({123.75: False, 118.0: False, 112.5: True}), True) == 90.0
-    assert tried == [123.75, 118.0] and len(tried) == CONFIRMATIONS
-    assert confirmed_rate(probes, confirm({}), False) == 90.0  # no confirmation asked: the probes alone
+def test_tune_server_without_a_confirmed_rate_writes_nothing_and_says_why(
+        demo_int8: Path, demo_data: Path, cache_dir: Path, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    runs = _runs(demo_int8, demo_data, cache_dir, tmp_path, SearchPlan())
+    before = (tmp_path / "user.conf").read_text()
+    with caplog.at_level(logging.INFO, logger="pipeline.server_search"):
+        with pytest.raises(HarnessError, match=r"even the floor, \d+\.\d qps, failed .* no Server target_qps written"):
+            # (0, 20,000]: each policy's one probe at 10,000 qps fails (and its rerun); the first confirmation is the lowest rate
+            # probed, and with room for one confirmation it runs at the floor, half of it
+            tune_server_and_record(demo_int8, demo_data / "val", load_profile("host"), tmp_path / "user.conf",
+                                   runs.workspace, 20_000, seconds=1, confirm_seconds=2, steps=1, confirmations=1,
+                                   name="srv", profile_out=tmp_path / "srv.yaml")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0].startswith("Server search: time budget ")
+    assert (tmp_path / "user.conf").read_text() == before and not (tmp_path / "srv.yaml").exists()
+    assert lookup(parse_user_conf(tmp_path / "user.conf"), "resnet50", "Server", "target_qps") is None
