@@ -38,12 +38,15 @@ class BuildPyWithShipped(build_py):
     """``build_py`` plus the shipped files copied under ``common/shipped/``."""
 
     def run(self) -> None:
+        editable = getattr(self, "editable_mode", False)
+        if not editable and Path(self.build_lib).is_dir():
+            # An in-tree build (pip install .) reuses build/lib: a module or shipped file removed
+            # from the checkout (a package moved, a profile deleted) must not linger in the next wheel.
+            shutil.rmtree(self.build_lib)
         super().run()
-        if getattr(self, "editable_mode", False):
+        if editable:
             return
         dest = Path(self.build_lib) / SHIPPED_DIR
-        if dest.exists():  # a file removed from the checkout must not linger in the next wheel
-            shutil.rmtree(dest)
         for rel in shipped_files():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(ROOT / rel, dest / rel)
