@@ -121,6 +121,12 @@ def test_installed_wheel_runs_from_another_directory(venv: Path, elsewhere: Path
                                  "print(load_profile('c6i.2xlarge', check_fits=False).cores)"], cwd=elsewhere)
     assert loaded.stdout.strip() == "4"
 
+    # Tuning writes target_qps into the user.conf: never into the installed package's copy.
+    tune = subprocess.run([cli, "pipeline", "--submission", "--tune", "--model", "m.onnx", "--dataset", "d",
+                           "--calib-list", "c.txt"], cwd=elsewhere, env=_clean_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert tune.returncode == 2 and "installed package's copy" in tune.stderr.strip().splitlines()[-1], tune.stderr
+
 
 def test_installed_run_uses_shipped_user_conf_and_own_profile(venv: Path, elsewhere: Path, demo_f32: Path,
                                                               demo_data: Path) -> None:
