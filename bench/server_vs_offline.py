@@ -21,14 +21,15 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
    and the ideal is built from all of them: this host's speed drifts over minutes (README,
    Scenarios, sessions 5-7), and a reference taken in one quiet (or slow) window would judge a
    search that ran through other windows.
-3. Ours: the highest VALID ``server_target_qps`` that ``tune --scenario Server`` finds for the
-   profile's Server policy: ``pipeline.server_search.highest_valid_rate`` (bisection of
-   short real LoadGen Server runs up to the Offline samples/s, steered by the 15 ms bound: a
-   run INVALID on early stopping alone met it; a run INVALID on the bound gets one more run
-   before the bisection drops the rate; then ``--confirm-seconds`` runs, the official 600 s by
-   default, at the rates that met the bound above the highest VALID probe, highest first, at
-   most two, until one is VALID). A rate counts only through a run that LoadGen called VALID
-   (p99 <= 15 ms and early stopping met).
+3. Ours: the rate ``tune --scenario Server`` confirms for the profile's Server policy:
+   ``pipeline.server_search.search_policy`` (bisection of short real LoadGen Server runs up to
+   the Offline samples/s, where only a VALID run moves the search up: a run INVALID on the
+   bound gets one more run, one INVALID on early stopping alone one run with ~6,000 queries;
+   then ``--confirm-seconds`` runs, the official 600 s by default, from where the probes' p99
+   reaches the bound less 5 %, stepping down after each failed one until one is VALID, the
+   last of at most ``--confirmations`` at the floor, half the first candidate), within a time
+   budget printed before the first run. Ours is the rate confirmed VALID (p99 <= 15 ms and
+   early stopping met) at that length; 0 if even the floor failed (said plainly).
    The tuned profile and a user.conf (project user.conf + the Server target_qps x the
    tune margin, as ``tune`` writes) go to a scratch dir under
    ``work/bench/server_vs_offline/`` only, never to the project's ``user.conf`` or ``configs/``.
@@ -84,8 +85,8 @@ from harness.profile import load_profile  # noqa: E402
 from harness.tune import tuned_name, with_engine, write_profile  # noqa: E402
 from modelprep.card import ModelCard, load_card  # noqa: E402
 from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
-from pipeline.server_search import (BISECTION_STEPS, CONFIRMATIONS, OFFICIAL_SERVER_MS, SERVER_MARGIN,  # noqa: E402
-                                    ServerProbe, highest_valid_rate)
+from pipeline.server_search import (CONFIRMATIONS, OFFICIAL_SERVER_MS, SERVER_MARGIN, SearchPlan,  # noqa: E402
+                                    ServerProbe, search_policy)
 from sut.config import EngineConfig  # noqa: E402
 from hostctl.keepawake import kept_awake  # noqa: E402
 
@@ -100,8 +101,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=int, default=10,
                    help="seconds per LoadGen run (Offline and each Server probe; default 10, as tune)")
     p.add_argument("--confirm-seconds", type=int, default=OFFICIAL_SERVER_MS // 1000,
-                   help="the confirmation run at the highest rate that met the bound (default 600, the official "
-                        "Server duration; 0: none)")
+                   help="the confirmation runs' length (default 600, the official Server duration; 0: none, the "
+                        "highest VALID probe counts)")
+    p.add_argument("--confirmations", type=int, default=CONFIRMATIONS,
+                   help=f"confirmation runs at most, stepping down after each failed one, the last at the floor "
+                        f"(default {CONFIRMATIONS})")
     p.add_argument("--service-seconds", type=float, default=10,
                    help="each service-time slice: one before the search, one after every probe (default 10 s)")
     p.add_argument("--bound-ms", type=float, default=15.0,
@@ -113,8 +117,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the host profile's Server host settings (keep-awake, SCHED_FIFO, short slices), in our "
                         "Server runs and around the service-time slices; default: off")
     args = p.parse_args(argv)
-    if args.duration < 1 or args.confirm_seconds < 0 or args.service_seconds <= 0 or args.sim_requests < 1000:
-        p.error("--duration >= 1, --confirm-seconds >= 0, --service-seconds > 0, --sim-requests >= 1000")
+    if (args.duration < 1 or args.confirm_seconds < 0 or args.service_seconds <= 0 or args.sim_requests < 1000
+            or args.confirmations < 1):
+        p.error("--duration >= 1, --confirm-seconds >= 0, --service-seconds > 0, --sim-requests >= 1000, "
+                "--confirmations >= 1")
     return args
 
 
@@ -252,15 +258,15 @@ def benchmark(args: argparse.Namespace) -> int:
           f"{bapp.throughput_fps:.1f} FPS", flush=True)
 
     # 3. our Server search (tune --scenario Server's bisection, this profile's Server policy)
-    print(f"[3] our Server search: {BISECTION_STEPS} bisection steps of LoadGen Server runs of {args.duration} s, "
-          f"steered by the bound (INVALID on early stopping alone met it; INVALID on the bound is run once more), "
-          f"rates in (0, {offline_sps:.1f}], then {args.confirm_seconds} s runs at the rates that met the bound above "
-          f"the highest VALID probe, highest first, at most {CONFIRMATIONS}, until one is VALID; a service slice "
-          "after each ...", flush=True)
-    rate, probes = highest_valid_rate(model_dir, dataset, profile, server, offline_sps,
-                                      dataclasses.replace(WORKSPACE, results=scratch / "results"), user_conf,
-                                      args.duration * 1000, after_probe=measure_slice,
-                                      confirm_ms=args.confirm_seconds * 1000)
+    plan = SearchPlan(args.duration * 1000, confirm_ms=args.confirm_seconds * 1000, confirmations=args.confirmations,
+                      overhead_s=SearchPlan().overhead_s + args.service_seconds)  # a service slice after each run
+    print(f"[3] our Server search over (0, {offline_sps:.1f}] qps: only a VALID run moves the bisection up; then "
+          f"{args.confirm_seconds} s confirmations stepping down until one is VALID; a service slice after each run",
+          flush=True)
+    outcome = search_policy(model_dir, dataset, profile, server, offline_sps,
+                            dataclasses.replace(WORKSPACE, results=scratch / "results"), user_conf, plan,
+                            after_probe=measure_slice, say=lambda line: print(f"      {line}", flush=True))
+    rate, probes = outcome.rate, outcome.probes
     for pr in probes:
         p99 = f"{pr.p99_ms:.2f}" if pr.p99_ms is not None else "-"
         done = f"{pr.completed_qps:.1f}" if pr.completed_qps is not None else "-"
@@ -292,20 +298,20 @@ def benchmark(args: argparse.Namespace) -> int:
     name = tuned_name(profile)
     tuned = write_profile(scratch / "profiles" / f"{name}.yaml", with_engine(profile, Scenario.SERVER, server, name,
                                                                              card),
-                          f"Written by bench/server_vs_offline.py (scratch, not configs/): highest VALID Server "
-                          f"rate {rate:.1f} qps ({args.duration} s probes, {args.confirm_seconds} s confirmation).")
+                          f"Written by bench/server_vs_offline.py (scratch, not configs/): Server rate confirmed VALID "
+                          f"{rate:.1f} qps ({args.duration} s probes, {args.confirm_seconds} s confirmation).")
     if rate > 0:
         set_value(user_conf, BENCHMARK, Scenario.SERVER.value, "target_qps", round(rate * SERVER_MARGIN, 1))
         conf_note = f"{BENCHMARK}.Server.target_qps = {rate * SERVER_MARGIN:.1f} (x{SERVER_MARGIN}, as tune writes)"
     else:
-        conf_note = "no Server target_qps written (no VALID rate)"
-    print(f"      highest VALID rate {rate:.1f} qps; scratch profile {tuned.relative_to(REPO)}, "
+        conf_note = "no Server target_qps written (no rate confirmed VALID)"
+    print(f"      search: {outcome.message}\n      scratch profile {tuned.relative_to(REPO)}, "
           f"{user_conf.relative_to(REPO)}: {conf_note}", flush=True)
 
     ratio = rate / ideal if ideal > 0 else float("nan")
     print(f"\nwall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}\n"
-          f"ours Server {rate:.1f} qps (highest VALID; {args.duration} s probes, {args.confirm_seconds} s "
-          "confirmation) "
+          f"ours Server {rate:.1f} qps ({'confirmed VALID' if outcome.confirmed else 'not confirmed'}; "
+          f"{args.duration} s probes, {args.confirm_seconds} s confirmation) "
           f"/ ideal dispatcher {ideal:.1f} qps "
           f"= ratio (target >= 0.90); ours Server / ours Offline {offline_sps:.1f} samples/s = server/offline")
     print(f"server/offline {rate / offline_sps:.4f}")
@@ -321,10 +327,12 @@ def benchmark(args: argparse.Namespace) -> int:
             "ideal": {"rate": ideal, "p99_ms": ideal_p99, "bound_ms": args.bound_ms, "seed": args.seed,
                       "held_to_early_stopping": {f"{k}s": v for k, v in held.items()},
                       "requests": args.sim_requests, "steps": steps},
-            "server": {"highest_valid_rate": rate, "probes": [dataclasses.asdict(p) for p in probes],
+            "server": {"highest_valid_rate": rate, "confirmed": outcome.confirmed, "floor": outcome.floor,
+                       "outcome": outcome.message, "budget_s": plan.budget_s,
+                       "probes": [dataclasses.asdict(p) for p in probes],
                        "scratch_profile": str(tuned), "scratch_user_conf": str(user_conf)},
             "ratio": ratio, "server_over_offline": rate / offline_sps}, [figure(
-            "server_vs_offline", ratio, Value("ours, highest VALID Server rate", rate, "qps"),
+            "server_vs_offline", ratio, Value("ours, Server rate confirmed VALID", rate, "qps"),
             Value("ideal dispatcher", ideal, "qps"), name=f"{args.model} int8 Server", goal=">= 0.90",
             ratio_is=f"ours / an ideal dispatcher on this host's service times ({args.duration} s probes)",
             note=f"untrained weights: speed only; server/offline {rate / offline_sps:.4f} (Offline "

@@ -111,7 +111,10 @@ class _Steps:
 def _promote(record: RunResult, attempt: Path, target: Path) -> None:
     """Make a checked attempt the run: its record names ``target``, then it is swapped into place
     (the run it replaces is deleted only afterwards) and a compliance test's verdicts are published."""
-    record.run_dir = str(target.resolve())
+    staged, final = str(attempt.resolve()), str(target.resolve())
+    record.run_dir = final
+    # The reasons were found in the staged files; they name the files where they will be.
+    record.not_submittable_because = [r.replace(staged, final) for r in record.not_submittable_because]
     record.save(attempt)
     tree.clear_incomplete(attempt)
     tree.promote(attempt, target)
@@ -249,6 +252,7 @@ def execute(req: RunRequest) -> RunResult:
             record.warmup_samples_per_second = round(warm_qps, 1)
         _apply_overrides(settings, req.scenario, req.overrides, warm_qps)
         _warn_if_slow_server_accuracy(settings, req, len(samples), model_name)
+        log_estimate(settings, req.scenario, req.mode, len(samples))
         steps.next()  # Running
         if req.mode.is_compliance:
             with audit_config(req.mode.value, model_name) as audit_path:
@@ -453,6 +457,24 @@ def _apply_overrides(settings: Any, scenario: Scenario, overrides: Overrides, wa
         settings.multi_stream_expected_latency_ns = int(per_query * 1e9 / warm_qps * AUTO_LATENCY_FRACTION)
     if overrides.active():
         log.warning("NON-OFFICIAL settings (this run cannot be submitted): %s", overrides.active())
+
+
+def log_estimate(settings: Any, scenario: Scenario, mode: Mode, total: int) -> float:
+    """Log (and return) how long the test will take at the pace its LoadGen settings state
+    (``harness.run_length``; Offline: as if the system ran at ``target_qps``)."""
+    from harness.run_length import Pace, describe_seconds, run_seconds
+
+    latency_ns = (settings.multi_stream_expected_latency_ns if scenario is Scenario.MULTI_STREAM
+                  else settings.single_stream_expected_latency_ns)
+    qps = settings.offline_expected_qps if scenario is Scenario.OFFLINE else settings.server_target_qps
+    pace = Pace(scenario, qps=qps, latency_ms=latency_ns / 1e6, min_duration_s=settings.min_duration_ms / 1000,
+                min_queries=settings.min_query_count)
+    seconds = run_seconds(pace, mode, total)
+    pace_text = f"target_qps {qps:g}" if scenario in (Scenario.OFFLINE, Scenario.SERVER) else \
+        f"expected latency {latency_ns / 1e6:g} ms"
+    log.info("%s %s: about %s of LoadGen at %s (min_duration %g s)", scenario.value, mode.value,
+             describe_seconds(seconds), pace_text, settings.min_duration_ms / 1000)
+    return seconds
 
 
 def _warn_if_slow_server_accuracy(settings: Any, req: RunRequest, total: int, model_name: str) -> None:
