@@ -30,6 +30,7 @@ from records.rules import (CATEGORY_SCENARIOS, DIVISIONS, BenchmarkRules, Proble
                            accuracy_txt_problems, builtin_seeds, closed_accuracy_problems, consistency_problems,
                            log_problems, measurements_problems, parse_metric_txt, rules_for_folder, show,
                            user_conf_problems)
+from submit.calibration import CALIBRATION_MD
 from submit.tree import MAX_ACCURACY_LOG_BYTES, NOT_FOR_SUBMISSION, read_provenance
 from submit.treeview import TreeView
 
@@ -282,6 +283,9 @@ def _check_submitter(view: TreeView, org_dir: Path, seeds: Mapping[str, int], di
     src = org_dir / "src"
     if not view.is_dir(src) or not view.has_entries(src):
         out.append(Problem(src, "src directory missing or empty"))
+    if division == "closed" and not any(view.is_file(org_dir / name) for name in (CALIBRATION_MD, "calibration.md")):
+        out.append(Problem(org_dir / CALIBRATION_MD, "missing: the closed division documents how the model was "
+                                                     "calibrated (package writes it from the model card)"))
     mapping = _model_mapping(view, org_dir, out)
     results = org_dir / "results"
     systems = view.subdirs(results)

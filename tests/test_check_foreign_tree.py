@@ -16,8 +16,8 @@ from typing import Callable
 
 import pytest
 from conftest import run_cli
-from test_submission import (SYSTEM_NAME, do_package, edit_json, edit_mllog, official_base,  # noqa: F401
-                             real_runs, runs)
+from packaged_tree import copy_runs, edit_provenance, official_runs
+from test_submission import SYSTEM_NAME, do_package, edit_json, edit_mllog
 
 from submit.check import check_tree
 from submit.treeview import MIB, cap_for
@@ -25,8 +25,20 @@ from submit.treeview import MIB, cap_for
 SECRET = "resnet50.Offline.target_qps = 31337 # SECRET-OUTSIDE-THE-TREE"
 
 
+@pytest.fixture(scope="session")
+def official(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path) -> Path:
+    """The official-looking real runs (built once per session, shared with the other check tests)."""
+    return official_runs(session_dir, demo_f32, demo_data, cache_dir)
+
+
 @pytest.fixture()
-def packaged(runs: dict[str, Path], tmp_path: Path) -> dict[str, Path]:  # noqa: F811
+def runs(official: Path, tmp_path: Path) -> dict[str, Path]:
+    """A private copy of the runs: package and tamper freely."""
+    return copy_runs(official, tmp_path)
+
+
+@pytest.fixture()
+def packaged(runs: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
     """A clean packaged tree (check passes it) and a secret file outside it."""
     done = do_package(runs)
     assert check_tree(runs["out"]) == []
@@ -102,13 +114,7 @@ def _mapping_list(t: dict[str, Path]) -> None:
 
 
 def _provenance_list(t: dict[str, Path]) -> None:
-    readme = t["scen"] / "README.md"
-    text = readme.read_text()
-    start = text.index("```json\n", text.index("## Provenance (machine-readable)")) + len("```json\n")
-    end = text.index("\n```", start)
-    block = json.loads(text[start:end])
-    block["performance"]["card"] = ["not", "a", "card"]
-    readme.write_text(text[:start] + json.dumps(block, indent=2) + text[end:])
+    edit_provenance(t["scen"] / "README.md", lambda b: b["performance"].update(card=["not", "a", "card"]))
 
 
 def _qps_string(t: dict[str, Path]) -> None:

@@ -1,0 +1,78 @@
+"""Official-looking real runs for the tests of ``check`` and the official checker, built once per session.
+
+The runs are made and edited exactly as ``test_submission``'s ``real_runs``/``official_base``
+fixtures make them (one real accuracy run and one real short performance run of the demo
+model, then edited to 600 s and 50,000 samples), with its helpers. Session fixtures belong to
+the module that defines them, so the test modules that import this one share one build here
+instead of importing (and rebuilding) those fixtures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Callable
+
+from conftest import REPO, run_loadgen_test
+from test_submission import OFFICIAL_SAMPLES, edit_json, edit_mllog, write_accuracy_log
+
+from common.testspec import Scenario
+from modelprep.card import load_card
+from records import results as tree
+from records.results import RunResult
+
+_BUILT: dict[Path, Path] = {}
+
+
+def official_runs(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path) -> Path:
+    """``<root>`` holding ``results/host/<model>/Offline`` (official-looking) and ``user.conf``; built once."""
+    root = session_dir / "packaged_tree_runs"
+    if root in _BUILT:
+        return _BUILT[root]
+    work = root / "work"
+    work.mkdir(parents=True)
+    (work / "user.conf").write_text((REPO / "user.conf").read_text())
+
+    def run(mode: str, *extra: str) -> RunResult:
+        return run_loadgen_test(work, mode, demo_f32, demo_data / "val", cache_dir, *extra)[1]
+
+    run("accuracy")
+    perf = run("performance", "--min-duration-ms", "2000", "--target-qps", "0")
+    if perf.validity != "VALID":  # warm-up underestimated a busy machine: aim higher once
+        perf = run("performance", "--min-duration-ms", "2000", "--target-qps", str(2 * perf.samples_per_second))
+    assert perf.validity == "VALID", "the short real run must be VALID for these tests"
+    real = tree.scenario_dir(work / "results", "host", load_card(demo_f32).label, Scenario.OFFLINE)
+    base = root / "base"
+    scenario = base / "results" / "host" / real.parent.name / "Offline"
+    shutil.copytree(real, scenario)
+    perf_dir, acc_dir = scenario / "performance" / "run_1", scenario / "accuracy"
+    edit_mllog(perf_dir / "mlperf_log_detail.txt", "effective_min_duration_ms", 600_000)
+    write_accuracy_log(acc_dir, OFFICIAL_SAMPLES)
+    conf = f"resnet50.Offline.target_qps = {RunResult.load(perf_dir).target_qps}\n"
+    (base / "user.conf").write_text(conf)
+    digest = hashlib.sha256(conf.encode()).hexdigest()
+    for run_dir in (perf_dir, acc_dir):
+        edit_json(run_dir / "result.json", lambda r: r.update(overrides={}, user_conf_sha256=digest))
+    _BUILT[root] = base
+    return base
+
+
+def copy_runs(base: Path, tmp_path: Path) -> dict[str, Path]:
+    """A private copy of the official-looking runs, shaped like ``test_submission``'s ``runs`` fixture."""
+    root = tmp_path / "runs"
+    shutil.copytree(base, root)
+    scenario = next((root / "results" / "host").iterdir()) / "Offline"
+    return {"results": root / "results", "label": scenario.parent.name, "user_conf": root / "user.conf",
+            "perf": scenario / "performance" / "run_1", "acc": scenario / "accuracy", "out": tmp_path / "tree"}
+
+
+def edit_provenance(readme: Path, change: Callable[[dict], None]) -> None:
+    """Edit the machine-readable provenance block of a packaged README in place."""
+    text = readme.read_text()
+    start = text.index("```json\n", text.index("## Provenance (machine-readable)")) + len("```json\n")
+    end = text.index("\n```", start)
+    block = json.loads(text[start:end])
+    change(block)
+    readme.write_text(text[:start] + json.dumps(block, indent=2) + text[end:])
