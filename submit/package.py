@@ -37,6 +37,7 @@ from records.rules import (CATEGORY_SCENARIOS, COMPLIANCE_TESTS, DIVISIONS, MEAS
                            rules_for_folder, run_problems, user_conf_problems)
 from sut.config import SystemProfile
 from submit.readme import readme_text
+from submit.calibration import CALIBRATION_MD, write_calibration_md
 from submit.sources import copy_sources
 from submit.tree import (MLPERF_MODEL, measurements_from_card, org_dir,
                          packaged_scenario_dir, system_json_path, truncate_accuracy_log, write_marker)
@@ -334,6 +335,8 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
             mapping = json.loads(mapping_path.read_text()) if mapping_path.is_file() else {}
             mapping[benchmark_folder] = MLPERF_MODEL if rules.model == "resnet50" else rules.default_folder
             at(mapping_path).write_text(json.dumps(mapping, indent=4, sort_keys=True) + "\n")
+        if division == "closed":  # how the served model was calibrated, from its card
+            write_calibration_md(at(org_root / CALIBRATION_MD), [(p.perf.card, p.perf.versions) for p in pairs])
         for pair, dest in zip(pairs, dests):
             provenance = {"harness": "mlperf-cpu", "round": ROUND, "division": division, "category": category,
                           "benchmark_folder": benchmark_folder, "system_profile": system_profile_name,
