@@ -1,7 +1,7 @@
 """Architecture descriptors of a built torch model, counted with forward hooks.
 
-The same definitions as the zoo table's columns (docs/notes/zoo/build_zoo.py made
-models/zoo/zoo.csv with them): MACs of every Conv2d and Linear that runs, split into depthwise
+The same definitions as the zoo table's columns (``models.zoo_build`` counts
+models/zoo/zoo.csv with this function): MACs of every Conv2d and Linear that runs, split into depthwise
 (``groups == in_channels > 1``), grouped, dense and linear; squeeze-excitation modules found by
 their exact class names; activations classified by class name and weighted by their output
 elements, leaving out gates (sigmoid/hard-sigmoid) and everything inside an SE module.

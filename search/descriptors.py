@@ -3,7 +3,7 @@
 Two uses, one count:
 
 * the accuracy predictor's inputs, defined exactly as the zoo table's columns
-  (docs/notes/zoo/build_zoo.py): GMACs of Conv2d + Linear, parameters, the depthwise share of
+  (``models.zoo_build``): GMACs of Conv2d + Linear, parameters, the depthwise share of
   the MACs, whether any squeeze-excitation runs, the dominant activation(s) by output elements
   (gates and everything inside SE excluded, labels with >= 10 % share, largest first);
 * the throughput predictor's inputs: MACs by kind (dense kxk, dense 1x1, grouped, depthwise,

@@ -1,4 +1,4 @@
-"""The time-budgeted search: fastest predicted INT8 candidate at "predicted top-1 >= target".
+"""The time-budgeted search: fastest INT8 candidate whose top-1 lower bound reaches the target.
 
 Phases (shares of the budget):
 
@@ -12,8 +12,11 @@ Phases (shares of the budget):
 4. final: the best measured feasible candidate is measured again alongside ResNet-50
    (interleaved, median), and the report and the winner's files are written.
 
-Candidates whose descriptors fall outside the zoo table's range are not feasible: the accuracy
-predictor would extrapolate. Weights are untrained everywhere; top-1 of candidates is predicted.
+A candidate is feasible when its lower bound reaches the target: its predicted top-1, clamped
+to the best published ImageNet-1k-only top-1 at <= its MACs, minus the 90th percentile of the
+predictor's leave-one-family-out error (``AccuracyPredictor.bound``). Candidates whose descriptors
+fall outside the zoo table's range are not feasible: the accuracy predictor would extrapolate.
+Weights are untrained everywhere; top-1 of candidates is predicted.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, Callable
 
 from models.zoo_table import ZooEntry
 from search.descriptors import describe
-from search.predict_accuracy import AccuracyPredictor, entries_1k, fit_accuracy
+from search.predict_accuracy import AccuracyPredictor, Bounded, entries_1k, fit_accuracy
 from search.measure import host_file_tag, host_key
 from search.predict_speed import HostMeter, SpeedCache, SpeedPredictor, fit_speed, mape
 from search.space import DEFAULT_SPACE, Candidate, SearchSpace, plan
@@ -36,7 +39,7 @@ from search.space import DEFAULT_SPACE, Candidate, SearchSpace, plan
 log = logging.getLogger(__name__)
 
 REFERENCE = "resnet50"  # registered torchvision-style ResNet-50 (v1.5), exported untrained
-SAMPLE_BAND = (-1.0, 2.5)  # sampled candidates: predicted top-1 within target + this band
+SAMPLE_BAND = (-1.0, 2.5)  # sampled candidates: top-1 lower bound within target + this band
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,9 @@ class Scored:
 
     cand: Candidate
     desc: dict[str, Any]
-    top1: float
+    top1: float  # predicted, clamped to the published frontier
     feasible: bool
+    bound: Bounded
     predicted_speed: float | None = None
     measured: list[float] = field(default_factory=list)
 
@@ -98,10 +102,11 @@ class Clock:
 
 
 def score(cand: Candidate, acc: AccuracyPredictor, target: float) -> Scored:
-    """Descriptors and predicted top-1 of ``cand``; feasible = reaches ``target`` inside the zoo's range."""
+    """Descriptors and bounded top-1 of ``cand``; feasible = its lower bound reaches ``target`` inside
+    the zoo's range."""
     d = describe(cand)
-    top1 = acc.predict(d)
-    return Scored(cand, d, top1, top1 >= target and not acc.extrapolation(d))
+    b = acc.bound(d)
+    return Scored(cand, d, b.top1, b.qualifies(target) and not acc.extrapolation(d), b)
 
 
 def evolve(space: SearchSpace, fitness: Callable[[Candidate], tuple], rng: random.Random,
@@ -197,13 +202,13 @@ class Search:
                 break
             s = score(self.req.space.sample(self.rng), self.acc, self.req.min_top1)
             tries += 1
-            if s.cand.key() in self.measured or self.acc.extrapolation(s.desc) or not lo <= s.top1 <= hi:
+            if s.cand.key() in self.measured or self.acc.extrapolation(s.desc) or not lo <= s.bound.lower <= hi:
                 if tries < 5000:
                     continue
             tries = 0
             speed = self.measure(s)
             new += 1
-            self.say(f"sample {new}: {speed:7.1f} samples/s measured, {self.acc.describe(s.top1)}, "
+            self.say(f"sample {new}: {speed:7.1f} samples/s measured, {self.acc.describe_bound(s.bound)}, "
                      f"{s.desc['gmacs']:.2f} GMACs")
 
     def fit(self) -> None:
@@ -215,7 +220,7 @@ class Search:
     def fitness(self, cand: Candidate) -> tuple:
         s = score(cand, self.acc, self.req.min_top1)
         speed = self.predictor.predict(s.desc)
-        return (1, speed) if s.feasible else (0, s.top1 - (1.0 if self.acc.extrapolation(s.desc) else 0.0))
+        return (1, speed) if s.feasible else (0, s.bound.lower - (1.0 if self.acc.extrapolation(s.desc) else 0.0))
 
     def search_round(self) -> None:
         seeds = sorted((s.cand for s in self.measured.values()), key=self.fitness, reverse=True)[:24]
@@ -240,9 +245,9 @@ class Search:
         for s in finalists:
             speed = self.measure(s)
             record["finalists"].append({"key": s.cand.key(), "predicted": s.predicted_speed, "measured": speed,
-                                        "top1": s.top1, "gmacs": s.desc["gmacs"]})
+                                        "top1": s.top1, "top1_lower": s.bound.lower, "gmacs": s.desc["gmacs"]})
             self.say(f"round {record['round']}: {s.cand.key()} predicted {s.predicted_speed:.1f}, measured "
-                     f"{speed:.1f} samples/s; {self.acc.describe(s.top1)}")
+                     f"{speed:.1f} samples/s; {self.acc.describe_bound(s.bound)}")
         if finalists:
             record["mape"] = mape([f["predicted"] for f in record["finalists"]],
                                   [f["measured"] for f in record["finalists"]])
@@ -273,12 +278,12 @@ class Search:
             if self.req.reference:
                 self.references[self.req.reference].append(self.meter.measure_onnx(self.req.reference))
         self.say(f"winner {best.cand.key()}: {best.speed:.1f} samples/s (median of {len(best.measured)}), "
-                 f"{self.acc.describe(best.top1)}")
+                 f"{self.acc.describe_bound(best.bound)}")
         return best
 
     def run(self) -> dict[str, Any]:
         """All phases; returns the result record (also written to ``<out>/search.json``)."""
-        self.say(f"target: predicted top-1 >= {self.req.min_top1}; accuracy model fitted on {self.acc.rows} zoo "
+        self.say(f"target: top-1 lower bound >= {self.req.min_top1}; accuracy model fitted on {self.acc.rows} zoo "
                  f"rows, LOFO MAE {self.acc.lofo_mae:.2f} points; host {self.host}")
         self.measure_references()
         self.sample_phase()
@@ -301,7 +306,7 @@ class Search:
                     "PREDICTED from architecture descriptors (zoo table, FP32 published figures)",
             "host": self.host, "system": self.req.system, "min_top1": self.req.min_top1,
             "budget_s": self.req.budget_s, "elapsed_s": self.clock.elapsed(),
-            "accuracy_model": {"rows": self.acc.rows, "lofo_mae": self.acc.lofo_mae,
+            "accuracy_model": {"rows": self.acc.rows, "lofo_mae": self.acc.lofo_mae, "lofo_p90": self.acc.lofo_p90,
                                "lofo_by_family": self.acc.lofo_by_family},
             "speed_model": {"fitted_on": self.predictor.n, "loo_mape": self.predictor.loo_mape,
                             "held_out_mape": mape([f["predicted"] for f in held], [f["measured"] for f in held])
@@ -309,6 +314,7 @@ class Search:
             "reference": {"name": ref, "samples_per_second": ref_speed, "runs": self.references.get(ref, [])},
             "zoo": self.zoo, "rounds": self.rounds,
             "measured": [{"key": s.cand.key(), "samples_per_second": s.speed, "top1": s.top1,
+                          "top1_lower": s.bound.lower,
                           "feasible": s.feasible, "gmacs": s.desc["gmacs"], "candidate": s.cand.to_dict()}
                          for s in self.measured.values()],
             "winner": None,
@@ -322,6 +328,7 @@ class Search:
                 "predicted_samples_per_second": winner.predicted_speed, "prediction_held_out": self.winner_held_out,
                 "speed_error_percent": 100 * (winner.predicted_speed - winner.speed) / winner.speed,
                 "top1_predicted": winner.top1, "top1_error": self.acc.lofo_mae,
+                "top1_lower_bound": winner.bound.lower, "accuracy": winner.bound.to_dict(),
                 "gmacs": winner.desc["gmacs"], "params_m": winner.desc["params_m"],
                 "descriptors": {k: winner.desc[k] for k in ("depthwise_mac_fraction", "has_se", "activation")},
                 "vs_reference": winner.speed / ref_speed if ref_speed else None,

@@ -9,7 +9,9 @@ from typing import Any
 
 HEADER = ("Weights are UNTRAINED everywhere: throughputs are real INT8 measurements on this host (noisy when other "
           "jobs share it: compare within one run); the top-1 of searched candidates is PREDICTED from "
-          "architecture descriptors by a model fitted on the zoo table's published FP32 figures. "
+          "architecture descriptors by a model fitted on the zoo table's published FP32 figures (ImageNet-1k-only "
+          "rows), clamped to the best published top-1 at <= the candidate's MACs, and qualifies on its lower bound "
+          "(prediction minus the 90th percentile of the leave-one-family-out error). "
           "DeciNet-style candidates mix block types no zoo family has: they are out of the table's "
           "distribution, so the LOFO error understates their real uncertainty.")
 
@@ -21,16 +23,18 @@ def _fmt(value: float | None, spec: str = ".1f", none: str = "-") -> str:
 def card_notes(result: dict[str, Any]) -> str:
     """The winner's card notes: where and on what it was searched, and that its top-1 is predicted."""
     w = result["winner"]
+    a = w["accuracy"]
+    clamp = f", clamped to the published frontier {a['frontier']:.1f}" if a["clamped_to_frontier"] else ""
     return (f"searched by `mlperf-cpu search --min-top1 {result['min_top1']}` on {result['host']} "
-            f"(system {result['system']}); top-1 is PREDICTED {w['top1_predicted']:.1f} +- {w['top1_error']:.1f} "
-            f"(leave-one-family-out MAE of the zoo accuracy model), not measured; INT8 "
-            f"{w['samples_per_second']:.1f} samples/s measured there with untrained weights")
+            f"(system {result['system']}); top-1 is PREDICTED {w['top1_predicted']:.1f}{clamp} (lower bound "
+            f"{a['lower_bound']:.1f}: minus the 90th percentile of the zoo accuracy model's leave-one-family-out "
+            f"error), not measured; INT8 {w['samples_per_second']:.1f} samples/s measured there with untrained weights")
 
 
 def winner_files(result: dict[str, Any], out: Path, name: str = "decinet_searched") -> list[Path]:
     """``winner.json`` and ``register_snippet.py`` (how to make it a registered model)."""
     w = result["winner"]
-    data = {"name": name, "plan": w["plan"], "candidate": w["candidate"],
+    data = {"name": name, "plan": w["plan"], "candidate": w["candidate"], "accuracy": w["accuracy"],
             "card": {"input_size": w["plan"]["resolution"], "notes": card_notes(result)}}
     path = out / "winner.json"
     path.write_text(json.dumps(data, indent=1) + "\n")
@@ -47,22 +51,33 @@ def winner_files(result: dict[str, Any], out: Path, name: str = "decinet_searche
 def report_markdown(result: dict[str, Any]) -> str:
     """REPORT.md text."""
     lines = ["# DeciNet-style search on this host", "", HEADER, "",
-             f"Host: `{result['host']}`; target: predicted top-1 >= {result['min_top1']} %; "
+             f"Host: `{result['host']}`; target: top-1 lower bound >= {result['min_top1']} %; "
              f"{result['elapsed_s'] / 60:.1f} of {result['budget_s'] / 60:.1f} budget minutes.", ""]
     acc, spd, ref = result["accuracy_model"], result["speed_model"], result["reference"]
     w = result["winner"]
     lines += ["## Winner", ""]
     if w is None:
-        lines += ["No measured candidate reached the target inside the zoo table's descriptor range.", ""]
+        lines += ["No measured candidate's top-1 lower bound reached the target inside the zoo table's "
+                  "descriptor range.", ""]
     else:
         err = w["speed_error_percent"]
+        a = w["accuracy"]
         front = w["zoo_front"]
         lines += [
             f"`{w['summary']}`", "",
             "| quantity | value |", "|---|---|",
             f"| GMACs / params (M) | {w['gmacs']:.3f} / {w['params_m']:.2f} |",
-            f"| top-1 (PREDICTED, FP32, untrained here) | {w['top1_predicted']:.1f} +- {w['top1_error']:.1f} "
+            f"| top-1 PREDICTED by the fit (FP32, untrained here) | {a['predicted']:.1f} +- {w['top1_error']:.1f} "
             "(LOFO MAE; out of distribution) |",
+            "| published frontier: best ImageNet-1k-only top-1 at <= its MACs (published) | "
+            + (f"{a['frontier']:.2f} ({a['frontier_model']})" if a["frontier"] is not None else "none that small")
+            + " |",
+            f"| top-1 PREDICTED, clamped to the frontier | {w['top1_predicted']:.1f}"
+            f"{' (clamped)' if a['clamped_to_frontier'] else ''} |",
+            f"| top-1 lower bound (minus LOFO p90 {a['lower_bound_margin']:.1f}) | {a['lower_bound']:.1f} "
+            f"(target {result['min_top1']}) |",
+            "| nearest published models by MACs (published) | " + ", ".join(
+                f"{n['key']} {n['gmacs']:.3f} GMACs {n['top1']:.2f} %" for n in a["nearest_published"]) + " |",
             f"| INT8 samples/s measured (median of {len(w['runs'])}) | {w['samples_per_second']:.1f} "
             f"({', '.join(f'{r:.1f}' for r in w['runs'])}) |",
             f"| INT8 samples/s predicted ({'before it was measured' if w['prediction_held_out'] else 'fit includes it'})"
@@ -85,8 +100,10 @@ def report_markdown(result: dict[str, Any]) -> str:
                          f"{100 * (f['predicted'] - f['measured']) / f['measured']:+.1f} % | {f['top1']:.1f} |")
     worst = sorted(acc["lofo_by_family"].items(), key=lambda kv: -kv[1])[:5]
     lines += ["", "## Accuracy model", "",
-              f"Ridge regression on {acc['rows']} zoo rows (log GMACs, log params, depthwise MAC share, SE, "
-              f"activation, log resolution): leave-one-family-out MAE **{acc['lofo_mae']:.2f}** top-1 points "
+              f"Ridge regression on {acc['rows']} counted ImageNet-1k-only zoo rows (log GMACs, log params, "
+              "depthwise MAC share, SE, "
+              f"activation, log resolution): leave-one-family-out MAE **{acc['lofo_mae']:.2f}** top-1 points, "
+              f"90th percentile of the absolute error {acc['lofo_p90']:.2f} (the lower bound's margin) "
               f"(worst families: {', '.join(f'{k} {v:.1f}' for k, v in worst)}).", "",
               "## Zoo references (published FP32 top-1, measured INT8 speed, untrained weights)", "",
               "| arch | family | top-1 | GMACs | INT8 samples/s |", "|---|---|---|---|---|"]
@@ -95,9 +112,11 @@ def report_markdown(result: dict[str, Any]) -> str:
                      f"{z['samples_per_second']:.1f} |")
     top = sorted((m for m in result["measured"] if m["feasible"]), key=lambda m: -m["samples_per_second"])[:8]
     lines += ["", "## Fastest measured feasible candidates", "",
-              "| candidate | GMACs | predicted top-1 | INT8 samples/s |", "|---|---|---|---|"]
+              "| candidate | GMACs | predicted top-1 (clamped) | lower bound | INT8 samples/s |",
+              "|---|---|---|---|---|"]
     for m in top:
-        lines.append(f"| `{m['key']}` | {m['gmacs']:.2f} | {m['top1']:.1f} | {m['samples_per_second']:.1f} |")
+        lines.append(f"| `{m['key']}` | {m['gmacs']:.2f} | {m['top1']:.1f} | {m['top1_lower']:.1f} "
+                     f"| {m['samples_per_second']:.1f} |")
     lines += ["", f"Candidates measured: {len(result['measured'])} (all in `search.json`).", ""]
     return "\n".join(lines)
 

@@ -20,7 +20,7 @@ from models.zoo_table import ZOO_CSV, ZooEntry, load_zoo
 
 __all__ = ["DROP_CSV", "ZOO_CSV", "ZooEntry", "load_zoo", "Int8Drop", "load_drops", "DropTable", "Measured",
            "REFERENCE_TOP1", "CLOSED_TOP1", "DECINET_TOP1", "qualifies", "fastest", "pareto_front", "candidates",
-           "pruned_by_macs"]
+           "pruned_by_macs", "best_possible_speed", "measured_rate", "estimated_cost"]
 
 DROP_CSV = ZOO_CSV.parent / "int8_drop.csv"
 REFERENCE_TOP1 = 76.46  # MLPerf ResNet-50 reference FP32 top-1
@@ -136,16 +136,32 @@ def estimated_cost(entry: ZooEntry) -> float:
 
 
 def candidates(entries: Sequence[ZooEntry], drops: DropTable, min_top1: float, count: int) -> list[ZooEntry]:
-    """The ``count`` qualifying entries with the lowest estimated cost, one per architecture and
-    input size (the tag does not change the speed)."""
-    ok = sorted((e for e in entries if qualifies(drops.expected_int8(e), min_top1)), key=estimated_cost)
+    """The ``count`` qualifying counted entries with the lowest estimated cost, one per architecture
+    and input size (the tag does not change the speed)."""
+    ok = sorted((e for e in entries if e.counted and qualifies(drops.expected_int8(e), min_top1)),
+                key=estimated_cost)
     picked: dict[str, ZooEntry] = {}
     for entry in ok:
         picked.setdefault(entry.speed_key, entry)
     return list(picked.values())[:count]
 
 
-def pruned_by_macs(entry: ZooEntry, best: Measured, peak_gmac_per_s: float, margin: float = 1.25) -> bool:
-    """True when ``entry`` cannot beat ``best`` even at ``margin`` x the highest MAC rate measured
-    so far: its MACs alone make it slower, so it need not be measured."""
-    return entry.gmacs > 0 and peak_gmac_per_s * margin / entry.gmacs < best.samples_per_s
+PRUNE_MARGIN = 1.25  # a row is granted this much more than the best MAC rate measured before it is pruned
+
+
+def best_possible_speed(entry: ZooEntry, peak_rate: float, margin: float = PRUNE_MARGIN) -> float:
+    """The most samples/s ``entry`` could reach: its MACs weighted by op kind (``estimated_cost``,
+    depthwise MACs slower than dense ones) at ``margin`` x ``peak_rate``, the highest weighted MAC
+    rate (``measured_rate``) measured so far."""
+    return margin * peak_rate / estimated_cost(entry)
+
+
+def measured_rate(entry: ZooEntry, samples_per_s: float) -> float:
+    """The weighted MAC rate (weighted GMACs x samples/s) of a measured entry."""
+    return estimated_cost(entry) * samples_per_s
+
+
+def pruned_by_macs(entry: ZooEntry, best: Measured, peak_rate: float, margin: float = PRUNE_MARGIN) -> bool:
+    """True when ``entry`` cannot beat ``best`` even at ``margin`` x the highest weighted MAC rate
+    measured so far: its MACs alone make it slower, so it need not be measured."""
+    return entry.gmacs > 0 and best_possible_speed(entry, peak_rate, margin) < best.samples_per_s

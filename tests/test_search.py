@@ -8,6 +8,7 @@ import json
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -117,6 +118,43 @@ def test_accuracy_model_lofo_on_the_real_table() -> None:
     assert text.startswith("predicted ") and text.endswith(f"+- {acc.lofo_mae:.1f} (LOFO MAE)")
 
 
+def test_lower_bound_and_published_frontier_clamp() -> None:
+    """A prediction above the best published ImageNet-1k top-1 at <= its MACs is clamped to it; the
+    lower bound subtracts the LOFO error's 90th percentile; below every published model's MACs
+    nothing qualifies."""
+    from dataclasses import replace
+
+    from search.predict_accuracy import Frontier
+
+    acc = fit_accuracy()
+    rows = load_zoo()
+    assert 0 < acc.lofo_mae < acc.lofo_p90 < 10
+    published = [{"key": "a", "gmacs": 0.2, "top1": 70.0}, {"key": "b", "gmacs": 0.4, "top1": 76.0},
+                 {"key": "c", "gmacs": 0.6, "top1": 74.0}, {"key": "d", "gmacs": 1.0, "top1": 79.0}]
+    frontier = Frontier.of(published)
+    assert frontier.at(0.1) is None and frontier.at(0.2) == (70.0, "a") and frontier.at(0.59) == (76.0, "b")
+    assert frontier.at(0.6) == (76.0, "b") and frontier.at(5.0) == (79.0, "d")
+    bounded = replace(acc, frontier=frontier, lofo_p90=2.0)
+    cand = describe(DEFAULT_SPACE.sample(random.Random(0)))
+    raw = acc.predict(cand)
+    cases = [  # (gmacs, expected frontier, expected clamped top-1)
+        (0.1, None, raw), (0.3, 70.0, min(raw, 70.0)), (0.7, 76.0, min(raw, 76.0)), (2.0, 79.0, min(raw, 79.0))]
+    for gmacs, front, top1 in cases:
+        b = bounded.bound({**cand, "gmacs": gmacs})
+        raw_here = acc.predict({**cand, "gmacs": gmacs})
+        assert b.predicted == pytest.approx(raw_here) and b.frontier == front
+        assert b.top1 == pytest.approx(raw_here if front is None else min(raw_here, front))
+        assert b.lower == pytest.approx(b.top1 - 2.0) and b.clamped == (front is not None and raw_here > front)
+        assert b.qualifies(b.lower) == (front is not None) and not b.qualifies(b.lower + 0.01)
+        assert [n[0] for n in b.nearest][:1] == [min(published, key=lambda r: abs(np.log(r["gmacs"] / gmacs)))["key"]]
+    # On the real table: a candidate predicted above every published model with its MACs is clamped.
+    small = min(rows, key=lambda r: r["gmacs"])
+    over = {**small, "params_m": 300.0, "img_size": 448, "activation": "gelu", "depthwise_mac_fraction": 0.0}
+    b = acc.bound(over)
+    assert b.predicted > b.frontier == small["top1"] and b.top1 == b.frontier and b.clamped
+    assert b.to_dict()["clamped_to_frontier"] and b.to_dict()["nearest_published"][0]["key"]
+
+
 def test_tiny_search_measures_real_candidates(tmp_path: Path, demo_data: Path) -> None:
     from harness.profile import load_profile
     from pipeline.flows import Workspace
@@ -127,7 +165,7 @@ def test_tiny_search_measures_real_candidates(tmp_path: Path, demo_data: Path) -
     acc = fit_accuracy()
     descs = [describe(space.sample(random.Random(i))) for i in range(20)]
     assert not any(acc.extrapolation(d) for d in descs)  # the tiny space sits inside the zoo's range
-    target = min(acc.predict(d) for d in descs) - 0.5  # every candidate qualifies: this tests the machinery
+    target = min(acc.bound(d).lower for d in descs) - 0.5  # every candidate qualifies: this tests the machinery
     req = SearchRequest(min_top1=target, budget_s=10, out=tmp_path / "out",
                         workspace=Workspace(work=tmp_path / "work", demo_data=demo_data),
                         engine=load_profile("host").engine, space=space, measure_seconds=1.0, zoo_archs=0,
@@ -140,8 +178,14 @@ def test_tiny_search_measures_real_candidates(tmp_path: Path, demo_data: Path) -
     assert result["winner"] is not None and result["winner"]["samples_per_second"] > 0
     report = (tmp_path / "out" / "REPORT.md").read_text()
     assert "UNTRAINED" in report and "PREDICTED" in report and "LOFO MAE" in report
+    assert "published frontier" in report and "lower bound" in report and "nearest published models" in report
+    winner = result["winner"]
+    assert winner["top1_lower_bound"] >= target and winner["top1_predicted"] <= winner["accuracy"]["frontier"]
     stored = json.loads((tmp_path / "out" / "winner.json").read_text())
-    assert "predicted" in stored["card"]["notes"].lower()
+    assert "predicted" in stored["card"]["notes"].lower() and "lower bound" in stored["card"]["notes"]
+    accuracy = stored["accuracy"]
+    assert {"predicted", "frontier", "frontier_model", "top1", "lower_bound", "nearest_published"} <= set(accuracy)
+    assert accuracy["lower_bound"] == pytest.approx(accuracy["top1"] - result["accuracy_model"]["lofo_p90"])
     from models.searchnet import SearchNet
     from models._macs import count_macs
 

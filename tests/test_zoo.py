@@ -20,23 +20,43 @@ if importlib.util.find_spec("timm") is None:  # not imported here: models._timm 
 from common.errors import ConfigError  # noqa: E402
 from search import measure, zoo  # noqa: E402
 
-SMALLEST = min(zoo.load_zoo(), key=lambda e: e.gmacs)
+SMALLEST = min((e for e in zoo.load_zoo() if e.counted and e.timm_name.startswith("mobilenetv3")),
+               key=lambda e: e.gmacs)
+REAL_SHA = "aa4b5850c1543fa488abf260f18390eda46cf85d"
 
 
 def test_table_loads_and_every_row_resolves() -> None:
     import models
 
     entries, drops = zoo.load_zoo(), zoo.load_drops()
-    assert len(entries) == len({e.key for e in entries}) >= 30
+    assert len(entries) >= 1500 and len({(e.key, e.img_size) for e in entries}) == len(entries)
+    assert len({e.row_key for e in entries}) == len(entries)
     for entry in entries:
+        assert entry.source == f"huggingface/pytorch-image-models/results/results-imagenet.csv@{REAL_SHA}"
         assert models.is_model(entry.model_name)
-        card = models.default_card(entry.model_name)
-        assert card.input_size == entry.img_size and card.mean[0] == pytest.approx(255 * entry.mean[0])
-        drop = drops.for_entry(entry)  # every family of the table has its own row, with a source
-        assert drop.scope != "default" and drop.source
-        assert drops.expected_int8(entry) == pytest.approx(entry.top1 - drop.drop_pp)
+        drop = drops.for_entry(entry)  # the family's own row where it has one, else the stated default
+        assert drop.source and drops.expected_int8(entry) == pytest.approx(entry.top1 - drop.drop_pp)
+        assert entry.counted == (entry.gmacs > 0) and (entry.counted or entry.note)
+    card = models.default_card(SMALLEST.model_name)
+    assert card.input_size == SMALLEST.img_size and card.mean[0] == pytest.approx(255 * SMALLEST.mean[0])
     assert not any(name.startswith("timm/") for name in models.list_models())  # listed by `zoo`, not `models`
 
+
+def test_committed_table_names_its_source_and_counts_its_macs() -> None:
+    """The header names the repository, file and commit; the low-MAC families the issue names are
+    in it with our own MAC count, and timm's benchmark figure beside it."""
+    head = [line for line in zoo.ZOO_CSV.read_text().splitlines()[:10] if line.startswith("#")]
+    assert head[0] == f"# source: huggingface/pytorch-image-models results/results-imagenet.csv @ {REAL_SHA}"
+    by_row = {e.row_key: e for e in zoo.load_zoo()}
+    hg = by_row["hgnetv2_b0.ssld_stage2_ft_in1k@224"]
+    assert (hg.img_size, hg.top1, hg.crop_pct, hg.interpolation) == (224, 77.362, 0.965, "bicubic")
+    assert hg.gmacs == pytest.approx(0.32, abs=0.01) and hg.macs_check == "agree" and hg.timm_gmacs == 0.33
+    assert hg.extra_data  # SSLD distils with unlabelled ImageNet-22k images
+    for family in ("ghostnetv3_100.in1k", "repghostnet_100.in1k", "repvit_m1.dist_in1k", "efficientvit_b0.r224_in1k",
+                   "fastvit_t8.apple_in1k"):
+        assert by_row[family].counted and not by_row[family].extra_data
+    resnet = by_row["resnet50.a1_in1k"]
+    assert resnet.gmacs == pytest.approx(4.09, abs=0.01) and resnet.macs_check == "agree"
 
 
 def test_extra_data_tags_are_flagged_and_left_out_of_the_accuracy_model() -> None:
@@ -45,26 +65,46 @@ def test_extra_data_tags_are_flagged_and_left_out_of_the_accuracy_model() -> Non
     from search.predict_accuracy import load_zoo as predictor_rows
 
     entries = zoo.load_zoo()
-    extra = {e.key for e in entries if e.extra_data}
-    assert "mobilenetv3_large_100.miil_in21k_ft_in1k" in extra
-    assert all(e.label.endswith("(pretrained beyond ImageNet-1k)") == (e.key in extra) for e in entries)
+    extra = {e.row_key for e in entries if e.extra_data}
+    for key in ("mobilenetv3_large_100.miil_in21k_ft_in1k", "convnext_base.clip_laion2b_augreg_ft_in1k",
+                "resnext101_32x16d.fb_wsl_ig1b_ft_in1k", "tf_efficientnet_b0.ns_jft_in1k"):
+        assert key in extra
+    assert "deit_tiny_patch16_224.fb_in1k" not in extra and "resnet50.a1_in1k" not in extra
+    assert all(e.label.endswith("(pretrained beyond ImageNet-1k)") == (e.row_key in extra) for e in entries)
     rows = predictor_rows()
-    assert len(rows) == len(entries) - len(extra)
-    assert not extra & {f"{r['timm_name']}.{r['pretrained_tag']}" for r in rows}
+    assert len(rows) == sum(1 for e in entries if e.counted and not e.extra_data)
+    assert not extra & {r["key"] for r in rows}
+
+
+def _data_line(lines: list[str], n: int = 3) -> int:
+    """Index of the ``n``-th data row (after the '#' header and the column names)."""
+    return next(i for i, line in enumerate(lines) if not line.startswith("#")) + n
+
 
 def test_malformed_table_is_one_line_error(tmp_path: Path, workdir: Path) -> None:
     lines = zoo.ZOO_CSV.read_text().splitlines()
-    header = lines[0].split(",")
-    cells = lines[4].split(",")
+    header = next(line for line in lines if not line.startswith("#")).split(",")
+    i = _data_line(lines)
+    cells = lines[i].split(",")
     cells[header.index("top1")] = "seventy"
     bad = tmp_path / "zoo.csv"
-    bad.write_text("\n".join([*lines[:4], ",".join(cells), *lines[5:]]) + "\n")
-    with pytest.raises(ConfigError, match=rf"{bad}:5: column 'top1'"):
+    bad.write_text("\n".join([*lines[:i], ",".join(cells), *lines[i + 1:]]) + "\n")
+    with pytest.raises(ConfigError, match=rf"{bad}:{i + 1}: column 'top1'"):
         zoo.load_zoo(bad)
     proc = run_cli(["zoo", "--table", str(bad), "--work", str(tmp_path / "work")], cwd=workdir)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
-    assert len(errors) == 1 and f"{bad}:5: column 'top1'" in errors[0], proc.stderr[-2000:]
+    assert len(errors) == 1 and f"{bad}:{i + 1}: column 'top1'" in errors[0], proc.stderr[-2000:]
+    # No source in the header; a counted column filled in on a row that was not counted.
+    bad.write_text("\n".join(line for line in lines if not line.startswith("# source")) + "\n")
+    with pytest.raises(ConfigError, match=rf"{bad}:1: the header names no source"):
+        zoo.load_zoo(bad)
+    i = next(k for k, line in enumerate(lines) if ",ok," in line)
+    cells = lines[i].split(",")  # a row marked not counted must not carry a count
+    cells[header.index("status")], cells[header.index("note")] = "not_counted", "build failed"
+    bad.write_text("\n".join([*lines[:i], ",".join(cells), *lines[i + 1:]]) + "\n")
+    with pytest.raises(ConfigError, match=rf"{bad}:{i + 1}: column 'gmacs': must be empty"):
+        zoo.load_zoo(bad)
 
 
 def test_malformed_drop_table_names_the_line(tmp_path: Path) -> None:
@@ -129,6 +169,37 @@ def test_qualifying_subtracts_the_drop(measured, tiny_onnx: Path) -> None:
     assert zoo.fastest(measured_set, 75.81) is None
     assert zoo.pareto_front(measured_set)[0].entry is fast
     # MAC pruning: a model with 1000x the MACs cannot beat the faster one at 1.25x the peak rate.
-    peak = fast_speed * fast.gmacs
+    peak = zoo.measured_rate(fast, fast_speed)
     assert zoo.pruned_by_macs(replace(fast, gmacs=fast.gmacs * 1000), measured_set[0], peak)
     assert not zoo.pruned_by_macs(fast, measured_set[0], peak)
+
+
+def test_pruning_answers_each_threshold_from_real_speeds(measured) -> None:
+    """A row is skipped only when, at every threshold it reaches, a measured qualifying model is
+    faster than the row could be at best; rows below every threshold or without MACs are skipped
+    with their own reason, and the summary says how many and why."""
+    from search import survey
+
+    _, records = measured
+    speed = records[SMALLEST.model_name].samples_per_s
+    drops = zoo.DropTable([zoo.Int8Drop("default", "*", 1.0, "default", "test")])
+    small = replace(SMALLEST, top1=79.9)  # expected INT8 78.9: qualifies at 75.7 and 78.4
+    done = [zoo.Measured(small, drops.expected_int8(small), speed)]
+    peak = zoo.measured_rate(small, speed)
+    thresholds = (75.7, 78.4)
+    big = replace(SMALLEST, timm_name="big", gmacs=SMALLEST.gmacs * 10, top1=81.0)
+    why = survey._domination([big], done, drops, peak, thresholds)
+    assert why and f"{small.row_key} {speed:.0f}/s" in why and "75.7 %" in why and "78.4 %" in why
+    # Reaching a threshold nothing measured reaches keeps it; so does a cost the peak rate could beat.
+    assert survey._domination([big], done, drops, peak, (*thresholds, 80.0)) is None
+    assert survey._domination([replace(big, gmacs=SMALLEST.gmacs)], done, drops, peak, thresholds) is None
+    low = replace(SMALLEST, timm_name="low", top1=70.0)
+    assert survey._unmeasurable(low, drops, thresholds)[0] == "below"
+    uncounted = replace(small, timm_name="huge", status="not_counted", gmacs=0.0, note="too large")
+    assert survey._unmeasurable(uncounted, drops, thresholds) == \
+        ("uncounted", "MACs not counted (not_counted: too large)")
+    result = survey.Survey(done, records[SMALLEST.model_name], {"big": why, "low": "x", "huge": "y"},
+                           {"big": "slower", "low": "below", "huge": "uncounted"})
+    lines = survey.answer_lines(result, thresholds, 0)
+    assert "3 of 4 rows were not measured" in "\n".join(lines)
+    assert any(line.strip().startswith("pruned 1 rows: slower at best than a measured model") for line in lines)
