@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ContextManager
 
 from hostctl.keepawake import kept_awake
-from hostctl.threadpriority import PriorityClaim, realtime_allowed
+from hostctl.threadpriority import PriorityClaim
 from hostctl.threadslice import SliceClaim
 
 log = logging.getLogger(__name__)
@@ -78,14 +78,6 @@ class HostControls:
         self.undone = False
         with _LIVE_LOCK:
             _LIVE.add(self)
-
-    def check(self) -> str | None:
-        """Why this process cannot apply what was asked (one line), or None."""
-        priority = self.settings.issue_priority
-        if priority and not realtime_allowed(priority):
-            return (f"engine.issue_priority {priority}: this process may not use SCHED_FIFO (it needs root, "
-                    f"CAP_SYS_NICE or an RLIMIT_RTPRIO >= {priority})")
-        return None
 
     def claim_issuer(self) -> None:
         """Called first by every thread that issues queries: its slice, then its priority (the slice

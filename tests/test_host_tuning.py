@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from conftest import DEMO_ONNX, REPO
 from host_facts import ROOT_ON_LINUX_6_12
 
 from common.testspec import Mode, Scenario
+from hostctl import HostControls, HostSettings, host_controls
 from hostctl.keepawake import PM_QOS_DEVICE, cpu_latency_limit_us
 from hostctl.threadpriority import thread_policy
 from hostctl.threadslice import on_new_thread, thread_slice_us
@@ -217,3 +219,38 @@ def _wait_for_held_run_child(pipeline: subprocess.Popen, lines: list[str], timeo
             return held[0]
         time.sleep(0.2)
     raise AssertionError("the run child never held the CPU latency limit: " + "".join(lines)[-3000:])
+
+
+# ----------------------------------------------------------------------------- the interface itself
+@all_three
+def test_host_controls_are_undone_when_the_block_raises() -> None:
+    """A live issuing thread (SCHED_FIFO) and a live carrying thread (custom slice) get their defaults
+    back, and the latency limit is withdrawn, when the block ends by an exception."""
+    limit_before, default_slice = cpu_latency_limit_us(), on_new_thread(thread_slice_us)
+    release, seen = threading.Event(), {"issuer": [], "carrier": []}
+
+    def live(name: str, claim: Callable[[], None], probe: Callable[[], object], ready: threading.Event) -> None:
+        claim()
+        seen[name].append(probe())
+        ready.set()
+        release.wait(10)
+        seen[name].append(probe())
+
+    with pytest.raises(RuntimeError, match="inside"):
+        with host_controls(HostSettings("pm_qos", 100, 1, requested=True)) as controls:
+            workers = []
+            for name, claim, probe in (("issuer", controls.claim_issuer, lambda: thread_policy()[0]),
+                                       ("carrier", controls.claim_carrier, thread_slice_us)):
+                ready = threading.Event()
+                workers.append(threading.Thread(target=live, args=(name, claim, probe, ready)))
+                workers[-1].start()
+                assert ready.wait(10)
+            with controls.keep_awake():
+                assert cpu_latency_limit_us() == 0
+                raise RuntimeError("inside")
+    release.set()
+    for worker in workers:
+        worker.join()
+    assert seen == {"issuer": [os.SCHED_FIFO, os.SCHED_OTHER], "carrier": [100, default_slice]}
+    assert cpu_latency_limit_us() == limit_before
+    assert controls.report()["undone"] is True
