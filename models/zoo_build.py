@@ -351,8 +351,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                        [(f"results/{p.name}", c) for p, c in zip(args.bench_csv, bench_commits)])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(args.out, text)
-    rows = text.count("\n") - text.count("\n#") - 2
-    print(f"{args.out}: {rows} rows", file=sys.stderr)
+    counted_rows = sum(1 for src in results if counted.get((src.timm_name, src.img_size), {}).get("status") == "ok")
+    print(f"{args.out}: {len(results)} rows, MACs counted for {counted_rows}", file=sys.stderr)
     return 0
 
 

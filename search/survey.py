@@ -60,7 +60,7 @@ class Survey:
 
 # Why rows were not measured, as the summary line names them.
 PRUNE_KINDS = {"below": "expected INT8 top-1 below every threshold asked",
-               "uncounted": "MACs not counted here (the pinned timm cannot build them)",
+               "uncounted": "MACs not counted here (the pinned timm could not build or count them)",
                "slower": "slower at best than a measured model at every threshold they reach",
                "failed": "could not be exported or measured here (the reason is in the table)"}
 
