@@ -330,7 +330,7 @@ def confirm_down(runs: SearchRuns, engine: EngineConfig, first: float, floor: fl
                  probes: Sequence[ServerProbe], bound_ms: float = BOUND_MS) -> SearchOutcome:
     """Confirm ``first`` at the plan's confirmation length, stepping down after each failure
     (``step_down`` over ``probes`` and the failed runs) until one is VALID; the last confirmation
-    the budget (and ``plan.confirmations``) allows runs at ``floor``."""
+    the budget (and ``plan.confirmations``) allows after a failed one runs at ``floor``."""
     plan = runs.budget.plan
     seen = list(probes)
     start = len(runs.done)
@@ -339,13 +339,15 @@ def confirm_down(runs: SearchRuns, engine: EngineConfig, first: float, floor: fl
         left = min(plan.confirmations - used, int((plan.budget_s - runs.budget.spent_s) // plan.confirmation_s))
         if left <= 0:
             tried = runs.done[start:]
-            message = (f"time budget of {plan.budget_s:.0f} s spent after {len(tried)} confirmation(s) "
-                       f"(last {tried[-1].target_qps:.1f} qps INVALID): no Server rate confirmed" if tried else
-                       f"time budget of {plan.budget_s:.0f} s left no room for a confirmation of "
+            spent = (f"the {used} confirmation(s) asked for" if used >= plan.confirmations
+                     else f"the time budget of {plan.budget_s:.0f} s")
+            message = (f"{spent} ended with no VALID run (last {tried[-1].target_qps:.1f} qps INVALID): no Server "
+                       "rate confirmed" if tried else
+                       f"the time budget of {plan.budget_s:.0f} s left no room for a confirmation of "
                        f"{plan.confirm_ms / 1000:g} s: no Server rate confirmed")
             return SearchOutcome(0.0, None, runs.done[start:], floor, False, message)
-        if left == 1:
-            rate = floor  # the last run the budget allows: the floor
+        if left == 1 and used:
+            rate = floor  # after a failed confirmation, the last run the budget allows: the floor
         result = runs(engine, rate, plan.confirm_ms)
         used += 1
         seen.append(result)

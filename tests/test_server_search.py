@@ -133,17 +133,18 @@ def test_a_failed_confirmation_steps_down_until_one_is_valid(demo_int8: Path, de
 
 def test_a_failing_floor_is_reported_plainly_and_the_budget_bounds_the_confirmations(
         demo_int8: Path, demo_data: Path, cache_dir: Path, tmp_path: Path) -> None:
-    # Room for one 2 s confirmation only (each counts 22 s): the one run is at the floor, and it fails.
-    plan = SearchPlan(probe_ms=1000, confirm_ms=2000, confirmations=3, budget_override_s=40)
+    # Room for two 2 s confirmations only (each counts 22 s) of the three asked for: after the first
+    # fails, the second (the last the budget allows) runs at the floor, and it fails too.
+    plan = SearchPlan(probe_ms=1000, confirm_ms=2000, confirmations=3, budget_override_s=50)
     runs = _runs(demo_int8, demo_data, cache_dir, tmp_path, plan)
     outcome = confirm_down(runs, ENGINE, 10_000, 5000, [])
-    assert [(p.target_qps, p.valid) for p in outcome.probes] == [(5000, False)]
+    assert [(p.target_qps, p.valid) for p in outcome.probes] == [(10_000, False), (5000, False)]
     assert outcome.rate == 0 and not outcome.confirmed and outcome.engine is None
     assert outcome.message.startswith("even the floor, 5000.0 qps, failed in a run of 2 s")
     # Nothing left of the budget: no further run, and it says so.
     again = confirm_down(runs, ENGINE, 10_000, 5000, [])
     assert again.probes == [] and again.rate == 0
-    assert again.message.startswith("time budget of 40 s left no room for a confirmation of 2 s")
+    assert again.message.startswith("the time budget of 50 s left no room for a confirmation of 2 s")
 
 
 def test_the_search_prints_its_budget_first_and_ends_with_a_rate_confirmed_valid(
@@ -177,10 +178,10 @@ def test_tune_server_without_a_confirmed_rate_writes_nothing_and_says_why(
     before = (tmp_path / "user.conf").read_text()
     with caplog.at_level(logging.INFO, logger="pipeline.server_search"):
         with pytest.raises(HarnessError, match=r"even the floor, \d+\.\d qps, failed .* no Server target_qps written"):
-            # (0, 20,000]: each policy's one probe at 10,000 qps fails (and its rerun); the first confirmation is the lowest rate
-            # probed, and with room for one confirmation it runs at the floor, half of it
+            # (0, 20,000]: each policy's one probe at 10,000 qps fails (and its rerun); the first confirmation
+            # is at the lowest rate probed, and the second and last at the floor, half of it
             tune_server_and_record(demo_int8, demo_data / "val", load_profile("host"), tmp_path / "user.conf",
-                                   runs.workspace, 20_000, seconds=1, confirm_seconds=2, steps=1, confirmations=1,
+                                   runs.workspace, 20_000, seconds=1, confirm_seconds=2, steps=1, confirmations=2,
                                    name="srv", profile_out=tmp_path / "srv.yaml")
     messages = [r.getMessage() for r in caplog.records]
     assert messages[0].startswith("Server search: time budget ")
