@@ -85,7 +85,7 @@ def test_invalid_server_run_says_why_and_is_refused(demo_int8: Path, demo_data: 
     # Far more arrivals than two cores can serve within 15 ms: the latency bound is missed.
     proc, run = run_loadgen_test(work, "performance", demo_int8, demo_data / "val", cache_dir,
                                  "--min-duration-ms", "1500", "--target-qps", "200000", "--min-query-count", "1",
-                                 scenario="Server")
+                                 "--replace", scenario="Server")  # over the copied VALID run
     assert run.validity == "INVALID" and not run.submittable
     assert any("latency bound not met: 99th percentile" in r for r in run.invalid_because())
     assert "latency bound not met" in proc.stdout  # the printout says which rule failed
