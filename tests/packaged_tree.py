@@ -76,3 +76,29 @@ def edit_provenance(readme: Path, change: Callable[[dict], None]) -> None:
     block = json.loads(text[start:end])
     change(block)
     readme.write_text(text[:start] + json.dumps(block, indent=2) + text[end:])
+
+
+def packaged_once(base: Path) -> Path:
+    """A tree packaged (open division, Offline) from the runs at ``base``, built once per session;
+    tests copy it (``copy_packaged``) rather than packaging again."""
+    from test_submission import do_package
+
+    staging = base.parent / "packaging"
+    if staging in _BUILT:
+        return _BUILT[staging]
+    runs = copy_runs(base, staging)
+    do_package(runs)
+    _BUILT[staging] = runs["out"]
+    return runs["out"]
+
+
+def copy_packaged(base: Path, tmp_path: Path) -> dict[str, Path]:
+    """A private copy of the packaged tree and its main paths: tamper freely."""
+    from test_submission import ORG, SYSTEM_NAME
+
+    tree = tmp_path / "tree"
+    shutil.copytree(packaged_once(base), tree, symlinks=True)
+    org = tree / "open" / ORG
+    scen = org / "results" / SYSTEM_NAME / "resnet50" / "Offline"
+    return {"tree": tree, "org": org, "scen": scen, "bench": scen.parent, "system": org / "systems" /
+            f"{SYSTEM_NAME}.json", "perf": scen / "performance" / "run_1", "acc": scen / "accuracy"}

@@ -16,8 +16,8 @@ from typing import Callable
 
 import pytest
 from conftest import run_cli
-from packaged_tree import copy_runs, edit_provenance, official_runs
-from test_submission import SYSTEM_NAME, do_package, edit_json, edit_mllog
+from packaged_tree import copy_packaged, edit_provenance, official_runs
+from test_submission import SYSTEM_NAME, edit_json, edit_mllog
 
 from submit.check import check_tree
 from submit.treeview import MIB, cap_for
@@ -32,22 +32,14 @@ def official(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path
 
 
 @pytest.fixture()
-def runs(official: Path, tmp_path: Path) -> dict[str, Path]:
-    """A private copy of the runs: package and tamper freely."""
-    return copy_runs(official, tmp_path)
-
-
-@pytest.fixture()
-def packaged(runs: dict[str, Path], tmp_path: Path) -> dict[str, Path]:
-    """A clean packaged tree (check passes it) and a secret file outside it."""
-    done = do_package(runs)
-    assert check_tree(runs["out"]) == []
+def packaged(official: Path, tmp_path: Path) -> dict[str, Path]:
+    """A private copy of a clean packaged tree (check passes it), and a secret file outside it."""
+    paths = copy_packaged(official, tmp_path)
+    assert check_tree(paths["tree"]) == []
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.conf").write_text(SECRET + "\n")
-    scen = done.scenario_dir
-    return {"tree": runs["out"], "scen": scen, "perf": scen / "performance" / "run_1", "acc": scen / "accuracy",
-            "system": done.system_json, "org": runs["out"] / "open" / "TestOrg", "outside": outside}
+    return {**paths, "outside": outside}
 
 
 def _link_user_conf(t: dict[str, Path]) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
-from packaged_tree import copy_runs, edit_provenance, official_runs
-from test_submission import SYSTEM_NAME, add_mllog_error, do_package, edit_json, edit_mllog
+from packaged_tree import copy_packaged, edit_provenance, official_runs
+from test_submission import SYSTEM_NAME, add_mllog_error, edit_json, edit_mllog
 
 from submit.check import check_tree
 
@@ -27,13 +27,10 @@ def official(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path
 
 @pytest.fixture()
 def t(official: Path, tmp_path: Path) -> dict[str, Path]:
-    """A clean packaged tree (check passes it) and its main paths."""
-    runs = copy_runs(official, tmp_path)
-    done = do_package(runs)
-    assert check_tree(runs["out"]) == []
-    scen = done.scenario_dir
-    return {"tree": runs["out"], "org": runs["out"] / "open" / "TestOrg", "scen": scen, "system": done.system_json,
-            "perf": scen / "performance" / "run_1", "acc": scen / "accuracy", "bench": scen.parent}
+    """A private copy of a clean packaged tree (check passes it) and its main paths."""
+    paths = copy_packaged(official, tmp_path)
+    assert check_tree(paths["tree"]) == []
+    return paths
 
 
 def _closed(t: dict[str, Path]) -> None:

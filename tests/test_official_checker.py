@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from packaged_tree import copy_runs, official_runs
-from test_submission import do_package, edit_mllog
+from packaged_tree import copy_packaged, copy_runs, official_runs
+from test_submission import edit_mllog
 
 from common.errors import ConfigError, HarnessError, SubmissionError
 from modelprep.card import load_card
@@ -95,10 +95,9 @@ def digest(tree: Path) -> dict[str, str]:
 
 
 @pytest.fixture()
-def tree(runs: dict[str, Path]) -> Path:
-    """A real packaged tree that this harness's rules pass."""
-    do_package(runs)
-    return runs["out"]
+def tree(official: Path, tmp_path: Path) -> Path:
+    """A private copy of a real packaged tree that this harness's rules pass."""
+    return copy_packaged(official, tmp_path)["tree"]
 
 
 @pytest.fixture()
