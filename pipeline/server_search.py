@@ -1,7 +1,7 @@
 """``tune --scenario Server``: the highest Poisson rate confirmed VALID at official length, and the policy.
 
 The search has two parts, each made of real LoadGen Server runs in their own process
-(``pipeline.flows.run_test``), within a time budget printed before the first run:
+(``pipeline.testrun.run_test``), within a time budget printed before the first run:
 
 1. **Bisection** of ``server_target_qps`` over ``(0, ceiling]`` with short probes, for each
    candidate batching policy. Only a run LoadGen called VALID moves the search up. A probe
@@ -40,7 +40,7 @@ from harness.profile import DEFAULT_CONFIG_DIR, SERVER_REQUESTS_PER_STREAM
 from harness.run_length import Pace
 from harness.tune import TuneOutcome, tuned_name, with_engine, write_profile
 from modelprep.card import load_card
-from pipeline.flows import TestSpec, Workspace, run_test
+from pipeline.testrun import TestSpec, Workspace, run_test
 from records.results import failed_only_early_stopping
 from records.rules import SERVER_LATENCY_BOUND_NS
 from sut.config import EngineConfig, SystemProfile

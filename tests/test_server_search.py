@@ -4,6 +4,8 @@ bisection, confirmations, floor and budget on real short LoadGen Server runs of 
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +13,7 @@ import pytest
 from common.errors import HarnessError
 from common.loadgen_conf import lookup, parse_user_conf
 from harness.profile import load_profile
-from pipeline.flows import Workspace
+from pipeline.testrun import Workspace
 from pipeline.server_search import (Budget, SearchPlan, SearchRuns, ServerProbe, bisect, confirm_down,
                                     first_candidate, search_policy, step_down, tune_server_and_record)
 
@@ -187,3 +189,12 @@ def test_tune_server_without_a_confirmed_rate_writes_nothing_and_says_why(
     assert messages[0].startswith("Server search: time budget ")
     assert (tmp_path / "user.conf").read_text() == before and not (tmp_path / "srv.yaml").exists()
     assert lookup(parse_user_conf(tmp_path / "user.conf"), "resnet50", "Server", "target_qps") is None
+
+
+def test_the_search_does_not_import_the_flows_that_call_it() -> None:
+    # pipeline.flows tunes through pipeline.server_search; the search runs its tests through the lower
+    # pipeline.testrun, so the two modules do not import each other.
+    code = "import sys, pipeline.server_search; print('pipeline.flows' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr[-2000:]
