@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, run_server_with
+from host_facts import needs
 
 from common.errors import ConfigError, EngineError
 from harness.profile import host_keep_awake, load_profile, profile_from_dict
@@ -26,7 +27,7 @@ from hostctl.keepawake import (CPUIDLE, BusyLoops, CpuLatencyHold, cpu_latency_l
                                pm_qos_writable)
 from sut.config import EngineConfig
 
-needs_pm_qos = pytest.mark.skipif(not pm_qos_writable(), reason="this process may not write /dev/cpu_dma_latency")
+needs_pm_qos = needs(pm_qos_writable, "this process may not write /dev/cpu_dma_latency")
 
 
 def _gone(pids: list[int], within_s: float = 5.0) -> bool:
