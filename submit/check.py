@@ -211,7 +211,7 @@ def check_tree(tree: Path) -> list[str]:
         if division not in DIVISIONS:
             out.append(Problem(root / division, f"{division} division: this harness packages open and closed only"))
             continue
-        for org_dir in view.subdirs(root / division):
+        for org_dir in _visible(view.subdirs(root / division)):
             out += _guarded(org_dir, lambda: _check_submitter(view, org_dir, seeds, division))
     seen: set[str] = set()
     lines = []
@@ -288,14 +288,19 @@ def _check_submitter(view: TreeView, org_dir: Path, seeds: Mapping[str, int], di
                                                      "calibrated (package writes it from the model card)"))
     mapping = _model_mapping(view, org_dir, out)
     results = org_dir / "results"
-    systems = view.subdirs(results)
+    systems = _visible(view.subdirs(results))
     if not systems:
         out.append(Problem(results, "no results"))
     for system in systems:
         desc, category = _system_description(view, org_dir, system, out)
-        for bench in view.subdirs(system):
+        for bench in _visible(view.subdirs(system)):
             out += _guarded(bench, lambda: _check_benchmark(view, bench, desc, category, mapping, seeds, division))
     return out
+
+
+def _visible(dirs: list[Path]) -> list[Path]:
+    """Folders other than hidden (dot) ones: something being built aside by package, not the tree."""
+    return [d for d in dirs if not d.name.startswith(".")]
 
 
 def _check_benchmark(view: TreeView, bench: Path, desc: Mapping[str, Any] | None, category: str | None,
@@ -307,7 +312,7 @@ def _check_benchmark(view: TreeView, bench: Path, desc: Mapping[str, Any] | None
         return [Problem(bench, "not a benchmark this harness knows (resnet50, yolo-99, yolo-95; open "
                                "division: or a name model_mapping.json maps to one)")]
     required = rules.required_scenarios(category) if category else ()
-    present = {p.name for p in view.subdirs(bench)}
+    present = {p.name for p in _visible(view.subdirs(bench))}
     missing = [s.value for s in required if s.value not in present]
     if missing and division == "closed":
         out.append(Problem(bench, f"closed division: {', '.join(missing)} missing (a "
@@ -315,7 +320,7 @@ def _check_benchmark(view: TreeView, bench: Path, desc: Mapping[str, Any] | None
                                   f"{', '.join(s.value for s in required)})"))
     elif missing:
         log.warning("%s: open division without %s (a closed entry would need them)", bench, ", ".join(missing))
-    for scen in view.subdirs(bench):
+    for scen in _visible(view.subdirs(bench)):
         if scen.name not in SCENARIO_NAMES or (required and Scenario(scen.name) not in required):
             out.append(Problem(scen, f"scenario folder {scen.name!r} is not one of this system's "
                                      f"({', '.join(s.value for s in required) or ', '.join(SCENARIO_NAMES)})"))
