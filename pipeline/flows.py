@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import ConfigError, HarnessError
+from common.files import replace_text_with_backup
 from common.resources import default_user_conf, shipped
 from common.testspec import Mode, Overrides, Scenario, loadgen_model
 from dataset.demo import build_demo_dataset
@@ -206,7 +207,6 @@ DEMO_SUBMISSION_MARGIN: float | None = None
 def demo_submission_request(req: PipelineRequest) -> PipelineRequest:
     """The demo task at official length: a 50,000-image val set rendered from the bundled digits,
     the committed demo model, tuned into the workspace's own user.conf (never the project's)."""
-    import shutil
     import socket
     from dataclasses import replace
 
@@ -215,7 +215,7 @@ def demo_submission_request(req: PipelineRequest) -> PipelineRequest:
     big = build_demo_dataset(ws.demo_data.with_name(ws.demo_data.name + "-50k"), val_size=OFFICIAL_ACCURACY_SAMPLES)
     ws.work.mkdir(parents=True, exist_ok=True)
     conf = ws.work / "demo-submission.user.conf"
-    shutil.copyfile(req.user_conf, conf)
+    replace_text_with_backup(conf, Path(req.user_conf).read_text())  # a tuned copy is kept as .bak
     fields = req.system_fields or {"system_name": f"{socket.gethostname()}-{req.system}", **DEMO_SYSTEM_FIELDS}
     return replace(req, model=DEMO_MODEL, dataset=big / "val", calib_list=demo / "cal_list.txt",
                    calib_dir=demo / "train", user_conf=conf, tune=True, system_fields=fields)
@@ -225,7 +225,6 @@ def demo_detection_submission_request(req: PipelineRequest) -> PipelineRequest:
     """The detection demo at official length: the bundled COCO-layout set (its val2017 is the
     accuracy set; the checker wants the round's 1,525 images), the committed demo detector, tuned
     into the workspace's own user.conf."""
-    import shutil
     import socket
     from dataclasses import replace
 
@@ -235,7 +234,7 @@ def demo_detection_submission_request(req: PipelineRequest) -> PipelineRequest:
     root = build_coco_demo(ws.demo_data.with_name(ws.demo_data.name + "-coco"))
     ws.work.mkdir(parents=True, exist_ok=True)
     conf = ws.work / "demo-detection-submission.user.conf"
-    shutil.copyfile(req.user_conf, conf)
+    replace_text_with_backup(conf, Path(req.user_conf).read_text())  # a tuned copy is kept as .bak
     fields = req.system_fields or {"system_name": f"{socket.gethostname()}-{req.system}", **DEMO_SYSTEM_FIELDS}
     return replace(req, model=DETECTOR_DEMO_MODEL, dataset=root, calib_list=root / "cal_list.txt",
                    calib_dir=root / "train2017", user_conf=conf, tune=True, system_fields=fields)
