@@ -163,7 +163,10 @@ def swap_in(new: Path, target: Path) -> None:
         os.rename(target, old)
         os.rename(new, target)
     _fsync_dir(target.parent)
-    remove(old)
+    try:
+        remove(old)
+    except OSError:
+        pass  # the new version is in place; what is left of the old one is hidden, never read
 
 
 def remove(path: Path) -> None:
