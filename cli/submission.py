@@ -113,8 +113,9 @@ def _cmd_package(args: argparse.Namespace) -> int:
         print(f"packaged     : {path}")
     print(f"system       : {done.system_json}")
     if done.official:
-        print(f"submittable  : yes, by this harness's rules; now run the official checker:\n"
-              f"  python3 -m submission_checker.main --input {done.tree.resolve()} --version {ROUND}")
+        print(f"submittable  : yes, by this harness's rules; now run the official checker ({ROUND}) from a "
+              f"checkout of mlcommons/inference:\n"
+              f"  mlperf-cpu check --tree {done.tree.resolve()} --official INFERENCE_CHECKOUT")
     else:
         print(f"submittable  : NO (marked NOT_FOR_SUBMISSION; waived: {'; '.join(done.waived)})")
     return 0
