@@ -6,9 +6,10 @@ each child in a process group of its own (``run_child``) and names itself in the
 environment (``PARENT_ENV``); the child arms a parent-death signal at start
 (``die_with_parent``: ``PR_SET_PDEATHSIG``, then checks that its parent is still the one named,
 in case it died first). When the parent leaves ``run_child`` by an exception (an interrupt, a
-SIGTERM, which ``run_child`` turns into one while it waits) it terminates the child's whole
-group (the child's own children with it: busy loops, instance processes), and kills it after
-``GRACE_S`` if anything is left.
+SIGTERM, which ``run_child`` turns into one while it waits) it interrupts the child's whole
+group (the child's own children with it: busy loops, instance processes) with SIGINT, which a
+``run`` answers in every phase by cleaning up (inside LoadGen: marking its run INCOMPLETE and
+undoing its host controls), and kills whatever is left after ``GRACE_S``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 PARENT_ENV = "MLPERF_CPU_PARENT_PID"
-GRACE_S = 15.0  # a run child answers SIGTERM within seconds (it marks its run INCOMPLETE first)
+GRACE_S = 15.0  # a run child answers SIGINT within seconds (it marks its run INCOMPLETE first)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -81,14 +82,15 @@ def _sigterm_raises() -> Iterator[None]:
 
 
 def stop_group(proc: subprocess.Popen, grace_s: float = GRACE_S) -> None:
-    """SIGTERM to ``proc``'s process group, wait for ``proc`` up to ``grace_s``, then SIGKILL to
-    whatever is left of the group."""
+    """SIGINT to ``proc``'s process group (the harness's children clean up on it in every phase, where
+    SIGTERM would end one that is still preprocessing on the spot), wait for ``proc`` up to
+    ``grace_s``, then SIGKILL to whatever is left of the group."""
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGINT)
     try:
         proc.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        log.warning("child %d did not end within %.0f s of SIGTERM: killing its group", proc.pid, grace_s)
+        log.warning("child %d did not end within %.0f s of SIGINT: killing its group", proc.pid, grace_s)
     deadline = time.monotonic() + 1.0
     with contextlib.suppress(ProcessLookupError):
         while time.monotonic() < deadline:  # the group outlives its leader while members remain
