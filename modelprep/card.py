@@ -53,6 +53,9 @@ class ModelCard:
     calibration: dict[str, Any] = field(default_factory=dict)
     accuracy_check: dict[str, Any] = field(default_factory=dict)
     notes: str = ""
+    # Trained timm weights (modelprep.weights): origin (file + sha256, or the timm hub tag) and the
+    # tag's published top-1 from the zoo table (None: unknown). Empty for any other model.
+    weights: dict[str, Any] = field(default_factory=dict)
     # Detection (task "detection"): a YOLO-style [N, 4+classes, anchors] output, decoded and
     # NMS'd by the post-processor with the MLCommons reference's Ultralytics predict() settings.
     task: str = "classification"

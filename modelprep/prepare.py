@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 # Card fields a source model's metadata (or the prepare command line) may state.
 CARD_SOURCE_FIELDS = ("name", "input_size", "crop_pct", "interpolation", "mean", "std",
-                      "num_classes", "label_offset", "trained", "notes", "layout", "macs", "params")
+                      "num_classes", "label_offset", "trained", "notes", "layout", "macs", "params", "weights")
 # The subset ``prepare`` takes as options, overriding the model's metadata.
 CARD_OPTION_FIELDS = ("name", "mean", "std", "crop_pct", "interpolation", "label_offset")
 

@@ -13,6 +13,7 @@ import openvino as ov
 from common.errors import ConfigError, ModelError
 from common.model_metadata import CARD_METADATA_KEY
 from common.names import check_name
+from modelprep.weights import WeightsChoice
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,17 @@ def source_files(source: Path) -> list[Path]:
     raise ModelError(f"{source}: expected an .onnx file or an OpenVINO .xml IR")
 
 
-def resolve_source(spec: str, sources_dir: Path) -> Path:
+def resolve_source(spec: str, sources_dir: Path, weights: WeightsChoice | None = None) -> Path:
     """A model file path, or the name of a built-in architecture to export (needs torch).
 
-    Built-in architectures are exported with seeded, UNTRAINED weights: for speed only.
+    Built-in architectures are exported with seeded, UNTRAINED weights: for speed only. With
+    ``weights`` (``--weights FILE`` or ``--pretrained``), ``timm/NAME[.tag]`` is exported with those
+    trained weights instead (``modelprep.weights``).
     """
+    if weights is not None and weights.given:
+        from modelprep.weights import export_trained_timm  # noqa: PLC0415 - needs torch
+
+        return export_trained_timm(spec, weights, sources_dir)
     path = Path(spec)
     if path.suffix in (".onnx", ".xml") or path.exists():
         return path

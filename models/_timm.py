@@ -6,8 +6,9 @@ ops cannot load against the CPU torch, and its import then fails while it
 registers fake/autograd kernels for those ops (``torchvision::nms does not
 exist``). Nothing here uses those ops, so the two registration modules are
 replaced by empty ones before torchvision is first imported; every other part of
-torchvision imports unchanged. Pretrained weights are never requested: no
-machine of this project reaches a model hub.
+torchvision imports unchanged. Built architectures get seeded weights; trained
+ones come in through ``modelprep.weights`` (a checkpoint file, or timm's hub
+loader on the user's explicit ``--pretrained``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Iterable
 
 from torch import nn
 
+from common.errors import ConfigError
 from models._registry import DefaultCard, register_named
 from models.zoo_table import ZooEntry
 
@@ -45,6 +47,38 @@ def timm_default_cfg(name: str) -> dict:
     """timm's pretrained config of ``name`` (input size, mean/std, crop): metadata only."""
     timm = _import_timm()
     return dict(timm.create_model(name, pretrained=False).pretrained_cfg)
+
+
+def timm_pretrained_cfg(name: str, origin: str = "--model") -> dict:
+    """timm's pretrained config of ``name`` (``arch`` or ``arch.tag``; no tag: timm's default tag), as a
+    dict with ``architecture`` and ``tag``; an unknown architecture or tag is a ``ConfigError``."""
+    timm = _import_timm()
+    from timm.models import get_pretrained_cfg, split_model_name_tag  # noqa: PLC0415 - after the shim
+
+    arch, _tag = split_model_name_tag(name)
+    if not timm.is_model(arch):
+        raise ConfigError(f"{origin} timm/{name}: timm {timm.__version__} has no architecture {arch!r}")
+    try:
+        cfg = get_pretrained_cfg(name)
+    except RuntimeError as exc:
+        raise ConfigError(f"{origin} timm/{name}: {exc}".rstrip(".")) from None
+    if cfg is None:
+        raise ConfigError(f"{origin} timm/{name}: timm has no pretrained config for {arch!r}")
+    return cfg.to_dict() if hasattr(cfg, "to_dict") else dict(vars(cfg))
+
+
+def reparameterized(model: nn.Module) -> nn.Module:
+    """``model`` in its inference form: re-parameterizable blocks (RepVGG, MobileOne) fused."""
+    _import_timm()
+    from timm.utils.model import reparameterize_model  # noqa: PLC0415 - after the shim
+
+    return reparameterize_model(model)
+
+
+def hub_model(name: str) -> nn.Module:
+    """timm ``name`` (``arch.tag``) with the tag's weights from timm's own hub loader (needs the network)."""
+    timm = _import_timm()
+    return timm.create_model(name, pretrained=True)
 
 
 def deploy_form(name: str, num_classes: int = 1000) -> nn.Module:

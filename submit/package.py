@@ -254,7 +254,8 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
     Raises ``SubmissionError`` naming the first reason the runs cannot be submitted
     (every reason is logged). ``profile`` (default: loaded by name) supplies the
     ``system:`` fields of the description; ``system_overrides`` win over it. ``benchmark_folder``
-    defaults to the runs' benchmark (``resnet50``; a detector's ``yolo``: ``yolo-99``).
+    defaults to the runs' benchmark (``resnet50``; a detector's ``yolo``: ``yolo-99``), or in the open
+    division to a trained timm model's card name (mapped to ``resnet`` in ``model_mapping.json``).
     """
     from harness.profile import load_profile
 
@@ -269,7 +270,11 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
     chosen = choose_scenarios(results_dir, system_profile_name, model_label, division, category, scenarios)
     pairs = [_load_pair(results_dir, system_profile_name, model_label, s, division == "closed") for s in chosen]
     rules = _rules_of(pairs[0].perf)
-    benchmark_folder = benchmark_folder or rules.default_folder
+    # A trained timm model (its card names its weights) is its own open-division folder, which
+    # model_mapping.json maps to the benchmark; anything else goes in the benchmark's folder.
+    card = pairs[0].perf.card
+    own_folder = card.name if card.weights and division == "open" and rules.model == "resnet50" else None
+    benchmark_folder = benchmark_folder or own_folder or rules.default_folder
     check_name(benchmark_folder, "benchmark folder (--benchmark)")
     known = rules_for_folder(benchmark_folder)
     if known is not None and known is not rules:
