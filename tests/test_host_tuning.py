@@ -23,7 +23,7 @@ from conftest import DEMO_ONNX, REPO
 from host_facts import ROOT_ON_LINUX_6_12
 
 from common.testspec import Mode, Scenario
-from hostctl import HostControls, HostSettings, host_controls
+from hostctl import HostSettings, host_controls
 from hostctl.keepawake import PM_QOS_DEVICE, cpu_latency_limit_us
 from hostctl.threadpriority import thread_policy
 from hostctl.threadslice import on_new_thread, thread_slice_us

@@ -22,7 +22,6 @@ from common.testspec import Mode, Scenario
 from harness.watchdog import derived_limit_s
 from modelprep.card import ModelCard
 from records import results as tree
-from records.results import RunResult
 
 NAME = "hangs.on.white"
 
