@@ -15,7 +15,8 @@ checkout's ``tools/submission``. It is run so that it cannot change or leak anyt
 - its output is captured; its error lines and its closing summary are relayed
   with the temporary path replaced by the user's.
 
-A tree with links or special files is not handed to it at all: ``check`` lists them.
+A tree with links (symbolic or hard) or special files is not handed to it at all: ``check``
+lists them.
 """
 
 from __future__ import annotations
@@ -133,9 +134,10 @@ def run_official_checker(tree: Path, checkout: Path, timeout_s: float = DEFAULT_
     root = checker_root(checkout)
     tree = Path(tree)
     view = TreeView.scan(tree)
-    if view.problems:
+    if view.problems or view.linked:
+        first = view.problems[0] if view.problems else f"{sorted(view.linked)[0]}: has other hard links"
         raise HarnessError(f"{tree}: official checker not run: the tree holds links, special files or unreadable "
-                           f"folders (first: {view.problems[0]})")
+                           f"folders (first: {first})")
     isolation = network_isolation()
     if not isolation:
         log.warning("no network namespace available here: the official checker runs with the host's network "

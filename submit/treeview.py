@@ -5,7 +5,8 @@ follows a symbolic link: a link (to a file or a directory, inside the tree or ou
 it), a special file (FIFO, socket, device) or a directory that cannot be listed is a
 problem and is treated as absent, so no rule opens a file outside the tree or blocks
 on a FIFO. Every file a rule reads is capped by its kind; a file over its cap is a
-problem and is not read.
+problem and is not read, and so is a file with more than one hard link (its other name
+may be outside the tree: a packaged tree holds copies).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class TreeView:
     files: dict[Path, int] = field(default_factory=dict)
     dirs: set[Path] = field(default_factory=set)
     problems: list[Problem] = field(default_factory=list)
+    linked: set[Path] = field(default_factory=set)  # regular files with more than one hard link
     _children: dict[Path, list[Path]] = field(default_factory=dict)
     _capped: set[Path] = field(default_factory=set)
 
@@ -81,6 +83,8 @@ class TreeView:
                     pending.append(path)
                 elif stat.S_ISREG(info.st_mode):
                     view.files[path] = info.st_size
+                    if info.st_nlink > 1:
+                        view.linked.add(path)
                 else:
                     view.problems.append(Problem(path, f"is {_kind(info.st_mode)}, not a regular file (not read)"))
         return view
@@ -111,11 +115,12 @@ class TreeView:
         if path not in self.files:
             return False
         name, cap = cap_for(path)
-        if self.files[path] > cap:
+        if self.files[path] > cap or path in self.linked:
             if path not in self._capped:
                 self._capped.add(path)
-                self.problems.append(Problem(path, f"{self.files[path]:,} bytes, over check's {name} cap of "
-                                                   f"{cap // MIB} MiB: not read"))
+                why = (f"{self.files[path]:,} bytes, over check's {name} cap of {cap // MIB} MiB"
+                       if self.files[path] > cap else "has other hard links (its other name may be outside the tree)")
+                self.problems.append(Problem(path, f"{why}: not read"))
             return False
         return True
 

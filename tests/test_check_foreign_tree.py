@@ -47,6 +47,11 @@ def _link_user_conf(t: dict[str, Path]) -> None:
     (t["scen"] / "user.conf").symlink_to(t["outside"] / "secret.conf")
 
 
+def _hard_link_user_conf(t: dict[str, Path]) -> None:
+    (t["scen"] / "user.conf").unlink()
+    os.link(t["outside"] / "secret.conf", t["scen"] / "user.conf")  # its other name is outside the tree
+
+
 def _link_run_dir(t: dict[str, Path]) -> None:
     """The accuracy folder replaced by a link to a folder outside holding a (secret) detail log."""
     elsewhere = t["outside"] / "accuracy"
@@ -124,6 +129,8 @@ def _control_name(t: dict[str, Path]) -> None:
 
 CASES: list[tuple[str, Callable, list[str]]] = [
     ("user-conf-link", _link_user_conf, ["Offline/user.conf: is a symbolic link", "Offline/user.conf: missing"]),
+    ("user-conf-hard-link", _hard_link_user_conf, ["Offline/user.conf: has other hard links (its other name may "
+                                                   "be outside the tree): not read"]),
     ("run-dir-link", _link_run_dir, ["Offline/accuracy: is a symbolic link",
                                      "accuracy/mlperf_log_detail.txt: missing or empty"]),
     ("fifo", _fifo_readme, ["Offline/README.md: is a FIFO, not a regular file"]),
@@ -158,7 +165,7 @@ def test_each_tampering_is_a_listed_problem(packaged: dict[str, Path], tamper: C
     text = "\n".join(problems)
     for needle in needles:
         assert needle in text, text
-    assert "SECRET" not in text and "31337" not in text and "outside" not in text
+    assert "SECRET" not in text and "31337" not in text and str(packaged["outside"]) not in text
     assert not any("could not be checked" in p for p in problems), text  # each one is a rule's own problem
     assert all(p.isprintable() for p in problems)
 
