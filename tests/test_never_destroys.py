@@ -123,6 +123,45 @@ def test_replace_swaps_the_new_run_in_when_it_is_checked(work: Path, demo_f32: P
     assert tree.attempts(run_dir) == [] and not [p for p in run_dir.parent.iterdir() if p.name.startswith(".")]
 
 
+def test_interrupted_replace_keeps_the_earlier_performance_run(work: Path, demo_f32: Path, demo_data: Path,
+                                                                cache_dir: Path) -> None:
+    """SIGINT inside LoadGen during --replace: exit 130, the earlier run byte-identical, the
+    interrupted attempt kept hidden beside it (INCOMPLETE, status interrupted)."""
+    import os
+    import signal
+    import time
+
+    short = ("--min-duration-ms", "1000", "--min-query-count", "1", "--target-qps", "0")
+    run_loadgen_test(work, "performance", demo_f32, demo_data / "val", cache_dir, *short)
+    run_dir = tree.run_dir(work / "results", "host", RunResult.load(_run_dir(work, demo_f32)).model_label,
+                           Scenario.OFFLINE, Mode.PERFORMANCE)
+    before = snapshot(work / "results")
+    proc = subprocess.Popen([sys.executable, "-m", "cli", "run", "--mode", "performance", "--model", str(demo_f32),
+                             "--dataset", str(demo_data / "val"), "--system", "host", "--cache-dir", str(cache_dir),
+                             "--min-duration-ms", "600000", "--target-qps", "0", "--replace"], cwd=work,
+                            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(tree.is_incomplete(a) for a in tree.attempts(run_dir)):
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "LoadGen test never started"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    [attempt] = tree.attempts(run_dir)
+    assert {k: v for k, v in snapshot(work / "results").items() if attempt.name not in k} == before
+    assert "interrupted" in (attempt / tree.INCOMPLETE).read_text()
+    assert RunResult.load(attempt).status == "interrupted"
+    assert RunResult.load(run_dir).status == "ok" and RunResult.load(run_dir).validity is not None
+
+
 def test_failed_first_run_is_kept_in_its_run_directory_and_replaced_without_flag(
         workdir: Path, demo_f32: Path, demo_data: Path, tmp_path: Path, cache_dir: Path) -> None:
     """Nothing complete to protect: the failed attempt's error record shows where the run belongs
