@@ -66,7 +66,8 @@ def tune_steps(scenarios: Sequence[Scenario], cores: int) -> list[Step]:
     for s in scenarios:
         if s is Scenario.OFFLINE:
             points = len(grid(cores, *OFFLINE_GRID))
-            steps.append(Step(f"tune Offline ({points} grid points)", points * (OFFLINE_TUNE_S + TUNE_POINT_OVERHEAD_S)))
+            seconds = points * (OFFLINE_TUNE_S + TUNE_POINT_OVERHEAD_S)
+            steps.append(Step(f"tune Offline ({points} grid points)", seconds))
         elif s is Scenario.SERVER:
             plan = SearchPlan(policies=len(policies(cores)))
             steps.append(Step("tune Server (search budget, worst case)", plan.budget_s))

@@ -335,8 +335,12 @@ def confirm_down(runs: SearchRuns, engine: EngineConfig, first: float, floor: fl
     seen = list(probes)
     start = len(runs.done)
     rate, used = max(first, floor), 0
+
+    def runs_left() -> int:
+        return min(plan.confirmations - used, int((plan.budget_s - runs.budget.spent_s) // plan.confirmation_s))
+
     while True:
-        left = min(plan.confirmations - used, int((plan.budget_s - runs.budget.spent_s) // plan.confirmation_s))
+        left = runs_left()
         if left <= 0:
             tried = runs.done[start:]
             spent = (f"the {used} confirmation(s) asked for" if used >= plan.confirmations
@@ -362,9 +366,11 @@ def confirm_down(runs: SearchRuns, engine: EngineConfig, first: float, floor: fl
                                  "confirmed on this host (too noisy for Server, or the bound is below one "
                                  "inference's latency)")
         following = step_down(rate, result.p99_ms, seen, floor, bound_ms)
-        log.warning("Server search: %.1f qps INVALID in a confirmation of %g s (p99 %s ms); stepping down to %.1f qps",
-                    rate, plan.confirm_ms / 1000, result.p99_ms, following)
-        rate = following
+        last = runs_left() == 1
+        log.warning("Server search: %.1f qps INVALID in a confirmation of %g s (p99 %s ms); stepping down to "
+                    "%.1f qps%s", rate, plan.confirm_ms / 1000, result.p99_ms, floor if last else following,
+                    " (the floor: the last confirmation the budget allows)" if last else "")
+        rate = floor if last else following
 
 
 def _conclude(runs: SearchRuns, engine: EngineConfig, probes: Sequence[ServerProbe]) -> SearchOutcome:
