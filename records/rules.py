@@ -200,6 +200,10 @@ def log_problems(detail: DetailLog, path: Path, mode: Mode, scenario: Scenario,
                                      f"(wrong LoadGen version for round {ROUND}?)", settings=True))
     if mode is Mode.ACCURACY:
         count = accuracy_sample_count(detail)
+        key = "effective_accuracy_sample_count" if "effective_accuracy_sample_count" in detail.values \
+            else "qsl_reported_total_count"
+        if count is not None and _number(detail, key, path, out) is None:
+            return out  # not a number: listed as such
         if count != rules.accuracy_samples:
             out.append(Problem(path, f"accuracy run over {show(count)} samples, not {rules.accuracy_samples:,}",
                                settings=True))
@@ -386,7 +390,9 @@ def measurements_problems(path: Path) -> list[Problem]:
         return [Problem(path, f"not UTF-8 text (byte {exc.start})")]
     if not isinstance(data, dict):
         return [Problem(path, f"a JSON {_json_type(data)}, not an object of fields")]
-    return [Problem(path, f"field {k!r} is missing or empty") for k in MEASUREMENT_KEYS if not data.get(k)]
+    out = [Problem(path, f"field {k!r} is missing or empty") for k in MEASUREMENT_KEYS if not data.get(k)]
+    return out + [Problem(path, f"field {k!r} is a JSON {_json_type(data[k])}, not a string")
+                  for k in MEASUREMENT_KEYS if data.get(k) and not isinstance(data[k], str)]
 
 
 # ----------------------------------------------------------------------------- closed division

@@ -84,6 +84,14 @@ def _list_sample_count(t: dict[str, Path]) -> None:
     edit_mllog(t["perf"] / "mlperf_log_detail.txt", "effective_performance_sample_count", [1024])
 
 
+def _string_sample_count(t: dict[str, Path]) -> None:
+    edit_mllog(t["acc"] / "mlperf_log_detail.txt", "effective_accuracy_sample_count", "50000")
+
+
+def _measurement_field_list(t: dict[str, Path]) -> None:
+    edit_json(t["scen"] / "measurements.json", lambda d: d.update(retraining=["No"]))
+
+
 def _mllog_list(t: dict[str, Path]) -> None:
     with (t["acc"] / "mlperf_log_detail.txt").open("a") as fh:
         fh.write(":::MLLOG []\n")
@@ -140,6 +148,10 @@ CASES: list[tuple[str, Callable, list[str]]] = [
                                          "(a JSON string), not a number"]),
     ("list-number", _list_sample_count, ["run_1/mlperf_log_detail.txt: effective_performance_sample_count is "
                                          "[1024] (a JSON array), not a number"]),
+    ("string-count", _string_sample_count, ["accuracy/mlperf_log_detail.txt: effective_accuracy_sample_count is "
+                                            "'50000' (a JSON string), not a number"]),
+    ("measurement-field-list", _measurement_field_list, ["Offline/measurements.json: field 'retraining' is a JSON "
+                                                         "array, not a string"]),
     ("mllog-list", _mllog_list, ["accuracy/mlperf_log_detail.txt: malformed: line ",
                                  "MLLOG record is not an object with a string key (list)"]),
     ("mllog-metadata", _mllog_metadata, ["accuracy/mlperf_log_detail.txt: malformed: line ",
