@@ -130,6 +130,17 @@ class PipelineRequest:
         return self.task == "detection"
 
 
+PIPELINE_MODES = {"all": (Mode.ACCURACY, Mode.PERFORMANCE), "accuracy": (Mode.ACCURACY,),
+                  "performance": (Mode.PERFORMANCE,)}
+
+
+def requested_modes(mode: str) -> tuple[Mode, ...]:
+    """``pipeline --mode`` (all, accuracy or performance) -> the test modes to run, in order."""
+    if mode not in PIPELINE_MODES:
+        raise ConfigError(f"--mode {mode!r}: expected one of {', '.join(PIPELINE_MODES)}")
+    return PIPELINE_MODES[mode]
+
+
 def run_demo(req: PipelineRequest) -> list[RunResult]:
     """The bundled demo: FP32 and INT8 of the committed demo model, accuracy + short performance runs."""
     if req.detection:
@@ -140,6 +151,7 @@ def run_demo(req: PipelineRequest) -> list[RunResult]:
     calibration = demo_calibration(ws)
     demo = ws.demo_data
     check = CheckSet(demo / "val", demo / "val" / "val_map.txt", 1000)
+    modes = requested_modes(req.mode)
     runs = []
     for precision in ("f32", "int8"):
         model_dir = prepare_model(str(DEMO_MODEL), precision, ws, calibration, check)
@@ -148,8 +160,10 @@ def run_demo(req: PipelineRequest) -> list[RunResult]:
                           user_conf=req.user_conf, scenario=scenario, host_tuning=req.host_tuning)
             # A Server accuracy run arrives at target_qps: without a tuned user.conf, take it from the warm-up.
             accuracy = Overrides(target_qps=0) if scenario is Scenario.SERVER else Overrides()
-            runs.append(run_step(TestSpec(Mode.ACCURACY, overrides=accuracy, **common), req.replace))
-            runs.append(run_step(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common), req.replace))
+            if Mode.ACCURACY in modes:
+                runs.append(run_step(TestSpec(Mode.ACCURACY, overrides=accuracy, **common), req.replace))
+            if Mode.PERFORMANCE in modes:
+                runs.append(run_step(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common), req.replace))
     return runs
 
 
@@ -165,6 +179,7 @@ def run_detection_demo(req: PipelineRequest) -> list[RunResult]:
     # MIXED (asymmetric activations): on the demo detector 0.4 mAP points under FP32, against 1.3
     # with the symmetric PERFORMANCE preset (busy 2-core host; README "Object detection").
     calibration = CalibrationConfig(root / "train2017", root / "cal_list.txt", preset=DETECTOR_PRESET)
+    modes = requested_modes(req.mode)
     runs = []
     for precision in ("f32", "int8"):
         model_dir = prepare_model(str(DETECTOR_DEMO_MODEL), precision, ws, calibration, task="detection")
@@ -172,8 +187,10 @@ def run_detection_demo(req: PipelineRequest) -> list[RunResult]:
             common = dict(model_dir=model_dir, dataset=root, system=req.system, workspace=ws,
                           user_conf=req.user_conf, scenario=scenario, host_tuning=req.host_tuning)
             accuracy = Overrides(target_qps=0) if scenario is Scenario.SERVER else Overrides()
-            runs.append(run_step(TestSpec(Mode.ACCURACY, overrides=accuracy, **common), req.replace))
-            runs.append(run_step(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common), req.replace))
+            if Mode.ACCURACY in modes:
+                runs.append(run_step(TestSpec(Mode.ACCURACY, overrides=accuracy, **common), req.replace))
+            if Mode.PERFORMANCE in modes:
+                runs.append(run_step(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common), req.replace))
     return runs
 
 
@@ -189,8 +206,7 @@ def run_real(req: PipelineRequest) -> list[RunResult]:
             check = CheckSet(req.dataset, req.val_map or req.dataset / "val_map.txt", 1000)
     model_dir = prepare_model(str(req.model), req.precision, req.workspace, calibration, check, req.weights,
                               task=req.task)
-    modes = {"all": (Mode.ACCURACY, Mode.PERFORMANCE), "accuracy": (Mode.ACCURACY,),
-             "performance": (Mode.PERFORMANCE,)}[req.mode]
+    modes = requested_modes(req.mode)
     return [run_step(TestSpec(mode, model_dir, req.dataset, req.system, req.workspace, req.user_conf, req.val_map,
                               scenario, host_tuning=req.host_tuning), req.replace)
             for scenario in req.scenarios for mode in modes]
