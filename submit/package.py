@@ -216,8 +216,8 @@ def choose_scenarios(results_dir: Path, system: str, model_label: str, division:
     if category not in CATEGORY_SCENARIOS:
         raise SubmissionError(f"category {category!r}: expected one of {', '.join(CATEGORY_SCENARIOS)}")
     model_dir = tree.scenario_dir(results_dir, system, model_label, Scenario.OFFLINE).parent
-    records = [r for r in sorted(model_dir.glob(f"*/*/{tree.RESULT_FILE}")) + sorted(model_dir.glob(f"*/*/*/{tree.RESULT_FILE}"))
-               if not tree.is_hidden(r, model_dir)]  # not a staged or failed attempt
+    records = [r for pattern in (f"*/*/{tree.RESULT_FILE}", f"*/*/*/{tree.RESULT_FILE}")
+               for r in sorted(model_dir.glob(pattern)) if not tree.is_hidden(r, model_dir)]  # no staged attempt
     rules = _rules_of(RunResult.load(records[0].parent)) if records else benchmark_rules("resnet50")
     required = rules.required_scenarios(category)  # yolo: never Server
     if scenarios:
