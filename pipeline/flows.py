@@ -304,7 +304,7 @@ def run_submission(req: PipelineRequest, command: str = "") -> Any:
     modes = [Mode.ACCURACY, Mode.PERFORMANCE] + (list(rules.compliance) if compliance else [])  # yolo: TEST01
     paces = plan.paces_from_user_conf(req.user_conf, rules.model, scenarios)
     cores = load_profile(req.system, check_fits=False).cores
-    plan.log_plan("plan", ([plan.Step("prepare INT8 (calibration, check)", None)]
+    plan.log_plan("plan", ([plan.Step("prepare INT8 (calibration, check)", None, "not estimated")]
                            + (plan.tune_steps(scenarios, cores) if req.tune else [])
                            + plan.run_steps(scenarios, modes, {} if req.tune else paces, rules.accuracy_samples)))
     check = None if req.detection else CheckSet(req.dataset, req.val_map or req.dataset / "val_map.txt", 1000)

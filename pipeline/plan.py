@@ -34,6 +34,7 @@ class Step:
 
     name: str
     seconds: float | None
+    pending: str = "after tuning"  # what an unknown estimate waits for
 
 
 def paces_from_user_conf(user_conf: Path, model: str, scenarios: Iterable[Scenario]) -> dict[Scenario, Pace]:
@@ -97,7 +98,7 @@ def log_plan(title: str, steps: Sequence[Step]) -> None:
              f" plus {unknown} not yet estimated" if unknown else "")
     for number, st in enumerate(steps, 1):
         log.info("  %2d. %-34s %s", number, st.name,
-                 describe_seconds(st.seconds) if st.seconds is not None else "(after tuning)")
+                 describe_seconds(st.seconds) if st.seconds is not None else f"({st.pending})")
 
 
 def log_step(number: int, total: int, step: Step) -> None:
