@@ -91,6 +91,7 @@ def build_cache(root: Path, samples: list[Sample], spec: PreprocessSpec, cache_d
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatasetError(f"{cache_dir}: cannot create cache directory ({exc.strerror})") from None
+    _remove_stale_partials(data_path)
     tmp_path = data_path.with_name(f"{data_path.name}.{os.getpid()}-{secrets.token_hex(4)}.partial")
     try:
         _write_all(root, samples, spec, tmp_path, workers or os.cpu_count() or 1, progress)
@@ -102,6 +103,28 @@ def build_cache(root: Path, samples: list[Sample], spec: PreprocessSpec, cache_d
     write_text_atomic(meta_path, json.dumps(meta, indent=2) + "\n")
     log.info("preprocessed cache built: %s (%d samples)", data_path, len(samples))
     return info
+
+
+def _remove_stale_partials(data_path: Path) -> None:
+    """Delete partial files of this key left by processes that no longer exist (killed mid-fill);
+    a live build's partial file is left alone."""
+    for partial in data_path.parent.glob(f"{data_path.name}*.partial"):
+        pid = partial.name[len(data_path.name):].lstrip(".").split("-")[0]
+        if pid.isdigit() and _alive(int(pid)):
+            continue
+        partial.unlink(missing_ok=True)
+        log.info("removed %s: left by a build that did not finish", partial)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _hit_problem(info: CacheInfo, meta_path: Path) -> str | None:

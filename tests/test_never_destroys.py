@@ -270,3 +270,23 @@ def test_two_builds_of_one_key_at_once_both_give_the_right_cache(demo_data: Path
         assert (data[i] == preprocess_file(demo_data / "val" / samples[i].name, PreprocessSpec(input_size=32))).all()
     assert not list((tmp_path / "c").glob("*.partial"))
     assert json.loads((tmp_path / "c" / f"{info.key}.json").read_text())["count"] == 200
+
+
+def test_partial_files_of_dead_builds_are_removed_and_live_ones_kept(demo_data: Path, tmp_path: Path) -> None:
+    import os
+
+    from dataset.cache import build_cache, cache_key
+    from dataset.preprocess import PreprocessSpec
+    from dataset.val_map import parse_val_map
+
+    val = demo_data / "val"
+    samples = parse_val_map(val / "val_map.txt")[:10]
+    spec = PreprocessSpec(input_size=32)
+    key = cache_key(val, samples, spec)
+    tmp_path.joinpath("c").mkdir()
+    dead = tmp_path / "c" / f"{key}.u8.999999999-0badc0de.partial"  # no such process
+    live = tmp_path / "c" / f"{key}.u8.{os.getpid()}-0badc0de.partial"  # a build still running
+    for path in (dead, live):
+        path.write_bytes(b"\xff" * 10)
+    build_cache(val, samples, spec, tmp_path / "c", workers=1, progress=False)
+    assert not dead.exists() and live.read_bytes() == b"\xff" * 10
