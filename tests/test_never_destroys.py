@@ -290,3 +290,18 @@ def test_partial_files_of_dead_builds_are_removed_and_live_ones_kept(demo_data: 
         path.write_bytes(b"\xff" * 10)
     build_cache(val, samples, spec, tmp_path / "c", workers=1, progress=False)
     assert not dead.exists() and live.read_bytes() == b"\xff" * 10
+
+
+def test_profile_rewrite_is_atomic_with_a_backup(tmp_path: Path) -> None:
+    from harness.profile import load_profile
+    from harness.tune import write_profile
+
+    host = load_profile("host")
+    path = tmp_path / "configs" / "mine-tuned.yaml"
+    write_profile(path, host, "first")
+    first = path.read_text()
+    write_profile(path, host, "second")
+    [backup] = [p for p in path.parent.iterdir() if p.name.startswith("mine-tuned.yaml.bak-")]
+    assert backup.read_text() == first and path.read_text().startswith("# second\n")
+    assert load_profile(str(path), check_fits=False).engine == host.engine
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, backup.name])  # no temp file left
