@@ -1,13 +1,14 @@
 """What every bench script shares: where it works, the train-extra check, the untrained-weights note.
 
-Import after putting the repository on ``sys.path`` (a bench script runs as a file, not a package),
-and before anything else of the project's: importing it switches telemetry off and protects child
-processes (``common.telemetry``, ``common.childproc``) before OpenVINO or NNCF are loaded.
+A bench imports it before anything else of the project's: importing it switches telemetry off and
+protects child processes (``common.telemetry``, ``common.childproc``) before OpenVINO or NNCF are
+loaded.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Callable
@@ -48,10 +49,8 @@ class RandomBankQSL:
 
 def require_train_extra(script: str) -> None:
     """Built-in architectures are exported with torch and onnx (the 'train' extra): say how to get them."""
-    try:
-        import onnx  # noqa: F401
-        import torch  # noqa: F401
-    except ImportError:
+    # Found, not imported: importing torch costs seconds, and a bench imports it only where it uses it.
+    if any(importlib.util.find_spec(name) is None for name in ("onnx", "torch")):
         sys.exit(f"ERROR: the 'train' extra (torch, onnx) is missing: run bench/run.sh {Path(script).stem} "
                  "(or .venv/bin/pip install -e '.[train]')")
 

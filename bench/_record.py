@@ -74,7 +74,8 @@ def git_commit(repo: Path = REPO) -> str | None:
 
 
 def command_line(argv: list[str] | None = None) -> str:
-    """The bench's command as a user types it: ``bench/run.sh NAME ARGS`` (run.sh runs ``bench/NAME.py``)."""
+    """The bench's command as a user types it: ``bench/run.sh NAME ARGS`` (run.sh runs
+    ``python -P -m bench.NAME``, whose ``sys.argv[0]`` is ``bench/NAME.py``'s path)."""
     argv = list(sys.argv if argv is None else argv)
     return shlex.join(["bench/run.sh", Path(argv[0]).stem, *argv[1:]])
 

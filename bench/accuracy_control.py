@@ -20,33 +20,31 @@ despite the float layers).
 
 from __future__ import annotations
 
+# bench._common first: importing it switches telemetry off before OpenVINO or NNCF load.
+from bench._common import REPO, WORK, require_train_extra, run_main
+from bench._record import Value, figure, write_json
+
+import argparse
+import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import WORK, require_train_extra, run_main  # noqa: E402
-from bench._record import Value, figure, write_json  # noqa: E402
+import numpy as np
+import openvino as ov
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-
-import numpy as np  # noqa: E402
-import openvino as ov  # noqa: E402
-
-from dataset.cache import build_cache  # noqa: E402
-from dataset.demo import CAL_LIST_FILE, build_demo_dataset, is_built  # noqa: E402
-from dataset.photos import PHOTOS, random_crops, write_images, write_val_map  # noqa: E402
-from dataset.val_map import Sample  # noqa: E402
-from harness.profile import load_profile  # noqa: E402
-from harness.tune import measure_throughput  # noqa: E402
-from modelprep.agreement import CheckSet  # noqa: E402
-from modelprep.card import card_from_dict, load_card  # noqa: E402
-from modelprep.graph import build_scores_model, inspect_classifier  # noqa: E402
-from modelprep.prepare import PrepareRequest, card_fields_for, prepare  # noqa: E402
-from modelprep.source import read_source  # noqa: E402
-from modelprep.quantize import CalibrationConfig  # noqa: E402
+from dataset.cache import build_cache
+from dataset.demo import CAL_LIST_FILE, build_demo_dataset, is_built
+from dataset.photos import PHOTOS, random_crops, write_images, write_val_map
+from dataset.val_map import Sample
+from harness.profile import load_profile
+from harness.tune import measure_throughput
+from modelprep.agreement import CheckSet
+from modelprep.card import card_from_dict, load_card
+from modelprep.graph import build_scores_model, inspect_classifier
+from modelprep.prepare import PrepareRequest, card_fields_for, prepare
+from modelprep.source import read_source
+from modelprep.quantize import CalibrationConfig
 
 DEMO_ONNX = REPO / "models" / "weights" / "decinet_demo.onnx"
 # The photos tests/test_real_model.py asserts on stay out of calibration.

@@ -17,23 +17,21 @@ The batch is 1 in both tools unless ``--batch`` is given (``DETECTOR_BATCH``: wh
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra, run_main  # noqa: E402
+# bench._common first: importing it switches telemetry off before OpenVINO or NNCF load.
+from bench._common import REPO, UNTRAINED, WORK, WORKSPACE, require_train_extra, run_main
 
 require_train_extra(__file__)
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from bench._bapp import BappResult, run_benchmark_app  # noqa: E402
+from bench._bapp_rounds import add_round_args, bench_system, parse_round_args, run_rounds  # noqa: E402
 from bench._record import Value, chosen_summary, figure, write_json  # noqa: E402
 from bench._rounds import print_summary  # noqa: E402
-from bench.harness_vs_benchmark_app import add_round_args, bench_system, parse_round_args, run_rounds  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from common.testspec import Mode, Overrides  # noqa: E402
 from modelprep.card import load_card  # noqa: E402

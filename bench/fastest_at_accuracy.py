@@ -15,18 +15,16 @@ cache. The last line is ``ratio <fastest qualifier's INT8 samples/s / INT8 ResNe
 
 from __future__ import annotations
 
+# bench._common first: importing it switches telemetry off before OpenVINO or NNCF load.
+from bench._common import WORK, require_train_extra, run_main
+
+import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import WORK, require_train_extra, run_main  # noqa: E402
-
-import argparse  # noqa: E402
-import os  # noqa: E402
-import time  # noqa: E402
-
-from common.errors import ConfigError  # noqa: E402
+from common.errors import ConfigError
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -1,8 +1,8 @@
 """Feed designs without LoadGen: bare Python loops over the pool's settings, on the null model.
 
 Reproduces the README's "Harness ceiling" table of feed designs, interleaved in rounds, on the
-null 224x224 classifier that ``bench/harness_ceiling.py`` builds (4 requests, 2 streams x 1
-thread, batch 16, bank of 1024 random rows):
+null 224x224 classifier ``harness_ceiling`` measures (``bench/_null_model.py``; 4 requests,
+2 streams x 1 thread, batch 16, bank of 1024 random rows):
 
 - ``pool-callbacks``: ``InferencePool(callbacks=True)``: each batch answered on OpenVINO's thread;
 - ``pool``: ``InferencePool`` (the default): the submitting thread waits for the oldest request;
@@ -18,22 +18,20 @@ Prints samples/s per design and round, then the median per design.
 
 from __future__ import annotations
 
+# bench._common first: importing it switches telemetry off before OpenVINO or NNCF load.
+from bench._common import run_main
+
+import argparse
+import statistics
 import sys
+import time
 from pathlib import Path
+from typing import Callable
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import run_main  # noqa: E402
+import numpy as np
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from typing import Callable  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from bench.harness_ceiling import WORK, build_null_model  # noqa: E402
-from sut.config import EngineConfig  # noqa: E402
+from bench._null_model import NULL_MODEL, build_null_model
+from sut.config import EngineConfig
 
 ENGINE = EngineConfig(num_streams=2, num_threads=2, infer_requests=4, batch_size=16)
 ROWS = 1024
@@ -95,7 +93,7 @@ def benchmark(args: argparse.Namespace) -> int:
     from modelprep.card import load_card
     from sut.engine import compile_model
 
-    model_dir = build_null_model(WORK / "models" / "null224")
+    model_dir = build_null_model(NULL_MODEL)
     compiled, info = compile_model(ov.Core(), model_dir, load_card(model_dir), ENGINE)
     print(f"model: {model_dir} (null 224x224); engine: {ENGINE}; "
           f"device: {ov.Core().get_property('CPU', 'FULL_DEVICE_NAME')}", flush=True)

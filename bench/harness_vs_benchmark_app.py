@@ -5,8 +5,9 @@ The model is a registered architecture (default resnet50; any name from
 UNTRAINED seeded weights, prepared by ``pipeline.flows.prepare_model`` (INT8 calibrated
 on the demo list). Only speed is meaningful. Each round runs OpenVINO's
 ``benchmark_app`` (``bench/_bapp.py``) and then the harness's LoadGen Offline
-performance test (``pipeline.flows.run_test``), one process at a time. The last
-line printed is ``ratio <median over rounds of ours / benchmark_app>``.
+performance test (``pipeline.flows.run_test``), one process at a time
+(``bench/_bapp_rounds.py``). The last line printed is ``ratio <median over rounds of
+ours / benchmark_app>``.
 
     bench/run.sh harness_vs_benchmark_app [--model decinet_s] [--rounds 3] [--duration 20]
         [--system host|NAME|path.yaml] [--streams S] [--threads T] [--requests R] [--batch B]
@@ -14,12 +15,8 @@ line printed is ``ratio <median over rounds of ours / benchmark_app>``.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra, run_main  # noqa: E402
+# bench._common first: importing it switches telemetry off before OpenVINO or NNCF load.
+from bench._common import REPO, UNTRAINED, WORK, WORKSPACE, require_train_extra, run_main
 
 require_train_extra(__file__)
 
@@ -27,25 +24,17 @@ import argparse  # noqa: E402
 import dataclasses  # noqa: E402
 import logging  # noqa: E402
 import shlex  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
-from typing import Callable  # noqa: E402
-
-import yaml  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from bench._bapp import BappResult, run_benchmark_app  # noqa: E402
+from bench._bapp_rounds import add_round_args, bench_system, parse_round_args, run_rounds  # noqa: E402
 from bench._record import Value, chosen_summary, figure, write_json  # noqa: E402
-from bench._rounds import Quiet, Round, offline_rounds, print_summary  # noqa: E402
-from common.errors import HarnessError  # noqa: E402
+from bench._rounds import print_summary  # noqa: E402
 from common.testspec import Mode, Overrides  # noqa: E402
-from harness.profile import load_profile  # noqa: E402
 from modelprep.card import load_card  # noqa: E402
-from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
-from records.results import RunResult  # noqa: E402
-from sut.config import SystemProfile  # noqa: E402
-
-KEY_PROPERTIES = ("NUM_STREAMS", "INFERENCE_NUM_THREADS", "ENABLE_CPU_PINNING", "INFERENCE_PRECISION_HINT",
-                  "PERFORMANCE_HINT", "PERFORMANCE_HINT_NUM_REQUESTS", "ENABLE_HYPER_THREADING",
-                  "SCHEDULING_CORE_TYPE", "EXECUTION_MODE_HINT")
+from pipeline.flows import TestSpec, demo_calibration, prepare_model  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -57,71 +46,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_round_args(p, duration=20)
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     return parse_round_args(p, argv)
-
-
-def add_round_args(p: argparse.ArgumentParser, duration: int) -> None:
-    """Rounds, duration, system and its engine overrides, quiet wait: what an interleaved comparison takes."""
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--duration", type=int, default=duration, help=f"seconds per run, each tool (default {duration})")
-    p.add_argument("--system", default="host", help="profile name or .yaml (default host)")
-    for name in ("streams", "threads", "requests", "batch"):
-        p.add_argument(f"--{name}", type=int, help=f"override the profile's engine {name}")
-    p.add_argument("--quiet-wait", type=float, default=20, help="wait up to S s for an idle machine (0: no)")
-    p.add_argument("--busy-threshold", type=float, default=0.15,
-                   help="other load (cores) that marks a round busy, out of the 'clean' medians")
-
-
-def parse_round_args(p: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
-    """Parse, refusing fewer than one round or second."""
-    args = p.parse_args(argv)
-    if args.rounds < 1 or args.duration < 1:
-        p.error("--rounds and --duration must be >= 1")
-    return args
-
-
-def bench_system(args: argparse.Namespace) -> tuple[str, SystemProfile]:
-    """The ``--system`` to run with: the given one, or a YAML copy with the overrides applied."""
-    base = load_profile(args.system)
-    changes = {k: v for k, v in {"num_streams": args.streams, "num_threads": args.threads,
-                                 "infer_requests": args.requests, "batch_size": args.batch}.items()
-               if v is not None}
-    if not changes:
-        return args.system, base
-    e = dataclasses.replace(base.engine, **changes)  # re-validated by EngineConfig
-    profile = dataclasses.replace(base, name=f"bench-{base.name}-s{e.num_streams}t{e.num_threads}"
-                                  f"r{e.infer_requests}b{e.batch_size}", engine=e)
-    path = WORK / "profiles" / f"{profile.name}.yaml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {k: v for k, v in profile.to_dict().items() if v or k == "description"}
-    path.write_text("# Written by bench/harness_vs_benchmark_app.py\n" + yaml.safe_dump(data, sort_keys=False))
-    if load_profile(str(path)).engine != e:  # both tools must get the same numbers
-        raise HarnessError(f"{path} does not load back to {e}")
-    return str(path), profile
-
-
-def compare(bapp: dict[str, str], ours: dict[str, str]) -> None:
-    """The compiled properties that matter, side by side."""
-    print(f"{'compiled property (last round)':<32} {'benchmark_app':<30} ours")
-    for k in KEY_PROPERTIES:
-        b, o = bapp.get(k, "-"), str(ours.get(k, "-"))
-        print(f"  {k:<30} {b:<30} {o}{'' if b == o else '   <- differs'}")
-
-
-def run_rounds(args: argparse.Namespace, reference: Callable[[int], BappResult], spec: TestSpec
-               ) -> tuple[list[Round], list[tuple[BappResult, RunResult]]]:
-    """``args.rounds`` interleaved rounds of ``reference`` (benchmark_app) and the harness's ``spec``
-    test: the per-round table, then the compiled properties and commands of the last round."""
-    rounds: list[Round] = []
-    runs: list[tuple[BappResult, RunResult]] = []
-    for row, bapp, ours in offline_rounds(args.rounds, reference, lambda i: run_test(spec, quiet=True),
-                                          Quiet(args.quiet_wait, args.busy_threshold), args.busy_threshold):
-        rounds.append(row)
-        runs.append((bapp, ours))
-    print()
-    compare(runs[-1][0].properties, runs[-1][1].compiled_properties)
-    print(f"\ncommands (last round):\n  {shlex.join(runs[-1][0].command)}\n  "
-          f"{shlex.join(['mlperf-cpu', *spec.argv()])}")
-    return rounds, runs
 
 
 def benchmark(args: argparse.Namespace) -> int:

@@ -14,29 +14,27 @@ The last line printed is ``ratio <median over rounds of instances / single>`` (g
 
 from __future__ import annotations
 
+# bench._common first: importing it switches telemetry off before OpenVINO or NNCF load.
+from bench._common import REPO, UNTRAINED, WORK, WORKSPACE, require_train_extra, run_main
+
+import argparse
+import logging
 import sys
+import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra, run_main  # noqa: E402
+import yaml
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import time  # noqa: E402
-
-import yaml  # noqa: E402
-
-from bench._record import Value, chosen_summary, figure, write_json  # noqa: E402
-from bench._rounds import Quiet, Round, interleave, print_header, print_row, print_summary  # noqa: E402
-from common.errors import HarnessError  # noqa: E402
-from common.testspec import Mode, Overrides  # noqa: E402
-from dataset.demo import build_demo_dataset  # noqa: E402
-from harness.profile import load_profile  # noqa: E402
-from hostinfo.probe import physical_cores  # noqa: E402
-from modelprep.card import load_card  # noqa: E402
-from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
-from records.results import RunResult  # noqa: E402
+from bench._record import Value, chosen_summary, figure, write_json
+from bench._rounds import Quiet, Round, interleave, print_header, print_row, print_summary
+from common.errors import HarnessError
+from common.testspec import Mode, Overrides
+from dataset.demo import build_demo_dataset
+from harness.profile import load_profile
+from hostinfo.probe import physical_cores
+from modelprep.card import load_card
+from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test
+from records.results import RunResult
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

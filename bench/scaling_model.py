@@ -1,9 +1,10 @@
 """Scaling model: how many cores the harness itself needs on a big machine, from two measurements here.
 
 Inputs, measured on this host:
-  1. the harness's serial CPU cost per sample (``bench/harness_ceiling.cpu_split`` on the null
-     model: dispatch + responses + QuerySamplesComplete + LoadGen's own thread; the parts that run
-     under one Python interpreter's lock, so one instance can spend at most one core on them);
+  1. the harness's serial CPU cost per sample (``bench/_cpu_split.py``, as ``harness_ceiling``
+     prints it, on the null model: dispatch + responses + QuerySamplesComplete + LoadGen's own
+     thread; the parts that run under one Python interpreter's lock, so one instance can spend at
+     most one core on them);
   2. each model's INT8 throughput per core (the pool on one single-thread stream, batch 16, two
      requests; untrained weights: speed only).
 Output, per model and machine size N (8 ... 256 cores): the model's throughput if every core ran
@@ -21,19 +22,18 @@ column by the ratio of published per-core figures.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra  # noqa: E402
+# bench._common first: importing it switches telemetry off before OpenVINO or NNCF load.
+from bench._common import UNTRAINED, WORK, WORKSPACE, require_train_extra
 
 require_train_extra(__file__)
 
 import argparse  # noqa: E402
 import math  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from bench.harness_ceiling import build_null_model, cpu_split  # noqa: E402
+from bench._cpu_split import cpu_split  # noqa: E402
+from bench._null_model import build_null_model  # noqa: E402
 from harness.tune import measure_throughput  # noqa: E402
 from pipeline.flows import demo_calibration, prepare_model  # noqa: E402
 from sut.config import EngineConfig  # noqa: E402
@@ -45,7 +45,7 @@ SERIAL_PARTS = ("feed", "dispatch", "responses", "loadgen_complete", "loadgen_ma
 def serial_us_per_sample(seconds: float) -> tuple[float, dict[str, float]]:
     """The harness's per-sample CPU on its serial (one-interpreter) path, from the null model."""
     model_dir = build_null_model(WORK / "scaling" / "null")
-    split = cpu_split(model_dir, EngineConfig(2, 2, 4, 16), seconds)
+    split = cpu_split(model_dir, EngineConfig(2, 2, 4, 16), seconds, WORK / "scaling" / "cpu_split")
     return sum(split[p] for p in SERIAL_PARTS), split
 
 
@@ -67,6 +67,7 @@ def table(model: str, rate: float, serial_us: float, budget: float) -> list[str]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Measure the serial cost and the per-core rates, print the table."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="resnet50,decinet_s", help="registered architectures (INT8)")
     p.add_argument("--seconds", type=float, default=8.0, help="measuring time per figure")

@@ -37,18 +37,16 @@ LoadGen's figure and not in the ideal's, so it counts against us too.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # run as a script: the project's packages and bench/
-from bench._common import UNTRAINED, WORK, WORKSPACE, RandomBankQSL, require_train_extra, run_main  # noqa: E402
+# bench._common first: importing it switches telemetry off before OpenVINO or NNCF load.
+from bench._common import UNTRAINED, WORK, WORKSPACE, RandomBankQSL, require_train_extra, run_main
 
 require_train_extra(__file__)
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench._record import Value, command_line, cpu_name, figure, git_commit, write_json
+from common.childproc import child_environment, python_command
 
-from bench._record import Value, command_line, cpu_name, figure, git_commit, write_json  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 SCRIPT = REPO / "scripts" / "performance_table.py"
 GUIDE_PAGES = ["README.md", "bench/README.md", "results/README.md",
@@ -119,8 +119,9 @@ def test_malformed_record_is_one_error_naming_the_file(tmp_path: Path) -> None:
 def test_a_real_bench_run_feeds_the_page(tmp_path: Path) -> None:
     """feed_loops (a null model, no LoadGen: seconds) writes its record; the page shows that run."""
     out_json = tmp_path / "json" / "feed_loops.json"
-    run = subprocess.run([sys.executable, "bench/feed_loops.py", "--rounds", "1", "--seconds", "0.5",
-                          "--json", str(out_json)], capture_output=True, text=True, cwd=REPO, timeout=300)
+    run = subprocess.run(python_command("-m", "bench.feed_loops", "--rounds", "1", "--seconds", "0.5",
+                                        "--json", str(out_json)),
+                         env=child_environment(), capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     (rec,) = json.loads(out_json.read_text())["performance"]
     medians = {m.group(1): float(m.group(2).replace(",", "")) for m in

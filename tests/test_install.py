@@ -37,8 +37,9 @@ NOT_SOURCE = {".venv", ".git", "work", "data", "results", "build", "dist", "subm
 
 
 def _top_level_packages() -> set[str]:
-    """Every top-level package of the checkout (a directory with an __init__.py), tests aside."""
-    return {p.parent.name for p in REPO.glob("*/__init__.py")} - {"tests"}
+    """Every top-level package of the checkout (a directory with an __init__.py) but the ones that
+    run from a checkout only (pyproject.toml excludes them from the wheel)."""
+    return {p.parent.name for p in REPO.glob("*/__init__.py")} - {"tests", "bench"}
 
 
 def _clean_env() -> dict[str, str]:

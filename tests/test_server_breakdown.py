@@ -3,23 +3,19 @@ run's stamps into service times and an ideal dispatcher."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+import importlib
+from types import ModuleType
 
 import numpy as np
 import pytest
 
 from bench._queueing import fifo_latency, replayed_service
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "server_breakdown.py"
-
 
 @pytest.fixture(scope="module")
-def breakdown_module():
-    spec = importlib.util.spec_from_file_location("server_breakdown", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def breakdown_module() -> ModuleType:
+    """``bench.server_breakdown``, imported only by the test that needs it (it loads OpenVINO and torch)."""
+    return importlib.import_module("bench.server_breakdown")
 
 
 def fifo_by_hand(arrival: list[float], service: list[float], streams: int) -> list[float]:
