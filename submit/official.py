@@ -47,6 +47,7 @@ SUMMARY_OK = "SUMMARY: submission looks OK"
 _LOG_LINE = re.compile(r"^\[[^\]]*? (?P<source>[\w.]+):\d+ (?P<level>[A-Z]+)\] ?(?P<message>.*)$")
 _SUMMARY_SOURCE = "main.py"  # the summary block at the end is logged by main.py
 _TRACEBACK_TAIL = 5
+OUTPUT_CAP = 16 * 1024 * 1024  # the last 16 MiB of its output are read: its summary is at the end
 
 
 @dataclass
@@ -110,6 +111,21 @@ def copy_tree(view: TreeView, dest: Path) -> None:
             shutil.copyfileobj(src, dst, 1 << 20)
 
 
+def _kill_group(pgid: int) -> None:
+    """SIGKILL every process left in the checker's process group (none: nothing to do)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _tail(path: Path, cap: int) -> str:
+    """The last ``cap`` bytes of a file as text."""
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - cap))
+        return fh.read().decode("utf-8", errors="replace")
+
+
 def relayed_lines(output: str, copy: Path, tree: Path) -> list[str]:
     """The lines of the checker's output worth showing: every ERROR, and its closing summary (the
     lines ``main.py`` logs); a crash's last lines when it never got to a summary. The copy's path
@@ -152,17 +168,20 @@ def run_official_checker(tree: Path, checkout: Path, timeout_s: float = DEFAULT_
                "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"}
         command = f"cd {root} && {sys.executable} {' '.join(args)}"
         log.info("official checker: %s", command.replace(str(copy), str(tree)).replace(str(work), "$TMPDIR"))
-        proc = subprocess.Popen([*isolation, sys.executable, *args], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            output, _ = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-            raise HarnessError(f"{tree}: the official checker did not finish within {timeout_s:g} s (stopped)") \
-                from None
-        text = output.decode("utf-8", errors="replace")
-        lines = relayed_lines(text, copy, tree)
+        output = work / "checker-output.log"  # a file, not a pipe: memory stays bounded whatever it prints
+        with output.open("wb") as sink:
+            proc = subprocess.Popen([*isolation, sys.executable, *args], cwd=root, env=env,
+                                    stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc.pid)
+                proc.wait()
+                raise HarnessError(f"{tree}: the official checker did not finish within {timeout_s:g} s "
+                                   "(stopped)") from None
+            _kill_group(proc.pid)  # anything it started and left running goes with it
+        lines = relayed_lines(_tail(output, OUTPUT_CAP), copy, tree)
     ok = proc.returncode == 0 and any(SUMMARY_OK in line for line in lines)
     shown = command.replace(str(copy), str(tree)).replace(str(work), "$TMPDIR")
     return OfficialVerdict(ok, proc.returncode, lines, shown, bool(isolation))
