@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -119,24 +120,32 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- train
-TRAIN_USAGE = "torchrun --standalone --nproc_per_node 2 -m cli train --teacher T.onnx --student NAME --train DIR ..."
+TRAIN_USAGE = ("torchrun --standalone --nproc-per-node 2 -m cli train --teacher T.onnx --student NAME --train DIR ...; "
+               "mlperf-cpu train demo|detector [--out FILE.onnx ...]")
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from training import split_program, load_program
+
+    name, argv = split_program(args.train_args)
     try:
-        from models.distill import add_arguments, run  # torch: the 'train' extra
+        program = load_program(name)  # torch: the 'train' extra
     except ImportError as exc:
         raise ConfigError(f"train needs the 'train' extra (pip install -e '.[train]'): {exc}") from None
-    parser = argparse.ArgumentParser(prog="mlperf-cpu train",
-                                     description=f"Knowledge distillation. Usage: {TRAIN_USAGE}")
-    add_arguments(parser)
-    return run(parser.parse_args(args.train_args), args.command_line)
+    if os.environ.get("RANK", "0") != "0":  # torchrun's other processes: rank 0 speaks for the job
+        logging.getLogger().setLevel(logging.WARNING)
+    parser = argparse.ArgumentParser(prog=f"mlperf-cpu train {name}", description=program.DESCRIPTION)
+    program.add_arguments(parser)
+    summary = program.run(parser.parse_args(argv), args.command_line)
+    if summary:
+        print(summary)
+    return 0
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", add_help=False, prefix_chars="+",
-                       help=f"distil a teacher into a registered architecture; start under torchrun: {TRAIN_USAGE}")
-    # Every option belongs to models.distill's parser (``mlperf-cpu train --help`` prints it).
+                       help=f"training: distillation (the default, under torchrun), demo, detector: {TRAIN_USAGE}")
+    # Every option belongs to the program's own parser (``mlperf-cpu train [demo|detector] --help``).
     t.add_argument("train_args", nargs=argparse.REMAINDER)
     t.set_defaults(handler=_cmd_train)
 

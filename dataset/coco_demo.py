@@ -52,7 +52,7 @@ CATEGORY_IDS = tuple(2 * d + 1 for d in range(NUM_CLASSES))
 SPLIT_SIZES = {"val2017": 1525, "train2017": 4000}
 # val2017's first images are rendered before train2017 and the rest after it: the set once had
 # 300 val images, and growing it this way left train2017 (and so the committed detector, which
-# models.train_detector made from it) byte-identical.
+# training.detector made from it) byte-identical.
 _VAL_BEFORE_TRAIN = 300
 CAL_COUNT = 100
 

@@ -236,7 +236,7 @@ def _with_classes(spec: DeciNetSpec, num_classes: int) -> DeciNetSpec:
     return replace(spec, num_classes=num_classes)
 
 
-# The demo task: 32x32 digits, mean/std of the demo training script (models/train_demo.py).
+# The demo task: 32x32 digits, mean/std of the demo training program (training/demo.py).
 DEMO_CARD = DefaultCard(input_size=32, num_classes=10, mean=(127.5, 127.5, 127.5), std=(64.0, 64.0, 64.0))
 
 

@@ -17,7 +17,7 @@ three strides in order (row-major within each stride).
 25.37 M parameters, 43.5 GMACs = ~87 GFLOPs) for speed measurement with
 untrained weights; ``yolo_demo`` is a small one of the same design (128x128,
 10 classes -> [N, 14, 336], 0.41 M parameters, 31 MMACs) that
-``models.train_detector`` trains on the bundled demo detection set.
+``training.detector`` (``mlperf-cpu train detector``) trains on the bundled demo detection set.
 
 Exported (``models.export``), a detector takes ``images`` [N,3,S,S] float32 RGB
 in 0..1, letterboxed (aspect-preserving resize, centred, border 114), and

@@ -220,14 +220,14 @@ def _third_party(modules: set[str]) -> dict[str, set[str]]:
 
 def test_every_third_party_import_is_declared() -> None:
     """Module-level imports of the runtime packages are runtime dependencies; any import (lazy ones
-    too, and the torch-only ``models``) is a runtime dependency or in an extra."""
+    too, and the torch-only ``models`` and ``training``) is a runtime dependency or in an extra."""
     runtime = _distribution_names(PYPROJECT["project"]["dependencies"])
     extras = set().union(*(_distribution_names(v) for v in PYPROJECT["project"]["optional-dependencies"].values()))
     for package in sorted(_top_level_packages()):
         for path in sorted((REPO / package).rglob("*.py")):
             for module, dists in _third_party(_all_imports(path)).items():
                 assert dists & (runtime | extras), f"{path}: imports {module} ({dists}), not declared"
-            if package != "models":  # models is the train extra's (torch)
+            if package not in ("models", "training"):  # the train extra's (torch)
                 for module, dists in _third_party(_module_level_imports(path)).items():
                     assert dists & runtime, f"{path}: imports {module} at module level, not a runtime dependency"
 

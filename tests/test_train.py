@@ -1,5 +1,6 @@
-"""Distillation under torchrun: 2 CPU processes (gloo), interrupted after a few epochs and resumed,
-then the exported student served through prepare and a LoadGen accuracy run."""
+"""Training through ``mlperf-cpu train``: distillation under torchrun (2 CPU processes, gloo),
+interrupted after a few epochs, refused a resume with another run's settings, resumed, then the
+exported student served through prepare and a LoadGen accuracy run; the one learning-rate schedule."""
 
 from __future__ import annotations
 
@@ -15,15 +16,16 @@ import torch
 
 from common.errors import DatasetError
 from conftest import DEMO_ONNX, REPO, prepare_model, run_loadgen_test
-from models.distill import list_samples
+from training.distill import list_samples
+from training.schedule import lr_at
 
 EPOCHS, FIRST_LEG = 16, 6
 
 
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
     # --standalone: a free rendezvous port, so parallel runs on one machine do not collide.
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "models.distill", *args]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "cli", "train", *args]
     return subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                           capture_output=True, text=True, timeout=400)
 
@@ -37,6 +39,19 @@ def test_distil_resume_and_serve(demo_data: Path, session_dir: Path, cache_dir: 
     ckpt = torch.load(out.with_suffix(".ckpt") / "last.pt", weights_only=True)
     assert ckpt["epoch"] == FIRST_LEG and ckpt["world_size"] == 2 and not out.exists()
     momentum = next(iter(ckpt["optimizer"]["state"].values()))["momentum_buffer"]
+
+    # A checkpoint of another run (here: another teacher file) is refused, and left as it was.
+    ckpt_file = out.with_suffix(".ckpt") / "last.pt"
+    saved = ckpt_file.read_bytes()
+    other_teacher = session_dir / "train" / "teacher_copy.onnx"
+    shutil.copy(DEMO_ONNX, other_teacher)
+    mixed = [other_teacher if arg == str(DEMO_ONNX) else arg for arg in common]
+    refused = _torchrun("distill", *map(str, mixed), "--resume")
+    assert refused.returncode != 0
+    assert (f"ERROR: --resume: {ckpt_file} was made with --teacher {DEMO_ONNX}, this run has {other_teacher}"
+            in refused.stderr), refused.stderr[-3000:]
+    assert "training/distill.py" not in refused.stderr  # one line, no traceback of ours (torchrun adds its own)
+    assert ckpt_file.read_bytes() == saved and not out.exists()
 
     second = _torchrun(*common, "--resume")
     assert second.returncode == 0, second.stderr[-3000:]
@@ -61,11 +76,41 @@ def test_distil_resume_and_serve(demo_data: Path, session_dir: Path, cache_dir: 
 
 def test_refuses_to_run_outside_torchrun(demo_data: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR")}
-    proc = subprocess.run([sys.executable, "-m", "models.distill", "--teacher", str(DEMO_ONNX), "--student",
+    proc = subprocess.run([sys.executable, "-m", "cli", "train", "--teacher", str(DEMO_ONNX), "--student",
                            "decinet_demo", "--train", str(demo_data / "train"), "--out", str(tmp_path / "s.onnx")],
                           cwd=REPO, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "start this under torchrun" in proc.stderr
-    assert proc.stderr.strip().count("\n") == 0  # one line, no traceback
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("ERROR")]
+    assert len(errors) == 1 and "start this under torchrun" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "s.onnx").exists()
+
+
+# (step, total, warmup, peak, floor) -> learning rate: warm-up from peak/warmup, the peak right after
+# it, half way down the cosine at the middle of the decay, the floor at the end.
+SCHEDULE = [
+    ((0, 100, 10, 0.1, 0.0), 0.01),
+    ((9, 100, 10, 0.1, 0.0), 0.1),
+    ((10, 100, 10, 0.1, 0.0), 0.1),
+    ((55, 100, 10, 0.1, 0.0), 0.05),
+    ((100, 100, 10, 0.1, 0.0), 0.0),
+    ((0, 100, 0, 2e-3, 0.05), 2e-3),
+    ((50, 100, 0, 2e-3, 0.05), 2e-3 * (0.05 + 0.95 / 2)),
+    ((100, 100, 0, 2e-3, 0.05), 1e-4),
+    ((3, 4, 4, 1.0, 0.0), 1.0),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), SCHEDULE)
+def test_learning_rate_schedule(args: tuple, expected: float) -> None:
+    assert lr_at(*args) == pytest.approx(expected, abs=1e-12)
+
+
+def test_learning_rate_never_rises_after_warmup() -> None:
+    rates = [lr_at(step, 200, 20, 0.1, 0.05) for step in range(200)]
+    steps = list(zip(rates, rates[1:]))
+    assert all(b > a for a, b in steps[:19])
+    assert all(b <= a + 1e-15 for a, b in steps[19:])  # the peak is reached as warm-up ends (1 ulp apart)
+    assert min(rates[20:]) > 0.1 * 0.05  # the floor is reached only at the end (step 200)
 
 
 def test_imagenet_train_layout_numbers_classes_in_sorted_order(demo_data: Path, tmp_path: Path) -> None:

@@ -1,15 +1,17 @@
-"""Train ``yolo_demo`` on the demo detection set, score it with pycocotools, export it.
+"""Train ``yolo_demo`` on the demo detection set, score it as the benchmark does, export it.
 
-    python -m models.train_detector --data data/coco_demo --out models/weights/detector_demo.onnx
+    mlperf-cpu train detector --data data/coco_demo --out models/weights/detector_demo.onnx
 
-Images are letterboxed exactly as the exported card says (``letterbox``: RGB,
-aspect-preserving resize to fit the square input, centred, border 114, then
-0..1 floats). Boxes are assigned to anchor points with a task-aligned assigner
+Images go through the harness's own preprocessing at the card's geometry
+(``dataset.preprocess``: RGB, aspect-preserving letterbox into the square input,
+centred, border 114), then 0..1 floats. Boxes are assigned to anchor points with a task-aligned assigner
 (class score x IoU, top-k anchors inside each box), and trained with BCE for
 classes, GIoU and distribution focal loss for boxes; an exponential moving
 average of the weights is what gets evaluated and exported. val2017 mAP is
-computed by pycocotools on the decoded, NMS-ed predictions mapped back to the
-original images (confidence 0.001, as the benchmark's reference). The ONNX file
+computed by the runtime's own post-processor (``dataset.detection_post``: decode,
+class-aware NMS, letterbox undone; confidence 0.001, as the benchmark's reference) and
+its COCO scoring (``dataset.coco_eval``, pycocotools), so the figure is the one an
+accuracy run of the exported model reports (up to OpenVINO's arithmetic). The ONNX file
 (input ``images`` [N,3,S,S], output ``output0`` [N,4+C,A]) carries its card;
 a JSON log with config, seed, wall time and mAP is written beside it.
 """
@@ -17,32 +19,34 @@ a JSON log with config, seed, wall time and mAP is written beside it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import hashlib
-import io
 import json
 import logging
 import math
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from common.errors import DatasetError, HarnessError, ModelError
+from common.errors import ModelError
+from common.files import write_text_atomic
+from dataset.coco import CocoSet, load_coco
 from dataset.coco_demo import build_coco_demo, read_stamp
+from dataset.coco_eval import DetectionAccuracy, coco_map
+from dataset.detection_post import DetectionPost, DetectionSettings, Letterboxes
+from dataset.preprocess import PreprocessSpec, letterbox_geometry, preprocess_file
 from models import create
 from models._macs import count_macs, count_params
 from models.export import DETECTOR_IO_NAMES, ONNX_OPSET, export_onnx
 from models.yolo import DEMO_CARD, REG_MAX, STRIDES, anchor_points, dfl_distances
+from training.schedule import lr_at
 
 logger = logging.getLogger(__name__)
 
@@ -51,80 +55,45 @@ CARD_NAME = "yolo_demo.coco_demo"
 CONF_THRESHOLD = 0.001   # the benchmark reference's confidence threshold
 IOU_THRESHOLD = 0.7
 MAX_DETECTIONS = 300
-_PRE_NMS = 1000
+LR_FLOOR = 0.05  # the cosine ends at 5 % of the peak
 
 
 # ----------------------------------------------------------------------------- data
-@dataclass(frozen=True)
-class Letterbox:
-    """How one image went into the square input: scale, then offset (left, top)."""
-
-    scale: float
-    left: int
-    top: int
-
-
-def letterbox(rgb: np.ndarray, size: int, pad: int = 114) -> tuple[np.ndarray, Letterbox]:
-    """Fit an HxWx3 image into ``size`` x ``size`` keeping its aspect ratio.
-
-    Scale ``r = min(size/h, size/w)``, resized to ``(round(w*r), round(h*r))`` with
-    bilinear interpolation, placed at ``left = (size - new_w) // 2``,
-    ``top = (size - new_h) // 2``, the rest filled with ``pad``. An input-pixel
-    coordinate maps back to the original image as ``(x - left) / r``.
-    """
-    h, w = rgb.shape[:2]
-    r = min(size / h, size / w)
-    nw, nh = max(1, round(w * r)), max(1, round(h * r))
-    left, top = (size - nw) // 2, (size - nh) // 2
-    canvas = np.full((size, size, 3), pad, np.uint8)
-    canvas[top:top + nh, left:left + nw] = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return canvas, Letterbox(r, left, top)
-
-
 @dataclass
 class Split:
-    """A letterboxed split: uint8 pixels [N,3,S,S], per-image targets and mapping."""
+    """A letterboxed split: uint8 pixels [N,3,S,S] in the set's order, per-image targets, the set."""
 
     pixels: torch.Tensor
     boxes: list[torch.Tensor]      # [M,4] x0,y0,x1,y1 in input pixels
     labels: list[torch.Tensor]     # [M] class index
-    image_ids: list[int]
-    boxes_map: list[Letterbox]
-    sizes: list[tuple[int, int]]   # original (width, height)
-    annotation_file: Path
+    coco: CocoSet                  # image ids, original sizes and the annotations scored against
+
+
+def preprocess_spec(size: int) -> PreprocessSpec:
+    """The served detector's preprocessing (``ModelCard.preprocess_spec`` for a letterbox card)."""
+    return PreprocessSpec(size, 1.0, "linear", "NCHW", "letterbox", DEMO_CARD.letterbox_pad)
 
 
 def load_split(root: Path, split: str, size: int, category_ids: tuple[int, ...], limit: int = 0) -> Split:
-    """Read ``root/split`` with its ``annotations/instances_<split>.json`` and letterbox it
-    (only the first ``limit`` images by id, if ``limit``)."""
-    ann_file = Path(root) / "annotations" / f"instances_{split}.json"
-    try:
-        coco = json.loads(ann_file.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DatasetError(f"{ann_file}: cannot read COCO annotations ({exc})") from None
+    """Read ``root/split`` with its ``annotations/instances_<split>.json`` and preprocess it as the
+    harness does (only the first ``limit`` images of the file, if ``limit``)."""
+    coco = load_coco(Path(root) / split, Path(root) / "annotations" / f"instances_{split}.json", limit or None)
+    spec = preprocess_spec(size)
     index = {cid: i for i, cid in enumerate(category_ids)}
     per_image: dict[int, list[dict]] = {}
-    for ann in coco["annotations"]:
+    for ann in coco.data["annotations"]:
         per_image.setdefault(ann["image_id"], []).append(ann)
-    pixels, boxes, labels, ids, maps, sizes = [], [], [], [], [], []
-    images = sorted(coco["images"], key=lambda i: i["id"])
-    for img in images[:limit] if limit else images:
-        path = Path(root) / split / img["file_name"]
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise DatasetError(f"{path}: missing or unreadable image")
-        canvas, lb = letterbox(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), size)
-        anns = per_image.get(img["id"], [])
+    pixels, boxes, labels = [], [], []
+    for name, image_id, (height, width) in zip(coco.names, coco.image_ids.tolist(), coco.sizes.tolist()):
+        geo = letterbox_geometry(height, width, size)
+        anns = per_image.get(image_id, [])
         xywh = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
-        xyxy = torch.cat((xywh[:, :2], xywh[:, :2] + xywh[:, 2:]), 1) * lb.scale
-        xyxy += torch.tensor([lb.left, lb.top, lb.left, lb.top], dtype=torch.float32)
-        pixels.append(torch.from_numpy(canvas).permute(2, 0, 1))
+        xyxy = torch.cat((xywh[:, :2], xywh[:, :2] + xywh[:, 2:]), 1) * geo.scale
+        xyxy += torch.tensor([geo.pad_x, geo.pad_y, geo.pad_x, geo.pad_y], dtype=torch.float32)
+        pixels.append(torch.from_numpy(preprocess_file(coco.image_dir / name, spec)))
         boxes.append(xyxy)
         labels.append(torch.tensor([index[a["category_id"]] for a in anns], dtype=torch.long))
-        ids.append(img["id"])
-        maps.append(lb)
-        sizes.append((img["width"], img["height"]))
-    return Split(torch.stack(pixels), boxes, labels, ids, maps, sizes, ann_file)
+    return Split(torch.stack(pixels), boxes, labels, coco)
 
 
 def augment(pixels: torch.Tensor, boxes: list[torch.Tensor], gen: torch.Generator,
@@ -277,80 +246,12 @@ def detection_loss(raw: list[torch.Tensor], gt_boxes: list[torch.Tensor], gt_lab
     return total, {"box": float(loss_box.detach()), "cls": float(loss_cls.detach()), "dfl": float(loss_dfl.detach())}
 
 
-# ----------------------------------------------------------------------------- post-processing and mAP
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
-    """Greedy NMS, vectorised: indices (into ``boxes``) kept, best score first.
-
-    Solves "keep i unless a kept, higher-scoring box overlaps it by more than the
-    threshold" by fixed-point iteration on the suppression matrix, which reaches
-    exactly the greedy answer.
-    """
-    order = scores.argsort(descending=True)
-    b = boxes[order]
-    suppress = torch.triu(box_iou(b.unsqueeze(1), b.unsqueeze(0)) > iou_threshold, diagonal=1)
-    keep = torch.ones(len(b), dtype=torch.bool)
-    while True:
-        new = ~(suppress & keep.unsqueeze(1)).any(0)
-        if torch.equal(new, keep):
-            return order[keep]
-        keep = new
-
-
-def postprocess(output: torch.Tensor, conf: float = CONF_THRESHOLD, iou: float = IOU_THRESHOLD,
-                max_det: int = MAX_DETECTIONS) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Exported-format output [N,4+C,A] -> per image (boxes xyxy input pixels, scores, class index).
-
-    Every (anchor, class) pair above ``conf`` is a candidate (multi-label), the best
-    1000 go to per-class NMS, and at most ``max_det`` are kept.
-    """
-    results = []
-    for out in output:
-        xywh, cls = out[:4].T, out[4:].T                                  # [A,4], [A,C]
-        xyxy = torch.cat((xywh[:, :2] - xywh[:, 2:] / 2, xywh[:, :2] + xywh[:, 2:] / 2), 1)
-        anchor, klass = (cls > conf).nonzero(as_tuple=True)
-        score = cls[anchor, klass]
-        top = score.topk(min(_PRE_NMS, len(score))).indices
-        anchor, klass, score = anchor[top], klass[top], score[top]
-        # Offsetting each class far apart makes one NMS call per-class.
-        shifted = xyxy[anchor] + klass.unsqueeze(1).float() * 4096.0
-        keep = nms(shifted, score, iou)[:max_det]
-        results.append((xyxy[anchor[keep]], score[keep], klass[keep]))
-    return results
-
-
-def coco_detections(results: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], split: Split,
-                    category_ids: tuple[int, ...], first: int = 0) -> list[dict]:
-    """Per-image detections in input pixels -> COCO result dicts on the original images."""
-    dets = []
-    for k, (boxes, scores, classes) in enumerate(results):
-        i = first + k
-        lb, (w, h) = split.boxes_map[i], split.sizes[i]
-        b = boxes.clone()
-        b[:, [0, 2]] = ((b[:, [0, 2]] - lb.left) / lb.scale).clamp(0, w)
-        b[:, [1, 3]] = ((b[:, [1, 3]] - lb.top) / lb.scale).clamp(0, h)
-        for (x0, y0, x1, y1), s, c in zip(b.tolist(), scores.tolist(), classes.tolist()):
-            dets.append({"image_id": split.image_ids[i], "category_id": category_ids[c],
-                         "bbox": [round(x0, 3), round(y0, 3), round(x1 - x0, 3), round(y1 - y0, 3)],
-                         "score": round(s, 5)})
-    return dets
-
-
-def coco_map(annotation_file: Path, detections: list[dict], image_ids: list[int] | None = None) -> tuple[float, float]:
-    """(mAP@[.5:.95], mAP@.5) of ``detections`` by pycocotools, on ``image_ids`` (default: all)."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(annotation_file))
-        if not detections:
-            return 0.0, 0.0
-        ev = COCOeval(gt, gt.loadRes(detections), iouType="bbox")
-        if image_ids is not None:
-            ev.params.imgIds = list(image_ids)
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return float(ev.stats[0]), float(ev.stats[1])
+# ----------------------------------------------------------------------------- evaluation
+def post_processor(split: Split) -> DetectionPost:
+    """The runtime's post-processor for ``split``'s images (the card's thresholds and category ids)."""
+    size = int(split.pixels.shape[-1])
+    settings = DetectionSettings(size, DEMO_CARD.category_ids, CONF_THRESHOLD, IOU_THRESHOLD, MAX_DETECTIONS)
+    return DetectionPost(settings, Letterboxes(split.coco.sizes, size))
 
 
 def to_input(pixels: torch.Tensor) -> torch.Tensor:
@@ -359,14 +260,16 @@ def to_input(pixels: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, split: Split, category_ids: tuple[int, ...], batch: int = 64) -> tuple[float, float]:
-    """mAP@[.5:.95] and mAP@.5 of ``model`` (eval mode) on ``split``."""
+def evaluate(model: nn.Module, split: Split, batch: int = 64) -> DetectionAccuracy:
+    """COCO mAP of ``model`` (eval mode) on ``split``, post-processed and scored as an accuracy run."""
     model.eval()
-    dets: list[dict] = []
+    post = post_processor(split)
+    detections: dict[int, np.ndarray] = {}
     for i in range(0, len(split.pixels), batch):
-        out = model(to_input(split.pixels[i:i + batch]))
-        dets += coco_detections(postprocess(out), split, category_ids, first=i)
-    return coco_map(split.annotation_file, dets, split.image_ids)
+        heads = model(to_input(split.pixels[i:i + batch])).numpy()
+        indices = np.arange(i, i + len(heads))
+        detections.update(zip(indices.tolist(), post(heads, indices)))
+    return coco_map(detections, split.coco, "training evaluation")
 
 
 # ----------------------------------------------------------------------------- training
@@ -408,15 +311,7 @@ class ModelEma:
                 e.copy_(m)
 
 
-def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
-    """Linear warm-up then cosine decay to 5 % of the peak."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return peak * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
-
-
-def train(model: nn.Module, data: Split, val: Split, cfg: TrainConfig, category_ids: tuple[int, ...],
+def train(model: nn.Module, data: Split, val: Split, cfg: TrainConfig,
           num_classes: int) -> tuple[nn.Module, list[dict]]:
     """Train in place with AdamW; return the EMA model and one log entry per epoch."""
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -440,7 +335,7 @@ def train(model: nn.Module, data: Split, val: Split, cfg: TrainConfig, category_
         for b in range(steps_per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size].tolist()
             for group in opt.param_groups:
-                group["lr"] = lr_at(step, total, warmup, cfg.lr)
+                group["lr"] = lr_at(step, total, warmup, cfg.lr, LR_FLOOR)
             x, boxes = augment(data.pixels[idx], [data.boxes[i] for i in idx], gen)
             loss, parts = detection_loss(model(to_input(x)), boxes, [data.labels[i] for i in idx], num_classes)
             opt.zero_grad(set_to_none=True)
@@ -455,7 +350,7 @@ def train(model: nn.Module, data: Split, val: Split, cfg: TrainConfig, category_
         entry = {"epoch": epoch + 1, **{k: round(v / steps_per_epoch, 4) for k, v in sums.items()},
                  "seconds": round(time.perf_counter() - started, 1)}
         if (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs:
-            entry["val_map"], entry["val_map50"] = (round(v, 4) for v in evaluate(ema.ema, val, category_ids))
+            entry["val_map"] = round(evaluate(ema.ema, val).map, 4)
         history.append(entry)
         logger.info("epoch %s", json.dumps(entry))
     return ema.ema, history
@@ -477,7 +372,7 @@ def openvino_output(onnx_path: Path, pixels: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.asarray(compiled(to_input(pixels).numpy())[compiled.output(0)]))
 
 
-def run(data_dir: Path, out: Path, cfg: TrainConfig, command: str) -> dict:
+def train_and_export(data_dir: Path, out: Path, cfg: TrainConfig, command: str) -> dict:
     """Build the data if needed, train, evaluate, export, verify with OpenVINO and log."""
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True)
@@ -489,15 +384,15 @@ def run(data_dir: Path, out: Path, cfg: TrainConfig, command: str) -> dict:
     train_split = load_split(data_dir, "train2017", size, ids, cfg.train_images)
     val_split = load_split(data_dir, "val2017", size, ids)
     model = create(MODEL_NAME)
-    ema, history = train(model, train_split, val_split, cfg, ids, classes)
+    ema, history = train(model, train_split, val_split, cfg, classes)
     train_seconds = time.perf_counter() - wall
-    map_, map50 = evaluate(ema, val_split, ids)
+    map_ = evaluate(ema, val_split).map
     macs, params = count_macs(ema, size), count_params(ema)
-    notes = (f"yolo_demo trained by models.train_detector on the bundled demo detection set "
+    notes = (f"yolo_demo trained by mlperf-cpu train detector on the bundled demo detection set "
              f"(dataset.coco_demo: sklearn digits on skimage photos, 10 classes, category ids 2*d+1); "
-             f"val2017 mAP@[.5:.95] {map_:.3f}, mAP@.5 {map50:.3f} (pycocotools, conf {CONF_THRESHOLD}). "
+             f"val2017 mAP@[.5:.95] {map_:.3f} (pycocotools, conf {CONF_THRESHOLD}). "
              "Input: RGB letterboxed (centred, pad 114) / 255. Not a COCO model.")
-    blob = export_onnx(ema, out, card(notes, macs, params), "mlperf_cpu.models.train_detector", DETECTOR_IO_NAMES)
+    blob = export_onnx(ema, out, card(notes, macs, params), "mlperf_cpu.training.detector", DETECTOR_IO_NAMES)
     ov_out = openvino_output(out, val_split.pixels[:16])
     with torch.no_grad():
         torch_out = ema(to_input(val_split.pixels[:16]))
@@ -509,9 +404,9 @@ def run(data_dir: Path, out: Path, cfg: TrainConfig, command: str) -> dict:
         "model": MODEL_NAME, "card_name": CARD_NAME, "command": command,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "seed": cfg.seed, "config": asdict(cfg),
-        "val_map": round(map_, 4), "val_map50": round(map50, 4),
+        "val_map": round(map_, 4),
         "eval": {"conf": CONF_THRESHOLD, "iou": IOU_THRESHOLD, "max_det": MAX_DETECTIONS,
-                 "images": len(val_split.image_ids)},
+                 "images": len(val_split.coco)},
         "openvino_torch_max_abs_diff": max_diff,
         "wall_seconds": round(time.perf_counter() - wall, 1), "train_seconds": round(train_seconds, 1),
         "machine": "2 shared cores, busy (other jobs running)",
@@ -522,37 +417,25 @@ def run(data_dir: Path, out: Path, cfg: TrainConfig, command: str) -> dict:
         "versions": {"torch": torch.__version__, "python": platform.python_version(), "numpy": np.__version__},
         "history": history,
     }
-    out.with_suffix(".json").write_text(json.dumps(log, indent=2) + "\n")
+    write_text_atomic(out.with_suffix(".json"), json.dumps(log, indent=2) + "\n")
     return log
 
 
-def parse_args(argv: list[str]) -> tuple[Path, Path, TrainConfig]:
-    """(data dir, output ONNX, config) from the command line; every TrainConfig field is an option."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+DESCRIPTION = "Train yolo_demo on the demo detection set and export it as ONNX (models/weights/detector_demo.onnx)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The detector training's options: the data, the output and every ``TrainConfig`` field."""
     parser.add_argument("--data", type=Path, default=Path("data/coco_demo"),
                         help="demo detection set directory (built if absent)")
     parser.add_argument("--out", type=Path, default=Path("models/weights/detector_demo.onnx"))
     for field in fields(TrainConfig):
         parser.add_argument(f"--{field.name.replace('_', '-')}", type=type(field.default), default=field.default)
-    args = vars(parser.parse_args(argv))
-    data, out = args.pop("data"), args.pop("out")
-    return data, out, TrainConfig(**args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
-    argv = sys.argv[1:] if argv is None else argv
-    data, out, cfg = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        log = run(data, out, cfg, " ".join(["python -m models.train_detector", *argv]))
-    except HarnessError as exc:
-        logging.error("%s", exc)
-        return exc.exit_code
-    print(f"{out}: val2017 mAP@[.5:.95] {log['val_map']:.4f}, mAP@.5 {log['val_map50']:.4f}, "
-          f"{log['onnx']['bytes']} bytes, {log['wall_seconds']} s wall")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def run(args: argparse.Namespace, command: str) -> str:
+    """Train and export from parsed arguments; returns the summary line."""
+    options = {f.name: getattr(args, f.name) for f in fields(TrainConfig)}
+    log = train_and_export(args.data, args.out, TrainConfig(**options), command)
+    return (f"{args.out}: val2017 mAP@[.5:.95] {log['val_map']:.4f}, "
+            f"{log['onnx']['bytes']} bytes, {log['wall_seconds']} s wall")

@@ -1,6 +1,6 @@
 """Knowledge distillation into a registered architecture, data-parallel under ``torchrun``.
 
-    torchrun --nproc_per_node 2 -m models.distill --teacher models/weights/decinet_demo.onnx \\
+    torchrun --nproc-per-node 2 -m cli train --teacher models/weights/decinet_demo.onnx \\
         --student decinet_demo --train data/demo/train --val data/demo/val \\
         --epochs 20 --out work/train/decinet_demo.distilled.onnx
 
@@ -37,7 +37,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -51,20 +50,22 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from common.errors import ConfigError, DatasetError, HarnessError, ModelError
+from common.errors import ConfigError, DatasetError, ModelError
+from common.files import write_text_atomic
 from common.model_metadata import CARD_METADATA_KEY
 from dataset.preprocess import PreprocessSpec, preprocess_file
 from dataset.val_map import Sample, parse_val_map
 from models import create, default_card, is_model
 from models._macs import count_macs, count_params
 from models.export import export_onnx
-from models.train_demo import lr_at
+from training.schedule import lr_at
 
 log = logging.getLogger(__name__)
 
+DESCRIPTION = "Knowledge distillation into a registered architecture, data-parallel under torchrun."
 CHECKPOINT_FILE = "last.pt"
 IMAGE_SUFFIXES = (".jpeg", ".jpg", ".png")
-TORCHRUN_HINT = "torchrun --standalone --nproc_per_node 2 -m models.distill ... (or -m cli train ...)"
+TORCHRUN_HINT = "torchrun --standalone --nproc-per-node 2 -m cli train ..."
 
 
 @dataclass(frozen=True)
@@ -332,9 +333,10 @@ def student_card(cfg: DistillConfig, model: nn.Module, num_classes: int, notes: 
             "trained": True, "notes": notes}
 
 
-def train(cfg: DistillConfig, world: World, threads: int, workers: int, resume: bool,
+def train(cfg: DistillConfig, world: World, threads: int, workers: int, resume: dict | None,
           stop_after: int | None, command: str) -> dict | None:
-    """Run the distillation; rank 0 returns the log it wrote (other ranks ``None``)."""
+    """Run the distillation, continuing from the checkpoint ``resume`` if given; rank 0 returns
+    the log it wrote (other ranks ``None``)."""
     started = time.perf_counter()
     torch.manual_seed(cfg.seed)
     card = default_card(cfg.student)
@@ -352,8 +354,8 @@ def train(cfg: DistillConfig, world: World, threads: int, workers: int, resume: 
                           weight_decay=cfg.weight_decay)
     ckpt_path = Path(cfg.checkpoint_dir) / CHECKPOINT_FILE
     first_epoch, history = 0, []
-    if resume:
-        state = load_checkpoint(ckpt_path, cfg)
+    if resume is not None:
+        state = resume
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         first_epoch, history = state["epoch"], state["history"]
@@ -408,7 +410,7 @@ def train(cfg: DistillConfig, world: World, threads: int, workers: int, resume: 
     seconds = round(time.perf_counter() - started, 1)
     done = history[-1]["epoch"] if history else 0
     result = {"command": command, "config": asdict(cfg), "world_size": world.size,
-              "backend": dist.get_backend(), "epochs_done": done, "resumed_from_epoch": first_epoch if resume else None,
+              "backend": dist.get_backend(), "epochs_done": done, "resumed_from_epoch": first_epoch if resume is not None else None,
               "wall_seconds_this_run": seconds, "history": history,
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "teacher_sha256": teacher_digest(cfg), "torch": torch.__version__}
@@ -422,16 +424,16 @@ def train(cfg: DistillConfig, world: World, threads: int, workers: int, resume: 
              + (f"val top-1 {100 * top1:.2f}% on {len(val_set)} images of {cfg.val_dir}" if val_set else "no val set"))
     model.cpu().eval()
     blob = export_onnx(model, Path(cfg.out), student_card(cfg, model, teacher.num_classes, notes),
-                       "mlperf_cpu.models.distill")
+                       "mlperf_cpu.training.distill")
     result.update({"val_top1": top1, "notes": notes, "onnx": {
         "file": str(cfg.out), "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}})
-    Path(cfg.out).with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    write_text_atomic(Path(cfg.out).with_suffix(".json"), json.dumps(result, indent=2) + "\n")
     return result
 
 
 # ----------------------------------------------------------------------------- command line
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The distillation options (shared by ``python -m models.distill`` and ``mlperf-cpu train``)."""
+    """The distillation options (``mlperf-cpu train [distill] --help`` prints them)."""
     d = DistillConfig("", "", "", None, "", "")
     parser.add_argument("--teacher", required=True,
                         help=".onnx file with an mlperf_cpu.card, or a registered architecture (+ --teacher-weights)")
@@ -456,8 +458,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader decode workers per process")
 
 
-def run(args: argparse.Namespace, command: str) -> int:
-    """Run from parsed arguments; returns the exit code."""
+def run(args: argparse.Namespace, command: str) -> str | None:
+    """Run from parsed arguments (under torchrun); rank 0 returns the summary line, other ranks ``None``."""
     out = Path(args.out)
     if out.suffix != ".onnx":
         raise ConfigError(f"--out {out}: expected a .onnx path")
@@ -471,37 +473,19 @@ def run(args: argparse.Namespace, command: str) -> int:
         warmup_epochs=args.warmup_epochs, temperature=args.temperature, alpha=args.alpha, shift=args.shift,
         hflip=args.hflip, seed=args.seed, teacher_weights=args.teacher_weights, name=args.name)
     default_card(cfg.student)  # unknown student: ConfigError with suggestions, before joining the job
+    # A checkpoint of another run is refused before joining the job too, by every process alike.
+    resume = load_checkpoint(Path(cfg.checkpoint_dir) / CHECKPOINT_FILE, cfg) if args.resume else None
     world = setup_world(args.device)
     try:
         threads = args.threads or max(1, (os.cpu_count() or 1) // world.local_size)
         torch.set_num_threads(threads)
-        result = train(cfg, world, threads, args.workers, args.resume, args.stop_after, command)
+        result = train(cfg, world, threads, args.workers, resume, args.stop_after, command)
     finally:
         dist.destroy_process_group()
-    if result is not None:
-        top1 = result["history"][-1].get("val_top1") if result["history"] else None
-        where = str(out) if "onnx" in result else f"checkpoint {cfg.checkpoint_dir}/{CHECKPOINT_FILE}"
-        print(f"{where}: epoch {result['epochs_done']}/{cfg.epochs}, val top-1 "
-              f"{'-' if top1 is None else f'{100 * top1:.2f}%'}, {result['wall_seconds_this_run']} s "
-              f"on {result['world_size']} processes ({result['backend']})")
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m models.distill`` (under torchrun)."""
-    argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    args = parser.parse_args(argv)
-    rank = os.environ.get("RANK", "0")
-    logging.basicConfig(level=logging.INFO if rank == "0" else logging.WARNING,
-                        format=f"%(asctime)s [rank {rank}] %(levelname)s %(message)s")
-    try:
-        return run(args, " ".join(["torchrun ... -m models.distill", *argv]))
-    except HarnessError as exc:
-        print(f"ERROR: {exc}", file=sys.stderr)
-        return exc.exit_code
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    if result is None:
+        return None
+    top1 = result["history"][-1].get("val_top1") if result["history"] else None
+    where = str(out) if "onnx" in result else f"checkpoint {cfg.checkpoint_dir}/{CHECKPOINT_FILE}"
+    return (f"{where}: epoch {result['epochs_done']}/{cfg.epochs}, val top-1 "
+            f"{'-' if top1 is None else f'{100 * top1:.2f}%'}, {result['wall_seconds_this_run']} s "
+            f"on {result['world_size']} processes ({result['backend']})")

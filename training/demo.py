@@ -1,6 +1,6 @@
 """Train ``decinet_demo`` on the demo digits dataset and export it as ONNX.
 
-    python -m models.train_demo --data data/demo --out models/weights/decinet_demo.onnx
+    mlperf-cpu train demo --data data/demo --out models/weights/decinet_demo.onnx
 
 Inputs go through exactly the harness preprocessing (``preprocess_file`` with
 the demo ``PreprocessSpec``), then ``(x - mean) / std`` in 0..255 units; the
@@ -19,9 +19,7 @@ import argparse
 import hashlib
 import json
 import logging
-import math
 import platform
-import sys
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -38,7 +36,9 @@ from models import create
 from models.decinet import DEMO_CARD
 from models._macs import count_macs, count_params
 from models.export import ONNX_OPSET, export_onnx
-from common.errors import DatasetError, HarnessError, ModelError
+from common.errors import DatasetError, ModelError
+from common.files import write_text_atomic
+from training.schedule import lr_at
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +113,6 @@ def augment(pixels: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     brightness = torch.empty(n, 1, 1, 1).uniform_(-20.0, 20.0, generator=gen)
     mid = x.mean(dim=(1, 2, 3), keepdim=True)
     return ((x - mid) * contrast + mid + brightness).clamp(0.0, 255.0)
-
-
-def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
-    """Linear warm-up then cosine decay to zero."""
-    if step < warmup:
-        return peak * (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * peak * (1.0 + math.cos(math.pi * progress))
 
 
 @torch.no_grad()
@@ -202,7 +194,7 @@ def ensure_dataset(data_dir: Path) -> dict:
     return marker
 
 
-def run(data_dir: Path, out: Path, cfg: TrainConfig, command: str) -> dict:
+def train_and_export(data_dir: Path, out: Path, cfg: TrainConfig, command: str) -> dict:
     """Train, export, verify and log; return the log written next to ``out``."""
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True)
@@ -220,7 +212,7 @@ def run(data_dir: Path, out: Path, cfg: TrainConfig, command: str) -> dict:
              f"{marker['counts']['train']} train images); val top-1 {100 * torch_top1:.2f}% on "
              f"{marker['counts']['val']} images. Input is float32 (x - mean) / std of the "
              "uint8 RGB crop. Not an ImageNet model.")
-    blob = export_onnx(model, out, card(notes), "mlperf_cpu.models.train_demo")
+    blob = export_onnx(model, out, card(notes), "mlperf_cpu.training.demo")
     ov_pred = openvino_predict(out, val_split.pixels)
     ov_top1 = float((ov_pred == val_split.labels).float().mean())
     agree = float((ov_pred == torch_pred).float().mean())
@@ -245,35 +237,28 @@ def run(data_dir: Path, out: Path, cfg: TrainConfig, command: str) -> dict:
                      "numpy": np.__version__},
         "history": history,
     }
-    out.with_suffix(".json").write_text(json.dumps(log, indent=2) + "\n")
+    write_text_atomic(out.with_suffix(".json"), json.dumps(log, indent=2) + "\n")
     return log
 
 
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point."""
-    argv = sys.argv[1:] if argv is None else argv
+DESCRIPTION = "Train decinet_demo on the demo digits and export it as ONNX (models/weights/decinet_demo.onnx)."
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The demo training's options."""
     defaults = TrainConfig()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path("data/demo"),
                         help="demo dataset directory (built if absent)")
     parser.add_argument("--out", type=Path, default=Path("models/weights/decinet_demo.onnx"))
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--threads", type=int, default=defaults.threads)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+
+
+def run(args: argparse.Namespace, command: str) -> str:
+    """Train and export from parsed arguments; returns the summary line."""
     cfg = TrainConfig(epochs=args.epochs, seed=args.seed, threads=args.threads)
-    command = " ".join(["python -m models.train_demo", *argv])
-    try:
-        log = run(args.data, args.out, cfg, command)
-    except HarnessError as exc:
-        logging.error("%s", exc)
-        return exc.exit_code
-    print(f"{args.out}: fp32 val top-1 {100 * log['fp32_val_top1']:.2f}% "
-          f"(OpenVINO {100 * log['openvino_fp32_val_top1']:.2f}%), "
-          f"{log['onnx']['bytes']} bytes, trained in {log['train_seconds']} s")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    log = train_and_export(args.data, args.out, cfg, command)
+    return (f"{args.out}: fp32 val top-1 {100 * log['fp32_val_top1']:.2f}% "
+            f"(OpenVINO {100 * log['openvino_fp32_val_top1']:.2f}%), "
+            f"{log['onnx']['bytes']} bytes, trained in {log['train_seconds']} s")
