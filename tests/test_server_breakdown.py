@@ -14,7 +14,7 @@ from bench._queueing import fifo_latency, replayed_service
 
 @pytest.fixture(scope="module")
 def breakdown_module() -> ModuleType:
-    """``bench.server_breakdown``, imported only by the test that needs it (it loads OpenVINO and torch)."""
+    """``bench.server_breakdown``, imported only by the test that needs it (it loads OpenVINO)."""
     return importlib.import_module("bench.server_breakdown")
 
 
