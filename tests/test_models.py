@@ -1,28 +1,14 @@
 """Every registered architecture builds, converts to OpenVINO, and matches its declared shape."""
 
+import json
+from pathlib import Path
+
 import openvino as ov
 import pytest
-import torch
 
 import models
-from models._macs import count_macs, count_params
+from models._macs import count_params
 from common.errors import ConfigError
-
-
-@pytest.mark.parametrize("name", models.list_models())
-def test_registered_model_converts(name: str) -> None:
-    torch.manual_seed(0)
-    net = models.create(name).eval()
-    size = models.default_card(name).input_size
-    x = torch.zeros(1, 3, size, size)
-    with torch.no_grad():
-        out = net(x)
-    ov_model = ov.convert_model(net, example_input=x)
-    assert list(ov_model.outputs[0].get_partial_shape().get_min_shape())[1:] == [out.shape[1]]
-    macs = count_macs(net, size)
-    assert count_params(net) > 0 and macs > 0
-    if name.startswith("decinet_") and name != "decinet_demo":
-        assert macs >= 1.0e9, f"{name}: DeciNet-style ImageNet models are >= 1.0 GMACs"
 
 
 def test_resnet50_is_v1_5_with_torchvision_sizes() -> None:
@@ -36,17 +22,21 @@ def test_unknown_name_suggests() -> None:
         models.create("resnet05")
 
 
-@pytest.mark.parametrize("name", models.list_models())
-def test_exported_ir_matches_registered_card(name: str, tmp_path) -> None:
-    """export_architecture writes the registered card, and the exported graph really has its shape."""
-    import json
+@pytest.fixture(scope="session")
+def architectures(session_dir: Path) -> Path:
+    """Where each architecture is exported once per session (export_architecture reuses a file it wrote)."""
+    return session_dir / "architectures"
 
+
+@pytest.mark.parametrize("name", models.list_models())
+def test_registered_model_exports_with_its_card(name: str, architectures: Path) -> None:
+    """Each architecture is traced once: the exported graph has the registered card's shapes and carries
+    the card, with its counted MACs and parameters."""
     from common.model_metadata import CARD_METADATA_KEY
     from models.export import export_architecture
 
     card = models.default_card(name)
-    path = export_architecture(name, tmp_path)
-    model = ov.Core().read_model(str(path))
+    model = ov.Core().read_model(str(export_architecture(name, architectures)))
     assert len(model.inputs) == 1
     in_shape = model.inputs[0].get_partial_shape()
     assert in_shape.rank.get_length() == 4 and in_shape[0].is_dynamic
@@ -56,3 +46,6 @@ def test_exported_ir_matches_registered_card(name: str, tmp_path) -> None:
     meta = json.loads(model.get_rt_info(["framework", CARD_METADATA_KEY]).astype(str))
     assert (meta["input_size"], meta["num_classes"]) == (card.input_size, card.num_classes)
     assert tuple(meta["mean"]) == card.mean and tuple(meta["std"]) == card.std
+    assert meta["params"] > 0 and meta["macs"] > 0
+    if name.startswith("decinet_") and name != "decinet_demo":
+        assert meta["macs"] >= 1.0e9, f"{name}: DeciNet-style ImageNet models are >= 1.0 GMACs"
