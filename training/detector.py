@@ -38,7 +38,7 @@ from torch import nn
 from common.errors import ModelError
 from common.files import write_text_atomic
 from dataset.coco import CocoSet, load_coco
-from dataset.coco_demo import build_coco_demo, read_stamp
+from dataset.coco_demo import COCO_DEMO_NAME, COCO_DEMO_VERSION, build_coco_demo, read_stamp
 from dataset.coco_eval import DetectionAccuracy, coco_map
 from dataset.detection_post import DetectionPost, DetectionSettings, Letterboxes
 from dataset.preprocess import PreprocessSpec, letterbox_geometry, preprocess_file
@@ -372,14 +372,23 @@ def openvino_output(onnx_path: Path, pixels: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.asarray(compiled(to_input(pixels).numpy())[compiled.output(0)]))
 
 
+def ensure_data(data_dir: Path) -> dict | None:
+    """Build the demo detection set at ``data_dir`` unless it holds one of this version (of any
+    split sizes: the tests' small sets train as they are); return its stamp."""
+    stamp = read_stamp(data_dir)
+    if stamp is None or (stamp.get("name"), stamp.get("version")) != (COCO_DEMO_NAME, COCO_DEMO_VERSION):
+        build_coco_demo(data_dir)
+        stamp = read_stamp(data_dir)
+    return stamp
+
+
 def train_and_export(data_dir: Path, out: Path, cfg: TrainConfig, command: str) -> dict:
     """Build the data if needed, train, evaluate, export, verify with OpenVINO and log."""
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(cfg.threads)
     wall = time.perf_counter()
-    build_coco_demo(data_dir)
-    stamp = read_stamp(data_dir)
+    stamp = ensure_data(data_dir)
     ids, size, classes = DEMO_CARD.category_ids, DEMO_CARD.input_size, DEMO_CARD.num_classes
     train_split = load_split(data_dir, "train2017", size, ids, cfg.train_images)
     val_split = load_split(data_dir, "val2017", size, ids)
