@@ -160,7 +160,8 @@ def test_committed_detector_reaches_real_map_in_openvino(small_set: Path) -> Non
     dets = dict(zip(indices.tolist(), post_processor(split)(heads, indices)))
     assert {int(c) for d in dets.values() for c in d[:, 6]} <= set(ids)
     result = coco_map(dets, split.coco)
-    # The committed weights give 0.684 mAP on these 64 images.
+    # The committed weights give 0.642 mAP on these 64 images (one class per anchor, as the runtime;
+    # a multi-label NMS gives 0.684).
     assert result.map >= 0.5 and result.images == len(split.coco), result
     # Shuffling the predictions between images must destroy the score: it is not free.
     shifted = {(i + 1) % len(dets): d for i, d in dets.items()}
