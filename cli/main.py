@@ -1,9 +1,10 @@
 """Command line: ``mlperf-cpu {pipeline,prepare,run,tune,report,models,zoo,search,train,accuracy,summary,package,check,describe-system}``.
 
-One handler per subcommand; ``main(argv)`` is testable and is the only place that turns
-errors into exit codes: a ``HarnessError`` prints one ``ERROR`` line (after closing any
-progress bar), anything else a traceback. Handlers validate the edge and call the
-stage or flow that does the work; they print, the library only logs.
+The entry point: ``main(argv)`` is testable and is the only place that turns errors into
+exit codes: a ``HarnessError`` prints one ``ERROR`` line (after closing any progress bar),
+anything else a traceback. Each subcommand is one module of this package, its parser
+(``add_parser(sub)``) beside its handler (``run(args) -> int``); handlers validate the edge
+and call the stage or flow that does the work; they print, the library only logs.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from typing import Callable, Sequence
 
 from common.childproc import protect_children
 from common.errors import ConfigError, HarnessError
-from common.resources import default_user_conf, is_packaged_copy
-from common.names import check_name
 from common.telemetry import allow_hub_downloads, telemetry_off
 
-log = logging.getLogger("mlperf_cpu")
+from cli._options import DEFAULT_WORK, log_arguments
+from cli._options import add_weights_options as _add_weights_options
+from cli._options import card_overrides as _card_overrides
+from cli._options import weights_choice as _weights_choice
 
-DEFAULT_WORK = Path("work")
+log = logging.getLogger("mlperf_cpu")
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -34,12 +36,6 @@ def _setup_logging(verbose: bool) -> None:
     for noisy in ("nncf", "openvino"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
-
-def _log_arguments(args: argparse.Namespace) -> None:
-    log.info("===== arguments =====")
-    for key, value in sorted(vars(args).items()):
-        if key not in ("handler", "command_line"):
-            log.info("  %s = %s", key, value)
 
 
 def _close_progress_bars() -> None:
@@ -52,42 +48,8 @@ def _close_progress_bars() -> None:
         bar.close()
 
 
+
 # ----------------------------------------------------------------------------- prepare
-def _card_overrides(args: argparse.Namespace) -> dict:
-    out: dict = {}
-    for key in ("name", "crop_pct", "interpolation", "label_offset"):
-        if getattr(args, key, None) is not None:
-            out[key] = getattr(args, key)
-    for key in ("mean", "std"):
-        text = getattr(args, key, None)
-        if text is not None:
-            try:
-                values = tuple(float(v) for v in text.split(","))
-            except ValueError:
-                raise ConfigError(f"--{key} {text!r}: expected three numbers, e.g. 123.675,116.28,103.53") from None
-            if len(values) != 3:
-                raise ConfigError(f"--{key} {text!r}: expected three comma-separated numbers (R,G,B)")
-            out[key] = values
-    return out
-
-
-def _weights_choice(args: argparse.Namespace) -> "WeightsChoice":  # noqa: F821
-    """``--weights FILE`` / ``--pretrained``: trained weights for ``--model timm/NAME[.tag]``."""
-    from modelprep.weights import WeightsChoice
-
-    return WeightsChoice(args.weights, args.pretrained)
-
-
-def _add_weights_options(parser: argparse.ArgumentParser) -> None:
-    """``--weights`` and ``--pretrained`` (prepare and pipeline)."""
-    w = parser.add_mutually_exclusive_group()
-    w.add_argument("--weights", type=Path, metavar="FILE",
-                   help="with --model timm/NAME[.tag]: a trained timm checkpoint (.safetensors, .pth, .bin), loaded "
-                        "strictly; the card records its sha256, the tag's published top-1 and timm's preprocessing")
-    w.add_argument("--pretrained", action="store_true",
-                   help="with --model timm/NAME[.tag]: the tag's weights from timm's hub loader (needs the network)")
-
-
 def _cmd_prepare(args: argparse.Namespace) -> int:
     from modelprep.agreement import CheckSet
     from modelprep.card import load_card
@@ -148,183 +110,6 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     # Every option belongs to the program's own parser (``mlperf-cpu train [demo|detector] --help``).
     t.add_argument("train_args", nargs=argparse.REMAINDER)
     t.set_defaults(handler=_cmd_train)
-
-
-# ----------------------------------------------------------------------------- run
-def _cmd_run(args: argparse.Namespace) -> int:
-    from common.testspec import Mode, Overrides, Scenario
-    from harness.profile import load_profile
-    from harness.runner import RunRequest, execute
-    from hostctl.lifetime import die_with_parent
-
-    die_with_parent()  # started by a pipeline: never finish the test alone
-
-    from dataset.coco import default_label_file
-
-    val_map = args.val_map or default_label_file(args.dataset)  # val_map.txt, or a COCO annotation file
-    if not args.dataset.is_dir():
-        raise ConfigError(f"--dataset {args.dataset}: directory not found")
-    try:
-        scenario = Scenario.parse(args.scenario)
-    except ValueError as exc:
-        raise ConfigError(f"--scenario: {exc}") from None
-    profile = load_profile(args.system, host_tuning=args.host_tuning)
-    overrides = Overrides(args.min_duration_ms, args.min_query_count, args.target_qps,
-                          args.performance_sample_count)
-    req = RunRequest(Mode.parse(args.mode), args.model, args.dataset, val_map, profile, args.user_conf,
-                     args.results, args.cache_dir, overrides, command=args.command_line, scenario=scenario,
-                     replace=args.replace, host_tuning=args.host_tuning, watchdog_s=args.watchdog_s)
-    _print_result(execute(req))
-    return 0
-
-
-def _print_result(result: "RunResult") -> None:  # noqa: F821 - imported lazily
-    print(f"run dir      : {result.run_dir}")
-    print(f"mode         : {result.mode.value} ({result.scenario.value})")
-    if result.accuracy is not None:
-        a = result.accuracy
-        if a.metric == "mAP":
-            print(f"accuracy     : mAP={a.top1_percent:.3f}% ({a.total} images)")
-        else:
-            print(f"accuracy     : {a.top1_percent:.3f}% ({a.good}/{a.total})")
-    else:
-        value, unit = result.metric
-        print(f"result       : {result.validity}" + (f" ({'; '.join(result.invalid_because())})"
-                                                      if result.validity != "VALID" else ""))
-        print(f"metric       : {value} {unit}")
-        for percentile in ("90.00", "99.00"):
-            if result.latency_ms(percentile) is not None:
-                print(f"latency p{percentile[:2]}  : {result.latency_ms(percentile):.3f} ms")
-    print(f"precision    : {result.card.precision} weights, inference precision hint {result.inference_precision}")
-    print(f"submittable  : {result.submittable}"
-          + ("" if result.submittable else f" ({'; '.join(result.not_submittable_because)})"))
-
-
-# ----------------------------------------------------------------------------- tune
-def _cmd_tune(args: argparse.Namespace) -> int:
-    from common.testspec import Scenario
-    from harness.profile import load_profile
-    from harness.tune import (TARGET_QPS_MARGIN, check_profile_destination, profile_destination, tune_and_record,
-                              tune_latency_and_record)
-
-    try:
-        scenario = Scenario.parse(args.scenario)
-    except ValueError as exc:
-        raise ConfigError(f"--scenario: {exc}") from None
-    if args.name is not None:
-        check_name(args.name, "--name")  # the profile's name and its configs/<name>.yaml
-    base = load_profile(args.system, host_tuning=args.host_tuning)
-    # Refused before minutes of measuring: writing over a shipped profile needs --replace.
-    check_profile_destination(profile_destination(base, args.name, args.profile_out), args.replace)
-    common = dict(name=args.name, profile_out=args.profile_out)
-    if scenario is Scenario.OFFLINE:
-        batches = tuple(int(b) for b in args.batches.split(","))
-        requests = tuple(int(r) for r in args.requests_per_stream.split(","))
-        points, done = tune_and_record(args.model, base, args.user_conf, seconds=args.seconds, batches=batches,
-                                       requests_per_stream=requests, margin=args.margin or TARGET_QPS_MARGIN,
-                                       replace=args.replace, **common)
-        print("| streams | threads | requests | batch | samples/s |")
-        print("|---|---|---|---|---|")
-        for p in points:
-            e = p.engine
-            print(f"| {e.num_streams} | {e.num_threads} | {e.infer_requests} | {e.batch_size} | "
-                  f"{p.samples_per_second:.1f} |")
-    elif scenario is Scenario.SERVER:
-        done = _tune_server(args, base, common)
-    else:
-        points, done = tune_latency_and_record(args.model, base, scenario, args.user_conf, seconds=args.seconds,
-                                               replace=args.replace, **common)
-        print(f"| streams | threads | requests | batch | pinning | p{points[0].percentile:g} ms | median ms |")
-        print("|---|---|---|---|---|---|---|")
-        for p in points:
-            e = p.engine
-            print(f"| {e.num_streams} | {e.num_threads} | {e.infer_requests} | {e.batch_size} | {e.pinning} | "
-                  f"{p.latency_ms:.3f} | {p.median_ms:.3f} |")
-    print(done.summary)
-    return 0
-
-
-def _tune_server(args: argparse.Namespace, base: "SystemProfile", common: dict) -> "TuneOutcome":  # noqa: F821
-    import openvino as ov
-
-    from harness.tune import measure
-    from modelprep.card import load_card
-    from pipeline.flows import Workspace
-    from pipeline.server_search import SERVER_MARGIN, tune_server_and_record
-
-    if args.dataset is None:
-        raise ConfigError("tune --scenario Server needs --dataset (its short LoadGen runs read real samples)")
-    if args.confirm_seconds < 0:
-        raise ConfigError(f"--confirm-seconds: expected seconds >= 0 (0: no confirmation run), got {args.confirm_seconds:g}")
-    if args.confirmations < 1 or (args.budget_seconds is not None and args.budget_seconds <= 0):
-        raise ConfigError(f"--confirmations {args.confirmations} / --budget-seconds {args.budget_seconds}: expected "
-                          ">= 1 confirmation and a budget > 0 s")
-    card = load_card(args.model)
-    ceiling = measure(ov.Core(), args.model, card, base.engine, min(args.seconds, 5.0))
-    probes, done = tune_server_and_record(args.model, args.dataset, base, args.user_conf,
-                                          Workspace(work=args.work), ceiling, seconds=max(args.seconds, 5.0),
-                                          confirm_seconds=args.confirm_seconds, confirmations=args.confirmations,
-                                          budget_seconds=args.budget_seconds, margin=args.margin or SERVER_MARGIN,
-                                          **common)
-    print(f"Offline ceiling {ceiling:.1f} samples/s; probes:")
-    print("| streams | batch | wait us | target qps | result | completed qps | p99 ms |")
-    print("|---|---|---|---|---|---|---|")
-    for p in probes:
-        e = p.engine
-        print(f"| {e.num_streams} | {e.batch_size} | {e.max_wait_us} | {p.target_qps:.1f} | "
-              f"{'VALID' if p.valid else 'INVALID'} | {p.completed_qps} | {p.p99_ms} |")
-    return done
-
-
-# ----------------------------------------------------------------------------- report
-def _cmd_report(args: argparse.Namespace) -> int:
-    from harness.profile import load_profile
-    from pipeline.flows import Workspace, demo_calibration, prepare_model
-    from pipeline.report import Row, measure, write
-    from modelprep.card import load_card
-
-    profile = load_profile(args.system)
-    ws = Workspace(work=args.work, results=args.out / "runs", demo_data=args.demo_data)
-    calibration = demo_calibration(ws)
-    rows = []
-    for spec in args.rows.split(","):
-        arch, _, precision = spec.partition(":")
-        model_dir = prepare_model(arch, precision or "int8", ws, calibration)
-        rows.append(Row(f"{arch} {precision or 'int8'}", model_dir, load_card(model_dir)))
-    measure(rows, ws.demo_data / "val", args.system, ws, args.user_conf, args.rounds, int(args.duration_s * 1000))
-    md = write(rows, args.out, profile.cores, args.rounds, int(args.duration_s * 1000), profile.name)
-    print(md.read_text())
-    print(f"written: {md}, {md.with_suffix('.json')}, {md.with_suffix('.png')}")
-    return 0
-
-
-# ----------------------------------------------------------------------------- models
-def _cmd_models(args: argparse.Namespace) -> int:
-    from harness.profile import load_profile
-    from harness.tune import measure
-    from modelprep.card import load_card
-    from pipeline.flows import Workspace, demo_calibration, prepare_model
-
-    try:
-        import models
-    except ImportError:
-        raise ConfigError("'models' needs the train extra (torch): pip install -e '.[train]'") from None
-    profile = load_profile(args.system)
-    names = args.names.split(",") if args.names else models.list_models()
-    ws = Workspace(work=args.work, demo_data=args.demo_data)
-    print("Built-in architectures. Weights are UNTRAINED: only the speed is meaningful.")
-    print(f"| model | input | params (M) | GMACs | INT8 samples/s ({profile.name}, {args.seconds:.0f} s, pool only) |")
-    print("|---|---|---|---|---|")
-    calibration = demo_calibration(ws, args.calib_subset) if args.measure else None
-    import openvino as ov
-
-    core = ov.Core()
-    for name in names:
-        model_dir = prepare_model(name, "int8" if args.measure else "f32", ws, calibration)
-        card = load_card(model_dir)
-        speed = f"{measure(core, model_dir, card, profile.engine, args.seconds):.1f}" if args.measure else ""
-        print(f"| {name} | {card.input_size} | {card.params / 1e6:.2f} | {card.macs / 1e9:.2f} | {speed} |")
-    return 0
 
 
 # ----------------------------------------------------------------------------- zoo (search/)
@@ -429,163 +214,6 @@ def _add_search(sub: argparse._SubParsersAction) -> None:
     s.set_defaults(handler=_cmd_search)
 
 
-# ----------------------------------------------------------------------------- accuracy, summary
-def _cmd_accuracy(args: argparse.Namespace) -> int:
-    from dataset.val_map import parse_val_map
-    from records.accuracy import read_accuracy_log, top1, write_accuracy_txt
-
-    if args.val_map.suffix == ".json":  # a COCO annotation file: the detection benchmark's mAP
-        from dataset.coco import load_coco
-        from records.detection import coco_map, read_detection_log, write_map_txt
-
-        coco = load_coco(args.val_map.parent, args.val_map, check_images=False)
-        mean_ap = coco_map(read_detection_log(args.log), coco, str(args.log))
-        if args.out:
-            write_map_txt(mean_ap, args.out)
-        print(f"{mean_ap.summary}{mean_ap.line()}")
-        return 0
-    samples = parse_val_map(args.val_map)
-    result = top1(read_accuracy_log(args.log), samples, str(args.log))
-    if args.out:
-        write_accuracy_txt(result, args.out)
-    print(result.line())
-    return 0
-
-
-def _cmd_summary(args: argparse.Namespace) -> int:
-    from records.summary import collect, render
-
-    print(render(collect(args.results), args.format))
-    return 0
-
-
-# ----------------------------------------------------------------------------- pipeline
-def _cmd_pipeline(args: argparse.Namespace) -> int:
-    from pipeline.flows import PipelineRequest, Workspace, run_demo, run_real, run_submission
-    from records.summary import collect, format_table
-
-    from cli.submission import parse_assignments
-
-    if args.mode not in ("all", "accuracy", "performance"):
-        raise ConfigError(f"--mode must be all, accuracy or performance, got {args.mode!r}")
-    check_name(args.org, "--org")  # the submission tree's <division>/<org>/ folder
-    if args.tune and args.model is not None and is_packaged_copy(args.user_conf):
-        raise ConfigError(f"--tune writes target_qps into --user-conf, and {args.user_conf} is the installed "
-                          "package's copy: copy it to ./user.conf (or pass --user-conf FILE)")
-    from common.testspec import Scenario
-
-    ws = Workspace(work=args.work, results=args.results, demo_data=args.demo_data)
-    try:
-        scenarios = tuple(Scenario) if args.scenario == "all" else \
-            tuple(Scenario.parse(x) for x in args.scenario.split(","))
-    except ValueError as exc:
-        raise ConfigError(f"--scenario: {exc} (or 'all')") from None
-    if args.category and not args.submission:
-        raise ConfigError("--category is for --submission (it chooses the scenarios a submission needs)")
-    req = PipelineRequest(ws, args.model, args.dataset, args.calib_list, args.calib_dir, args.val_map, args.system,
-                          args.precision, args.mode, args.user_conf, args.submission, args.org, args.out,
-                          args.compliance, args.tune, parse_assignments(args.set), scenarios, args.category,
-                          args.division, args.task, replace=args.replace, host_tuning=args.host_tuning,
-                          official_checker=args.official_checker, weights=_weights_choice(args))
-    if args.official_checker is not None:
-        if not args.submission:
-            raise ConfigError("--official-checker is for --submission (it checks the packaged tree)")
-        from submit.official import checker_root
-
-        checker_root(args.official_checker)  # a wrong checkout is refused now, not after hours of runs
-    if args.submission:
-        done = run_submission(req, args.command_line)
-        print(f"packaged     : {', '.join(str(d) for d in done.scenario_dirs)}")
-        print(f"{args.out}: OK by this harness's rules" + (" and the official checker" if args.official_checker
-                                                           else "; now run the official checker on it "
-                                                                "(mlperf-cpu check --official)"))
-    elif args.model is None and args.dataset is None and args.calib_list is None:
-        run_demo(req)
-    else:
-        if args.model is None or args.dataset is None:
-            raise ConfigError("a real run needs --model and --dataset (see --help)")
-        run_real(req)
-    print(format_table(collect(args.results)))
-    return 0
-
-
-def _add_pipeline(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("pipeline", help="the main job (what ./run_offline.sh runs): demo, real run or submission",
-                       description="No model, dataset or calibration list: the bundled demo (demo data, the committed "
-                                   "demo model as FP32 and INT8, LoadGen accuracy + short NON-OFFICIAL performance "
-                                   "runs). With them: a real run with official settings. With --submission: "
-                                   "everything for one system, packaged and checked (no model: the demo task at "
-                                   "official length).")
-    p.add_argument("--model", type=Path, help="resnet50_v1.onnx (or any ONNX/IR classifier; its card is derived), "
-                                               "or timm/NAME[.tag] with --weights FILE or --pretrained")
-    _add_weights_options(p)
-    p.add_argument("--dataset", type=Path, help="ImageNet 2012 val directory holding the JPEGs and val_map.txt")
-    p.add_argument("--calib-list", type=Path, help="calibration list (MLCommons cal_image_list_option_1.txt)")
-    p.add_argument("--calib-dir", type=Path, help="where the calibration images are (default: --dataset)")
-    p.add_argument("--val-map", type=Path, help="default: <dataset>/val_map.txt")
-    p.add_argument("--system", default="host", help="system profile: host (default) or one of configs/*.yaml")
-    p.add_argument("--precision", choices=("int8", "f32", "bf16"), default="int8")
-    p.add_argument("--mode", default="all", help="all (default), accuracy or performance")
-    p.add_argument("--scenario", default="Offline",
-                   help="Offline (default), SingleStream, MultiStream, Server, a comma-separated list, or all")
-    p.add_argument("--user-conf", type=Path, default=default_user_conf(),
-                   help="LoadGen user.conf (set target_qps from a measurement; default ./user.conf, else the "
-                        "shipped one)")
-    p.add_argument("--results", type=Path, default=Path("results"), help="results root (default: ./results)")
-    p.add_argument("--work", type=Path, default=DEFAULT_WORK,
-                   help="prepared models and the preprocessed-image cache (default: ./work)")
-    p.add_argument("--demo-data", type=Path, default=Path("data/demo"), help="where the demo dataset is built")
-    p.add_argument("--task", choices=("classification", "detection"), default="classification",
-                   help="detection: a YOLO-style detector on a COCO-layout --dataset (<dir>/val2017 + "
-                        "annotations/instances_val2017.json), scored in mAP; no model: the detection demo")
-    p.add_argument("--replace", action="store_true",
-                   help="run every test again even where a complete run exists (each is replaced once the new one "
-                        "has finished), and replace an existing package; without it a complete run of the same "
-                        "model and settings is reused, and one of other settings stops the pipeline")
-    s = p.add_argument_group("a whole submission for one system")
-    s.add_argument("--submission", action="store_true",
-                   help="run everything with official settings and build an open-division tree")
-    s.add_argument("--org", default="Demo", help="submitter: the tree's open/<NAME> folder (default Demo)")
-    s.add_argument("--out", type=Path, default=Path("submission"), help="submission tree (default: submission)")
-    s.add_argument("--compliance", action="store_true", help="also run TEST01 and TEST04 (closed: always)")
-    s.add_argument("--category", choices=("edge", "datacenter,edge"),
-                   help="a complete entry: edge = SingleStream + MultiStream + Offline; datacenter,edge adds Server "
-                        "(default: the --scenario list, open division)")
-    s.add_argument("--division", choices=("open", "closed"), default="open",
-                   help="closed needs the reference resnet50_v1.onnx, the official calibration list and "
-                        "TEST01/TEST04")
-    s.add_argument("--tune", action="store_true",
-                   help="measure the engine grid first and set target_qps (writes configs/<system>-tuned.yaml)")
-    s.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="a systems/<name>.json field this machine cannot read; repeatable")
-    s.add_argument("--official-checker", type=Path, metavar="INFERENCE_CHECKOUT",
-                   help="last step: MLCommons' submission checker from this local checkout of mlcommons/inference "
-                        "(as mlperf-cpu check --official)")
-    _add_host_tuning(p)
-    p.set_defaults(handler=_cmd_pipeline)
-
-
-def _add_host_tuning(parser: argparse.ArgumentParser) -> None:
-    """``--host-tuning``, the one switch for changes beyond the harness's own process."""
-    parser.add_argument("--host-tuning", action="store_true",
-                        help="Server on the host profile: hold the CPU latency limit at 0 us (pm_qos; a busy loop "
-                             "per CPU without root) on a virtual machine, run the issuing threads under SCHED_FIFO "
-                             "and give the query threads short scheduler slices, for the test only (undone at its "
-                             "end). Default: off, the host is left as it is")
-
-
-def _watchdog_seconds(text: str) -> float:
-    """``--watchdog-s``: seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {text!r}")
-    return value
-
-
-# ----------------------------------------------------------------------------- parser
 def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prepare", help="ONNX/IR -> served FP32 or INT8 IR + model card")
     p.add_argument("--model", required=True,
@@ -626,107 +254,6 @@ def _add_prepare(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_prepare)
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:
-    r = sub.add_parser("run", help="one LoadGen test (one per process)")
-    r.add_argument("--mode", choices=("accuracy", "performance", "TEST01", "TEST04"), required=True,
-                   help="TEST01/TEST04: compliance runs, verified against this model's normal runs")
-    r.add_argument("--scenario", default="Offline", help="LoadGen scenario (default Offline)")
-    r.add_argument("--model", type=Path, required=True, help="prepared model directory (has card.json)")
-    r.add_argument("--dataset", type=Path, required=True, help="image directory (ImageNet val layout)")
-    r.add_argument("--val-map", type=Path, help="default: <dataset>/val_map.txt")
-    r.add_argument("--system", required=True, help="system profile name (configs/*.yaml or 'host')")
-    r.add_argument("--user-conf", type=Path, default=default_user_conf(),
-                   help="default ./user.conf, else the shipped one")
-    r.add_argument("--results", type=Path, default=Path("results"))
-    r.add_argument("--cache-dir", type=Path, default=DEFAULT_WORK / "cache")
-    _add_host_tuning(r)
-    r.add_argument("--watchdog-s", type=_watchdog_seconds, metavar="SECONDS",
-                   help="end the run INCOMPLETE (exit 3) when inference makes no progress for this long (default: "
-                        "the profile's watchdog_s, else 20 x the warm-up's longest wait, at least 60 s)")
-    r.add_argument("--replace", action="store_true",
-                   help="run again where a complete run exists (it is replaced only once the new run has finished "
-                        "and its logs are checked; a failed run leaves it untouched)")
-    demo = r.add_argument_group("non-official settings (demo/tests; the run is marked not submittable)")
-    demo.add_argument("--min-duration-ms", type=int)
-    demo.add_argument("--min-query-count", type=int)
-    demo.add_argument("--target-qps", type=float, help="0 = the warm-up throughput")
-    demo.add_argument("--performance-sample-count", type=int)
-    r.set_defaults(handler=_cmd_run)
-
-
-def _add_tools(sub: argparse._SubParsersAction) -> None:
-    t = sub.add_parser("tune", help="measure engine settings per scenario; write the best profile and the "
-                                    "user.conf target (Offline/Server target_qps, SingleStream/MultiStream "
-                                    "target_latency)")
-    t.add_argument("--model", type=Path, required=True, help="prepared model directory")
-    t.add_argument("--scenario", default="Offline", help="Offline (default), SingleStream, MultiStream or Server")
-    t.add_argument("--dataset", type=Path, help="Server only: the image directory its short LoadGen runs read")
-    t.add_argument("--work", type=Path, default=DEFAULT_WORK, help="Server only: where the image cache is")
-    t.add_argument("--system", default="host", help="base profile (its cores and system description)")
-    t.add_argument("--batches", default="8,16,32", help="comma-separated batch sizes")
-    t.add_argument("--requests-per-stream", default="1,2", help="comma-separated infer requests per stream")
-    t.add_argument("--seconds", type=float, default=3.0,
-                   help="measuring time per point (Server: per LoadGen run, at least 5)")
-    t.add_argument("--confirm-seconds", type=float, default=600.0,
-                   help="Server only: the confirmation runs' length (default 600, the official duration; 0: none, "
-                        "the highest VALID probe counts); after a failed one the search steps down until one is VALID")
-    t.add_argument("--confirmations", type=int, default=4,
-                   help="Server only: confirmation runs at most, the last at the floor (default 4)")
-    t.add_argument("--budget-seconds", type=float,
-                   help="Server only: the search's time budget (default: its plan's worst case, printed at the start)")
-    t.add_argument("--name", help="profile name to write (default <system>-tuned)")
-    t.add_argument("--profile-out", type=Path, help="profile YAML to write (default configs/<name>.yaml)")
-    t.add_argument("--margin", type=float,
-                   help="Offline: target_qps = best x margin (default 1.05: an official run lasts ~693 s at the "
-                        "measured rate; raise it on a machine shared with other jobs: a run over 1.1 x margin times "
-                        "as fast as measured ends before 600 s and is INVALID); Server: target_qps = the rate "
-                        "confirmed VALID x margin (default 0.95)")
-    t.add_argument("--user-conf", type=Path, default=Path("user.conf"))
-    t.add_argument("--replace", action="store_true",
-                   help="write over a profile shipped with the harness (configs/*.yaml other than *-tuned.yaml); "
-                        "every profile and user.conf it changes keeps its previous version as <file>.bak-<utc>")
-    _add_host_tuning(t)
-    t.set_defaults(handler=_cmd_tune)
-
-    rp = sub.add_parser("report", help="Table 1 on this host: f32/bf16/INT8 ResNet-50 vs INT8 DeciNet-style models")
-    rp.add_argument("--rows", default="resnet50:f32,resnet50:bf16,resnet50:int8,decinet_s:int8,decinet_m:int8,"
-                                      "decinet_l:int8", help="comma-separated <architecture>:<precision>")
-    rp.add_argument("--system", default="host")
-    rp.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the median is reported")
-    rp.add_argument("--duration-s", type=float, default=20.0, help="LoadGen min duration per run")
-    rp.add_argument("--demo-data", type=Path, default=Path("data/demo"),
-                    help="demo dataset: calibration images and the (speed-only) performance inputs")
-    rp.add_argument("--out", type=Path, default=Path("results/report"))
-    rp.add_argument("--work", type=Path, default=DEFAULT_WORK)
-    rp.add_argument("--user-conf", type=Path, default=default_user_conf(),
-                    help="default ./user.conf, else the shipped one")
-    rp.set_defaults(handler=_cmd_report)
-
-    m = sub.add_parser("models", help="built-in architectures: params, MACs and (--measure) INT8 speed")
-    m.add_argument("--names", help="comma-separated subset (default: all registered)")
-    m.add_argument("--measure", action="store_true", help="prepare INT8 and measure the pool's throughput")
-    m.add_argument("--system", default="host")
-    m.add_argument("--seconds", type=float, default=5.0)
-    m.add_argument("--calib-subset", type=int, default=100, help="calibration images (speed only)")
-    m.add_argument("--demo-data", type=Path, default=Path("data/demo"))
-    m.add_argument("--work", type=Path, default=DEFAULT_WORK)
-    m.set_defaults(handler=_cmd_models)
-
-    a = sub.add_parser("accuracy", help="accuracy.txt from mlperf_log_accuracy.json + val_map.txt "
-                                        "(or a COCO instances_*.json: mAP)")
-    a.add_argument("--log", type=Path, required=True)
-    a.add_argument("--val-map", type=Path, required=True, help="val_map.txt, or a COCO annotation file (.json)")
-    a.add_argument("--out", type=Path)
-    a.set_defaults(handler=_cmd_accuracy)
-
-    s = sub.add_parser("summary", help="table of every run under a results directory")
-    s.add_argument("--results", type=Path, default=Path("results"))
-    s.add_argument("--format", choices=("md", "json", "csv"), default="md",
-                   help="md: a table of runs (default); json: the run records; csv: one row per scenario in the "
-                        "official checker's summary.csv columns")
-    s.set_defaults(handler=_cmd_summary)
-
-
 class _VersionAction(argparse.Action):
     """``--version``: this project's installed version (package metadata), LoadGen's and OpenVINO's."""
 
@@ -744,20 +271,17 @@ class _VersionAction(argparse.Action):
 
 def main_parser() -> argparse.ArgumentParser:
     """The argument parser (separate so tests and docs can inspect it)."""
-    from cli.submission import add_subcommands
+    # Imported here, not at the top: main() has turned telemetry off before any command module loads.
+    from cli import accuracy, check, describe_system, models, package, pipeline, report, run, summary, tune
 
     parser = argparse.ArgumentParser(prog="mlperf-cpu", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action=_VersionAction)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logs and tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_pipeline(sub)
-    _add_prepare(sub)
-    _add_run(sub)
-    _add_tools(sub)
-    _add_zoo(sub)
-    _add_train(sub)
-    _add_search(sub)
-    add_subcommands(sub)  # package, check, describe-system
+    for add in (pipeline.add_parser, _add_prepare, run.add_parser, tune.add_parser, report.add_parser,
+                models.add_parser, accuracy.add_parser, summary.add_parser, _add_zoo, _add_train, _add_search,
+                package.add_parser, check.add_parser, describe_system.add_parser):
+        add(sub)
     return parser
 
 
@@ -779,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args.verbose)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        _log_arguments(args)
+        log_arguments(args)
         return handler(args)
     except HarnessError as exc:
         _close_progress_bars()
