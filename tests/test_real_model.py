@@ -71,14 +71,14 @@ def _predictions(workdir: Path, model: Path, photos: Path, cache: Path) -> dict[
 
 
 def _torch_labels(variant: int, model_dir: Path, photos: Path, cache: Path) -> dict[str, int]:
-    """The torch model's top-1 (package weights mapped by ``models.lite_weights``, not the checkpoint
+    """The torch model's top-1 (package weights mapped by ``training.lite_weights``, not the checkpoint
     file) on the very uint8 crops the harness serves, normalised as the card says."""
     import torch
 
     from dataset.cache import build_cache
     from dataset.val_map import parse_val_map
     from modelprep.card import load_card
-    from models.lite_weights import load_lite
+    from training.lite_weights import load_lite
 
     card = load_card(model_dir)
     samples = parse_val_map(photos / "val" / "val_map.txt")

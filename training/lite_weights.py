@@ -10,7 +10,7 @@ differently and computes something else. The result is written as a timm-format 
 takes. Published top-1 of timm's port of the same checkpoints: 74.846 / 76.674 / 77.47 %
 (``models/zoo/zoo.csv``).
 
-    python -m models.lite_weights --variant 1 --out work/lite/tf_efficientnet_lite1.safetensors
+    python -m training.lite_weights --variant 1 --out work/lite/tf_efficientnet_lite1.safetensors
 """
 
 from __future__ import annotations
