@@ -341,6 +341,14 @@ def detect_host(storage_path: str = "/") -> dict[str, str]:
 
     info = cpuinfo.get_cpu_info()
     topo = _cpu_topology()
+    out = {**_processor_fields(info, topo), **_memory_storage_network_fields(Path(storage_path)),
+           **_software_fields()}
+    out["hw_notes"] = _hw_notes(info, topo)
+    return out
+
+
+def _processor_fields(info: dict[str, Any], topo: dict[str, int]) -> dict[str, str]:
+    """The host_processor_* fields from py-cpuinfo's ``info`` and the sysfs topology."""
     out: dict[str, str] = {}
     brand = info.get("brand_raw")
     if brand:
@@ -359,13 +367,18 @@ def detect_host(storage_path: str = "/") -> dict[str, str]:
     caches = _caches(threads_per_core)
     if caches:
         out["host_processor_caches"] = caches
+    return out
+
+
+def _memory_storage_network_fields(storage_path: Path) -> dict[str, str]:
+    """The host_memory_*, host_storage_* (of the disk holding ``storage_path``) and networking fields."""
     import psutil
 
-    out["host_memory_capacity"] = _size_text(psutil.virtual_memory().total) + " (visible to the OS)"
+    out = {"host_memory_capacity": _size_text(psutil.virtual_memory().total) + " (visible to the OS)"}
     mem_cfg = _memory_configuration()
     if mem_cfg:
         out["host_memory_configuration"] = mem_cfg
-    capacity, kind = _storage(Path(storage_path))
+    capacity, kind = _storage(storage_path)
     if capacity:
         out["host_storage_capacity"] = capacity
     if kind:
@@ -374,7 +387,12 @@ def detect_host(storage_path: str = "/") -> dict[str, str]:
     if net:
         out["host_networking"] = net
         out["host_network_card_count"] = nic_count or ""
-    out["operating_system"] = _operating_system()
+    return out
+
+
+def _software_fields() -> dict[str, str]:
+    """The operating system, the framework and software stack, and the DMI system name."""
+    out = {"operating_system": _operating_system()}
     framework, stack = software_stack()
     if framework:
         out["framework"] = framework
@@ -382,6 +400,11 @@ def detect_host(storage_path: str = "/") -> dict[str, str]:
     name = _dmi_system_name()
     if name:
         out["system_name"] = name
+    return out
+
+
+def _hw_notes(info: dict[str, Any], topo: dict[str, int]) -> str:
+    """Cores and threads, a hypervisor, and the wide-vector ISA extensions the CPU has."""
     flags = set(info.get("flags", []))
     isa = [label for flag, label in (("avx512f", "AVX-512"), ("avx512_vnni", "AVX-512 VNNI"),
                                      ("avx512_bf16", "AVX-512 BF16"), ("amx_bf16", "AMX-BF16"),
@@ -391,8 +414,7 @@ def detect_host(storage_path: str = "/") -> dict[str, str]:
         notes.append("virtual machine (hypervisor CPU flag)")
     if isa:
         notes.append("ISA: " + ", ".join(isa))
-    out["hw_notes"] = "; ".join(notes)
-    return out
+    return "; ".join(notes)
 
 
 if __name__ == "__main__":  # quick look: python -m hostinfo.probe
