@@ -34,8 +34,8 @@ def protect_environment(environ: MutableMapping[str, str]) -> MutableMapping[str
 
 def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for a child started with ``python_command``: this process's, protected
-    (``protect_environment``), the repository first on ``PYTHONPATH`` (safe-path mode no longer
-    finds it through the working directory), plus ``extra``."""
+    (``protect_environment``), the repository first on ``PYTHONPATH`` (in safe-path mode Python
+    does not find it through the working directory), plus ``extra``."""
     env = protect_environment(dict(os.environ))
     rest = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and Path(p).resolve() != REPO]
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), *rest])

@@ -49,10 +49,9 @@ def host_scenarios(cores: int, host_tuning: bool = False) -> dict[str, EngineCon
     on a virtual machine, CPUs kept from halting between arrivals.
     ``SERVER_REQUESTS_PER_STREAM`` batch-1 requests per stream: a burst of arrivals waits in
     OpenVINO's own queue, which a stream takes its next request from the moment it finishes,
-    instead of in ``issue_query`` waiting for an idle request (measured, decinet_s, 150 qps, 30 s,
-    2 rounds: LoadGen p99 12.43 / 11.97 ms with 8 per stream vs 12.61 / 12.33 with 2).
-    Keeping a VM's CPUs awake saves several ms of p99 when the host is slow at partial load
-    (README, Scenarios).
+    instead of in ``issue_query`` waiting for an idle request, which lowered the p99
+    (docs/notes/2026-11-30-server-tail-on-vms.md). Keeping a VM's CPUs awake helps when the host is
+    slow at partial load (docs/scenarios.md, Host tuning).
     """
     tuning = host_server_tuning() if host_tuning else {}
     return {"SingleStream": EngineConfig(1, cores, 1, 1),
@@ -79,8 +78,8 @@ def host_issue_priority() -> int:
 
 def host_keep_awake() -> str:
     """Server's ``keep_awake`` for this machine: ``off`` on bare metal (not measured there);
-    on a virtual machine ``pm_qos`` where this process may hold the CPU latency limit (measured
-    0.4-2.9 ms lower p99 than the loops, 5 of 5 pairs), else ``loops``."""
+    on a virtual machine ``pm_qos`` where this process may hold the CPU latency limit (a lower p99
+    than the loops in every paired round: docs/notes/2026-11-30-server-tail-on-vms.md), else ``loops``."""
     if not virtual_machine():
         return "off"
     return "pm_qos" if pm_qos_writable() else "loops"

@@ -2,12 +2,10 @@
 
 Why (Server on a virtual machine). Between Poisson arrivals the Server scenario leaves cores
 idle, and an idle virtual CPU halts: it exits to the hypervisor, which may give its physical
-core to someone else or pack the VM's vCPUs together until load returns. Measured on a
-2-vCPU KVM guest (``haltpoll`` idle driver, no guest polling), INT8 decinet_s, 2 streams x 1
-thread, 60 s LoadGen Server runs at 120-140 qps: with nothing done, OpenVINO's own per-second
-median inference time jumped from 6.0 ms to 8-9 ms for about a second every 15-20 s, and
-those bursts held most of the queries over 13 ms (99th percentile 17.4-17.8 ms at 120 qps).
-Under back-to-back load (Offline, benchmark_app) the cores never idle, so nothing changes there.
+core to someone else or pack the VM's vCPUs together until load returns, so the next queries run
+slow in bursts that hold most of the 99th percentile. Under back-to-back load (Offline,
+benchmark_app) the cores never idle, so nothing changes there. The measurements are in
+docs/notes/2026-11-30-server-tail-on-vms.md.
 
 Two ways to keep them from halting:
 
@@ -16,28 +14,20 @@ the run: the idle governor may then only pick idle states with no exit latency, 
 kernel's own polling loop, so an idle vCPU spins inside the kernel and a woken thread runs at
 once; closing the file ends the request. It is what tuned's latency-performance profile and
 "disable C-states" do, for the run only. It needs write access to the device (root).
-Measured (same host, 30 s ``bench/server_breakdown`` runs, paired): LoadGen's p99 at
-150 qps 12.63 / 13.77 ms against 13.71 / 14.25 with the loops; at 160 qps 14.03 / 13.08 / 15.10
-against 15.81 / 16.03 / 15.47 (in-run inference p99 8.1-8.8 ms against 9.9-10.1).
 
 ``loops`` (no privilege needed): one busy loop per CPU, each its own process (a Python loop in
 this process would hold the GIL), pinned to one CPU and scheduled ``SCHED_IDLE`` so that any
 runnable thread preempts it at once. It dies with its parent (``PR_SET_PDEATHSIG``, and a parent
-check in the loop), so an interrupted run leaves none behind. They removed most of the bursts
-(p99 14.1 ms at 120 qps; lower than with nothing in 7 of 8 paired runs). They have a cost the kernel's poll
-loop does not: ``start_async`` returned after 3 ms or more for one call in ten
-(an OpenVINO thread that yields hands its CPU to the loop until the next tick), and while the
-host was quiet LoadGen's p99 at 150-160 qps was about 1 ms worse than with nothing; while the
-host was slow at partial load the loops saved far more (110 qps, 30 s, 2 pairs: 12.56 / 12.88
-ms with them, 18.41 / 13.74 without).
+check in the loop), so an interrupted run leaves none behind. The loops cost what the kernel's
+poll loop does not: an OpenVINO thread that yields hands its CPU to a loop until the next tick,
+so ``start_async`` sometimes returns late, and on a quiet host the p99 is a little worse than
+with nothing.
 
 So with ``--host-tuning`` the ``host`` profile on a virtual machine takes ``pm_qos`` where the
 device is writable and ``loops`` where it is not; without it, nothing (it reaches every CPU and
-every other tenant of the machine, so it is never on unasked). Neither is for SingleStream/MultiStream: there the loops made the
-90th percentile 34-62 % worse (decinet_s, 3 rounds of 15 s), and a 0 us limit held over both our
-runs and benchmark_app's gained nothing (decinet_s, 3 rounds of 20 s: SingleStream ratio to
-benchmark_app 1.065 with it, 1.050 without; MultiStream 1.051 / 0.990); ``harness.profile``
-accepts ``keep_awake`` for Server only.
+every other tenant of the machine, so it is never on unasked). Neither helps SingleStream or
+MultiStream (the loops made their latency worse), so ``harness.profile`` accepts ``keep_awake``
+for Server only.
 """
 
 from __future__ import annotations

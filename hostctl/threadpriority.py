@@ -14,16 +14,10 @@ threads: it runs from its wake-up to its return, and releases the lock within mi
 It sleeps between arrivals (LoadGen sleeps until each query's scheduled time), so it takes
 almost no CPU; Linux's real-time throttling (95 % of each second by default) bounds it anyway.
 
-Measured on a 2-vCPU KVM guest (Linux 6.18, INT8 decinet_s, 2 streams x 1 thread, 16
-requests, ``keep_awake: pm_qos``, ``dispatch_slice_us: 100``; LoadGen Server at 150 qps,
-30 s, 2 paired rounds of ``bench/server_breakdown.py``): the delay from OpenVINO's end of
-inference to our callback had a p99 of 0.31 / 0.34 ms with the issue thread at priority 1,
-against 2.60 / 1.34 ms without (README, Scenarios).
-
-Server only (``harness.profile`` refuses it elsewhere): in SingleStream and MultiStream, where
-the issue thread also waits for the inference and answers it, it made the latency worse (INT8
-decinet_s, ``latency_vs_benchmark_app``, 3 rounds each in the same hour: SingleStream p90 1.12x
-benchmark_app's with it against 1.01x without, MultiStream p99 1.22x against 0.99x).
+On a 2-vCPU guest it cut the delay from OpenVINO's end of inference to our callback several
+fold at the Server p99. Server only (``harness.profile`` refuses it elsewhere): in SingleStream and
+MultiStream, where the issue thread also waits for the inference and answers it, it made the
+latency worse. The figures are in docs/notes/2026-11-30-server-tail-on-vms.md.
 
 Only the issuing threads claim it (LoadGen's issue thread, a dispatcher thread); OpenVINO's
 threads, the callback threads among them, keep their policy, since a real-time inference

@@ -10,12 +10,9 @@ machine is 1.4 ms, a tenth of the 15 ms bound. Since Linux 6.12 a thread may ask
 slice (``sched_setattr`` with ``sched_runtime`` for ``SCHED_OTHER``, 0.1-100 ms, no privilege
 needed), and a woken thread whose slice is shorter than the running one's preempts it at once.
 
-Measured on a 2-vCPU KVM guest (Linux 6.18, INT8 decinet_s, 2 streams x 1 thread, 40 s LoadGen
-Server runs at 150 qps with ``keep_awake``, 2 paired rounds): LoadGen's 99th percentile
-14.46 / 14.44 ms (INVALID) with the default slice, 13.65 / 13.63 ms (VALID) with 100 us on the
-issue and callback threads; OpenVINO's own request p99 was the same (11.3-11.5 ms). In
-SingleStream it changed nothing measurable (3 rounds of 15 s, p90 ratio to benchmark_app
-1.040-1.094 either way), so profiles set it for Server only.
+On a 2-vCPU guest near the top Server rate, 0.1 ms slices on the issue and callback threads
+turned an INVALID p99 VALID with the same inference latency; in SingleStream they changed nothing
+measurable, so profiles set them for Server only (docs/notes/2026-11-30-server-tail-on-vms.md).
 
 Each thread asks once, the first time it carries a query (``SliceClaim``); OpenVINO's stream
 threads keep the default slice, so only the query carriers preempt them. The slice is the

@@ -171,7 +171,7 @@ def get_builder(name: str) -> Builder:
 def list_models(task: str | None = "classification") -> list[str]:
     """Sorted names of the registered models of ``task`` ("classification", "detection"; None: all).
 
-    The default is the classifiers, which every older caller (the ``models``
+    The default is the classifiers, which every caller that names no task (the ``models``
     command, the zoo, the export tests) means.
     """
     return _REGISTRY.names(task)

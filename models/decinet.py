@@ -204,24 +204,9 @@ DEMO_SPEC = DeciNetSpec(
     stages=(_basic(1, 24), _basic(2, 48), _bottleneck(1, 96, expansion=2)),
     num_classes=10, stem_kernel=3, stem_stride=1)
 
-# 224x224 ImageNet variants, chosen by measured INT8 throughput on a 2-core AMX-INT8 Xeon
-# (OpenVINO 2026.4, NNCF PTQ, 2 streams x 1 thread, 4 requests, batch 16; `mlperf-cpu models
-# --measure`, medians of interleaved runs, as ratios to INT8 ResNet-50 measured alongside).
-# What the measurements said (throughput at ~equal MACs):
-#   * strided 1x1 projection instead of avg-pool + 1x1 (ResNet-D): ~+40%. The pool runs in
-#     f32 and un-fuses the requantization of its input (an extra full-resolution pass).
-#   * 4x4/4 patchify stem to 56x56 x 64 instead of 3x3/2 at 112x112 + a strided stage: ~+7%;
-#     two 3x3/2 convs to 56x56 instead: ~-9%. 112x112 layers are memory-bound.
-#   * basic 3x3 blocks instead of 1x1-3x3-1x1 bottlenecks at 14x14/7x7: ~+12% with ~8% more
-#     MACs. The 1x1 expansions (and the residual adds fused into them) run at a third to a
-#     half of the 3x3 convs' rate.
-#   * 3x3 convs at 56/28/14 run at ~1.3-1.5 TMAC/s per core with 64..512 channels (multiples
-#     of 64; 32 and 48 channels only ~0.7), at 7x7 only ~0.6-0.9: capacity is cheapest as
-#     depth at 14x14, so the 7x7 stage is a single block and the sizes grow at 14x14.
-#   * zero-init of the residual BNs (all-zero INT8 weights in the untrained export): no effect.
-# Medians of 5 clean interleaved runs (ResNet-50 INT8 381, ResNet-18 1,010 samples/s):
-# S 1.21 GMACs 1,765/s (4.6x ResNet-50), M 1.83 GMACs 1,223/s (3.2x), L 2.55 GMACs 880/s (2.3x);
-# GMACs x samples/s: S 2,140, M 2,240, L 2,250 vs ResNet-18 1,830.
+# 224x224 ImageNet variants, each design choice kept for its measured INT8 throughput: a patchify
+# stem (112x112 layers are memory-bound), strided 1x1 shortcuts, basic 3x3 blocks, channels in
+# multiples of 64 and capacity as depth at 14x14 (docs/models.md, Built-in architectures, has the figures).
 _PATCHIFY = dict(stem_width=64, stem_kernel=4, stem_stride=4, shortcut="conv")
 S_SPEC = DeciNetSpec(
     stages=(_basic(1, 64, stride=1), _basic(2, 128), _basic(2, 256), _basic(1, 448)), **_PATCHIFY)

@@ -97,7 +97,7 @@ class EngineConfig:
                               f"got instances = {self.instances}")
         if not isinstance(self.pinning, bool):
             raise ConfigError(f"engine.pinning: expected true or false, got {self.pinning!r}")
-        if isinstance(self.keep_awake, bool):  # the flag's earlier form, still in older profiles and records
+        if isinstance(self.keep_awake, bool):  # the boolean form some profiles and records hold
             object.__setattr__(self, "keep_awake", "loops" if self.keep_awake else "off")
         if self.keep_awake not in KEEP_AWAKE_MODES:
             raise ConfigError(f"engine.keep_awake: expected one of {', '.join(KEEP_AWAKE_MODES)} (true = loops, "
@@ -109,8 +109,8 @@ class EngineConfig:
         return self.num_threads * self.instances
 
     def warn_if_throughput_starved(self) -> None:
-        """Throughput scenarios want two requests per stream (measured: with one, the batch refill
-        runs in series with inference and the harness reaches ~0.965x benchmark_app, not ~1.00x)."""
+        """Throughput scenarios want two requests per stream: with one, the batch refill runs in
+        series with inference (docs/scenarios.md, System profiles)."""
         if self.infer_requests < 2 * self.num_streams:
             log.warning("engine.infer_requests (%d) < 2 x num_streams (%d): each stream idles while its "
                         "batch is answered and refilled", self.infer_requests, self.num_streams)

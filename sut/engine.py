@@ -13,9 +13,8 @@ performance sample count), and the feed avoids copying it:
   request's own input array. The copy from host memory into the inference input stays SUT
   work, timed: it runs on the thread that submits the batch.
 
-Measured by ``bench/feed_loops.py`` (bare loops over this pool, null 224x224 model, 2 cores,
-batch 16): bank views 64.7k samples/s, ``np.take`` into the request 33.7k, fixed inputs (nothing
-fed, as benchmark_app) 66.7k.
+On a null model views feed nearly as fast as benchmark_app's fixed inputs and copies about half
+as fast (``bench/feed_loops.py``; figures in docs/notes/2026-11-29-offline-feed.md).
 
 A finished batch is reported by handing the request's slot, the batch's sample ids and
 its top-1 output (a view of the request's own fixed output array, valid until ``on_done``
@@ -26,7 +25,7 @@ returns) to the ``on_done`` function the pool was built with. Who calls it is th
   submits also reports. When every request is busy, ``submit`` waits for the oldest one and
   reports it first; ``drain`` reports the rest. OpenVINO's stream threads never run Python:
   a Python callback holds its stream thread until it gets the GIL, and the stream idles
-  meanwhile (``bench/feed_loops.py``: 55.9k samples/s with callbacks, 64.7k without).
+  meanwhile (slower with callbacks: docs/notes/2026-11-29-offline-feed.md).
 - ``callbacks=True`` (Server): each request reports on OpenVINO's callback thread as it
   finishes, so an arrival never waits for the dispatcher to come back to a finished batch.
 
