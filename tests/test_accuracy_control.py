@@ -1,9 +1,10 @@
 """prepare --max-accuracy-drop: NNCF accuracy-controlled INT8 on the trained demo model, held-out demo val images.
 
-Calibrating on three train images dimmed to 45 % makes every activation range too narrow, so plain
-PTQ clips and loses far more than a quarter point on any CPU (3 undimmed images lost more than that on
-the AVX-512 hosts and none on an AVX2-only one, whose INT8 kernels differ). Accuracy control then
-has layers to give back to float; the card must name them and hold the measured drop.
+Calibrating on three dimmed train images makes every activation range too narrow, so plain PTQ clips
+and misses the target. How dim is enough depends on the CPU's INT8 kernels (AVX2, AVX-512 VNNI and AMX
+round differently), so the test dims step by step until plain PTQ on this host misses the target, within
+bounds, and fails if even the darkest step does not. Accuracy control then has layers to give back to
+float; the card must name them and hold the measured drop.
 """
 
 from __future__ import annotations
@@ -18,17 +19,19 @@ from conftest import DEMO_ONNX, REPO, run_cli
 from dataset.val_map import parse_name_list
 
 MAX_DROP = 0.25  # points; one demo val image is 0.22
-DIM = 0.45  # calibration brightness (0.6 still met MAX_DROP on the AVX2 host, 0.45 lost 2.7 points)
+# Calibration brightness, tried in order until plain PTQ misses MAX_DROP; the darkest still keeps the digits'
+# shapes (pixel values up to ~50) so accuracy control can win the loss back.
+DIMS = (0.45, 0.3, 0.2)
 
 
-def _dimmed_calibration(demo: Path, out: Path, count: int = 3) -> tuple[Path, Path]:
-    """The first ``count`` calibration images at ``DIM`` brightness, and their list."""
+def _dimmed_calibration(demo: Path, out: Path, dim: float, count: int = 3) -> tuple[Path, Path]:
+    """The first ``count`` calibration images at ``dim`` brightness, and their list."""
     names = parse_name_list(demo / "cal_list.txt")[:count]
     (out / "images").mkdir(parents=True, exist_ok=True)
     for name in names:
         image = cv2.imread(str(demo / "train" / name))
         assert image is not None, name
-        cv2.imwrite(str(out / "images" / name), (image * DIM).astype(np.uint8))
+        cv2.imwrite(str(out / "images" / name), (image * dim).astype(np.uint8))
     cal_list = out / "cal_list.txt"
     cal_list.write_text("".join(f"{name}\n" for name in names))
     return out / "images", cal_list
@@ -46,11 +49,16 @@ def _prepare(demo: Path, out: Path, cache: Path, cal_dir: Path, cal_list: Path, 
 
 def test_layers_go_back_to_float_until_the_drop_is_met(demo_data: Path, session_dir: Path, cache_dir: Path,
                                                        tmp_path: Path) -> None:
-    cal_dir, cal_list = _dimmed_calibration(demo_data, tmp_path / "cal")
-    out = session_dir / "models-ac"
-    ptq = _prepare(demo_data, out, cache_dir, cal_dir, cal_list, None)
-    assert ptq["calibration"]["tool"] == "nncf.quantize"
-    assert ptq["accuracy_check"]["top1_drop_points"] > MAX_DROP  # the premise: plain PTQ misses the target
+    drops = {}
+    for dim in DIMS:  # the premise: plain PTQ on this host misses the target
+        cal_dir, cal_list = _dimmed_calibration(demo_data, tmp_path / f"cal-{dim}", dim)
+        out = session_dir / f"models-ac-{dim}"  # the prepared-model cache does not key on image content
+        ptq = _prepare(demo_data, out, cache_dir, cal_dir, cal_list, None)
+        assert ptq["calibration"]["tool"] == "nncf.quantize"
+        drops[dim] = ptq["accuracy_check"]["top1_drop_points"]
+        if drops[dim] > MAX_DROP:
+            break
+    assert drops[dim] > MAX_DROP, f"plain PTQ met the target at every brightness tried: {drops}"
 
     card = _prepare(demo_data, out, cache_dir, cal_dir, cal_list, MAX_DROP)
     cal, check = card["calibration"], card["accuracy_check"]

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import run_cli, run_loadgen_test
+from conftest import compile_reference, run_cli, run_loadgen_test
 from detector_builders import make_coco_set, make_detector
 
 CARD = {"name": "tinydet", "task": "detection", "input_size": 64, "num_classes": 3, "category_ids": [1, 2, 3],
@@ -143,8 +143,6 @@ def test_ultralytics_shaped_export_without_card_is_an_80_class_coco_detector(det
 # ----------------------------------------------------------------------------- accuracy through LoadGen
 def _direct_detections(model_dir: Path, coco_root: Path, cache: Path) -> dict[int, np.ndarray]:
     """Each sample through plain OpenVINO (batch 1, no LoadGen) and the card's post-processor."""
-    import openvino as ov
-
     from dataset.cache import build_cache
     from dataset.coco import load_coco, resolve_coco
     from modelprep.card import load_card
@@ -153,7 +151,7 @@ def _direct_detections(model_dir: Path, coco_root: Path, cache: Path) -> dict[in
     card = load_card(model_dir)
     coco = load_coco(*resolve_coco(coco_root))
     data = build_cache(coco.image_dir, coco.samples, card.preprocess, cache).open()
-    compiled = ov.Core().compile_model(str(model_dir / "model.xml"), "CPU")
+    compiled = compile_reference(model_dir / "model.xml")
     post = post_for(card, coco.sizes)
     return {i: post(compiled(data[i:i + 1])[0], np.array([i]))[0] for i in range(len(coco))}
 

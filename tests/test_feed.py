@@ -15,7 +15,7 @@ import mlperf_loadgen as lg
 import numpy as np
 import openvino as ov
 import pytest
-from conftest import prepare_model
+from conftest import compile_reference, prepare_model
 
 from dataset.cache import build_cache
 from dataset.val_map import parse_val_map
@@ -44,7 +44,7 @@ def demo_cache(tiny_f32: Path, demo_data: Path, tmp_path_factory: pytest.TempPat
 
 def _direct(model: Path, data: np.ndarray) -> np.ndarray:
     """The served IR (one input, no bank), compiled plainly and run one sample at a time."""
-    compiled = ov.Core().compile_model(str(model / "model.xml"), "CPU")
+    compiled = compile_reference(model / "model.xml")
     return np.concatenate([compiled(data[i:i + 1])[0].reshape(-1) for i in range(len(data))])
 
 

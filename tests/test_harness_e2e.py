@@ -3,8 +3,7 @@
 from pathlib import Path
 
 import numpy as np
-import openvino as ov
-from conftest import run_loadgen_test
+from conftest import assert_int8_labels_agree, compile_reference, run_loadgen_test, run_valid_performance
 
 from dataset.cache import build_cache
 from dataset.val_map import parse_val_map
@@ -21,7 +20,7 @@ def _direct_labels(model: Path, demo: Path, cache: Path) -> np.ndarray:
     card = load_card(model)
     samples = parse_val_map(demo / "val" / "val_map.txt")
     data = np.asarray(build_cache(demo / "val", samples, card.preprocess, cache, progress=False).open())
-    compiled = ov.Core().compile_model(str(model / "model.xml"), "CPU")
+    compiled = compile_reference(model / "model.xml")
     return np.concatenate([compiled(data[i:i + 1])[0].reshape(-1) for i in range(len(data))])
 
 
@@ -32,7 +31,7 @@ def test_accuracy_log_equals_direct_inference(workdir: Path, demo_int8: Path, de
     labels = read_accuracy_log(result.directory / "mlperf_log_accuracy.json")
     direct = _direct_labels(demo_int8, demo_data, cache_dir)
     assert sorted(labels) == list(range(len(direct)))
-    np.testing.assert_array_equal(np.array([labels[i] for i in range(len(direct))]), direct)
+    assert_int8_labels_agree(labels, direct, "LoadGen run against direct batch-1 inference")
     line = (result.directory / "accuracy.txt").read_text().strip()
     acc = result.accuracy
     assert acc is not None and line == f"accuracy={acc.top1_percent:.3f}%, good={acc.good}, total=450"
@@ -50,11 +49,9 @@ def test_int8_accuracy_within_half_a_point_of_f32(workdir: Path, demo_f32: Path,
 
 
 def test_short_performance_run(workdir: Path, demo_int8: Path, demo_data: Path, cache_dir: Path) -> None:
-    result = _run(workdir, "performance", demo_int8, demo_data, cache_dir,
-                  "--min-duration-ms", "2000", "--target-qps", "0")
+    result = run_valid_performance(workdir, demo_int8, demo_data / "val", cache_dir)
     summary = (result.directory / "mlperf_log_summary.txt").read_text()
-    assert f"Result is : {result.validity}" in summary
-    assert result.valid == (result.validity == "VALID")
+    assert "Result is : VALID" in summary and result.valid
     assert result.samples_per_second > 0 and result.min_duration_ms == 2000
     assert result.submittable is False
     assert any("non-official command-line settings" in r for r in result.not_submittable_because)

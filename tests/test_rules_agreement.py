@@ -34,21 +34,23 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def accuracy_run(demo_f32: Path, demo_data: Path, cache_dir: Path,
-                 tmp_path_factory: pytest.TempPathFactory) -> Path:
+def accuracy_run(demo_runs: dict, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A work folder holding a copy of the session's Offline accuracy run of the INT8 demo model (made with
+    this user.conf)."""
     work = tmp_path_factory.mktemp("agreement")
     (work / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
-    run_loadgen_test(work, "accuracy", demo_f32, demo_data / "val", cache_dir)
+    accuracy = demo_runs["Offline"]["accuracy"].directory
+    shutil.copytree(accuracy, work / accuracy.relative_to(accuracy.parents[4]))  # results/host/<model>/...
     return work
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_runner_and_package_give_the_same_reasons(case: str, accuracy_run: Path, demo_f32: Path,
+def test_runner_and_package_give_the_same_reasons(case: str, accuracy_run: Path, demo_int8: Path,
                                                   demo_data: Path, cache_dir: Path, tmp_path: Path) -> None:
     work = tmp_path / "work"
     shutil.copytree(accuracy_run, work)
     extra, expected = CASES[case]
-    perf = run_loadgen_test(work, "performance", demo_f32, demo_data / "val", cache_dir, *extra)[1]
+    perf = run_loadgen_test(work, "performance", demo_int8, demo_data / "val", cache_dir, *extra)[1]
     acc = RunResult.load(tree.run_dir(work / "results", "host", perf.model_label, Scenario.OFFLINE, Mode.ACCURACY))
     for fragment in expected:
         assert any(fragment in r for r in perf.not_submittable_because), (fragment, perf.not_submittable_because)

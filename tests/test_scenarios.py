@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli, run_loadgen_test
+from conftest import assert_int8_labels_agree, run_cli, run_loadgen_test
 
 from common.errors import SubmissionError
 from common.testspec import Mode, Scenario
@@ -26,30 +26,17 @@ LATENCY_SCENARIOS = ("SingleStream", "MultiStream", "Server")
 
 
 @pytest.fixture(scope="module")
-def scenario_runs(demo_int8: Path, demo_data: Path, cache_dir: Path,
-                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, RunResult]]:
-    """Accuracy and short performance runs of the INT8 demo model in all four scenarios."""
-    work = tmp_path_factory.mktemp("scenarios")
-    (work / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
-    runs: dict[str, dict[str, RunResult]] = {}
-    for scenario in ("Offline", *LATENCY_SCENARIOS):
-        # Server accuracy queries arrive at target_qps: take it from the warm-up (no tuned user.conf here).
-        extra = ("--target-qps", "0") if scenario == "Server" else ()
-        runs[scenario] = {
-            "accuracy": run_loadgen_test(work, "accuracy", demo_int8, demo_data / "val", cache_dir, *extra,
-                                         scenario=scenario)[1],
-            "performance": run_loadgen_test(work, "performance", demo_int8, demo_data / "val", cache_dir, *SHORT,
-                                            scenario=scenario)[1]}
-    return runs
+def scenario_runs(demo_runs: dict) -> dict[str, dict[str, RunResult]]:
+    """Accuracy and short VALID performance runs of the INT8 demo model in all four scenarios (the session's)."""
+    return demo_runs
 
 
 @pytest.mark.parametrize("scenario", LATENCY_SCENARIOS)
 def test_accuracy_labels_agree_with_offline(scenario_runs: dict, scenario: str) -> None:
     offline = read_accuracy_log(scenario_runs["Offline"]["accuracy"].directory / "mlperf_log_accuracy.json")
     mine = read_accuracy_log(scenario_runs[scenario]["accuracy"].directory / "mlperf_log_accuracy.json")
-    assert sorted(mine) == sorted(offline) == list(range(450))  # every sample answered exactly once
-    agree = sum(mine[i] == offline[i] for i in offline) / len(offline)
-    assert agree >= 0.999, agree  # INT8 kernels may differ by batch size, barely
+    assert sorted(offline) == list(range(450))  # every sample answered exactly once
+    assert_int8_labels_agree(mine, offline, f"{scenario} against Offline")
     run = scenario_runs[scenario]["accuracy"]
     assert run.scenario.value == scenario and run.accuracy.total == 450
 
@@ -65,9 +52,9 @@ def test_short_performance_run_reports_the_scenario_metric(scenario_runs: dict, 
     assert run.profile.engine_for(scenario) == load_profile("host").engine_for(scenario)
     if scenario == "MultiStream":
         assert '"key": "effective_samples_per_query", "value": 8' in detail
-    if run.validity == "VALID" and scenario != "Offline":
+    assert run.validity == "VALID" and not run.invalid_because()
+    if scenario != "Offline":
         assert run.loadgen["early_stopping_met"] is True and run.latency_ms("99.00") > 0
-    assert run.validity == "VALID" or run.invalid_because(), "an INVALID run must say why"
 
 
 def test_single_stream_sends_one_sample_per_query(scenario_runs: dict) -> None:
@@ -82,9 +69,12 @@ def test_invalid_server_run_says_why_and_is_refused(demo_int8: Path, demo_data: 
     acc_dir = scenario_runs["Server"]["accuracy"].directory
     shutil.copytree(acc_dir.parents[2], work / "results" / "host")
     (work / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
-    # Far more arrivals than two cores can serve within 15 ms: the latency bound is missed.
+    # Arrivals at 4x what this host's Offline run served: the queue, and with it the latency, grows past
+    # the 15 ms bound within the first second, and the backlog drains in seconds (a fixed huge rate
+    # would schedule minutes of queries).
+    rate = 4 * scenario_runs["Offline"]["performance"].samples_per_second
     proc, run = run_loadgen_test(work, "performance", demo_int8, demo_data / "val", cache_dir,
-                                 "--min-duration-ms", "1500", "--target-qps", "200000", "--min-query-count", "1",
+                                 "--min-duration-ms", "1500", "--target-qps", f"{rate:.0f}", "--min-query-count", "1",
                                  "--replace", scenario="Server")  # over the copied VALID run
     assert run.validity == "INVALID" and not run.submittable
     assert any("latency bound not met: 99th percentile" in r for r in run.invalid_because())
@@ -180,13 +170,16 @@ def test_compliance_runs_verify_in_latency_scenarios(scenario: str, scenario_run
         assert verdict.read_text().strip().endswith("TEST PASS" if perf["passed"] else "TEST FAIL")
 
 
-def test_closed_submission_refuses_a_non_reference_model_before_running(demo_data: Path, tmp_path: Path) -> None:
+def test_closed_submission_refuses_a_non_reference_model_before_running(demo_data: Path, session_dir: Path,
+                                                                       tmp_path: Path) -> None:
     from conftest import DEMO_ONNX
 
+    # The shared work folder: the INT8 model this flow prepares before it refuses is prepared once a session.
     proc = run_cli(["pipeline", "--submission", "--division", "closed", "--category", "edge",
                     "--model", str(DEMO_ONNX), "--dataset", str(demo_data / "val"),
                     "--calib-list", str(demo_data / "cal_list.txt"), "--calib-dir", str(demo_data / "train"),
-                    "--work", str(tmp_path / "work"), "--results", str(tmp_path / "results")], cwd=tmp_path)
+                    "--work", str(session_dir / "pipeline-work"), "--results", str(tmp_path / "results")],
+                   cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "closed division: model source decinet_demo.onnx" in proc.stderr
     assert "is not the reference resnet50 model" in proc.stderr
