@@ -117,7 +117,9 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-IMAGES = 800  # ~20 ms each to decode and resize: a fill of several seconds on this 2-core host
+# ~20 ms each to decode and resize, on as many workers as CPUs (dataset.cache): 400 per CPU make a fill of
+# several seconds on any host, 2 cores or 32.
+IMAGES = 400 * max(2, os.cpu_count() or 1)
 
 
 @pytest.fixture(scope="module")
