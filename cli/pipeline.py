@@ -88,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
             tuple(Scenario.parse(x) for x in args.scenario.split(","))
     except ValueError as exc:
         raise ConfigError(f"--scenario: {exc} (or 'all')") from None
+    if (args.weights is not None or args.pretrained) and args.model is None:
+        raise ConfigError("--weights/--pretrained load trained weights for --model timm/NAME[.tag]; no --model given")
     if args.category and not args.submission:
         raise ConfigError("--category is for --submission (it chooses the scenarios a submission needs)")
     req = PipelineRequest(ws, args.model, args.dataset, args.calib_list, args.calib_dir, args.val_map, args.system,
