@@ -167,6 +167,8 @@ def count_all(jobs: Sequence[tuple[str, int, float]], cache: Path, timeout_s: fl
     pool = ctx.Pool(1)
     try:
         for i, job in enumerate(todo, 1):
+            if (_arch(job[0]), job[1]) not in done and (_arch(job[0]), job[1]) in _read_cache(cache):
+                continue  # another builder sharing the cache counted it meanwhile
             start = time.monotonic()
             try:
                 result = pool.apply_async(_count_task, (job,)).get(timeout_s)
@@ -187,7 +189,7 @@ def count_all(jobs: Sequence[tuple[str, int, float]], cache: Path, timeout_s: fl
                   f"({time.monotonic() - start:.1f} s)", file=log, flush=True)
     finally:
         pool.terminate()
-    return done
+    return {**_read_cache(cache), **done}
 
 
 def _arch(name: str) -> str:
@@ -257,7 +259,7 @@ def table_row(src: SourceRow, counted: dict[str, Any] | None, bench: dict[tuple[
     if src.timm_name not in known:
         return {**row, "status": "not_in_timm", "note": "the pinned timm has no such architecture"}
     if counted is None or counted.get("status") != "ok":
-        reason = (counted or {}).get("reason", "not counted yet")
+        reason = (counted or {}).get("reason", "no count in the build's cache: python -m models.zoo_build counts it")
         return {**row, "status": "not_counted", "note": reason.replace("\n", " ")}
     kinds = counted["mac_kinds"]
     row.update(gmacs=counted["gmacs"], depthwise_mac_fraction=counted["depthwise_mac_fraction"],

@@ -97,6 +97,10 @@ class Bounded:
                 "nearest_published": [{"key": k, "gmacs": g, "top1": t} for k, g, t in self.nearest]}
 
 
+def _frontier_gmacs(row: Mapping[str, Any]) -> float:
+    return max(float(row["gmacs"]), float(row.get("timm_gmacs") or 0.0))
+
+
 @dataclass(frozen=True)
 class Frontier:
     """The published ImageNet-1k-only frontier: best top-1 at <= each MAC count."""
@@ -108,8 +112,12 @@ class Frontier:
 
     @classmethod
     def of(cls, rows: list[dict[str, Any]]) -> "Frontier":
-        """The frontier of descriptor rows carrying ``key``, ``gmacs`` and ``top1``."""
-        ordered = sorted(rows, key=lambda r: (float(r["gmacs"]), -float(r["top1"])))
+        """The frontier of descriptor rows carrying ``key``, ``gmacs`` and ``top1`` (and optionally
+        ``timm_gmacs``). A row sits at the larger of our count and timm's: where our Conv2d + Linear
+        count misses compute (attention matmuls, CondConv experts) the row must not look cheaper
+        than it is, or the clamp would let a candidate claim more than the evidence."""
+        ordered = sorted(({**r, "gmacs": _frontier_gmacs(r)} for r in rows),
+                         key=lambda r: (float(r["gmacs"]), -float(r["top1"])))
         best, keys, top, top_key = [], [], -math.inf, ""
         for r in ordered:
             if float(r["top1"]) > top:

@@ -55,8 +55,10 @@ def test_committed_table_names_its_source_and_counts_its_macs() -> None:
     for family in ("ghostnetv3_100.in1k", "repghostnet_100.in1k", "repvit_m1.dist_in1k", "efficientvit_b0.r224_in1k",
                    "fastvit_t8.apple_in1k"):
         assert by_row[family].counted and not by_row[family].extra_data
-    resnet = by_row["resnet50.a1_in1k"]
+    resnet = by_row["resnet50.a1_in1k@224"]  # the tag is published at 288 (its first row) and at 224
     assert resnet.gmacs == pytest.approx(4.09, abs=0.01) and resnet.macs_check == "agree"
+    at_288 = by_row["resnet50.a1_in1k"]
+    assert at_288.img_size == 288 and at_288.gmacs == pytest.approx(6.76, abs=0.01)  # counted at its own size
 
 
 def test_extra_data_tags_are_flagged_and_left_out_of_the_accuracy_model() -> None:
