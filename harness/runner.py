@@ -25,11 +25,11 @@ from typing import Any
 
 from common.errors import ConfigError, EngineError, HarnessError, RunInterrupted
 from common.files import sha256_file, write_text_atomic
-from common.loadgen_conf import lookup, parse_user_conf
+from common.loadgen_conf import ConfEntry, lookup, parse_user_conf
 from common.testspec import Mode, Overrides, Scenario, loadgen_model
-from dataset.cache import build_cache
+from dataset.cache import CacheInfo, build_cache
 from dataset.coco import CocoSet, load_coco, resolve_coco
-from dataset.val_map import parse_val_map
+from dataset.val_map import Sample, parse_val_map
 from harness.compliance import (VERIFY_ACCURACY, VERIFY_FILES, VERIFY_PERFORMANCE, audit_config,
                                 verify_performance, verify_test01_accuracy)
 from modelprep.card import ModelCard, load_card
@@ -159,135 +159,77 @@ def _new_record(req: RunRequest, card: ModelCard, run_dir: Path) -> RunResult:
                      overrides=req.overrides.active(), versions=versions)
 
 
-def execute(req: RunRequest) -> RunResult:
-    """Run one LoadGen test; return (and write) its record.
+@dataclass(frozen=True)
+class _Inputs:
+    """What step 1 checked: the model card, user.conf, where the run goes and its engine settings."""
 
-    Raises ``HarnessError`` subclasses for anything the user can fix; the record
-    then says ``status: error`` and never claims VALID.
-    """
-    # Heavy imports here so `--help` and input checks stay fast.
-    import mlperf_loadgen as lg
-    import openvino as ov
+    card: ModelCard
+    conf: list[ConfEntry]
+    target: Path
+    engine: EngineConfig
+    model_name: str  # the user.conf / mlperf.conf key
 
-    from sut.engine import compile_model
-    from sut.qsl import SampleLibrary
 
-    steps = _Steps()
-    steps.next()  # Checking inputs
-    card = load_card(req.model_dir)
-    conf = parse_user_conf(req.user_conf)
-    if Path("audit.config").exists():
-        raise ConfigError(f"{Path('audit.config').resolve()}: a stray audit.config would change this "
-                          "test's settings; remove it")
-    target = req.run_dir(card)
-    tree.check_replaceable(target, req.replace)  # a complete run is replaced only on request
-    check_issue_priority(req.profile.engine_for(req.scenario.value), req.scenario)
-    steps.next()  # Reading dataset
-    coco: CocoSet | None = None
-    if card.is_detector:  # COCO layout: images in annotation-file order (dataset.coco)
-        coco = load_coco(*resolve_coco(req.dataset_dir, req.val_map))
-        samples, image_dir = coco.samples, coco.image_dir
-    else:
-        samples, image_dir = parse_val_map(req.val_map, card.num_classes), req.dataset_dir
-    # Inputs checked: the test writes into a staging directory until its logs are checked.
-    run_dir = tree.start_attempt(target)
-    record = _new_record(req, card, run_dir)
+@dataclass(frozen=True)
+class _Dataset:
+    """What step 2 read: the samples in QSL order, where their images are, and a detector's COCO set."""
+
+    samples: list[Sample]
+    image_dir: Path
+    coco: CocoSet | None
+
+
+@dataclass
+class _Held:
+    """What a test holds that is let go on every way out: the sample library (a shared bank with
+    several instances), the SUT (their processes) and the watchdog."""
+
     qsl: Any = None
     sut: Any = None
     watchdog: Watchdog | None = None
-    controls = HostControls(HostSettings.of(req.profile.engine_for(req.scenario.value), req.host_tuning))
+
+
+def execute(req: RunRequest) -> RunResult:
+    """Run one LoadGen test; return (and write) its record.
+
+    One function per entry of ``_STEPS``, called in that order. Raises ``HarnessError``
+    subclasses for anything the user can fix; the record then says ``status: error`` and never
+    claims VALID.
+    """
+    # Heavy imports here, not at module level, so `--help` stays fast; all before step 1, since a
+    # signal that lands inside an import surfaces as an ImportError instead of an interrupt.
+    import mlperf_loadgen as lg
+    import openvino  # noqa: F401
+    import sut.engine  # noqa: F401
+    import sut.qsl  # noqa: F401
+
+    steps = _Steps()
+    steps.next()
+    inputs = _check_inputs(req)
+    steps.next()
+    data = _read_dataset(req, inputs.card)
+    # Inputs checked: the test writes into a staging directory until its logs are checked.
+    run_dir = tree.start_attempt(inputs.target)
+    record = _new_record(req, inputs.card, run_dir)
+    controls = HostControls(HostSettings.of(inputs.engine, req.host_tuning))
     record.host_tuning = controls.report()
     _log_host_tuning(controls.settings)
-    model_name = loadgen_model(card.task)  # the user.conf / mlperf.conf key
+    held = _Held()
     try:
-        steps.next()  # Preprocessing
-        cache = build_cache(image_dir, samples, card.preprocess, req.cache_dir)
-        steps.next()  # Compiling
-        core = ov.Core()
-        engine = req.profile.engine_for(req.scenario.value)
-        perf_count = int(req.overrides.performance_sample_count
-                         or lookup(conf, model_name, req.scenario.value, "performance_sample_count_override")
-                         or performance_sample_count(model_name))
-        # Its bank's capacity is the compiled model's bank size; in shared memory for several instances.
-        qsl = SampleLibrary(cache, perf_count, shared=engine.instances > 1)
-        if engine.instances > 1 and coco is not None:
-            raise ConfigError(f"profile {req.profile.name}: {engine.instances} instances; detectors run on one "
-                              "instance (set engine.instances = 1 for this scenario)")
-        if engine.instances > 1:  # each instance process compiles its own copy (sut.instances)
-            sut = make_instances_sut(req.scenario, qsl, req.model_dir, engine, req.cache_dir / "ov_cache")
-            properties = sut.compiled_properties
-            record.instances = sut.instance_records
-        else:
-            compiled, info = compile_model(core, req.model_dir, card, engine, req.cache_dir / "ov_cache")
-            properties = info.properties
-        for key, value in sorted(properties.items()):
-            log.info("  %s: %s", key, value)
-        record.compiled_properties = properties
-        record.inference_precision = properties.get("INFERENCE_PRECISION_HINT")
-        steps.next()  # Configuring LoadGen
-        settings = lg.TestSettings()
-        if settings.FromConfig(str(req.user_conf), model_name, req.scenario.value) != 0:
-            raise ConfigError(f"{req.user_conf}: LoadGen could not read it")
-        settings.scenario = getattr(lg.TestScenario, req.scenario.value)
-        # Compliance modes run as performance tests; their audit config switches on the rest.
-        settings.mode = lg.TestMode.AccuracyOnly if req.mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
-        if sut is None:
-            post = None
-            if coco is not None:
-                from sut.detection import post_for
-                post = post_for(card, coco.sizes)
-            sut = make_sut(req.scenario, qsl, compiled, engine, post, threads=controls)
-        steps.next()  # Warming up
-        warm = list(range(min(qsl.performance_count, 256)))
-        qsl.load_samples(warm)
-        batches = req.warmup_batches or 2 * engine.infer_requests
-        measure_s = AUTO_QPS_MEASURE_S if req.overrides.target_qps == 0 else 0.0
-        watchdog = _start_watchdog(req, record, sut, qsl)
-        warm_qps = sut.pool.warmup(batches, measure_s, rows=len(warm))
-        _arm_watchdog(watchdog, req)
-        qsl.unload_samples(warm)
-        log.info("warm-up: %d batches%s", batches,
-                 f", then {warm_qps:.1f} samples/s over {measure_s} s (not a result)" if measure_s else "")
-        if measure_s:
-            record.warmup_samples_per_second = round(warm_qps, 1)
-        _apply_overrides(settings, req.scenario, req.overrides, warm_qps)
-        _warn_if_slow_server_accuracy(settings, req, len(samples), model_name)
-        log_estimate(settings, req.scenario, req.mode, len(samples))
-        steps.next()  # Running
-        if req.mode.is_compliance:
-            with audit_config(req.mode.value, model_name) as audit_path:
-                record.audit_config = audit_path.read_text()
-                _run_loadgen(lg, settings, sut, qsl, record, audit_path, controls)
-        else:
-            _run_loadgen(lg, settings, sut, qsl, record, None, controls)
-        controls.undo()  # the test is over: the host gets its settings back before anything else
-        record.host_tuning = controls.report()
-        _record_dispatch_slice(record, controls, engine)
-        _record_issue_priority(record, controls, engine)
-        steps.next()  # Checking logs
-        detail = read_detail(run_dir)
-        record.loadgen = {k: detail.get(k) for k in LOADGEN_KEYS if detail.get(k) is not None}
-        record.loadgen_errors = list(detail.errors)
-        error = sut.first_error()
-        if error is not None:
-            raise EngineError(f"inference failed during the test: {error}")
-        if req.mode is Mode.ACCURACY and coco is not None:
-            mean_ap = coco_map(read_detection_log(run_dir / ACCURACY_LOG), coco, str(run_dir / ACCURACY_LOG))
-            write_map_txt(mean_ap, run_dir / ACCURACY_TXT)
-            record.accuracy = AccuracyFigures(round(mean_ap.percent, 3), 0, mean_ap.images, len(samples), "mAP")
-        elif req.mode is Mode.ACCURACY:
-            acc = top1(read_accuracy_log(run_dir / ACCURACY_LOG), samples, str(run_dir / ACCURACY_LOG))
-            write_accuracy_txt(acc, run_dir / ACCURACY_TXT)
-            record.accuracy = AccuracyFigures(round(acc.percent, 3), acc.good, acc.total, len(samples))
-        if req.mode.is_compliance:
-            record.compliance = _verify_compliance(req, card, run_dir)
-        problems = run_problems(record, detail)
-        record.submittable = not problems
-        record.not_submittable_because = [str(p) for p in problems]
-        record.valid = req.mode is Mode.ACCURACY or record.validity == "VALID"
-        record.status = "ok"
+        steps.next()
+        cache = build_cache(data.image_dir, data.samples, inputs.card.preprocess, req.cache_dir)
+        steps.next()
+        compiled = _compile_model(req, inputs, data, cache, record, held)
+        steps.next()
+        settings = _configure_loadgen(lg, req, inputs, data, compiled, controls, held)
+        steps.next()
+        _warm_up(req, inputs, data, settings, record, held)
+        steps.next()
+        _run_test(lg, req, inputs, settings, record, controls, held)
+        steps.next()
+        _check_logs(req, inputs, data, record, run_dir, held.sut)
         record.timings_ms = steps.times_ms
-        _promote(record, run_dir, target)
+        _promote(record, run_dir, inputs.target)
         return record
     except HarnessError as exc:
         controls.undo()
@@ -299,11 +241,157 @@ def execute(req: RunRequest) -> RunResult:
         record.status, record.error, record.valid, record.submittable = "interrupted", "interrupted", False, False
         _keep_failed(record)
         raise
-    finally:  # several instances: no process and no shared memory outlives the test, on any way out
-        if watchdog is not None:
-            watchdog.stop()
-        controls.undo()  # no host change outlives the test, on any way out
-        _release(sut, qsl)
+    finally:  # no process, shared memory or host change outlives the test, on any way out
+        if held.watchdog is not None:
+            held.watchdog.stop()
+        controls.undo()
+        _release(held.sut, held.qsl)
+
+
+def _check_inputs(req: RunRequest) -> _Inputs:
+    """Step 1: the model card, user.conf, the run directory and the engine settings, checked before
+    anything is written."""
+    card = load_card(req.model_dir)
+    conf = parse_user_conf(req.user_conf)
+    if Path("audit.config").exists():
+        raise ConfigError(f"{Path('audit.config').resolve()}: a stray audit.config would change this "
+                          "test's settings; remove it")
+    target = req.run_dir(card)
+    tree.check_replaceable(target, req.replace)  # a complete run is replaced only on request
+    engine = req.profile.engine_for(req.scenario.value)
+    check_issue_priority(engine, req.scenario)
+    return _Inputs(card, conf, target, engine, loadgen_model(card.task))
+
+
+def _read_dataset(req: RunRequest, card: ModelCard) -> _Dataset:
+    """Step 2: the samples in QSL order (a detector's in COCO annotation-file order, ``dataset.coco``)."""
+    if card.is_detector:
+        coco = load_coco(*resolve_coco(req.dataset_dir, req.val_map))
+        return _Dataset(coco.samples, coco.image_dir, coco)
+    return _Dataset(parse_val_map(req.val_map, card.num_classes), req.dataset_dir, None)
+
+
+def _compile_model(req: RunRequest, inputs: _Inputs, data: _Dataset, cache: CacheInfo, record: RunResult,
+                   held: _Held) -> Any:
+    """Step 4: the sample library and the compiled model (None with several instances: each instance
+    process compiles its own copy, ``sut.instances``, and their SUT is made here)."""
+    import openvino as ov  # imported by ``execute`` already
+
+    from sut.engine import compile_model
+    from sut.qsl import SampleLibrary
+
+    engine = inputs.engine
+    perf_count = int(req.overrides.performance_sample_count
+                     or lookup(inputs.conf, inputs.model_name, req.scenario.value, "performance_sample_count_override")
+                     or performance_sample_count(inputs.model_name))
+    # Its bank's capacity is the compiled model's bank size; in shared memory for several instances.
+    held.qsl = SampleLibrary(cache, perf_count, shared=engine.instances > 1)
+    compiled = None
+    if engine.instances > 1 and data.coco is not None:
+        raise ConfigError(f"profile {req.profile.name}: {engine.instances} instances; detectors run on one "
+                          "instance (set engine.instances = 1 for this scenario)")
+    if engine.instances > 1:
+        held.sut = make_instances_sut(req.scenario, held.qsl, req.model_dir, engine, req.cache_dir / "ov_cache")
+        properties = held.sut.compiled_properties
+        record.instances = held.sut.instance_records
+    else:
+        compiled, info = compile_model(ov.Core(), req.model_dir, inputs.card, engine, req.cache_dir / "ov_cache")
+        properties = info.properties
+    for key, value in sorted(properties.items()):
+        log.info("  %s: %s", key, value)
+    record.compiled_properties = properties
+    record.inference_precision = properties.get("INFERENCE_PRECISION_HINT")
+    return compiled
+
+
+def _configure_loadgen(lg: Any, req: RunRequest, inputs: _Inputs, data: _Dataset, compiled: Any,
+                       controls: HostControls, held: _Held) -> Any:
+    """Step 5: LoadGen's settings from user.conf (``FromConfig``, once per process), and the
+    scenario's SUT over the compiled model (one instance)."""
+    settings = lg.TestSettings()
+    if settings.FromConfig(str(req.user_conf), inputs.model_name, req.scenario.value) != 0:
+        raise ConfigError(f"{req.user_conf}: LoadGen could not read it")
+    settings.scenario = getattr(lg.TestScenario, req.scenario.value)
+    # Compliance modes run as performance tests; their audit config switches on the rest.
+    settings.mode = lg.TestMode.AccuracyOnly if req.mode is Mode.ACCURACY else lg.TestMode.PerformanceOnly
+    if held.sut is None:
+        post = None
+        if data.coco is not None:
+            from sut.detection import post_for
+            post = post_for(inputs.card, data.coco.sizes)
+        held.sut = make_sut(req.scenario, held.qsl, compiled, inputs.engine, post, threads=controls)
+    return settings
+
+
+def _warm_up(req: RunRequest, inputs: _Inputs, data: _Dataset, settings: Any, record: RunResult,
+             held: _Held) -> None:
+    """Step 6: warm the pool up under the watchdog (measuring throughput when a target is derived
+    from it), then set the non-official knobs and log the test's estimated length."""
+    qsl, sut = held.qsl, held.sut
+    warm = list(range(min(qsl.performance_count, 256)))
+    qsl.load_samples(warm)
+    batches = req.warmup_batches or 2 * inputs.engine.infer_requests
+    measure_s = AUTO_QPS_MEASURE_S if req.overrides.target_qps == 0 else 0.0
+    held.watchdog = _start_watchdog(req, record, sut, qsl)
+    warm_qps = sut.pool.warmup(batches, measure_s, rows=len(warm))
+    _arm_watchdog(held.watchdog, req)
+    qsl.unload_samples(warm)
+    log.info("warm-up: %d batches%s", batches,
+             f", then {warm_qps:.1f} samples/s over {measure_s} s (not a result)" if measure_s else "")
+    if measure_s:
+        record.warmup_samples_per_second = round(warm_qps, 1)
+    _apply_overrides(settings, req.scenario, req.overrides, warm_qps)
+    _warn_if_slow_server_accuracy(settings, req, len(data.samples), inputs.model_name)
+    log_estimate(settings, req.scenario, req.mode, len(data.samples))
+
+
+def _run_test(lg: Any, req: RunRequest, inputs: _Inputs, settings: Any, record: RunResult,
+              controls: HostControls, held: _Held) -> None:
+    """Step 7: the LoadGen test (a compliance test under its audit config), then the host controls
+    undone and what they granted recorded."""
+    if req.mode.is_compliance:
+        with audit_config(req.mode.value, inputs.model_name) as audit_path:
+            record.audit_config = audit_path.read_text()
+            _run_loadgen(lg, settings, held.sut, held.qsl, record, audit_path, controls)
+    else:
+        _run_loadgen(lg, settings, held.sut, held.qsl, record, None, controls)
+    controls.undo()  # the test is over: the host gets its settings back before anything else
+    record.host_tuning = controls.report()
+    _record_dispatch_slice(record, controls, inputs.engine)
+    _record_issue_priority(record, controls, inputs.engine)
+
+
+def _check_logs(req: RunRequest, inputs: _Inputs, data: _Dataset, record: RunResult, run_dir: Path,
+                sut: Any) -> None:
+    """Step 8: read LoadGen's logs into the record, score accuracy, verify a compliance test and
+    apply the rules (``submittable``); an inference error in the test is an ``EngineError``."""
+    detail = read_detail(run_dir)
+    record.loadgen = {k: detail.get(k) for k in LOADGEN_KEYS if detail.get(k) is not None}
+    record.loadgen_errors = list(detail.errors)
+    error = sut.first_error()
+    if error is not None:
+        raise EngineError(f"inference failed during the test: {error}")
+    if req.mode is Mode.ACCURACY:
+        record.accuracy = _score_accuracy(run_dir, data)
+    if req.mode.is_compliance:
+        record.compliance = _verify_compliance(req, inputs.card, run_dir)
+    problems = run_problems(record, detail)
+    record.submittable = not problems
+    record.not_submittable_because = [str(p) for p in problems]
+    record.valid = req.mode is Mode.ACCURACY or record.validity == "VALID"
+    record.status = "ok"
+
+
+def _score_accuracy(run_dir: Path, data: _Dataset) -> AccuracyFigures:
+    """Score an accuracy run's log (mAP for a detector, top-1 otherwise) and write accuracy.txt."""
+    log_path = run_dir / ACCURACY_LOG
+    if data.coco is not None:
+        mean_ap = coco_map(read_detection_log(log_path), data.coco, str(log_path))
+        write_map_txt(mean_ap, run_dir / ACCURACY_TXT)
+        return AccuracyFigures(round(mean_ap.percent, 3), 0, mean_ap.images, len(data.samples), "mAP")
+    acc = top1(read_accuracy_log(log_path), data.samples, str(log_path))
+    write_accuracy_txt(acc, run_dir / ACCURACY_TXT)
+    return AccuracyFigures(round(acc.percent, 3), acc.good, acc.total, len(data.samples))
 
 
 def _log_host_tuning(settings: HostSettings) -> None:
@@ -367,7 +455,7 @@ def _record_dispatch_slice(record: RunResult, controls: HostControls, engine: En
 
 def _record_issue_priority(record: RunResult, controls: HostControls, engine: EngineConfig) -> None:
     """Keep and print what the issuing threads were granted (``engine.issue_priority``); a thread
-    the kernel refused is a warning (``execute`` checked the permission first)."""
+    the kernel refused is a warning (``_check_inputs`` checked the permission first)."""
     if not engine.issue_priority:
         return
     report = controls.priority.report()
@@ -425,9 +513,9 @@ def make_sut(scenario: Scenario, qsl: Any, compiled: Any, engine: EngineConfig, 
     if scenario is Scenario.SERVER and not (engine.batch_size == 1 and engine.max_wait_us == 0):
         return ServerSUT(qsl, compiled, engine.infer_requests, engine.max_wait_us, post, **threads)
     # SingleStream, MultiStream, and per-query Server dispatch (batch 1, no wait): straight into an
-    # idle request on LoadGen's issue thread. Measured for Server on 2 cores (decinet_s, 80 qps,
-    # 20 s runs): p99 13.6 / 12.6 ms this way vs 17.3 / 14.5 ms through the dispatcher thread.
-    # Server arrivals must not wait for earlier queries, so those are answered on callbacks.
+    # idle request on LoadGen's issue thread, which keeps a thread hop off the measured latency
+    # (docs/notes/2026-11-30-server-tail-on-vms.md). Server arrivals must not wait for earlier
+    # queries, so those are answered on callbacks.
     return DirectSUT(qsl, compiled, engine.infer_requests, post, callbacks=scenario is Scenario.SERVER, **threads)
 
 
