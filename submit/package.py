@@ -27,6 +27,7 @@ from common.testspec import Mode, Scenario
 from harness.profile import HOST
 from hostinfo.describe import describe_system, description_problems, missing_fields
 from hostinfo.probe import distribution_version, physical_cores, write_versions
+from modelprep.card import ModelCard
 from records import results as tree
 from harness.compliance import VERIFY_FILES
 from records.accuracy import ACCURACY_TXT
@@ -259,89 +260,37 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
     """
     from harness.profile import load_profile
 
-    # Each becomes a folder or file name in the tree (or of the results read): checked before anything is read.
-    check_name(org, "--org")
-    system_name = check_name(system_name, "--system-name") if system_name else \
-        check_name(system_profile_name, "system profile name")
-    check_name(model_label, "model label (--model)")
-    if division not in DIVISIONS:
-        raise SubmissionError(f"division {division!r}: expected one of {', '.join(DIVISIONS)}")
+    system_name = _check_names(org, system_name, system_profile_name, model_label, division)
     results_dir, out_tree, src_root = Path(results_dir), Path(out_tree), Path(src_root)
     chosen = choose_scenarios(results_dir, system_profile_name, model_label, division, category, scenarios)
     pairs = [_load_pair(results_dir, system_profile_name, model_label, s, division == "closed") for s in chosen]
     rules = _rules_of(pairs[0].perf)
-    # A trained timm model (its card names its weights) is its own open-division folder, which
-    # model_mapping.json maps to the benchmark; anything else goes in the benchmark's folder.
-    card = pairs[0].perf.card
-    own_folder = card.name if card.weights and division == "open" and rules.model == "resnet50" else None
-    benchmark_folder = benchmark_folder or own_folder or rules.default_folder
-    check_name(benchmark_folder, "benchmark folder (--benchmark)")
-    known = rules_for_folder(benchmark_folder)
-    if known is not None and known is not rules:
-        raise SubmissionError(f"benchmark folder {benchmark_folder!r} is {known.model}'s, but the runs are "
-                              f"{rules.model} ({', '.join(rules.folders)})")
-    if known is None and division == "closed":
-        raise SubmissionError(f"closed division: benchmark folder {benchmark_folder!r} is not one the checker "
-                              f"knows ({', '.join(rules.folders)})")
+    benchmark_folder, known = _benchmark_folder(pairs[0].perf.card, rules, benchmark_folder, division)
     seeds = builtin_seeds()
     conf_path = resolve_user_conf(user_conf, pairs[0].perf, results_dir)
-
-    problems: list[Problem] = []
-    for pair in pairs:
-        problems += _pair_problems(pair, conf_path, seeds, division, benchmark_folder)
+    problems = [p for pair in pairs for p in _pair_problems(pair, conf_path, seeds, division, benchmark_folder)]
     if profile is None:
         profile = load_profile(system_profile_name, check_fits=False)
     desc = describe_system(profile.system, org, system_overrides, origin=f"system profile {profile.name!r}: system",
                            division=division, system_type=category)
     system_json = system_json_path(out_tree, division, org, system_name)
-    missing = missing_fields(desc)
-    if missing:
-        problems.append(Problem(system_json, f"system description lacks {', '.join(missing)} (not readable on this "
-                                             "machine: set it in the profile's 'system:' mapping or with --set "
-                                             "KEY=VALUE)"))
-    problems += [Problem(system_json, p) for p in description_problems(desc, division, org)
-                 if not p.startswith("field ")]
-    dests = [packaged_scenario_dir(out_tree, division, org, system_name, benchmark_folder, p.scenario) for p in pairs]
-    for dest in dests:
-        if dest.exists() and not replace:
-            problems.append(Problem(dest, "already packaged; pass --replace to replace it"))
     new_system = json.dumps(desc, indent=4) + "\n"
-    if system_json.is_file() and system_json.read_text() != new_system and not replace:
-        problems.append(Problem(system_json, "exists with a different description; pass --replace to replace it"))
+    dests = [packaged_scenario_dir(out_tree, division, org, system_name, benchmark_folder, p.scenario) for p in pairs]
+    problems += _tree_problems(desc, division, org, system_json, new_system, dests, replace)
+    waived = _refuse(problems, allow_nonofficial)
 
-    hard = [p for p in problems if not (p.settings and allow_nonofficial)]
-    waived = [str(p) for p in problems if p.settings and allow_nonofficial]
-    for p in problems:
-        log.warning("%s%s", "(waived) " if p.settings and allow_nonofficial else "", p)
-    if hard:
-        more = f" (and {len(hard) - 1} more problem{'s' if len(hard) > 2 else ''})" if len(hard) > 1 else ""
-        raise SubmissionError(f"{hard[0]}{more}")
-
-    # Everything checked: build the new content in a hidden folder of the org (the tree's own layout),
-    # then swap each piece in whole.
+    # Everything checked: build the new content in a hidden folder of the org, then swap each piece in whole.
     org_root = org_dir(out_tree, division, org)
     org_root.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".packaging-{utc_stamp()}-", dir=org_root))
-    staged: list[tuple[Path, Path]] = []
-
-    def at(dest: Path) -> Path:
-        """Where ``dest`` is built in the staging folder."""
-        built = stage / dest.relative_to(org_root)
-        built.parent.mkdir(parents=True, exist_ok=True)
-        staged.append((built, dest))
-        return built
-
+    stage = _Stage(org_root)
     try:
-        git = copy_sources(src_root, at(org_root / "src"))
-        write_versions(stage / "src" / "versions.txt")  # at(org_root / "src") is stage / "src"
-        at(system_json).write_text(new_system)
+        git = copy_sources(src_root, stage.at(org_root / "src"))
+        write_versions(stage.root / "src" / "versions.txt")  # stage.at(org_root / "src") is stage.root / "src"
+        stage.at(system_json).write_text(new_system)
         if known is None:  # open division, a folder of one's own: the checker learns its benchmark here
-            mapping_path = org_root / "model_mapping.json"
-            mapping = json.loads(mapping_path.read_text()) if mapping_path.is_file() else {}
-            mapping[benchmark_folder] = MLPERF_MODEL if rules.model == "resnet50" else rules.default_folder
-            at(mapping_path).write_text(json.dumps(mapping, indent=4, sort_keys=True) + "\n")
+            _stage_model_mapping(stage, benchmark_folder, rules)
         if division == "closed":  # how the served model was calibrated, from its card
-            write_calibration_md(at(org_root / CALIBRATION_MD), [(p.perf.card, p.perf.versions) for p in pairs])
+            write_calibration_md(stage.at(org_root / CALIBRATION_MD), [(p.perf.card, p.perf.versions) for p in pairs])
         for pair, dest in zip(pairs, dests):
             provenance = {"harness": "mlperf-cpu", "round": ROUND, "division": division, "category": category,
                           "benchmark_folder": benchmark_folder, "system_profile": system_profile_name,
@@ -349,12 +298,101 @@ def package(results_dir: Path, system_profile_name: str, model_label: str, org: 
                           "waived": waived, "accuracy": pair.acc.identity(), "performance": pair.perf.identity(),
                           "user_conf_sha256": sha256_file(conf_path),
                           "git": {k: git[k] for k in ("commit", "modified", "untracked")}}
-            _write_scenario(pair, at(dest), conf_path, system_name, division, desc, git, provenance, waived,
+            _write_scenario(pair, stage.at(dest), conf_path, system_name, division, desc, git, provenance, waived,
                             package_command)
-        _swap_in_all(staged, replace, out_tree, org_root, waived)
+        _swap_in_all(stage.staged, replace, out_tree, org_root, waived)
     finally:
-        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(stage.root, ignore_errors=True)
     return Packaged(out_tree, dests, system_json, official=not waived, waived=waived)
+
+
+def _check_names(org: str, system_name: str | None, system_profile_name: str, model_label: str,
+                 division: str) -> str:
+    """Check each name that becomes a folder or file name in the tree (or of the results read)
+    before anything is read; return the system's name (``--system-name``, else the profile's)."""
+    check_name(org, "--org")
+    name = check_name(system_name, "--system-name") if system_name else \
+        check_name(system_profile_name, "system profile name")
+    check_name(model_label, "model label (--model)")
+    if division not in DIVISIONS:
+        raise SubmissionError(f"division {division!r}: expected one of {', '.join(DIVISIONS)}")
+    return name
+
+
+def _benchmark_folder(card: ModelCard, rules: BenchmarkRules, explicit: str | None,
+                      division: str) -> tuple[str, BenchmarkRules | None]:
+    """The benchmark folder of the runs and the rules the checker knows for it (None: a folder of
+    one's own). A trained timm model (its card names its weights) is its own open-division folder,
+    which model_mapping.json maps to the benchmark; anything else goes in the benchmark's folder."""
+    own_folder = card.name if card.weights and division == "open" and rules.model == "resnet50" else None
+    folder = explicit or own_folder or rules.default_folder
+    check_name(folder, "benchmark folder (--benchmark)")
+    known = rules_for_folder(folder)
+    if known is not None and known is not rules:
+        raise SubmissionError(f"benchmark folder {folder!r} is {known.model}'s, but the runs are "
+                              f"{rules.model} ({', '.join(rules.folders)})")
+    if known is None and division == "closed":
+        raise SubmissionError(f"closed division: benchmark folder {folder!r} is not one the checker "
+                              f"knows ({', '.join(rules.folders)})")
+    return folder, known
+
+
+def _tree_problems(desc: Mapping[str, Any], division: str, org: str, system_json: Path, new_system: str,
+                   dests: list[Path], replace: bool) -> list[Problem]:
+    """The system description's gaps, and what the tree already holds that only ``replace`` may replace."""
+    problems: list[Problem] = []
+    missing = missing_fields(desc)
+    if missing:
+        problems.append(Problem(system_json, f"system description lacks {', '.join(missing)} (not readable on this "
+                                             "machine: set it in the profile's 'system:' mapping or with --set "
+                                             "KEY=VALUE)"))
+    problems += [Problem(system_json, p) for p in description_problems(desc, division, org)
+                 if not p.startswith("field ")]
+    for dest in dests:
+        if dest.exists() and not replace:
+            problems.append(Problem(dest, "already packaged; pass --replace to replace it"))
+    if system_json.is_file() and system_json.read_text() != new_system and not replace:
+        problems.append(Problem(system_json, "exists with a different description; pass --replace to replace it"))
+    return problems
+
+
+def _refuse(problems: list[Problem], allow_nonofficial: bool) -> list[str]:
+    """Log every problem and raise the first one not waived (``allow_nonofficial`` waives the
+    settings rules); return the waived ones."""
+    hard = [p for p in problems if not (p.settings and allow_nonofficial)]
+    waived = [str(p) for p in problems if p.settings and allow_nonofficial]
+    for p in problems:
+        log.warning("%s%s", "(waived) " if p.settings and allow_nonofficial else "", p)
+    if hard:
+        more = f" (and {len(hard) - 1} more problem{'s' if len(hard) > 2 else ''})" if len(hard) > 1 else ""
+        raise SubmissionError(f"{hard[0]}{more}")
+    return waived
+
+
+class _Stage:
+    """A hidden folder of the org (in the tree's own layout) where new content is built before it is
+    swapped in; ``staged`` pairs each built piece with where it goes."""
+
+    def __init__(self, org_root: Path) -> None:
+        self.org_root = org_root
+        self.root = Path(tempfile.mkdtemp(prefix=f".packaging-{utc_stamp()}-", dir=org_root))
+        self.staged: list[tuple[Path, Path]] = []
+
+    def at(self, dest: Path) -> Path:
+        """Where ``dest`` is built in the staging folder."""
+        built = self.root / dest.relative_to(self.org_root)
+        built.parent.mkdir(parents=True, exist_ok=True)
+        self.staged.append((built, dest))
+        return built
+
+
+def _stage_model_mapping(stage: _Stage, benchmark_folder: str, rules: BenchmarkRules) -> None:
+    """The org's model_mapping.json with ``benchmark_folder`` mapped to its benchmark (the entries
+    already there are kept)."""
+    mapping_path = stage.org_root / "model_mapping.json"
+    mapping = json.loads(mapping_path.read_text()) if mapping_path.is_file() else {}
+    mapping[benchmark_folder] = MLPERF_MODEL if rules.model == "resnet50" else rules.default_folder
+    stage.at(mapping_path).write_text(json.dumps(mapping, indent=4, sort_keys=True) + "\n")
 
 
 def _unchanged(built: Path, dest: Path) -> bool:
