@@ -18,8 +18,8 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
    (``hostctl.keepawake``: the CPU latency limit held at 0, or the busy loops): the reference sees
    the same host conditions as the harness.
    One such slice is measured before the search and one after every Server probe of step 3,
-   and the ideal is built from all of them: this host's speed drifts over minutes (README,
-   Scenarios, sessions 5-7), and a reference taken in one quiet (or slow) window would judge a
+   and the ideal is built from all of them: this host's speed drifts over minutes
+   (docs/notes, the Server tail on virtual machines), and a reference taken in one quiet (or slow) window would judge a
    search that ran through other windows.
 3. Ours: the rate ``tune --scenario Server`` confirms for the profile's Server policy:
    ``pipeline.server_search.search_policy`` (bisection of short real LoadGen Server runs up to

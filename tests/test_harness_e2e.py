@@ -44,7 +44,7 @@ def test_int8_accuracy_within_half_a_point_of_f32(workdir: Path, demo_f32: Path,
     f32 = _run(workdir, "accuracy", demo_f32, demo_data, cache_dir).accuracy.top1_percent
     int8 = _run(workdir, "accuracy", demo_int8, demo_data, cache_dir).accuracy.top1_percent
     assert f32 >= 90.0, f"trained demo model should be accurate, got {f32}"
-    # Issue 2 asks for 1 point, the DeciNet issue for 0.5: both read from LoadGen accuracy logs.
+    # The INT8 model may lose at most half a point of top-1, read from LoadGen accuracy logs.
     assert f32 - int8 <= 0.5, (f32, int8)
 
 

@@ -1,4 +1,4 @@
-"""Several instances (issue 9): real instance processes, real LoadGen, real OpenVINO on the demo data.
+"""Several instances: real instance processes, real LoadGen, real OpenVINO on the demo data.
 
 - 2 instances x 1 thread give the same label for every sample as 1 instance x 2 threads
   (Offline, and Server), and no instance process or shared bank outlives the run;
