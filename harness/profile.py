@@ -100,7 +100,7 @@ def _engine_from_dict(engine: Any, origin: str, cores: int) -> EngineConfig:
     if not isinstance(engine, dict):
         raise ConfigError(f"{origin}: expected a mapping of engine settings")
     if "inference_precision" in engine:
-        raise ConfigError(f"{origin}: inference_precision is a property of the model now: "
+        raise ConfigError(f"{origin}: inference_precision is a property of the model, not of the profile: "
                           "remove it and use 'prepare --precision f32|bf16|int8 [--int8-rest f32|bf16]'")
     _check_keys(engine, {f.name for f in fields(EngineConfig)}, origin)
     try:

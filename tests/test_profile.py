@@ -96,7 +96,7 @@ def test_unknown_profile_suggests() -> None:
     ("name: x\ncores: 1\nengine: {num_streams: 2, num_threads: 2, infer_requests: 2, batch_size: 8}\n",
      "engine: num_threads (2) exceeds cores (1)"),
     ("name: x\ncores: 2\nengine: {num_streams: 1, num_threads: 1, infer_requests: 1, batch_size: 8,"
-     " inference_precision: f32}\n", "engine: inference_precision is a property of the model now"),
+     " inference_precision: f32}\n", "engine: inference_precision is a property of the model, not of the profile"),
     ("name: x\ncores: 2\n", "missing 'engine'"),
     ("name: x\ncores: 2\nengine: {num_streams: 2, num_threads: 2, infer_requests: 4, batch_size: 8}\n"
      "scenarios: {SingleStrem: {num_streams: 1, num_threads: 2, infer_requests: 1, batch_size: 1}}\n",
