@@ -34,23 +34,14 @@ def _task_cpu_s() -> dict[int, float]:
     return out
 
 
-def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, log_dir: Path,
-              bank_rows: int = 1024) -> dict[str, float]:
-    """One in-process LoadGen Offline run (PerformanceOnly, ``seconds``, its logs in ``log_dir``)
-    through the real OfflineSUT over a bank of ``bank_rows`` random rows; CPU microseconds per
-    sample by part."""
+def _timed_sut_class(acc: dict[str, float], threads: dict[str, int]) -> type:
+    """Step 1: OfflineSUT with thread_time around each part (same code, split for timing); totals
+    go into ``acc``, the dispatcher's native thread id into ``threads``."""
     import mlperf_loadgen as lg
-    import openvino as ov
 
-    from modelprep.card import load_card
-    from sut.engine import compile_model
     from sut.sut import OfflineSUT
 
-    card = load_card(model_dir)
-    compiled, _ = compile_model(ov.Core(), model_dir, card, engine)
-    acc = {"issue": 0.0, "set_ids": 0.0, "complete": 0.0, "dispatcher": 0.0, "feed": 0.0, "samples": 0}
     lock = threading.Lock()
-    threads: dict[str, int] = {}
 
     class TimedSUT(OfflineSUT):
         """OfflineSUT with thread_time around each part (same code, split for timing)."""
@@ -80,9 +71,12 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, log_dir: Pa
                 acc["complete"] += t2 - t1
                 acc["samples"] += len(ids)
 
-    qsl = RandomBankQSL(bank_rows, card.preprocess.sample_shape)
-    sut = TimedSUT(qsl, compiled, engine.infer_requests)
-    feed = sut.pool._input_for  # the view-or-copy step, timed on the dispatcher thread
+    return TimedSUT
+
+
+def _timed_feed(sut: Any, acc: dict[str, float]) -> Any:
+    """Step 2: the pool's view-or-copy step, timed on the dispatcher thread."""
+    feed = sut.pool._input_for
 
     def timed_feed(slot: int, rows: np.ndarray) -> Any:
         t = time.thread_time()
@@ -91,17 +85,72 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, log_dir: Pa
         finally:
             acc["feed"] += time.thread_time() - t
 
-    sut.pool.warmup(2 * engine.infer_requests, 1.0)
+    return timed_feed
+
+
+def _settings(seconds: float, expected_qps: float, log_dir: Path) -> tuple[Any, Any]:
+    """Step 3: LoadGen Offline PerformanceOnly settings for ``seconds``, logs in ``log_dir``."""
+    import mlperf_loadgen as lg
+
     settings = lg.TestSettings()
     settings.scenario = lg.TestScenario.Offline
     settings.mode = lg.TestMode.PerformanceOnly
     settings.min_duration_ms = int(seconds * 1000)
     settings.min_query_count = 1
-    settings.offline_expected_qps = max(1000.0, sut.pool.warmup(0, 2.0))
+    settings.offline_expected_qps = expected_qps
     log_settings = lg.LogSettings()
     log_dir.mkdir(parents=True, exist_ok=True)
     log_settings.log_output.outdir = str(log_dir)
     log_settings.enable_trace = False
+    return settings, log_settings
+
+
+def _per_sample(acc: dict[str, float], threads: dict[str, int], sut: Any, measured: dict[str, Any]) -> dict[str, float]:
+    """Step 5: CPU microseconds per sample by part, from the timers and the per-thread CPU."""
+    before, after, usage0, usage1 = measured["before"], measured["after"], measured["usage0"], measured["usage1"]
+    samples = int(acc["samples"])
+    total = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
+
+    us = 1e6 / samples
+    dispatcher = after.get(threads["dispatcher"], 0.0) - before.get(threads["dispatcher"], 0.0)
+    known = {threads["dispatcher"], threading.get_native_id()}
+    other = sum(after[t] - before.get(t, 0.0) for t in after if t not in known)
+    return {
+        "samples": samples, "samples_per_s": samples / measured["wall"],
+        "views": sut.pool.fed["view"], "copies": sut.pool.fed["copy"],
+        "feed": acc["feed"] * us,
+        "dispatch": (acc["dispatcher"] + acc["issue"] - acc["feed"] - acc["set_ids"] - acc["complete"]) * us,
+        "responses": acc["set_ids"] * us,
+        "loadgen_complete": acc["complete"] * us,
+        "loadgen_main": (measured["main_s"] - acc["issue"]) * us,
+        "dispatcher_proc": dispatcher * us,
+        "other_threads": other * us,
+        "process_total": total * us,
+    }
+
+
+def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, log_dir: Path,
+              bank_rows: int = 1024) -> dict[str, float]:
+    """One in-process LoadGen Offline run (PerformanceOnly, ``seconds``, its logs in ``log_dir``)
+    through the real OfflineSUT over a bank of ``bank_rows`` random rows; CPU microseconds per
+    sample by part."""
+    import mlperf_loadgen as lg
+    import openvino as ov
+
+    from modelprep.card import load_card
+    from sut.engine import compile_model
+
+    card = load_card(model_dir)
+    compiled, _ = compile_model(ov.Core(), model_dir, card, engine)
+    acc = {"issue": 0.0, "set_ids": 0.0, "complete": 0.0, "dispatcher": 0.0, "feed": 0.0, "samples": 0}
+    threads: dict[str, int] = {}
+    qsl = RandomBankQSL(bank_rows, card.preprocess.sample_shape)
+    sut = _timed_sut_class(acc, threads)(qsl, compiled, engine.infer_requests)
+    timed_feed = _timed_feed(sut, acc)
+    sut.pool.warmup(2 * engine.infer_requests, 1.0)
+    settings, log_settings = _settings(seconds, max(1000.0, sut.pool.warmup(0, 2.0)), log_dir)
+
+    # 4. the run, with per-thread and process CPU read on either side
     sut_h = lg.ConstructFastSUT(sut.issue_query, sut.flush_queries)
     qsl_h = lg.ConstructQSL(bank_rows, bank_rows, qsl.load_samples, qsl.unload_samples)
     before, usage0 = _task_cpu_s(), resource.getrusage(resource.RUSAGE_SELF)
@@ -114,25 +163,8 @@ def cpu_split(model_dir: Path, engine: EngineConfig, seconds: float, log_dir: Pa
     after, usage1 = _task_cpu_s(), resource.getrusage(resource.RUSAGE_SELF)
     lg.DestroyQSL(qsl_h)
     lg.DestroyFastSUT(sut_h)
-    samples = int(acc["samples"])
-    total = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
-
-    us = 1e6 / samples
-    dispatcher = after.get(threads["dispatcher"], 0.0) - before.get(threads["dispatcher"], 0.0)
-    known = {threads["dispatcher"], threading.get_native_id()}
-    other = sum(after[t] - before.get(t, 0.0) for t in after if t not in known)
-    return {
-        "samples": samples, "samples_per_s": samples / wall,
-        "views": sut.pool.fed["view"], "copies": sut.pool.fed["copy"],
-        "feed": acc["feed"] * us,
-        "dispatch": (acc["dispatcher"] + acc["issue"] - acc["feed"] - acc["set_ids"] - acc["complete"]) * us,
-        "responses": acc["set_ids"] * us,
-        "loadgen_complete": acc["complete"] * us,
-        "loadgen_main": (main_s - acc["issue"]) * us,
-        "dispatcher_proc": dispatcher * us,
-        "other_threads": other * us,
-        "process_total": total * us,
-    }
+    return _per_sample(acc, threads, sut, {"before": before, "after": after, "usage0": usage0, "usage1": usage1,
+                                           "main_s": main_s, "wall": wall})
 
 
 def print_split(s: dict[str, float]) -> None:

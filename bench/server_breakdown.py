@@ -47,6 +47,7 @@ import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -82,18 +83,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: float, seconds: int,
-               out_dir: Path) -> tuple[np.ndarray, dict[str, str]]:
-    """One LoadGen Server run through the real DirectSUT; per query (ms, perf_counter): issue entry,
-    dispatch, OpenVINO latency, callback entry, answer returned; and LoadGen's summary."""
-    import mlperf_loadgen as lg
-    import openvino as ov
-
-    from sut.engine import compile_model
+def _stamped_sut_class(stamps: dict[int, list[float]]) -> type:
+    """Step 1: DirectSUT with a timestamp at each step into ``stamps``, keyed by query id."""
     from sut.sut import DirectSUT
-
-    compiled, _ = compile_model(ov.Core(), model_dir, card, engine, WORKSPACE.cache / "ov_cache")
-    stamps: dict[int, list[float]] = {}
 
     class StampedSUT(DirectSUT):
         """DirectSUT (per-query Server dispatch) with a timestamp at each step; same code otherwise."""
@@ -112,10 +104,13 @@ def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: floa
             super()._respond(slot, ids, top1)
             stamps[int(ids[0])][2:] = [latency, entered, time.perf_counter_ns() / 1e6]
 
-    qsl = RandomBankQSL(BANK_ROWS, card.preprocess.sample_shape)
-    controls = HostControls(HostSettings.of(engine))  # its threads' claims and the keep-awake hold
-    sut = StampedSUT(qsl, compiled, engine.infer_requests, callbacks=True, threads=controls)
-    sut.pool.warmup(2 * engine.infer_requests, 1.0)
+    return StampedSUT
+
+
+def _server_settings(qps: float, seconds: int, out_dir: Path) -> tuple[Any, Any]:
+    """Step 2: LoadGen Server PerformanceOnly settings at ``qps`` for ``seconds``, logs in ``out_dir``."""
+    import mlperf_loadgen as lg
+
     settings = lg.TestSettings()
     settings.scenario = lg.TestScenario.Server
     settings.mode = lg.TestMode.PerformanceOnly
@@ -127,6 +122,27 @@ def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: floa
     out_dir.mkdir(parents=True, exist_ok=True)
     log_settings.log_output.outdir = str(out_dir)
     log_settings.log_output.copy_summary_to_stdout = False
+    return settings, log_settings
+
+
+def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: float, seconds: int,
+               out_dir: Path) -> tuple[np.ndarray, dict[str, str]]:
+    """One LoadGen Server run through the real DirectSUT; per query (ms, perf_counter): issue entry,
+    dispatch, OpenVINO latency, callback entry, answer returned; and LoadGen's summary."""
+    import mlperf_loadgen as lg
+    import openvino as ov
+
+    from sut.engine import compile_model
+
+    compiled, _ = compile_model(ov.Core(), model_dir, card, engine, WORKSPACE.cache / "ov_cache")
+    stamps: dict[int, list[float]] = {}
+    qsl = RandomBankQSL(BANK_ROWS, card.preprocess.sample_shape)
+    controls = HostControls(HostSettings.of(engine))  # its threads' claims and the keep-awake hold
+    sut = _stamped_sut_class(stamps)(qsl, compiled, engine.infer_requests, callbacks=True, threads=controls)
+    sut.pool.warmup(2 * engine.infer_requests, 1.0)
+    settings, log_settings = _server_settings(qps, seconds, out_dir)
+
+    # 3. the run; host controls undone and LoadGen's handles freed on every way out
     sut_h = lg.ConstructFastSUT(sut.issue_query, sut.flush_queries)
     qsl_h = lg.ConstructQSL(BANK_ROWS, BANK_ROWS, qsl.load_samples, qsl.unload_samples)
     try:
