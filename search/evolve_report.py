@@ -48,14 +48,17 @@ def winner_files(result: dict[str, Any], out: Path, name: str = "decinet_searche
     return [path, snippet]
 
 
-def report_markdown(result: dict[str, Any]) -> str:
-    """REPORT.md text."""
-    lines = ["# DeciNet-style search on this host", "", HEADER, "",
-             f"Host: `{result['host']}`; target: top-1 lower bound >= {result['min_top1']} %; "
-             f"{result['elapsed_s'] / 60:.1f} of {result['budget_s'] / 60:.1f} budget minutes.", ""]
-    acc, spd, ref = result["accuracy_model"], result["speed_model"], result["reference"]
-    w = result["winner"]
-    lines += ["## Winner", ""]
+def _header(result: dict[str, Any]) -> list[str]:
+    """Step 1: title, host, target and budget."""
+    return ["# DeciNet-style search on this host", "", HEADER, "",
+            f"Host: `{result['host']}`; target: top-1 lower bound >= {result['min_top1']} %; "
+            f"{result['elapsed_s'] / 60:.1f} of {result['budget_s'] / 60:.1f} budget minutes.", ""]
+
+
+def _winner(result: dict[str, Any]) -> list[str]:
+    """Step 2: the winner's table, or why there is none."""
+    ref, w = result["reference"], result["winner"]
+    lines = ["## Winner", ""]
     if w is None:
         lines += ["No measured candidate's top-1 lower bound reached the target inside the zoo table's "
                   "descriptor range.", ""]
@@ -89,36 +92,59 @@ def report_markdown(result: dict[str, Any]) -> str:
                 f"{w['vs_zoo_front']:.2f}x {front['arch']} ({front['top1']:.1f} % published, "
                 f"{front['samples_per_second']:.1f} samples/s)" if front else "no measured zoo arch that accurate")
             + " |", ""]
-    lines += ["## Throughput model", "",
-              f"Non-negative cost model fitted on {spd['fitted_on']} measured candidates: leave-one-out MAPE "
-              f"{spd['loo_mape']:.1f} %; finalists predicted before they were measured "
-              f"(held out, n = {spd['held_out_n']}): MAPE {_fmt(spd['held_out_mape'])} %.", "",
-              "| round | candidate | predicted | measured | error | predicted top-1 |", "|---|---|---|---|---|---|"]
+    return lines
+
+
+def _throughput(result: dict[str, Any]) -> list[str]:
+    """Step 3: the throughput model's errors and every finalist's prediction against its measurement."""
+    spd = result["speed_model"]
+    lines = ["## Throughput model", "",
+             f"Non-negative cost model fitted on {spd['fitted_on']} measured candidates: leave-one-out MAPE "
+             f"{spd['loo_mape']:.1f} %; finalists predicted before they were measured "
+             f"(held out, n = {spd['held_out_n']}): MAPE {_fmt(spd['held_out_mape'])} %.", "",
+             "| round | candidate | predicted | measured | error | predicted top-1 |", "|---|---|---|---|---|---|"]
     for r in result["rounds"]:
         for f in r["finalists"]:
             lines.append(f"| {r['round']} | `{f['key']}` | {f['predicted']:.1f} | {f['measured']:.1f} | "
                          f"{100 * (f['predicted'] - f['measured']) / f['measured']:+.1f} % | {f['top1']:.1f} |")
+    return lines
+
+
+def _accuracy(result: dict[str, Any]) -> list[str]:
+    """Step 4: the accuracy model's errors and the zoo references."""
+    acc = result["accuracy_model"]
     worst = sorted(acc["lofo_by_family"].items(), key=lambda kv: -kv[1])[:5]
-    lines += ["", "## Accuracy model", "",
-              f"Ridge regression on {acc['rows']} counted ImageNet-1k-only zoo rows (log GMACs, log params, "
-              "depthwise MAC share, SE, "
-              f"activation, log resolution): leave-one-family-out MAE **{acc['lofo_mae']:.2f}** top-1 points, "
-              f"90th percentile of the absolute error {acc['lofo_p90']:.2f} (the lower bound's margin) "
-              f"(worst families: {', '.join(f'{k} {v:.1f}' for k, v in worst)}).", "",
-              "## Zoo references (published FP32 top-1, measured INT8 speed, untrained weights)", "",
-              "| arch | family | top-1 | GMACs | INT8 samples/s |", "|---|---|---|---|---|"]
+    lines = ["", "## Accuracy model", "",
+             f"Ridge regression on {acc['rows']} counted ImageNet-1k-only zoo rows (log GMACs, log params, "
+             "depthwise MAC share, SE, "
+             f"activation, log resolution): leave-one-family-out MAE **{acc['lofo_mae']:.2f}** top-1 points, "
+             f"90th percentile of the absolute error {acc['lofo_p90']:.2f} (the lower bound's margin) "
+             f"(worst families: {', '.join(f'{k} {v:.1f}' for k, v in worst)}).", "",
+             "## Zoo references (published FP32 top-1, measured INT8 speed, untrained weights)", "",
+             "| arch | family | top-1 | GMACs | INT8 samples/s |", "|---|---|---|---|---|"]
     for z in sorted(result["zoo"], key=lambda z: -z["samples_per_second"]):
         lines.append(f"| {z['arch']} | {z['family']} | {z['top1']:.1f} | {z['gmacs']:.2f} | "
                      f"{z['samples_per_second']:.1f} |")
+    return lines
+
+
+def _fastest(result: dict[str, Any]) -> list[str]:
+    """Step 5: the fastest measured feasible candidates and the count measured."""
     top = sorted((m for m in result["measured"] if m["feasible"]), key=lambda m: -m["samples_per_second"])[:8]
-    lines += ["", "## Fastest measured feasible candidates", "",
-              "| candidate | GMACs | predicted top-1 (clamped) | lower bound | INT8 samples/s |",
-              "|---|---|---|---|---|"]
+    lines = ["", "## Fastest measured feasible candidates", "",
+             "| candidate | GMACs | predicted top-1 (clamped) | lower bound | INT8 samples/s |",
+             "|---|---|---|---|---|"]
     for m in top:
         lines.append(f"| `{m['key']}` | {m['gmacs']:.2f} | {m['top1']:.1f} | {m['top1_lower']:.1f} "
                      f"| {m['samples_per_second']:.1f} |")
     lines += ["", f"Candidates measured: {len(result['measured'])} (all in `search.json`).", ""]
-    return "\n".join(lines)
+    return lines
+
+
+def report_markdown(result: dict[str, Any]) -> str:
+    """REPORT.md text."""
+    return "\n".join(_header(result) + _winner(result) + _throughput(result) + _accuracy(result)
+                     + _fastest(result))
 
 
 def write_outputs(result: dict[str, Any], out: Path) -> list[Path]:
