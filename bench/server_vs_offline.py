@@ -70,6 +70,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -200,10 +201,35 @@ def ideal_rate(service_ms: np.ndarray, servers: int, bound_ms: float, requests: 
 
 
 # ----------------------------------------------------------------------------- the run
-def benchmark(args: argparse.Namespace) -> int:
-    """Offline, a service slice, our Server search with a slice after each probe, the ideal rate over
-    every slice; the two figures last."""
-    start = time.perf_counter()
+@dataclasses.dataclass
+class _Bench:
+    """What the steps share: the inputs set up once, then each step's results as it produces them."""
+
+    args: argparse.Namespace
+    model_dir: Path
+    card: ModelCard
+    profile: Any
+    server: EngineConfig
+    scratch: Path
+    user_conf: Path
+    dataset: Path
+    cache: Path
+    slices: list[np.ndarray] = dataclasses.field(default_factory=list)
+    results: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    def measure_slice(self, after: ServerProbe | None = None) -> None:
+        """One service-time slice, under the same keep_awake as our Server runs."""
+        with kept_awake(self.server.keep_awake):
+            times = measure_service_times(self.model_dir, self.card, self.server, self.args.service_seconds,
+                                          self.cache)
+        self.slices.append(times)
+        where = "before the search" if after is None else f"after the {after.target_qps:.1f} qps probe"
+        print(f"      service slice {len(self.slices)} ({where}): {len(times)} requests, median "
+              f"{np.percentile(times, 50):.2f} ms, p99 {np.percentile(times, 99):.2f}", flush=True)
+
+
+def _setup(args: argparse.Namespace) -> _Bench:
+    """Step 0: the INT8 model, the profile (Server batch 1 only), a scratch folder with its own user.conf."""
     print(f"NOTE: {args.model} with {UNTRAINED}; demo images stand in for ImageNet.", flush=True)
     model_dir = prepare_model(args.model, "int8", WORKSPACE, calibration=demo_calibration(WORKSPACE, args.calib_subset))
     card = load_card(model_dir)
@@ -216,16 +242,20 @@ def benchmark(args: argparse.Namespace) -> int:
     scratch.mkdir(parents=True, exist_ok=True)
     user_conf = scratch / "user.conf"
     shutil.copyfile(REPO / "user.conf", user_conf)  # never the project's own
-    dataset = WORKSPACE.demo_data / "val"
-    cache = WORKSPACE.cache / "ov_cache"
+    b = _Bench(args, model_dir, card, profile, server, scratch, user_conf, WORKSPACE.demo_data / "val",
+               WORKSPACE.cache / "ov_cache")
     logging.getLogger().setLevel(logging.WARNING)
     print(f"model   : {model_dir.relative_to(REPO)} ({card.label}, inference precision {card.inference_precision})\n"
           f"Offline engine: {profile.engine}\nServer engine : {server}\nscratch : {scratch.relative_to(REPO)}",
           flush=True)
+    return b
 
-    # 1. Offline
-    offline_spec = TestSpec(Mode.PERFORMANCE, model_dir, dataset, args.system,
-                            dataclasses.replace(WORKSPACE, results=scratch / "results"), user_conf,
+
+def _offline(b: _Bench) -> None:
+    """Step 1: our Offline run."""
+    args = b.args
+    offline_spec = TestSpec(Mode.PERFORMANCE, b.model_dir, b.dataset, args.system,
+                            dataclasses.replace(WORKSPACE, results=b.scratch / "results"), b.user_conf,
                             overrides=Overrides(min_duration_ms=args.duration * 1000, min_query_count=1,
                                                 target_qps=0))
     offline = run_test(offline_spec, quiet=True)
@@ -233,49 +263,50 @@ def benchmark(args: argparse.Namespace) -> int:
     if not offline_sps:
         raise HarnessError(f"{offline.run_dir}: the Offline run recorded no samples/s")
     print(f"\n[1] ours Offline: {offline_sps:.2f} samples/s ({offline.validity}; {args.duration} s run)", flush=True)
+    b.results.update(offline=offline, offline_sps=offline_sps)
 
-    # 2. service-time slices, under the same keep_awake as our Server runs: one now, one after each probe
-    slices: list[np.ndarray] = []
 
-    def measure_slice(after: ServerProbe | None = None) -> None:
-        with kept_awake(server.keep_awake):
-            times = measure_service_times(model_dir, card, server, args.service_seconds, cache)
-        slices.append(times)
-        where = "before the search" if after is None else f"after the {after.target_qps:.1f} qps probe"
-        print(f"      service slice {len(slices)} ({where}): {len(times)} requests, median "
-              f"{np.percentile(times, 50):.2f} ms, p99 {np.percentile(times, 99):.2f}", flush=True)
-
+def _service_times(b: _Bench) -> None:
+    """Step 2: the first service-time slice (one more after each probe), checked against benchmark_app."""
+    args, server = b.args, b.server
     print(f"[2] service times: AsyncInferQueue, {server.num_streams} requests on {server.num_streams} streams x "
           f"{server.num_threads} threads, batch 1, back to back, {args.service_seconds:g} s slices", flush=True)
-    measure_slice()
+    b.measure_slice()
     with kept_awake(server.keep_awake):
         check_engine = dataclasses.replace(server, infer_requests=server.num_streams)
-        bapp = run_benchmark_app(model_dir / "model.xml", check_engine, card.inference_precision,
-                                 min(args.service_seconds, 20), cache_dir=cache, out_dir=scratch / "bapp")
+        bapp = run_benchmark_app(b.model_dir / "model.xml", check_engine, b.card.inference_precision,
+                                 min(args.service_seconds, 20), cache_dir=b.cache, out_dir=b.scratch / "bapp")
     print(f"      check: benchmark_app -nireq {server.num_streams} median {bapp.latency.percentile_ms:.2f} ms, "
           f"{bapp.throughput_fps:.1f} FPS", flush=True)
+    b.results["bapp"] = bapp
 
-    # 3. our Server search (tune --scenario Server's bisection, this profile's Server policy)
+
+def _server_search(b: _Bench) -> None:
+    """Step 3: our Server search (tune --scenario Server's bisection, this profile's Server policy)."""
+    args, offline_sps = b.args, b.results["offline_sps"]
     plan = SearchPlan(args.duration * 1000, confirm_ms=args.confirm_seconds * 1000, confirmations=args.confirmations,
                       overhead_s=SearchPlan().overhead_s + args.service_seconds)  # a service slice after each run
     print(f"[3] our Server search over (0, {offline_sps:.1f}] qps: only a VALID run moves the bisection up; then "
           f"{args.confirm_seconds} s confirmations stepping down until one is VALID; a service slice after each run",
           flush=True)
-    outcome = search_policy(model_dir, dataset, profile, server, offline_sps,
-                            dataclasses.replace(WORKSPACE, results=scratch / "results"), user_conf, plan,
-                            after_probe=measure_slice, say=lambda line: print(f"      {line}", flush=True))
-    rate, probes = outcome.rate, outcome.probes
-    for pr in probes:
+    outcome = search_policy(b.model_dir, b.dataset, b.profile, b.server, offline_sps,
+                            dataclasses.replace(WORKSPACE, results=b.scratch / "results"), b.user_conf, plan,
+                            after_probe=b.measure_slice, say=lambda line: print(f"      {line}", flush=True))
+    for pr in outcome.probes:
         p99 = f"{pr.p99_ms:.2f}" if pr.p99_ms is not None else "-"
         done = f"{pr.completed_qps:.1f}" if pr.completed_qps is not None else "-"
         why = " (early stopping only)" if pr.early_stopping_only else ""
         print(f"      target {pr.target_qps:8.1f} qps, {pr.duration_ms // 1000:4d} s -> "
               f"{'VALID  ' if pr.valid else 'INVALID'} (completed {done} qps, p99 {p99} ms){why}", flush=True)
+    b.results.update(plan=plan, outcome=outcome)
 
-    # 4. the ideal dispatcher over every slice
-    service = np.concatenate(slices)
+
+def _ideal(b: _Bench) -> None:
+    """Step 4: the ideal dispatcher over every slice, free and held to early stopping at each run length."""
+    args, server = b.args, b.server
+    service = np.concatenate(b.slices)
     pct = {p: float(np.percentile(service, p)) for p in (50, 90, 99)}
-    print(f"[4] service times, all {len(slices)} slices: {len(service)} requests, median {pct[50]:.2f} ms, p90 "
+    print(f"[4] service times, all {len(b.slices)} slices: {len(service)} requests, median {pct[50]:.2f} ms, p90 "
           f"{pct[90]:.2f}, p99 {pct[99]:.2f}, mean {service.mean():.2f}", flush=True)
     ideal, ideal_p99, steps = ideal_rate(service, server.num_streams, args.bound_ms, args.sim_requests, args.seed)
     if ideal == 0:
@@ -293,48 +324,83 @@ def benchmark(args: argparse.Namespace) -> int:
         share = f"{held[seconds] / ideal:.3f} of the ideal" if ideal else "no ideal"
         print(f"      the same ideal dispatcher held to LoadGen's early stopping in {seconds} s runs: "
               f"{held[seconds]:.1f} qps ({share}): what a harness adding nothing could reach in such runs", flush=True)
-    name = tuned_name(profile)
-    tuned = write_profile(scratch / "profiles" / f"{name}.yaml", with_engine(profile, Scenario.SERVER, server, name,
-                                                                             card),
+    b.results.update(service=service, pct=pct, ideal=ideal, ideal_p99=ideal_p99, steps=steps, held=held)
+
+
+def _scratch_profile(b: _Bench) -> None:
+    """Step 5: the searched Server rate as a scratch profile and a scratch user.conf target_qps, as tune writes."""
+    args, outcome = b.args, b.results["outcome"]
+    rate = outcome.rate
+    name = tuned_name(b.profile)
+    tuned = write_profile(b.scratch / "profiles" / f"{name}.yaml", with_engine(b.profile, Scenario.SERVER, b.server,
+                                                                               name, b.card),
                           f"Written by bench/server_vs_offline.py (scratch, not configs/): Server rate confirmed VALID "
                           f"{rate:.1f} qps ({args.duration} s probes, {args.confirm_seconds} s confirmation).")
     if rate > 0:
-        set_value(user_conf, BENCHMARK, Scenario.SERVER.value, "target_qps", round(rate * SERVER_MARGIN, 1))
+        set_value(b.user_conf, BENCHMARK, Scenario.SERVER.value, "target_qps", round(rate * SERVER_MARGIN, 1))
         conf_note = f"{BENCHMARK}.Server.target_qps = {rate * SERVER_MARGIN:.1f} (x{SERVER_MARGIN}, as tune writes)"
     else:
         conf_note = "no Server target_qps written (no rate confirmed VALID)"
     print(f"      search: {outcome.message}\n      scratch profile {tuned.relative_to(REPO)}, "
-          f"{user_conf.relative_to(REPO)}: {conf_note}", flush=True)
+          f"{b.user_conf.relative_to(REPO)}: {conf_note}", flush=True)
+    b.results["tuned"] = tuned
 
+
+def _figures(b: _Bench, start: float) -> float:
+    """Step 6: the two figures last; returns the ratio."""
+    args, r = b.args, b.results
+    rate, ideal, offline_sps = r["outcome"].rate, r["ideal"], r["offline_sps"]
     ratio = rate / ideal if ideal > 0 else float("nan")
     print(f"\nwall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}\n"
-          f"ours Server {rate:.1f} qps ({'confirmed VALID' if outcome.confirmed else 'not confirmed'}; "
+          f"ours Server {rate:.1f} qps ({'confirmed VALID' if r['outcome'].confirmed else 'not confirmed'}; "
           f"{args.duration} s probes, {args.confirm_seconds} s confirmation) "
           f"/ ideal dispatcher {ideal:.1f} qps "
           f"= ratio (target >= 0.90); ours Server / ours Offline {offline_sps:.1f} samples/s = server/offline")
     print(f"server/offline {rate / offline_sps:.4f}")
     print(f"ratio {ratio:.4f}", flush=True)
+    return ratio
+
+
+def _write_record(b: _Bench, ratio: float) -> None:
+    """Step 7 (--json): every input and result of the steps above, with the figure."""
+    args, r = b.args, b.results
+    outcome, service, bapp, ideal = r["outcome"], r["service"], r["bapp"], r["ideal"]
+    rate, offline_sps = outcome.rate, r["offline_sps"]
+    write_json(args.json, {
+        "note": f"{args.model}: {UNTRAINED}", "model_dir": str(b.model_dir), "profile": b.profile.to_dict(),
+        "offline_samples_per_second": offline_sps, "offline_run_dir": r["offline"].run_dir,
+        "service_ms": {"n": len(service), "mean": float(service.mean()), **{f"p{k}": v for k, v in r["pct"].items()},
+                       "slices": [[round(float(v), 4) for v in part] for part in b.slices]},
+        "benchmark_app_check": {"median_ms": bapp.latency.percentile_ms, "fps": bapp.throughput_fps,
+                                "command": bapp.command},
+        "ideal": {"rate": ideal, "p99_ms": r["ideal_p99"], "bound_ms": args.bound_ms, "seed": args.seed,
+                  "held_to_early_stopping": {f"{k}s": v for k, v in r["held"].items()},
+                  "requests": args.sim_requests, "steps": r["steps"]},
+        "server": {"highest_valid_rate": rate, "confirmed": outcome.confirmed, "floor": outcome.floor,
+                   "outcome": outcome.message, "budget_s": r["plan"].budget_s,
+                   "probes": [dataclasses.asdict(p) for p in outcome.probes],
+                   "scratch_profile": str(r["tuned"]), "scratch_user_conf": str(b.user_conf)},
+        "ratio": ratio, "server_over_offline": rate / offline_sps}, [figure(
+        "server_vs_offline", ratio, Value("ours, Server rate confirmed VALID", rate, "qps"),
+        Value("ideal dispatcher", ideal, "qps"), name=f"{args.model} int8 Server", goal=">= 0.90",
+        ratio_is=f"ours / an ideal dispatcher on this host's service times ({args.duration} s probes)",
+        note=f"untrained weights: speed only; server/offline {rate / offline_sps:.4f} (Offline "
+             f"{offline_sps:.1f} samples/s)")])
+
+
+def benchmark(args: argparse.Namespace) -> int:
+    """Offline, a service slice, our Server search with a slice after each probe, the ideal rate over
+    every slice; the two figures last."""
+    start = time.perf_counter()
+    b = _setup(args)
+    _offline(b)
+    _service_times(b)
+    _server_search(b)
+    _ideal(b)
+    _scratch_profile(b)
+    ratio = _figures(b, start)
     if args.json:
-        write_json(args.json, {
-            "note": f"{args.model}: {UNTRAINED}", "model_dir": str(model_dir), "profile": profile.to_dict(),
-            "offline_samples_per_second": offline_sps, "offline_run_dir": offline.run_dir,
-            "service_ms": {"n": len(service), "mean": float(service.mean()), **{f"p{k}": v for k, v in pct.items()},
-                           "slices": [[round(float(v), 4) for v in part] for part in slices]},
-            "benchmark_app_check": {"median_ms": bapp.latency.percentile_ms, "fps": bapp.throughput_fps,
-                                    "command": bapp.command},
-            "ideal": {"rate": ideal, "p99_ms": ideal_p99, "bound_ms": args.bound_ms, "seed": args.seed,
-                      "held_to_early_stopping": {f"{k}s": v for k, v in held.items()},
-                      "requests": args.sim_requests, "steps": steps},
-            "server": {"highest_valid_rate": rate, "confirmed": outcome.confirmed, "floor": outcome.floor,
-                       "outcome": outcome.message, "budget_s": plan.budget_s,
-                       "probes": [dataclasses.asdict(p) for p in probes],
-                       "scratch_profile": str(tuned), "scratch_user_conf": str(user_conf)},
-            "ratio": ratio, "server_over_offline": rate / offline_sps}, [figure(
-            "server_vs_offline", ratio, Value("ours, Server rate confirmed VALID", rate, "qps"),
-            Value("ideal dispatcher", ideal, "qps"), name=f"{args.model} int8 Server", goal=">= 0.90",
-            ratio_is=f"ours / an ideal dispatcher on this host's service times ({args.duration} s probes)",
-            note=f"untrained weights: speed only; server/offline {rate / offline_sps:.4f} (Offline "
-                 f"{offline_sps:.1f} samples/s)")])
+        _write_record(b, ratio)
     return 0
 
 
