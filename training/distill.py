@@ -333,26 +333,32 @@ def student_card(cfg: DistillConfig, model: nn.Module, num_classes: int, notes: 
             "trained": True, "notes": notes}
 
 
-def train(cfg: DistillConfig, world: World, threads: int, workers: int, resume: dict | None,
-          stop_after: int | None, command: str) -> dict | None:
-    """Run the distillation, continuing from the checkpoint ``resume`` if given; rank 0 returns
-    the log it wrote (other ranks ``None``)."""
-    started = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    card = default_card(cfg.student)
-    spec = PreprocessSpec(card.input_size, card.crop_pct, card.interpolation, "NCHW")
-    teacher = load_teacher(cfg, world, threads)
+@dataclass
+class _Student:
+    """What every epoch works on: the student, its DDP wrapper and optimizer, and where it resumed."""
+
+    model: nn.Module
+    ddp: nn.Module
+    opt: torch.optim.Optimizer
+    first_epoch: int
+    history: list[dict]
+
+
+def _datasets(cfg: DistillConfig, spec: PreprocessSpec, num_classes: int) -> tuple[ImageSet, ImageSet | None]:
+    """Step 1: the training and (optional) validation sets; every label must be one of the teacher's classes."""
     train_set = ImageSet(Path(cfg.train_dir), list_samples(Path(cfg.train_dir)), spec)
     val_set = ImageSet(Path(cfg.val_dir), list_samples(Path(cfg.val_dir)), spec) if cfg.val_dir else None
     top_label = max(s.label for s in train_set.samples + (val_set.samples if val_set else []))
-    if top_label >= teacher.num_classes:
-        raise DatasetError(f"{cfg.train_dir}: label {top_label} but the teacher has {teacher.num_classes} classes")
-    normalize = normalizer(card.mean, card.std)
+    if top_label >= num_classes:
+        raise DatasetError(f"{cfg.train_dir}: label {top_label} but the teacher has {num_classes} classes")
+    return train_set, val_set
 
-    model = create(cfg.student, num_classes=teacher.num_classes).to(world.device)
+
+def _student(cfg: DistillConfig, world: World, num_classes: int, resume: dict | None, ckpt_path: Path) -> _Student:
+    """Step 2: the student and its optimizer, from the checkpoint ``resume`` if given, wrapped in DDP."""
+    model = create(cfg.student, num_classes=num_classes).to(world.device)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=True,
                           weight_decay=cfg.weight_decay)
-    ckpt_path = Path(cfg.checkpoint_dir) / CHECKPOINT_FILE
     first_epoch, history = 0, []
     if resume is not None:
         state = resume
@@ -363,47 +369,102 @@ def train(cfg: DistillConfig, world: World, threads: int, workers: int, resume: 
             log.info("resuming from %s after epoch %d", ckpt_path, first_epoch)
     ddp = nn.parallel.DistributedDataParallel(model, device_ids=[world.local_rank] if world.device.type == "cuda"
                                               else None)
+    return _Student(model, ddp, opt, first_epoch, history)
+
+
+def _loader(cfg: DistillConfig, world: World, train_set: ImageSet, workers: int) -> tuple[DistributedSampler,
+                                                                                           DataLoader]:
+    """Step 3: this rank's shard of the training set; at least one batch per process."""
     sampler = DistributedSampler(train_set, num_replicas=world.size, rank=world.rank, shuffle=True,
                                  seed=cfg.seed, drop_last=True)
     loader = DataLoader(train_set, batch_size=cfg.batch_size, sampler=sampler, drop_last=True,
                         num_workers=workers, persistent_workers=workers > 0)
-    steps = len(loader)
-    if steps == 0:
+    if len(loader) == 0:
         raise DatasetError(f"{cfg.train_dir}: {len(train_set)} images are fewer than one batch per process "
                            f"({cfg.batch_size} x {world.size})")
+    return sampler, loader
+
+
+def _epoch(cfg: DistillConfig, world: World, epoch: int, student: _Student, teacher: Callable,
+           data: tuple[DistributedSampler, DataLoader, ImageSet | None], normalize: Callable) -> dict:
+    """Step 4: one epoch over this rank's shard, then the val top-1; its history entry."""
+    sampler, loader, val_set = data
+    steps = len(loader)
     total, warmup = cfg.epochs * steps, cfg.warmup_epochs * steps
+    t0 = time.perf_counter()
+    student.ddp.train()
+    sampler.set_epoch(epoch)
+    # Seeded per epoch and rank: a resumed run augments exactly as the uninterrupted one.
+    gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch * 1009 + world.rank)
+    loss_sum = 0.0
+    for b, (pixels, labels) in enumerate(loader):
+        for group in student.opt.param_groups:
+            group["lr"] = lr_at(epoch * steps + b, total, warmup, cfg.lr)
+        x = augment(pixels, gen, cfg.shift, cfg.hflip).to(world.device)
+        labels = labels.to(world.device)
+        with torch.no_grad():
+            soft = teacher(x)
+        loss = distill_loss(student.ddp(normalize(x)), soft, labels, cfg.temperature, cfg.alpha)
+        student.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        student.opt.step()
+        loss_sum += loss.item()
+    entry = {"epoch": epoch + 1, "loss": round(loss_sum / steps, 4),
+             "seconds": round(time.perf_counter() - t0, 1)}
+    if val_set is not None:
+        entry["val_top1"] = round(evaluate(student.model, val_set, normalize, world), 4)
+    return entry
+
+
+def _save(cfg: DistillConfig, world: World, ckpt_path: Path, student: _Student, entry: dict) -> None:
+    """Step 5 (rank 0): the checkpoint after each epoch and its log line."""
+    Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    save_checkpoint(ckpt_path, {"epoch": entry["epoch"], "model": student.model.state_dict(),
+                                "optimizer": student.opt.state_dict(), "history": student.history,
+                                "config": asdict(cfg), "world_size": world.size})
+    log.info("epoch %d/%d  loss %.4f  val top-1 %s  (%.1f s)", entry["epoch"], cfg.epochs, entry["loss"],
+             f"{100 * entry['val_top1']:.2f}%" if "val_top1" in entry else "-", entry["seconds"])
+
+
+def _export(cfg: DistillConfig, world: World, model: nn.Module, num_classes: int,
+            sets: tuple[ImageSet, ImageSet | None], result: dict) -> dict:
+    """Step 6 (rank 0, all epochs done): the ONNX student with its card, and the log next to it."""
+    train_set, val_set = sets
+    top1 = result["history"][-1].get("val_top1")
+    notes = (f"distilled from {Path(cfg.teacher).name} (sha256 {result['teacher_sha256'][:12]}) into "
+             f"{cfg.student} on {len(train_set)} images of {cfg.train_dir}, {cfg.epochs} epochs, "
+             f"{world.size} processes ({dist.get_backend()}); "
+             + (f"val top-1 {100 * top1:.2f}% on {len(val_set)} images of {cfg.val_dir}" if val_set else "no val set"))
+    model.cpu().eval()
+    blob = export_onnx(model, Path(cfg.out), student_card(cfg, model, num_classes, notes),
+                       "mlperf_cpu.training.distill")
+    result.update({"val_top1": top1, "notes": notes, "onnx": {
+        "file": str(cfg.out), "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}})
+    write_text_atomic(Path(cfg.out).with_suffix(".json"), json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def train(cfg: DistillConfig, world: World, threads: int, workers: int, resume: dict | None,
+          stop_after: int | None, command: str) -> dict | None:
+    """Run the distillation, continuing from the checkpoint ``resume`` if given; rank 0 returns
+    the log it wrote (other ranks ``None``)."""
+    started = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    card = default_card(cfg.student)
+    spec = PreprocessSpec(card.input_size, card.crop_pct, card.interpolation, "NCHW")
+    teacher = load_teacher(cfg, world, threads)
+    train_set, val_set = _datasets(cfg, spec, teacher.num_classes)
+    normalize = normalizer(card.mean, card.std)
+    ckpt_path = Path(cfg.checkpoint_dir) / CHECKPOINT_FILE
+    student = _student(cfg, world, teacher.num_classes, resume, ckpt_path)
+    sampler, loader = _loader(cfg, world, train_set, workers)
+    first_epoch, history = student.first_epoch, student.history
     last_epoch = cfg.epochs if stop_after is None else min(cfg.epochs, first_epoch + stop_after)
     for epoch in range(first_epoch, last_epoch):
-        t0 = time.perf_counter()
-        ddp.train()
-        sampler.set_epoch(epoch)
-        # Seeded per epoch and rank: a resumed run augments exactly as the uninterrupted one.
-        gen = torch.Generator().manual_seed(cfg.seed * 100003 + epoch * 1009 + world.rank)
-        loss_sum = 0.0
-        for b, (pixels, labels) in enumerate(loader):
-            for group in opt.param_groups:
-                group["lr"] = lr_at(epoch * steps + b, total, warmup, cfg.lr)
-            x = augment(pixels, gen, cfg.shift, cfg.hflip).to(world.device)
-            labels = labels.to(world.device)
-            with torch.no_grad():
-                soft = teacher(x)
-            loss = distill_loss(ddp(normalize(x)), soft, labels, cfg.temperature, cfg.alpha)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item()
-        entry = {"epoch": epoch + 1, "loss": round(loss_sum / steps, 4),
-                 "seconds": round(time.perf_counter() - t0, 1)}
-        if val_set is not None:
-            entry["val_top1"] = round(evaluate(model, val_set, normalize, world), 4)
+        entry = _epoch(cfg, world, epoch, student, teacher, (sampler, loader, val_set), normalize)
         history.append(entry)
         if world.is_main:
-            Path(cfg.checkpoint_dir).mkdir(parents=True, exist_ok=True)
-            save_checkpoint(ckpt_path, {"epoch": epoch + 1, "model": model.state_dict(),
-                                        "optimizer": opt.state_dict(), "history": history,
-                                        "config": asdict(cfg), "world_size": world.size})
-            log.info("epoch %d/%d  loss %.4f  val top-1 %s  (%.1f s)", epoch + 1, cfg.epochs, entry["loss"],
-                     f"{100 * entry['val_top1']:.2f}%" if "val_top1" in entry else "-", entry["seconds"])
+            _save(cfg, world, ckpt_path, student, entry)
     dist.barrier()
     if not world.is_main:
         return None
@@ -417,18 +478,7 @@ def train(cfg: DistillConfig, world: World, threads: int, workers: int, resume: 
     if done < cfg.epochs:
         log.info("stopped after epoch %d of %d (--stop-after); continue with --resume", done, cfg.epochs)
         return result
-    top1 = history[-1].get("val_top1")
-    notes = (f"distilled from {Path(cfg.teacher).name} (sha256 {result['teacher_sha256'][:12]}) into "
-             f"{cfg.student} on {len(train_set)} images of {cfg.train_dir}, {cfg.epochs} epochs, "
-             f"{world.size} processes ({dist.get_backend()}); "
-             + (f"val top-1 {100 * top1:.2f}% on {len(val_set)} images of {cfg.val_dir}" if val_set else "no val set"))
-    model.cpu().eval()
-    blob = export_onnx(model, Path(cfg.out), student_card(cfg, model, teacher.num_classes, notes),
-                       "mlperf_cpu.training.distill")
-    result.update({"val_top1": top1, "notes": notes, "onnx": {
-        "file": str(cfg.out), "bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}})
-    write_text_atomic(Path(cfg.out).with_suffix(".json"), json.dumps(result, indent=2) + "\n")
-    return result
+    return _export(cfg, world, student.model, teacher.num_classes, (train_set, val_set), result)
 
 
 # ----------------------------------------------------------------------------- command line
