@@ -208,3 +208,26 @@ def run_server_with(workdir: Path, model: Path, dataset: Path, cache: Path, name
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc, RunResult.load(tree.run_dir(workdir / "results", name, load_card(model).label, Scenario.SERVER,
                                              Mode.PERFORMANCE))
+
+
+def undo_while_held(claim, read) -> tuple[int, list]:
+    """A thread makes ``claim`` and keeps running while the test undoes it: what ``claim.undo()``
+    returned, and ``read()`` on that thread just after claiming and again after the undo."""
+    import threading
+
+    claimed, release, seen = threading.Event(), threading.Event(), []
+
+    def worker() -> None:
+        claim()
+        seen.append(read())
+        claimed.set()
+        release.wait(10)
+        seen.append(read())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert claimed.wait(10)
+    undone = claim.undo()
+    release.set()
+    thread.join()
+    return undone, seen

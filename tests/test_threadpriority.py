@@ -10,11 +10,10 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_server_with
+from conftest import REPO, run_server_with, undo_while_held
 from host_facts import needs
 
 from common.errors import ConfigError
@@ -66,21 +65,8 @@ def test_what_a_sched_fifo_thread_creates_starts_under_the_default_policy() -> N
 @needs_realtime
 def test_undo_puts_a_living_thread_back_under_the_default_policy() -> None:
     claim = PriorityClaim(1)
-    claimed, release, seen = threading.Event(), threading.Event(), []
-
-    def worker() -> None:
-        claim()
-        seen.append(_policy())
-        claimed.set()
-        release.wait(10)
-        seen.append(_policy())
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    assert claimed.wait(10)
-    assert claim.undo() == 1
-    release.set()
-    thread.join()
+    undone, seen = undo_while_held(claim, _policy)
+    assert undone == 1
     assert seen == [(os.SCHED_FIFO, 1), (os.SCHED_OTHER, 0)]
 
 

@@ -4,11 +4,10 @@ taken back by an undo, validated in profiles, and recorded by a real Server run.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from pathlib import Path
 
 import pytest
-from conftest import run_server_with
+from conftest import run_server_with, undo_while_held
 from host_facts import needs
 
 from common.errors import ConfigError
@@ -40,21 +39,8 @@ def test_a_claim_gives_each_calling_thread_the_slice_once_and_no_other_thread() 
 def test_undo_gives_a_living_thread_its_default_slice_back_and_stops_claiming() -> None:
     default = on_new_thread(thread_slice_us)
     claim = SliceClaim(100 if default != 100 else 200)
-    claimed, release, seen = threading.Event(), threading.Event(), []
-
-    def worker() -> None:
-        claim()
-        seen.append(thread_slice_us())
-        claimed.set()
-        release.wait(10)
-        seen.append(thread_slice_us())
-
-    thread = threading.Thread(target=worker)
-    thread.start()
-    assert claimed.wait(10)
-    assert claim.undo() == 1  # the one thread that claimed, still running
-    release.set()
-    thread.join()
+    undone, seen = undo_while_held(claim, thread_slice_us)
+    assert undone == 1  # the one thread that claimed, still running
     assert seen == [claim.value, default]
     assert on_new_thread(lambda: (claim(), thread_slice_us())[1]) == default  # no claim after an undo
 
