@@ -42,7 +42,8 @@ from harness.tune import measure_throughput
 from modelprep.agreement import CheckSet
 from modelprep.card import card_from_dict, load_card
 from modelprep.graph import build_scores_model, inspect_classifier
-from modelprep.prepare import PrepareRequest, card_fields_for, prepare
+from modelprep.prepare import PrepareRequest, prepare
+from modelprep.resolve import card_fields_for
 from modelprep.source import read_source
 from modelprep.quantize import CalibrationConfig
 

@@ -1,4 +1,4 @@
-"""Numbers that define the ImageNet conventions, in one place."""
+"""Numbers that define the ImageNet and COCO conventions (and so the card defaults), in one place."""
 
 from __future__ import annotations
 
@@ -21,3 +21,9 @@ COCO80_CATEGORY_IDS = tuple(i for i in range(1, 91) if i not in COCO_UNUSED_CATE
 # Ultralytics-style letterbox grey and the MLCommons reference's detection settings
 # (Ultralytics predict(conf=0.001) with its default IoU 0.7 and 300 detections per image).
 LETTERBOX_PAD = 114
+CONF_THRESHOLD = 0.001
+IOU_THRESHOLD = 0.7
+MAX_DETECTIONS = 300
+# YOLO-style detectors take RGB in 0..1: mean 0, std 255 in the cache's 0..255 pixel units.
+YOLO_MEAN = (0.0, 0.0, 0.0)
+YOLO_STD = (255.0, 255.0, 255.0)

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
+from dataset.constants import CONF_THRESHOLD, IOU_THRESHOLD, LETTERBOX_PAD, MAX_DETECTIONS, REFERENCE_CROP_PCT
 from dataset.preprocess import PreprocessSpec
 from common.errors import ConfigError
 from common.names import check_name
@@ -39,7 +40,7 @@ class ModelCard:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     label_offset: int = 0
-    crop_pct: float = 0.875
+    crop_pct: float = REFERENCE_CROP_PCT
     interpolation: str = "area"
     layout: str = "NCHW"
     precision: str = "f32"
@@ -60,10 +61,10 @@ class ModelCard:
     # NMS'd by the post-processor with the MLCommons reference's Ultralytics predict() settings.
     task: str = "classification"
     category_ids: tuple[int, ...] = ()  # class index -> COCO category id (default: the 80 -> 91 table)
-    letterbox_pad: int = 114
-    conf_threshold: float = 0.001
-    iou_threshold: float = 0.7
-    max_detections: int = 300
+    letterbox_pad: int = LETTERBOX_PAD
+    conf_threshold: float = CONF_THRESHOLD
+    iou_threshold: float = IOU_THRESHOLD
+    max_detections: int = MAX_DETECTIONS
     nms: str = "postprocess"
 
     # Fields that identify the served model: runs packaged together must agree on all of them.

@@ -11,22 +11,12 @@ mean/std) into the model; its output is the raw head, decoded and NMS'd by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import openvino as ov
 
 from common.errors import ModelError
-from common.model_metadata import CARD_METADATA_KEY
-from dataset.constants import COCO80_CATEGORY_IDS, LETTERBOX_PAD
 from modelprep.graph import fold_pixel_input, inspect_classifier
-from modelprep.source import embedded_card
-
-# The fields a detector's ``mlperf_cpu.card`` metadata may carry (models/export for detectors).
-DETECTOR_SOURCE_FIELDS = ("name", "task", "input_size", "num_classes", "category_ids", "mean", "std",
-                          "letterbox_pad", "trained", "macs", "params", "notes")
-DETECTOR_OPTION_FIELDS = ("name",)  # what prepare's command line may override for a detector
-
 
 @dataclass(frozen=True)
 class DetectorPorts:
@@ -79,45 +69,6 @@ def inspect_detector(model: ov.Model, origin: str) -> DetectorPorts:
                          "[N, 4+classes, anchors] (a classifier's [N, classes] needs --task classification)")
     out = _dims(model.outputs[index])
     return DetectorPorts(layout, hw[0], out[1] - 4, out[2], index)
-
-
-def detector_card_fields(model: ov.Model, ports: DetectorPorts, source: Path,
-                         overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The card fields of a detector: its ``mlperf_cpu.card`` metadata, else (no metadata) the
-    Ultralytics COCO convention for an 80-class model (RGB 0..1, letterbox 114, 80 -> 91 ids)."""
-    meta = embedded_card(model)
-    if meta is not None:
-        unknown = sorted(set(meta) - set(DETECTOR_SOURCE_FIELDS))
-        if unknown:
-            raise ModelError(f"{source}: unknown fields {unknown} in {CARD_METADATA_KEY} metadata "
-                             f"(a detector's card takes {list(DETECTOR_SOURCE_FIELDS)})")
-        if meta.get("task", "detection") != "detection":
-            raise ModelError(f"{source}: {CARD_METADATA_KEY} says task {meta['task']!r}, but its output "
-                             f"{output_shapes(model)} is a detector's")
-        fields = {"mean": (0.0, 0.0, 0.0), "std": (255.0, 255.0, 255.0), "convention": "metadata", **meta}
-    elif ports.num_classes == len(COCO80_CATEGORY_IDS):
-        fields = {"mean": (0.0, 0.0, 0.0), "std": (255.0, 255.0, 255.0), "trained": True,
-                  "convention": "ultralytics-coco80"}
-    else:
-        raise ModelError(f"{source}: {ports.num_classes}-class detector without '{CARD_METADATA_KEY}' metadata: "
-                         "cannot tell its COCO category ids (80 classes = the COCO 80 -> 91 table)")
-    fields["task"] = "detection"
-    fields.setdefault("name", source.stem)
-    fields.setdefault("letterbox_pad", LETTERBOX_PAD)
-    fields.setdefault("input_size", ports.input_size)
-    fields.setdefault("num_classes", ports.num_classes)
-    if fields["input_size"] != ports.input_size or fields["num_classes"] != ports.num_classes:
-        raise ModelError(f"{source}: metadata says {fields['input_size']} px, {fields['num_classes']} classes; "
-                         f"the model has {ports.input_size} px, {ports.num_classes} classes")
-    if "category_ids" not in fields:
-        if ports.num_classes != len(COCO80_CATEGORY_IDS):
-            raise ModelError(f"{source}: {CARD_METADATA_KEY} gives no category_ids for {ports.num_classes} classes")
-        fields["category_ids"] = COCO80_CATEGORY_IDS
-    bad = sorted(set(overrides or {}) - set(DETECTOR_OPTION_FIELDS))
-    if bad:
-        raise ModelError(f"{source}: a detector's preprocessing is fixed (letterbox, 0..1); cannot override {bad}")
-    fields.update(overrides or {})
-    return fields
 
 
 def build_served_detector(model: ov.Model, ports: DetectorPorts, layout: str,

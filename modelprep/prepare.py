@@ -1,12 +1,11 @@
 """Model preparation: ONNX or IR -> served FP32 / INT8 IR plus its model card.
 
 The source model's own metadata decides its preprocessing; the user never
-repeats it. In order: an ``mlperf_cpu.card`` JSON entry in the model's metadata
-(ONNX ``metadata_props`` or IR rt_info), else the class count: 1001 classes is
-the MLCommons ``resnet50_v1.onnx`` convention (mean subtraction, no std,
-background class at 0 so label offset -1), 1000 is the torchvision convention
-(mean/std, offset 0). Anything else is refused rather than guessed. A detector
-(``task="detection"``) is recognised and carded by ``modelprep.detector``.
+repeats it. ``modelprep.resolve.resolve_card`` merges the command line, the
+model's ``mlperf_cpu.card`` metadata and the class-count conventions into the
+card, once, in that order of precedence; anything it cannot tell is refused
+rather than guessed. A detector (``task="detection"``) is recognised by
+``modelprep.detector``.
 
 Prepared models are cached by source hash and settings; each is written to a
 temporary directory and renamed into place, so a failure leaves nothing that
@@ -28,28 +27,18 @@ import openvino as ov
 
 from common.errors import ConfigError, ModelError
 from common.files import sha256_files
-from common.model_metadata import CARD_METADATA_KEY
 from common.names import check_name
 from dataset.cache import build_cache
-from dataset.constants import (MLPERF_RESNET50_MEAN, MLPERF_RESNET50_STD, REFERENCE_CROP_PCT,
-                               TORCHVISION_MEAN, TORCHVISION_STD)
 from modelprep.agreement import CheckSet, compare, held_out_samples
-from modelprep.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, TASKS, ModelCard, card_from_dict
-from modelprep.detector import (build_served_detector, decode_subgraph, describe_detector, detector_card_fields,
-                                inspect_for_task)
+from modelprep.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, TASKS, ModelCard
+from modelprep.detector import build_served_detector, decode_subgraph, describe_detector, inspect_for_task
 from modelprep.graph import ClassifierPorts, attach_top1, build_scores_model, build_served_model
 from modelprep.quantize import (CalibrationConfig, float_layers, load_calibration_samples, quantize_int8,
                                 quantize_int8_accuracy_controlled)
-from modelprep.source import embedded_card, read_source, source_files
+from modelprep.resolve import CARD_OPTION_FIELDS, resolve_card
+from modelprep.source import read_source, source_files
 
 log = logging.getLogger(__name__)
-
-# Card fields a source model's metadata (or the prepare command line) may state.
-CARD_SOURCE_FIELDS = ("name", "input_size", "crop_pct", "interpolation", "mean", "std",
-                      "num_classes", "label_offset", "trained", "notes", "layout", "macs", "params", "weights")
-# The subset ``prepare`` takes as options, overriding the model's metadata.
-CARD_OPTION_FIELDS = ("name", "mean", "std", "crop_pct", "interpolation", "label_offset")
-
 
 @dataclass(frozen=True)
 class PrepareRequest:
@@ -100,54 +89,6 @@ class PrepareRequest:
         return {"f32": "f32", "bf16": "bf16", "int8": self.int8_rest}[self.precision]
 
 
-def card_fields_for(model: ov.Model, ports: ClassifierPorts, source: Path,
-                    overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Decide the preprocessing of ``model``: its metadata, else its class count; then ``overrides``.
-
-    The name defaults to the file name. What was decided, and from where, goes to the log in one line.
-    """
-    meta = embedded_card(model, str(source))
-    overrides = dict(overrides or {})
-    if meta is not None:
-        unknown = sorted(set(meta) - set(CARD_SOURCE_FIELDS))
-        if unknown:
-            raise ModelError(f"{source}: unknown fields {unknown} in {CARD_METADATA_KEY} metadata")
-        fields = {"crop_pct": REFERENCE_CROP_PCT, "interpolation": "area", "label_offset": 0,
-                  "convention": "metadata", **meta}
-        fields.pop("layout", None)
-        for key in ("mean", "std"):
-            if key not in fields and key not in overrides:
-                raise ModelError(f"{source}: {CARD_METADATA_KEY} metadata gives no {key} (0..255 pixel units); "
-                                 f"add it, or pass --{key}")
-    elif ports.num_classes == 1001:
-        fields = {"mean": MLPERF_RESNET50_MEAN, "std": MLPERF_RESNET50_STD,
-                  "label_offset": -1, "convention": "mlcommons-1001"}
-    elif ports.num_classes == 1000:
-        fields = {"mean": TORCHVISION_MEAN, "std": TORCHVISION_STD,
-                  "label_offset": 0, "convention": "torchvision-1000"}
-    elif {"mean", "std"} <= set(overrides):
-        fields = {"label_offset": 0, "convention": "command-line"}
-    else:
-        raise ModelError(
-            f"{source}: {ports.num_classes}-class model without '{CARD_METADATA_KEY}' metadata: "
-            "cannot tell its preprocessing (1001 = MLCommons, 1000 = torchvision); pass --mean and --std")
-    if "name" not in fields and "name" not in overrides:
-        fields["name"] = check_name(source.stem, f"{source}: file name as the model name (pass --name)")
-    fields.setdefault("input_size", ports.input_size)
-    if fields["input_size"] != ports.input_size:
-        raise ModelError(f"{source}: metadata input_size {fields['input_size']} but the input is "
-                         f"{ports.input_size}x{ports.input_size}")
-    if fields.setdefault("num_classes", ports.num_classes) != ports.num_classes:
-        raise ModelError(f"{source}: metadata num_classes {fields['num_classes']} but the output has "
-                         f"{ports.num_classes}")
-    if ports.num_classes == 1001 and meta is None:
-        fields["num_classes"] = 1000  # labels after the -1 offset
-    if overrides:
-        fields.update(overrides)
-        fields["convention"] = f"{fields['convention']} + command line ({', '.join(sorted(overrides))})"
-    return fields
-
-
 def describe_preprocessing(card: ModelCard) -> str:
     """One line saying how images will be turned into this model's input, and where that came from."""
     return (f"{card.name}: {card.convention}: resize short side to int({card.input_size}/{card.crop_pct:g}) "
@@ -178,16 +119,11 @@ def prepare(req: PrepareRequest) -> Path:
     files = source_files(req.source)
     source_sha = sha256_files(files)
     model = read_source(req.source)
-    embedded_card(model, str(req.source))  # refuses metadata that is not a JSON object or names no safe folder
     ports = inspect_for_task(model, req.task, str(req.source))
-    if req.task == "detection":
-        fields = detector_card_fields(model, ports, Path(req.source), req.card_overrides)
-    else:
-        fields = card_fields_for(model, ports, Path(req.source), req.card_overrides)
-    card = card_from_dict({**fields, "layout": req.layout, "precision": req.precision,
-                           "inference_precision": req.inference_precision,
-                           "source": str(Path(req.source).name), "source_sha256": source_sha},
-                          f"{req.source} metadata")
+    card = resolve_card(model, ports, Path(req.source), req.task, req.card_overrides,
+                        {"layout": req.layout, "precision": req.precision,
+                         "inference_precision": req.inference_precision,
+                         "source": str(Path(req.source).name), "source_sha256": source_sha})
     log.info("preprocessing: %s", describe_detector(card) if card.is_detector else describe_preprocessing(card))
     out_dir = Path(req.out_root) / f"{card.label}-{_settings_hash(req, source_sha)}"
     if (out_dir / CARD_FILE).is_file() and (out_dir / MODEL_FILE).is_file():

@@ -75,7 +75,7 @@ def fp32_softmax(source: Path, image_dir: Path, names: list[str], cache: Path) -
     from dataset.val_map import Sample
     from modelprep.card import card_from_dict
     from modelprep.graph import build_scores_model, inspect_classifier
-    from modelprep.prepare import card_fields_for
+    from modelprep.resolve import card_fields_for
     from modelprep.source import read_source
 
     model = read_source(source)
