@@ -231,3 +231,12 @@ def undo_while_held(claim, read) -> tuple[int, list]:
     release.set()
     thread.join()
     return undone, seen
+
+
+@pytest.fixture(scope="session")
+def official(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path) -> Path:
+    """Real runs of the demo model edited to look official (``packaged_tree.official_runs``): one build
+    per session, shared by the package and check tests."""
+    from packaged_tree import official_runs
+
+    return official_runs(session_dir, demo_f32, demo_data, cache_dir)

@@ -1,10 +1,9 @@
-"""Official-looking real runs for the tests of ``check`` and the official checker, built once per session.
+"""Official-looking real runs for the tests of ``package``, ``check`` and the official checker, built once per session.
 
-The runs are made and edited exactly as ``test_submission``'s ``real_runs``/``official_base``
-fixtures make them (one real accuracy run and one real short performance run of the demo
-model, then edited to 600 s and 50,000 samples), with its helpers. Session fixtures belong to
-the module that defines them, so the test modules that import this one share one build here
-instead of importing (and rebuilding) those fixtures.
+One real accuracy run and one real short performance run of the demo model (``real_runs``), then
+a copy edited to 600 s and 50,000 samples (``official_runs``). Session fixtures belong to the
+module that defines them, so every test module that needs these runs reaches them through the
+functions here (or the ``official`` fixture in ``conftest``) and they are built once.
 """
 
 from __future__ import annotations
@@ -26,14 +25,14 @@ from records.results import RunResult
 _BUILT: dict[Path, Path] = {}
 
 
-def official_runs(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path) -> Path:
-    """``<root>`` holding ``results/host/<model>/Offline`` (official-looking) and ``user.conf``; built once."""
-    root = session_dir / "packaged_tree_runs"
-    if root in _BUILT:
-        return _BUILT[root]
-    work = root / "work"
+def real_runs(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path) -> Path:
+    """``results/host/<model>/Offline`` from one real accuracy run and one real 2 s performance run; built once."""
+    work = session_dir / "submission_runs"
+    if work in _BUILT:
+        return _BUILT[work]
     work.mkdir(parents=True)
     (work / "user.conf").write_text((REPO / "user.conf").read_text())
+    scenario = tree.scenario_dir(work / "results", "host", load_card(demo_f32).label, Scenario.OFFLINE)
 
     def run(mode: str, *extra: str) -> RunResult:
         return run_loadgen_test(work, mode, demo_f32, demo_data / "val", cache_dir, *extra)[1]
@@ -41,10 +40,20 @@ def official_runs(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir:
     run("accuracy")
     perf = run("performance", "--min-duration-ms", "2000", "--target-qps", "0")
     if perf.validity != "VALID":  # warm-up underestimated a busy machine: aim higher once
-        perf = run("performance", "--min-duration-ms", "2000", "--target-qps", str(2 * perf.samples_per_second))
+        perf = run("performance", "--min-duration-ms", "2000", "--target-qps", str(2 * perf.samples_per_second),
+                   "--replace")
     assert perf.validity == "VALID", "the short real run must be VALID for these tests"
-    real = tree.scenario_dir(work / "results", "host", load_card(demo_f32).label, Scenario.OFFLINE)
-    base = root / "base"
+    _BUILT[work] = scenario
+    return scenario
+
+
+def official_runs(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path) -> Path:
+    """``<root>`` holding ``results/host/<model>/Offline`` (the real runs edited to look official: 600 s,
+    50,000 accuracy samples, no overrides) and ``user.conf``; built once."""
+    base = session_dir / "official_base"
+    if base in _BUILT:
+        return _BUILT[base]
+    real = real_runs(session_dir, demo_f32, demo_data, cache_dir)
     scenario = base / "results" / "host" / real.parent.name / "Offline"
     shutil.copytree(real, scenario)
     perf_dir, acc_dir = scenario / "performance" / "run_1", scenario / "accuracy"
@@ -55,7 +64,7 @@ def official_runs(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir:
     digest = hashlib.sha256(conf.encode()).hexdigest()
     for run_dir in (perf_dir, acc_dir):
         edit_json(run_dir / "result.json", lambda r: r.update(overrides={}, user_conf_sha256=digest))
-    _BUILT[root] = base
+    _BUILT[base] = base
     return base
 
 

@@ -16,19 +16,13 @@ from typing import Callable
 
 import pytest
 from conftest import run_cli
-from packaged_tree import copy_packaged, edit_provenance, official_runs
+from packaged_tree import copy_packaged, edit_provenance
 from test_submission import SYSTEM_NAME, edit_json, edit_mllog
 
 from submit.check import check_tree
 from submit.treeview import MIB, cap_for
 
 SECRET = "resnet50.Offline.target_qps = 31337 # SECRET-OUTSIDE-THE-TREE"
-
-
-@pytest.fixture(scope="session")
-def official(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path) -> Path:
-    """The official-looking real runs (built once per session, shared with the other check tests)."""
-    return official_runs(session_dir, demo_f32, demo_data, cache_dir)
 
 
 @pytest.fixture()

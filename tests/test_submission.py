@@ -17,12 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from conftest import REPO, run_cli, run_loadgen_test
+from conftest import REPO, run_cli
 
-from common.testspec import Scenario
-from modelprep.card import load_card
-from records import results as tree
-from records.results import RunResult
 from cli import check as check_cli, describe_system as describe_system_cli, package as package_cli
 from common.errors import HarnessError
 from harness.profile import load_profile
@@ -87,49 +83,17 @@ def write_accuracy_log(acc_dir: Path, count: int) -> None:
 @pytest.fixture(scope="session")
 def real_runs(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path) -> Path:
     """results/host/<model>/Offline from one real accuracy run and one real 2 s performance run."""
-    work = session_dir / "submission_runs"
-    work.mkdir()
-    (work / "user.conf").write_text((REPO / "user.conf").read_text())
-    scenario = tree.scenario_dir(work / "results", "host", load_card(demo_f32).label, Scenario.OFFLINE)
+    from packaged_tree import real_runs as build
 
-    def run(mode: str, *extra: str) -> RunResult:
-        return run_loadgen_test(work, mode, demo_f32, demo_data / "val", cache_dir, *extra)[1]
-
-    run("accuracy")
-    perf = run("performance", "--min-duration-ms", "2000", "--target-qps", "0")
-    if perf.validity != "VALID":  # warm-up underestimated a busy machine: aim higher once
-        perf = run("performance", "--min-duration-ms", "2000", "--target-qps", str(2 * perf.samples_per_second),
-                   "--replace")
-    assert perf.validity == "VALID", "the short real run must be VALID for these tests"
-    return scenario
-
-
-@pytest.fixture(scope="session")
-def official_base(real_runs: Path, session_dir: Path) -> Path:
-    """The real runs edited to look official: 600 s, 50,000 accuracy samples, no overrides."""
-    root = session_dir / "official_base"
-    scenario = root / "results" / "host" / real_runs.parent.name / "Offline"
-    shutil.copytree(real_runs, scenario)
-    perf, acc = scenario / "performance" / "run_1", scenario / "accuracy"
-    edit_mllog(perf / "mlperf_log_detail.txt", "effective_min_duration_ms", 600_000)
-    write_accuracy_log(acc, OFFICIAL_SAMPLES)
-    qps = RunResult.load(perf).target_qps
-    conf = f"resnet50.Offline.target_qps = {qps}\n"
-    (root / "user.conf").write_text(conf)
-    digest = hashlib.sha256(conf.encode()).hexdigest()
-    for run in (perf, acc):
-        edit_json(run / "result.json", lambda r: r.update(overrides={}, user_conf_sha256=digest))
-    return root
+    return build(session_dir, demo_f32, demo_data, cache_dir)
 
 
 @pytest.fixture()
-def runs(official_base: Path, tmp_path: Path) -> dict[str, Path]:
+def runs(official: Path, tmp_path: Path) -> dict[str, Path]:
     """A private copy of the official-looking runs: edit it freely."""
-    root = tmp_path / "runs"
-    shutil.copytree(official_base, root)
-    scenario = next((root / "results" / "host").iterdir()) / "Offline"
-    return {"results": root / "results", "label": scenario.parent.name, "user_conf": root / "user.conf",
-            "perf": scenario / "performance" / "run_1", "acc": scenario / "accuracy", "out": tmp_path / "tree"}
+    from packaged_tree import copy_runs
+
+    return copy_runs(official, tmp_path)
 
 
 def do_package(runs: dict[str, Path], **kw: Any):
