@@ -25,9 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -37,6 +34,7 @@ import numpy as np
 
 from common.errors import DatasetError
 from dataset.demo import _load_digits, _stratified_split
+from dataset.marker import BuildMarker, build_aside
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +42,7 @@ COCO_DEMO_NAME = "coco-demo-digits"
 # Bump whenever the rendered bytes change, so stale builds are rebuilt.
 COCO_DEMO_VERSION = 2
 STAMP_FILE = "coco_demo.json"
+MARKER = BuildMarker(STAMP_FILE, COCO_DEMO_NAME, COCO_DEMO_VERSION)
 CAL_LIST_FILE = "cal_list.txt"
 NUM_CLASSES = 10
 # Class index d (the digit) -> COCO category id; sparse on purpose, like COCO's 80 -> 91.
@@ -222,27 +221,20 @@ def _build_into(root: Path, seed: int, sizes: Mapping[str, int]) -> dict:
     stamp = {"name": COCO_DEMO_NAME, "version": COCO_DEMO_VERSION, "seed": seed, "counts": counts,
              "category_ids": list(CATEGORY_IDS),
              "source": "sklearn.datasets.load_digits on skimage.data photos"}
-    # The stamp goes last: its presence means everything above is on disk.
-    (root / STAMP_FILE).write_text(json.dumps(stamp, indent=2) + "\n")
+    MARKER.write(root, stamp, indent=2)
     return stamp
 
 
 def read_stamp(root: Path) -> dict | None:
     """The parsed stamp of a built demo set at ``root``, or None if absent/unreadable."""
-    try:
-        data = json.loads((Path(root) / STAMP_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
+    return MARKER.read(root)
 
 
 def is_built(root: Path, seed: int = 0, sizes: Mapping[str, int] = SPLIT_SIZES) -> bool:
     """True if ``root`` holds a complete build of this version, seed and split sizes."""
-    stamp = read_stamp(root)
-    if stamp is None or stamp.get("name") != COCO_DEMO_NAME or stamp.get("version") != COCO_DEMO_VERSION \
-            or stamp.get("seed") != seed:
+    if not MARKER.holds(root, seed=seed):
         return False
-    counts = stamp.get("counts", {})
+    counts = (read_stamp(root) or {}).get("counts", {})
     return all(counts.get(split, {}).get("images") == n for split, n in sizes.items())
 
 
@@ -250,8 +242,7 @@ def _replaceable(root: Path) -> bool:
     """True for a directory holding only what a demo build writes (maybe incomplete or stale)."""
     if not root.is_dir():
         return False
-    stamp = read_stamp(root)
-    if stamp is not None and stamp.get("name") != COCO_DEMO_NAME:
+    if MARKER.foreign(root):
         return False
     ours = {*SPLIT_SIZES, "annotations", CAL_LIST_FILE, STAMP_FILE}
     return all(entry.name in ours for entry in root.iterdir())
@@ -273,17 +264,7 @@ def build_coco_demo(root: Path, seed: int = 0, sizes: Mapping[str, int] = SPLIT_
         return root
     if root.exists() and not _replaceable(root):
         raise DatasetError(f"{root}: exists and is not a demo detection set; refusing to overwrite it")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.building-", dir=root.parent))
-    try:
-        tmp.chmod(0o755)
-        _build_into(tmp, seed, sizes)
-        if root.exists():
-            shutil.rmtree(root)
-        os.rename(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    build_aside(root, lambda tmp: _build_into(tmp, seed, sizes), lambda done: is_built(done, seed, sizes))
     logger.info("built demo detection set at %s", root)
     return root
 

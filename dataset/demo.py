@@ -21,11 +21,7 @@ complete.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +29,7 @@ import cv2
 import numpy as np
 
 from common.errors import DatasetError
+from dataset.marker import BuildMarker, build_aside, refuse
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +38,7 @@ DEMO_NAME = "demo-digits"
 DEMO_VERSION = 1
 DEMO_NUM_CLASSES = 10
 MARKER_FILE = "dataset.json"
+MARKER = BuildMarker(MARKER_FILE, DEMO_NAME, DEMO_VERSION)
 CAL_LIST_FILE = "cal_list.txt"
 
 _VAL_FRACTION = 0.25
@@ -169,19 +167,12 @@ def _calibration_names(names: list[str], labels: np.ndarray, rng: np.random.Gene
 
 def read_marker(out_dir: Path) -> dict | None:
     """Return the parsed ``dataset.json`` of a built demo dataset, or None if absent/unreadable."""
-    try:
-        data = json.loads((Path(out_dir) / MARKER_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if isinstance(data, dict) else None
+    return MARKER.read(out_dir)
 
 
 def is_built(out_dir: Path, seed: int = 0, val_size: int | None = None) -> bool:
     """True if ``out_dir`` holds a complete demo dataset of this version, seed and val size."""
-    marker = read_marker(out_dir)
-    return (marker is not None and marker.get("name") == DEMO_NAME
-            and marker.get("version") == DEMO_VERSION and marker.get("seed") == seed
-            and marker.get("val_size") == val_size)
+    return MARKER.holds(out_dir, seed=seed, val_size=val_size)
 
 
 def _build_into(root: Path, seed: int, val_size: int | None) -> dict:
@@ -210,8 +201,7 @@ def _build_into(root: Path, seed: int, val_size: int | None) -> dict:
     (root / CAL_LIST_FILE).write_text("".join(f"{n}\n" for n in cal))
     summary["counts"]["calibration"] = len(cal)
     summary["calibration_split"] = "train"
-    # The marker goes last: its presence means everything above is on disk.
-    (root / MARKER_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    MARKER.write(root, summary, indent=2, sort_keys=True)
     return summary
 
 
@@ -221,20 +211,10 @@ def _check_replaceable(out_dir: Path) -> None:
         return
     if not out_dir.is_dir():
         raise DatasetError(f"{out_dir}: exists and is not a directory")
-    marker = read_marker(out_dir)
-    if marker is None and any(out_dir.iterdir()):
+    if read_marker(out_dir) is None and any(out_dir.iterdir()):
         raise DatasetError(
             f"{out_dir}: not empty and not a demo dataset; refusing to overwrite it")
-    if marker is not None and marker.get("name") != DEMO_NAME:
-        raise DatasetError(f"{out_dir}: holds another dataset ({marker.get('name')!r}); "
-                           "refusing to overwrite it")
-
-
-def _clear_target(out_dir: Path) -> None:
-    """Remove a stale demo build (or an empty dir) at ``out_dir``; refuse anything else."""
-    _check_replaceable(out_dir)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
+    refuse(MARKER.foreign(out_dir))
 
 
 def build_demo_dataset(out_dir: Path, seed: int = 0, val_size: int | None = None) -> Path:
@@ -249,20 +229,8 @@ def build_demo_dataset(out_dir: Path, seed: int = 0, val_size: int | None = None
         logger.info("demo dataset already built at %s (seed %d)", out_dir, seed)
         return out_dir
     _check_replaceable(out_dir)  # fail before rendering, not after
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the result should read like any dataset
-        summary = _build_into(tmp, seed, val_size)
-        _clear_target(out_dir)
-        try:
-            os.rename(tmp, out_dir)
-        except OSError:
-            # A concurrent builder may have won the rename; its result is as good as ours.
-            if not is_built(out_dir, seed, val_size):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    summary = build_aside(out_dir, lambda tmp: _build_into(tmp, seed, val_size),
+                          lambda root: is_built(root, seed, val_size))
     logger.info("built demo dataset at %s: %s", out_dir, summary["counts"])
     return out_dir
 

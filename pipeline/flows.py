@@ -141,51 +141,50 @@ def requested_modes(mode: str) -> tuple[Mode, ...]:
     return PIPELINE_MODES[mode]
 
 
-def run_demo(req: PipelineRequest) -> list[RunResult]:
-    """The bundled demo: FP32 and INT8 of the committed demo model, accuracy + short performance runs."""
-    if req.detection:
-        return run_detection_demo(req)
-    log.info("bundled demo: digits in ImageNet val layout, committed DeciNet-style demo model")
-    log.info("demo performance runs use SHORT, NON-OFFICIAL LoadGen settings: not submittable")
+@dataclass(frozen=True)
+class DemoTask:
+    """What the bundled demo of one task runs: the committed model, its dataset and calibration."""
+
+    model: Path
+    dataset: Path  # the accuracy/performance set (an ImageNet-layout val folder or a COCO-layout root)
+    calibration: CalibrationConfig
+    check: CheckSet | None  # held-out top-1 check of INT8 (classifiers only)
+    about: str  # one line for the log: what the demo is
+
+
+def demo_task(req: PipelineRequest) -> DemoTask:
+    """The bundled demo of ``req.task`` (its dataset built on first use)."""
     ws = req.workspace
+    if req.detection:
+        from dataset.coco_demo import build_coco_demo
+
+        root = build_coco_demo(ws.demo_data.with_name(ws.demo_data.name + "-coco"))
+        # MIXED (asymmetric activations): on the demo detector 0.4 mAP points under FP32, against 1.3
+        # with the symmetric PERFORMANCE preset (busy 2-core host; README "Object detection").
+        return DemoTask(DETECTOR_DEMO_MODEL, root,
+                        CalibrationConfig(root / "train2017", root / "cal_list.txt", preset=DETECTOR_PRESET), None,
+                        "detection demo: digits on photos in COCO layout, committed demo detector")
     calibration = demo_calibration(ws)
     demo = ws.demo_data
-    check = CheckSet(demo / "val", demo / "val" / "val_map.txt", 1000)
+    return DemoTask(DEMO_MODEL, demo / "val", calibration, CheckSet(demo / "val", demo / "val" / "val_map.txt", 1000),
+                    "bundled demo: digits in ImageNet val layout, committed DeciNet-style demo model")
+
+
+def run_demo(req: PipelineRequest) -> list[RunResult]:
+    """The bundled demo of ``req.task``: FP32 and INT8 of the committed model (the classifier on the digits
+    in ImageNet layout, or the detector on the COCO-layout set), accuracy + short performance runs."""
+    demo = demo_task(req)
+    log.info(demo.about)
+    log.info("demo performance runs use SHORT, NON-OFFICIAL LoadGen settings: not submittable")
     modes = requested_modes(req.mode)
     runs = []
     for precision in ("f32", "int8"):
-        model_dir = prepare_model(str(DEMO_MODEL), precision, ws, calibration, check)
+        model_dir = prepare_model(str(demo.model), precision, req.workspace, demo.calibration, demo.check,
+                                  task=req.task)
         for scenario in req.scenarios:
-            common = dict(model_dir=model_dir, dataset=demo / "val", system=req.system, workspace=ws,
+            common = dict(model_dir=model_dir, dataset=demo.dataset, system=req.system, workspace=req.workspace,
                           user_conf=req.user_conf, scenario=scenario, host_tuning=req.host_tuning)
             # A Server accuracy run arrives at target_qps: without a tuned user.conf, take it from the warm-up.
-            accuracy = Overrides(target_qps=0) if scenario is Scenario.SERVER else Overrides()
-            if Mode.ACCURACY in modes:
-                runs.append(run_step(TestSpec(Mode.ACCURACY, overrides=accuracy, **common), req.replace))
-            if Mode.PERFORMANCE in modes:
-                runs.append(run_step(TestSpec(Mode.PERFORMANCE, overrides=DEMO_OVERRIDES, **common), req.replace))
-    return runs
-
-
-def run_detection_demo(req: PipelineRequest) -> list[RunResult]:
-    """The detection demo: the bundled COCO-layout set (dataset.coco_demo), the committed demo detector
-    as FP32 and INT8 (calibrated on the set's train2017 list), accuracy (mAP) + short performance runs."""
-    from dataset.coco_demo import build_coco_demo
-
-    log.info("detection demo: digits on photos in COCO layout, committed demo detector; short NON-OFFICIAL "
-             "performance runs")
-    ws = req.workspace
-    root = build_coco_demo(ws.demo_data.with_name(ws.demo_data.name + "-coco"))
-    # MIXED (asymmetric activations): on the demo detector 0.4 mAP points under FP32, against 1.3
-    # with the symmetric PERFORMANCE preset (busy 2-core host; README "Object detection").
-    calibration = CalibrationConfig(root / "train2017", root / "cal_list.txt", preset=DETECTOR_PRESET)
-    modes = requested_modes(req.mode)
-    runs = []
-    for precision in ("f32", "int8"):
-        model_dir = prepare_model(str(DETECTOR_DEMO_MODEL), precision, ws, calibration, task="detection")
-        for scenario in req.scenarios:
-            common = dict(model_dir=model_dir, dataset=root, system=req.system, workspace=ws,
-                          user_conf=req.user_conf, scenario=scenario, host_tuning=req.host_tuning)
             accuracy = Overrides(target_qps=0) if scenario is Scenario.SERVER else Overrides()
             if Mode.ACCURACY in modes:
                 runs.append(run_step(TestSpec(Mode.ACCURACY, overrides=accuracy, **common), req.replace))
@@ -221,39 +220,25 @@ DEMO_SUBMISSION_MARGIN: float | None = None
 
 
 def demo_submission_request(req: PipelineRequest) -> PipelineRequest:
-    """The demo task at official length: a 50,000-image val set rendered from the bundled digits,
-    the committed demo model, tuned into the workspace's own user.conf (never the project's)."""
+    """The demo of ``req.task`` at official length, tuned into the workspace's own user.conf (never the
+    project's). Classification: a 50,000-image val set rendered from the bundled digits and the committed
+    demo model; detection: the bundled COCO-layout set (its val2017 is the accuracy set; the checker
+    wants the round's 1,525 images) and the committed demo detector."""
     import socket
     from dataclasses import replace
 
     ws = req.workspace
-    demo = build_demo_dataset(ws.demo_data)
-    big = build_demo_dataset(ws.demo_data.with_name(ws.demo_data.name + "-50k"), val_size=OFFICIAL_ACCURACY_SAMPLES)
+    demo = demo_task(req)
+    dataset = demo.dataset
+    if not req.detection:
+        big = ws.demo_data.with_name(ws.demo_data.name + "-50k")
+        dataset = build_demo_dataset(big, val_size=OFFICIAL_ACCURACY_SAMPLES) / "val"
     ws.work.mkdir(parents=True, exist_ok=True)
-    conf = ws.work / "demo-submission.user.conf"
+    conf = ws.work / ("demo-detection-submission.user.conf" if req.detection else "demo-submission.user.conf")
     replace_text_with_backup(conf, Path(req.user_conf).read_text())  # a tuned copy is kept as .bak
     fields = req.system_fields or {"system_name": f"{socket.gethostname()}-{req.system}", **DEMO_SYSTEM_FIELDS}
-    return replace(req, model=DEMO_MODEL, dataset=big / "val", calib_list=demo / "cal_list.txt",
-                   calib_dir=demo / "train", user_conf=conf, tune=True, system_fields=fields)
-
-
-def demo_detection_submission_request(req: PipelineRequest) -> PipelineRequest:
-    """The detection demo at official length: the bundled COCO-layout set (its val2017 is the
-    accuracy set; the checker wants the round's 1,525 images), the committed demo detector, tuned
-    into the workspace's own user.conf."""
-    import socket
-    from dataclasses import replace
-
-    from dataset.coco_demo import build_coco_demo
-
-    ws = req.workspace
-    root = build_coco_demo(ws.demo_data.with_name(ws.demo_data.name + "-coco"))
-    ws.work.mkdir(parents=True, exist_ok=True)
-    conf = ws.work / "demo-detection-submission.user.conf"
-    replace_text_with_backup(conf, Path(req.user_conf).read_text())  # a tuned copy is kept as .bak
-    fields = req.system_fields or {"system_name": f"{socket.gethostname()}-{req.system}", **DEMO_SYSTEM_FIELDS}
-    return replace(req, model=DETECTOR_DEMO_MODEL, dataset=root, calib_list=root / "cal_list.txt",
-                   calib_dir=root / "train2017", user_conf=conf, tune=True, system_fields=fields)
+    return replace(req, model=demo.model, dataset=dataset, calib_list=demo.calibration.list_file,
+                   calib_dir=demo.calibration.image_dir, user_conf=conf, tune=True, system_fields=fields)
 
 
 def tune_scenarios(req: PipelineRequest, model_dir: Path, scenarios: tuple[Scenario, ...],
@@ -290,11 +275,9 @@ def run_submission(req: PipelineRequest, command: str = "") -> Any:
 
     demo = req.model is None and req.dataset is None
     margin = DEMO_SUBMISSION_MARGIN if demo else None
-    if demo and req.detection:
-        log.info("demo detection submission: the bundled COCO-layout set, official-length runs (600 s)")
-        req = demo_detection_submission_request(req)
-    elif demo:
-        log.info("demo submission: demo task at official length (50,000 accuracy samples, 600 s runs)")
+    if demo:
+        log.info("demo submission: the bundled %s at official length (%s, 600 s runs)", req.task,
+                 "the COCO-layout set" if req.detection else "50,000 accuracy samples")
         req = demo_submission_request(req)
     if req.model is None or req.dataset is None or req.calib_list is None:
         raise HarnessError("--submission needs --model, --dataset and --calib-list (or none of them for the demo)")
