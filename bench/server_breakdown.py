@@ -6,7 +6,7 @@ drifts over minutes and which is slower at partial load, that comparison mixes t
 with the host. This script separates them inside one run:
 
 1. One in-process LoadGen Server run (PerformanceOnly, ``--qps``, ``--duration``) through the
-   real per-query Server path: ``sut.sut.DirectSUT`` with callbacks, the profile's Server engine
+   real per-query Server path: ``sut.sut.IssuingThreadSUT`` with callbacks, the profile's Server engine
    compiled as the harness compiles it, its ``dispatch_slice_us`` and ``issue_priority`` and,
    around the run, its ``keep_awake`` mode. The QSL is a bank of random rows (batch 1 reads one row, a view of the
    bank, as with the image cache; inference time does not depend on pixel values).
@@ -84,11 +84,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _stamped_sut_class(stamps: dict[int, list[float]]) -> type:
-    """Step 1: DirectSUT with a timestamp at each step into ``stamps``, keyed by query id."""
-    from sut.sut import DirectSUT
+    """Step 1: IssuingThreadSUT with a timestamp at each step into ``stamps``, keyed by query id."""
+    from sut.sut import IssuingThreadSUT
 
-    class StampedSUT(DirectSUT):
-        """DirectSUT (per-query Server dispatch) with a timestamp at each step; same code otherwise."""
+    class StampedSUT(IssuingThreadSUT):
+        """IssuingThreadSUT (per-query Server dispatch) with a timestamp at each step; same code otherwise."""
 
         def issue_query(self, ids: list[int], indices: list[int]) -> None:
             stamps[ids[0]] = [time.perf_counter_ns() / 1e6, 0.0, 0.0, 0.0, 0.0]
@@ -127,7 +127,7 @@ def _server_settings(qps: float, seconds: int, out_dir: Path) -> tuple[Any, Any]
 
 def record_run(model_dir: Path, card: ModelCard, engine: EngineConfig, qps: float, seconds: int,
                out_dir: Path) -> tuple[np.ndarray, dict[str, str]]:
-    """One LoadGen Server run through the real DirectSUT; per query (ms, perf_counter): issue entry,
+    """One LoadGen Server run through the real IssuingThreadSUT; per query (ms, perf_counter): issue entry,
     dispatch, OpenVINO latency, callback entry, answer returned; and LoadGen's summary."""
     import mlperf_loadgen as lg
     import openvino as ov

@@ -33,7 +33,7 @@ from dataset.val_map import Sample, parse_val_map
 from harness.compliance import (VERIFY_ACCURACY, VERIFY_FILES, VERIFY_PERFORMANCE, audit_config,
                                 verify_performance, verify_test01_accuracy)
 from modelprep.card import ModelCard, load_card
-from records import results as tree
+from records import results as run_records
 from records.accuracy import ACCURACY_TXT, read_accuracy_log, top1, write_accuracy_txt
 from records.detection import coco_map, read_detection_log, write_map_txt
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, read_detail
@@ -79,11 +79,11 @@ class RunRequest:
 
     def run_dir(self, card: ModelCard) -> Path:
         """Where this run's logs and record go."""
-        return tree.run_dir(self.results_dir, self.profile.name, card.label, self.scenario, self.mode)
+        return run_records.run_dir(self.results_dir, self.profile.name, card.label, self.scenario, self.mode)
 
     def scenario_dir(self, card: ModelCard) -> Path:
         """Every test of this model on this system in this scenario."""
-        return tree.scenario_dir(self.results_dir, self.profile.name, card.label, self.scenario)
+        return run_records.scenario_dir(self.results_dir, self.profile.name, card.label, self.scenario)
 
 
 class _Steps:
@@ -116,8 +116,8 @@ def _promote(record: RunResult, attempt: Path, target: Path) -> None:
     # The reasons were found in the staged files; they name the files where they will be.
     record.not_submittable_because = [r.replace(staged, final) for r in record.not_submittable_because]
     record.save(attempt)
-    tree.clear_incomplete(attempt)
-    tree.promote(attempt, target)
+    run_records.clear_incomplete(attempt)
+    run_records.promote(attempt, target)
     if record.mode.is_compliance:  # verify_*.txt belong in <scenario>/TEST0x/, beside the run
         for name in VERIFY_FILES:
             if (target / name).is_file():
@@ -129,17 +129,17 @@ def _keep_failed(record: RunResult) -> None:
     """Save the error record of a failed or interrupted attempt and keep it where
     ``records.results.failed_attempt_home`` says: an earlier complete run is never touched."""
     attempt = record.directory
-    if not tree.is_incomplete(attempt):  # failed before LoadGen started
-        tree.mark_incomplete(attempt, f"{record.status}: {record.error}; not a result")
-    home = tree.failed_attempt_home(attempt)
+    if not run_records.is_incomplete(attempt):  # failed before LoadGen started
+        run_records.mark_incomplete(attempt, f"{record.status}: {record.error}; not a result")
+    home = run_records.failed_attempt_home(attempt)
     record.run_dir = str(home.resolve())
     record.save(attempt)
     if home == attempt:
         log.warning("%s: the complete run there is untouched; this attempt's logs and record are kept in %s",
-                    tree.attempt_target(attempt), attempt)
+                    run_records.attempt_target(attempt), attempt)
         return
     try:
-        tree.promote(attempt, home)  # over nothing, or over an earlier failed run
+        run_records.promote(attempt, home)  # over nothing, or over an earlier failed run
     except OSError as exc:
         record.run_dir = str(attempt.resolve())
         record.save(attempt)
@@ -209,7 +209,7 @@ def execute(req: RunRequest) -> RunResult:
     steps.next()
     data = _read_dataset(req, inputs.card)
     # Inputs checked: the test writes into a staging directory until its logs are checked.
-    run_dir = tree.start_attempt(inputs.target)
+    run_dir = run_records.start_attempt(inputs.target)
     record = _new_record(req, inputs.card, run_dir)
     controls = HostControls(HostSettings.of(inputs.engine, req.host_tuning))
     record.host_tuning = controls.report()
@@ -257,7 +257,7 @@ def _check_inputs(req: RunRequest) -> _Inputs:
         raise ConfigError(f"{Path('audit.config').resolve()}: a stray audit.config would change this "
                           "test's settings; remove it")
     target = req.run_dir(card)
-    tree.check_replaceable(target, req.replace)  # a complete run is replaced only on request
+    run_records.check_replaceable(target, req.replace)  # a complete run is replaced only on request
     engine = req.profile.engine_for(req.scenario.value)
     check_issue_priority(engine, req.scenario)
     return _Inputs(card, conf, target, engine, loadgen_model(card.task))
@@ -504,7 +504,7 @@ def make_sut(scenario: Scenario, qsl: Any, compiled: Any, engine: EngineConfig, 
     """The SUT of ``scenario`` over a pool of ``engine.infer_requests`` requests (``post``: a
     detector's post-processor, sut.detection; ``threads``: the per-thread host controls its
     threads claim, ``hostctl.HostControls``)."""
-    from sut.sut import DirectSUT, OfflineSUT, ServerSUT
+    from sut.sut import IssuingThreadSUT, OfflineSUT, ServerSUT
 
     threads = {"threads": threads}
     if scenario is Scenario.OFFLINE:
@@ -516,7 +516,8 @@ def make_sut(scenario: Scenario, qsl: Any, compiled: Any, engine: EngineConfig, 
     # idle request on LoadGen's issue thread, which keeps a thread hop off the measured latency
     # (docs/notes/2026-11-30-server-tail-on-vms.md). Server arrivals must not wait for earlier
     # queries, so those are answered on callbacks.
-    return DirectSUT(qsl, compiled, engine.infer_requests, post, callbacks=scenario is Scenario.SERVER, **threads)
+    return IssuingThreadSUT(qsl, compiled, engine.infer_requests, post, callbacks=scenario is Scenario.SERVER,
+                            **threads)
 
 
 def _apply_overrides(settings: Any, scenario: Scenario, overrides: Overrides, warm_qps: float) -> None:
@@ -579,7 +580,7 @@ def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[
     """Verify a TEST01/TEST04 run against this model's normal runs; write verify_*.txt into its
     (staging) run directory."""
     base = req.scenario_dir(card)
-    reference = tree.run_dir_in(base, Mode.PERFORMANCE)
+    reference = run_records.run_dir_in(base, Mode.PERFORMANCE)
     if not (reference / DETAIL).is_file():
         return {"passed": None, "why": f"{reference}: no performance run to compare with"}
     official = not req.overrides.active()
@@ -588,7 +589,7 @@ def _verify_compliance(req: RunRequest, card: ModelCard, run_dir: Path) -> dict[
     out: dict[str, Any] = {"performance": {"passed": perf.passed, **perf.details}}
     passed = perf.passed
     if req.mode is Mode.TEST01:
-        acc = verify_test01_accuracy(tree.run_dir_in(base, Mode.ACCURACY) / ACCURACY_LOG, run_dir / ACCURACY_LOG)
+        acc = verify_test01_accuracy(run_records.run_dir_in(base, Mode.ACCURACY) / ACCURACY_LOG, run_dir / ACCURACY_LOG)
         (run_dir / VERIFY_ACCURACY).write_text(acc.text())
         out["accuracy"] = {"passed": acc.passed, **acc.details}
         passed = passed and acc.passed
@@ -611,7 +612,7 @@ def _run_loadgen(lg: Any, settings: Any, sut: Any, qsl: Any, record: RunResult, 
     log_settings.log_output.outdir = str(run_dir)
     log_settings.log_output.copy_summary_to_stdout = False
     log_settings.enable_trace = False
-    tree.mark_incomplete(run_dir, "LoadGen test started; not finished or not yet checked")
+    run_records.mark_incomplete(run_dir, "LoadGen test started; not finished or not yet checked")
     sut_handle = lg.ConstructFastSUT(sut.issue_query, sut.flush_queries)
     qsl_handle = lg.ConstructQSL(qsl.total_count, qsl.performance_count, qsl.load_samples, qsl.unload_samples)
     done = threading.Event()
@@ -662,7 +663,7 @@ def _abandon(record: RunResult, why: str, sut: Any = None, qsl: Any = None,
     undo_all()
     if record.host_tuning:
         record.host_tuning = {**record.host_tuning, "undone": True}
-    tree.mark_incomplete(record.directory, f"{why}; these logs are not a result")
+    run_records.mark_incomplete(record.directory, f"{why}; these logs are not a result")
     record.status, record.error, record.valid, record.submittable = "interrupted", why, False, False
     _keep_failed(record)
     _release(sut, qsl)

@@ -1,7 +1,7 @@
 """``tune --scenario SingleStream|MultiStream``: pick the engine settings with the lowest query latency.
 
 A query (1 sample for SingleStream, 8 for MultiStream) is sent through the pool the way
-``DirectSUT`` sends it, and the next one only after it completed, as LoadGen does; the
+``IssuingThreadSUT`` sends it, and the next one only after it completed, as LoadGen does; the
 percentile the scenario is judged by (90th / 99th) decides. LoadGen is not involved, so a
 candidate costs seconds. The winner goes into the profile's ``scenarios:`` and its latency
 into user.conf as ``target_latency`` (LoadGen's expected latency, in ms), so an official
@@ -73,7 +73,7 @@ def query_latencies(compiled: ov.CompiledModel, engine: EngineConfig, card: Mode
         t0 = time.perf_counter()
         for first in range(0, per_query, bs):
             pool.submit(rows[first:first + bs], ids[first:first + bs])
-        pool.drain()  # as DirectSUT: the issuing thread waits for the query and answers it
+        pool.drain()  # as IssuingThreadSUT: the issuing thread waits for the query and answers it
         if not warm:
             latencies.append((time.perf_counter() - t0) * 1000)
         if time.perf_counter() - start > seconds and len(latencies) >= 64:

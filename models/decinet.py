@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 import torch
 from torch import nn
 
-from models._init import init_conv_bn
+from models.weight_init import init_conv_bn
 from models._registry import DefaultCard, register_model
 
 BLOCK_TYPES = ("basic", "bottleneck")

@@ -12,7 +12,7 @@ from typing import Sequence, Type, Union
 import torch
 from torch import nn
 
-from models._init import init_conv_bn
+from models.weight_init import init_conv_bn
 from models._registry import register_model
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from models._init import init_conv_bn
+from models.weight_init import init_conv_bn
 
 _ACTS = {"relu": nn.ReLU, "hswish": nn.Hardswish, "silu": nn.SiLU}
 

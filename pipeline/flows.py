@@ -26,7 +26,7 @@ from modelprep.prepare import PrepareRequest, prepare
 from modelprep.quantize import CalibrationConfig
 from modelprep.source import resolve_source
 from modelprep.weights import WeightsChoice
-from records import results as tree
+from records import results as run_records
 from records.results import RunResult, identity_differences, run_identity
 from pipeline import plan
 from pipeline.testrun import TestSpec, Workspace, run_test  # noqa: F401 - the flows' test runner
@@ -47,7 +47,7 @@ def run_step(spec: TestSpec, replace: bool) -> RunResult:
     reused when it was made with the same model, profile and settings (user.conf, dataset), and
     any other complete run there stops the pipeline; a failed or missing one is run (again)."""
     run_dir = spec.run_dir()
-    if not replace and tree.holds_complete_run(run_dir):
+    if not replace and run_records.holds_complete_run(run_dir):
         existing = RunResult.load(run_dir)
         differs = planned_differences(spec, existing)
         if differs:

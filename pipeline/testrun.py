@@ -21,7 +21,7 @@ from common.testspec import Mode, Overrides, Scenario
 from harness.profile import load_profile
 from hostctl.lifetime import run_child
 from modelprep.card import load_card
-from records import results as tree
+from records import results as run_records
 from records.results import RunResult
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class TestSpec:
     def run_dir(self) -> Path:
         """Where the child writes this test's logs and record."""
         profile = load_profile(self.system, check_fits=False)
-        return tree.run_dir(self.workspace.results, profile.name, load_card(self.model_dir).label, self.scenario,
+        return run_records.run_dir(self.workspace.results, profile.name, load_card(self.model_dir).label, self.scenario,
                             self.mode)
 
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Mapping
 from common.testspec import Mode, Scenario
 from harness.compliance import VERIFY_ACCURACY, VERIFY_PERFORMANCE
 from hostinfo.describe import REQUIRED_FIELDS, description_problems
-from records import results as tree
+from records import results as run_records
 from records.accuracy import ACCURACY_TXT
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, DetailLog, parse_detail
 from records.rules import (CATEGORY_SCENARIOS, DIVISIONS, BenchmarkRules, Problem, accuracy_sample_count,
@@ -85,7 +85,7 @@ def _check_compliance(view: TreeView, scen: Path, scenario: Scenario, seeds: Map
     in the scenario folder, passed, with valid runs."""
     out: list[Problem] = []
     for mode in rules.compliance:
-        test_dir = tree.compliance_dir(scen, mode)
+        test_dir = run_records.compliance_dir(scen, mode)
         verdicts = [VERIFY_PERFORMANCE] + ([VERIFY_ACCURACY] if mode is Mode.TEST01 else [])
         for name in verdicts:
             path = test_dir / name
@@ -94,7 +94,7 @@ def _check_compliance(view: TreeView, scen: Path, scenario: Scenario, seeds: Map
                 out.append(Problem(path, f"missing (the closed division needs {mode.value} in every scenario)"))
             elif text is not None and "TEST PASS" not in text:
                 out.append(Problem(path, f"{mode.value} did not pass"))
-        run = tree.run_dir_in(scen, mode)
+        run = run_records.run_dir_in(scen, mode)
         if view.is_file(run / DETAIL):
             detail = _detail(view, run / DETAIL)
             if detail is not None:
@@ -162,9 +162,9 @@ def _check_scenario(view: TreeView, scen: Path, seeds: Mapping[str, int], divisi
     scenario = Scenario(scen.name)
     if division == "closed":
         out += _check_compliance(view, scen, scenario, seeds, rules)
-        out += _closed_accuracy_problems(view, tree.run_dir_in(scen, Mode.ACCURACY) / ACCURACY_TXT, rules,
+        out += _closed_accuracy_problems(view, run_records.run_dir_in(scen, Mode.ACCURACY) / ACCURACY_TXT, rules,
                                          scen.parent.name)
-    perf_dir, acc_dir = tree.run_dir_in(scen, Mode.PERFORMANCE), tree.run_dir_in(scen, Mode.ACCURACY)
+    perf_dir, acc_dir = run_records.run_dir_in(scen, Mode.PERFORMANCE), run_records.run_dir_in(scen, Mode.ACCURACY)
     required = [perf_dir / SUMMARY, perf_dir / DETAIL, acc_dir / SUMMARY, acc_dir / DETAIL, acc_dir / ACCURACY_TXT,
                 acc_dir / ACCURACY_LOG, scen / "measurements.json", scen / "user.conf", scen / "README.md"]
     for path in required:

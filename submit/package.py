@@ -28,7 +28,7 @@ from harness.profile import HOST
 from hostinfo.describe import describe_system, description_problems, missing_fields
 from hostinfo.probe import distribution_version, physical_cores, write_versions
 from modelprep.card import ModelCard
-from records import results as tree
+from records import results as run_records
 from harness.compliance import VERIFY_FILES
 from records.accuracy import ACCURACY_TXT
 from records.loadgen_logs import ACCURACY_LOG, DETAIL, SUMMARY, DetailLog, read_detail
@@ -79,16 +79,16 @@ class _Pair:
 def load_finished_run(run_dir: Path, mode: Mode, scenario: Scenario) -> tuple[RunResult, DetailLog]:
     """The record and detail log of a finished run; anything else is refused at once."""
     kind = mode.value
-    if tree.is_incomplete(run_dir):
-        raise SubmissionError(f"{run_dir / tree.INCOMPLETE}: the {kind} run is incomplete (interrupted or "
+    if run_records.is_incomplete(run_dir):
+        raise SubmissionError(f"{run_dir / run_records.INCOMPLETE}: the {kind} run is incomplete (interrupted or "
                               "unchecked); rerun it")
-    if not tree.result_path(run_dir).is_file():
-        raise SubmissionError(f"{tree.result_path(run_dir)}: missing: no finished {kind} run here")
+    if not run_records.result_path(run_dir).is_file():
+        raise SubmissionError(f"{run_records.result_path(run_dir)}: missing: no finished {kind} run here")
     try:
         run = RunResult.load(run_dir)
     except HarnessError as exc:
         raise SubmissionError(str(exc)) from None
-    path = tree.result_path(run_dir)
+    path = run_records.result_path(run_dir)
     if run.status != "ok":
         why = f" ({run.error})" if run.error else ""
         raise SubmissionError(f"{path}: {kind} run status is {run.status!r}{why}, not 'ok'")
@@ -133,13 +133,13 @@ def environment_problems(pair: _Pair) -> list[Problem]:
 
 def _load_pair(results_dir: Path, system: str, model_label: str, scenario: Scenario,
                need_compliance: bool = False) -> _Pair:
-    root = tree.scenario_dir(results_dir, system, model_label, scenario)
+    root = run_records.scenario_dir(results_dir, system, model_label, scenario)
     if not root.is_dir():
         raise SubmissionError(f"{root}: no runs for system {system!r} and model {model_label!r}")
     loaded: dict[Mode, tuple[RunResult, DetailLog]] = {}
     tests: tuple[Mode, ...] = ()
     for mode in (Mode.ACCURACY, Mode.PERFORMANCE, *COMPLIANCE_TESTS):
-        run_dir = tree.run_dir_in(root, mode)
+        run_dir = run_records.run_dir_in(root, mode)
         if mode.is_compliance and mode not in tests:  # yolo: TEST01 only
             continue
         if not run_dir.is_dir():
@@ -160,7 +160,7 @@ def _rules_of(run: RunResult) -> BenchmarkRules:
     try:
         return benchmark_rules(run.benchmark)
     except HarnessError as exc:
-        raise SubmissionError(f"{tree.result_path(run.run_dir)}: {exc}") from None
+        raise SubmissionError(f"{run_records.result_path(run.run_dir)}: {exc}") from None
 
 
 def resolve_user_conf(explicit: Path | None, perf: RunResult, results_dir: Path) -> Path:
@@ -197,7 +197,7 @@ def _pair_problems(pair: _Pair, conf_path: Path, seeds: Mapping[str, int], divis
             problems.append(Problem(conf_path, f"differs from the user.conf the run in {run.run_dir} read "
                                                "(sha256 in its result.json)"))
     measurements = measurements_from_card(pair.perf.card)
-    problems += [Problem(tree.result_path(pair.perf.run_dir), f"model card gives no {k} for measurements.json")
+    problems += [Problem(run_records.result_path(pair.perf.run_dir), f"model card gives no {k} for measurements.json")
                  for k in MEASUREMENT_KEYS if not measurements[k]]
     return problems
 
@@ -216,9 +216,9 @@ def choose_scenarios(results_dir: Path, system: str, model_label: str, division:
     one is missing; open: those that have runs, with a warning for the rest)."""
     if category not in CATEGORY_SCENARIOS:
         raise SubmissionError(f"category {category!r}: expected one of {', '.join(CATEGORY_SCENARIOS)}")
-    model_dir = tree.scenario_dir(results_dir, system, model_label, Scenario.OFFLINE).parent
-    records = [r for pattern in (f"*/*/{tree.RESULT_FILE}", f"*/*/*/{tree.RESULT_FILE}")
-               for r in sorted(model_dir.glob(pattern)) if not tree.is_hidden(r, model_dir)]  # no staged attempt
+    model_dir = run_records.scenario_dir(results_dir, system, model_label, Scenario.OFFLINE).parent
+    records = [r for pattern in (f"*/*/{run_records.RESULT_FILE}", f"*/*/*/{run_records.RESULT_FILE}")
+               for r in sorted(model_dir.glob(pattern)) if not run_records.is_hidden(r, model_dir)]  # no staged attempt
     rules = _rules_of(RunResult.load(records[0].parent)) if records else benchmark_rules("resnet50")
     required = rules.required_scenarios(category)  # yolo: never Server
     if scenarios:
@@ -227,9 +227,9 @@ def choose_scenarios(results_dir: Path, system: str, model_label: str, division:
         chosen = required
     else:
         chosen = tuple(s for s in required
-                       if tree.scenario_dir(results_dir, system, model_label, s).is_dir())
+                       if run_records.scenario_dir(results_dir, system, model_label, s).is_dir())
         if not chosen:
-            raise SubmissionError(f"{tree.scenario_dir(results_dir, system, model_label, required[0]).parent}: "
+            raise SubmissionError(f"{run_records.scenario_dir(results_dir, system, model_label, required[0]).parent}: "
                                   f"no runs of any {category} scenario ({', '.join(s.value for s in required)})")
     missing = [s.value for s in required if s not in chosen]
     if missing and division == "closed":
@@ -427,7 +427,7 @@ def _write_scenario(pair: _Pair, out: Path, conf_path: Path, system_name: str, d
     """Write one scenario folder at ``out`` (in the staging folder)."""
     acc_dir, perf_dir = pair.acc.directory, pair.perf.directory
     # The packaged scenario folder has the results tree's own layout.
-    perf_out, acc_out = tree.run_dir_in(out, Mode.PERFORMANCE), tree.run_dir_in(out, Mode.ACCURACY)
+    perf_out, acc_out = run_records.run_dir_in(out, Mode.PERFORMANCE), run_records.run_dir_in(out, Mode.ACCURACY)
     perf_out.mkdir(parents=True)
     acc_out.mkdir()
     for name in (SUMMARY, DETAIL):
@@ -446,9 +446,9 @@ def _write_scenario(pair: _Pair, out: Path, conf_path: Path, system_name: str, d
 def _write_compliance(mode: Mode, run: RunResult, scenario_out: Path) -> None:
     """``<scenario>/TEST0x/``: the verification verdicts, the compliance run's logs, and (TEST01) its
     sampled accuracy log, laid out as the official run_verification.py leaves them."""
-    source = tree.compliance_dir(run.directory.parents[2], mode)
-    dest = tree.compliance_dir(scenario_out, mode)
-    run_out = tree.run_dir_in(scenario_out, mode)
+    source = run_records.compliance_dir(run.directory.parents[2], mode)
+    dest = run_records.compliance_dir(scenario_out, mode)
+    run_out = run_records.run_dir_in(scenario_out, mode)
     run_out.mkdir(parents=True)
     for name in VERIFY_FILES:
         if (source / name).is_file():

@@ -6,7 +6,7 @@
   those rows: nothing is copied (``sut.engine``). The same thread answers each batch when it
   needs its request again, and the rest when the query is all started: no Python runs on
   OpenVINO's threads.
-- ``DirectSUT`` (SingleStream, MultiStream): the query goes into idle requests on LoadGen's
+- ``IssuingThreadSUT`` (SingleStream, MultiStream): the query goes into idle requests on LoadGen's
   own issue thread, which then waits for them and answers them itself, with no hop to another
   thread: in SingleStream every microsecond between ``issue_query`` and ``start_async`` and
   between the end of inference and ``QuerySamplesComplete`` is on the measured latency, and
@@ -14,7 +14,7 @@
   samples becomes one batch-8 request or 8 batch-1 requests, whichever the engine settings say.
 - ``ServerSUT``: Poisson arrivals are queued; a dispatcher sends a batch as soon as a request
   is idle, holding up to ``max_wait_us`` after the first waiting query to fill a batch. Per-query
-  Server dispatch (batch 1, ``max_wait_us = 0``) uses ``DirectSUT`` with ``callbacks`` instead:
+  Server dispatch (batch 1, ``max_wait_us = 0``) uses ``IssuingThreadSUT`` with ``callbacks`` instead:
   started on the issue thread, answered on OpenVINO's callback thread (arrivals must not wait).
 
 Every thread that issues a query (LoadGen's issue thread, a dispatcher) first calls the
@@ -214,7 +214,7 @@ class OfflineSUT(_PoolSUT):
                 self._pool.drain()
 
 
-class DirectSUT(_PoolSUT):
+class IssuingThreadSUT(_PoolSUT):
     """SingleStream and MultiStream: the query is started, awaited and answered on LoadGen's
     issue thread itself (LoadGen issues the next query only after this one completed, so
     nothing waits behind it). With ``callbacks`` (per-query Server dispatch) it is only

@@ -111,9 +111,9 @@ def workdir(tmp_path: Path) -> Path:
 def loadgen_started(run_dir: Path) -> bool:
     """True once a run's LoadGen test has started: its staging directory (or, after an interrupt,
     the run directory) carries ``INCOMPLETE``."""
-    from records import results as tree
+    from records import results as run_records
 
-    return any(tree.is_incomplete(d) for d in [*tree.attempts(run_dir), run_dir])
+    return any(run_records.is_incomplete(d) for d in [*run_records.attempts(run_dir), run_dir])
 
 
 def run_loadgen_test(workdir: Path, mode: str, model: Path, dataset: Path, cache: Path, *extra: str,
@@ -121,19 +121,19 @@ def run_loadgen_test(workdir: Path, mode: str, model: Path, dataset: Path, cache
     """One ``mlperf-cpu run`` in its own process; returns (process, its RunResult or None)."""
     from common.testspec import Mode, Scenario
     from modelprep.card import load_card
-    from records import results as tree
+    from records import results as run_records
     from records.results import RunResult
 
     proc = run_cli(["run", "--mode", mode, "--scenario", scenario, "--model", str(model), "--dataset", str(dataset),
                     "--system", system, "--cache-dir", str(cache), *extra], cwd=workdir)
-    run_dir = tree.run_dir(workdir / "results", system, load_card(model).label, Scenario.parse(scenario),
+    run_dir = run_records.run_dir(workdir / "results", system, load_card(model).label, Scenario.parse(scenario),
                            Mode.parse(mode))
     if expect_ok:
         assert proc.returncode == 0, proc.stderr[-3000:]
         result = RunResult.load(run_dir)
-        assert result.status == "ok" and not tree.is_incomplete(run_dir)
+        assert result.status == "ok" and not run_records.is_incomplete(run_dir)
         return proc, result
-    return proc, (RunResult.load(run_dir) if tree.result_path(run_dir).is_file() else None)
+    return proc, (RunResult.load(run_dir) if run_records.result_path(run_dir).is_file() else None)
 
 
 def run_valid_performance(workdir: Path, model: Path, dataset: Path, cache: Path, *extra: str,
@@ -194,7 +194,7 @@ def run_server_with(workdir: Path, model: Path, dataset: Path, cache: Path, name
     from harness.profile import load_profile
     from harness.tune import write_profile
     from modelprep.card import load_card
-    from records import results as tree
+    from records import results as run_records
     from records.results import RunResult
 
     host = load_profile("host")
@@ -206,7 +206,7 @@ def run_server_with(workdir: Path, model: Path, dataset: Path, cache: Path, name
                                "--min-duration-ms", str(duration_ms), "--target-qps", "200", "--min-query-count", "1",
                                scenario="Server", system=str(path), expect_ok=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc, RunResult.load(tree.run_dir(workdir / "results", name, load_card(model).label, Scenario.SERVER,
+    return proc, RunResult.load(run_records.run_dir(workdir / "results", name, load_card(model).label, Scenario.SERVER,
                                              Mode.PERFORMANCE))
 
 

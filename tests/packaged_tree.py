@@ -19,7 +19,7 @@ from test_submission import OFFICIAL_SAMPLES, edit_json, edit_mllog, write_accur
 
 from common.testspec import Scenario
 from modelprep.card import load_card
-from records import results as tree
+from records import results as run_records
 from records.results import RunResult
 
 _BUILT: dict[Path, Path] = {}
@@ -32,7 +32,7 @@ def real_runs(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Pat
         return _BUILT[work]
     work.mkdir(parents=True)
     (work / "user.conf").write_text((REPO / "user.conf").read_text())
-    scenario = tree.scenario_dir(work / "results", "host", load_card(demo_f32).label, Scenario.OFFLINE)
+    scenario = run_records.scenario_dir(work / "results", "host", load_card(demo_f32).label, Scenario.OFFLINE)
 
     def run(mode: str, *extra: str) -> RunResult:
         return run_loadgen_test(work, mode, demo_f32, demo_data / "val", cache_dir, *extra)[1]

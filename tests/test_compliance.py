@@ -10,7 +10,7 @@ from conftest import run_cli
 
 from common.testspec import Mode, Scenario
 from modelprep.card import load_card
-from records import results as tree
+from records import results as run_records
 from records.results import RunResult
 from harness.compliance import audit_config, audit_config_text, verify_test01_accuracy
 
@@ -30,7 +30,7 @@ def compliance_runs(demo_runs: dict, demo_int8: Path, demo_data: Path, cache_dir
     """The session's Offline accuracy and performance runs, copied, with TEST01 and TEST04 run beside them."""
     workdir = tmp_path_factory.mktemp("compliance")
     (workdir / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
-    scenario = tree.scenario_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.OFFLINE)
+    scenario = run_records.scenario_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.OFFLINE)
     offline = demo_runs["Offline"]["accuracy"].directory.parent
     shutil.copytree(offline, scenario, ignore=shutil.ignore_patterns("TEST0*"))
     before = set(Path(tempfile.gettempdir()).glob("mlperf-cpu-TEST*"))
@@ -49,11 +49,11 @@ def test_no_audit_config_left_anywhere(compliance_runs: Path) -> None:
     workdir = compliance_runs.parents[3]
     assert not [p for p in workdir.rglob("*") if p.is_file() and ("audit" in p.name or p.suffix == ".config")]
     for mode in (Mode.TEST01, Mode.TEST04):
-        assert RunResult.load(tree.run_dir_in(compliance_runs, mode)).audit_config  # it did run under one
+        assert RunResult.load(run_records.run_dir_in(compliance_runs, mode)).audit_config  # it did run under one
 
 
 def test_test01_outputs_match_accuracy_run(compliance_runs: Path) -> None:
-    result = RunResult.load(tree.run_dir_in(compliance_runs, Mode.TEST01))
+    result = RunResult.load(run_records.run_dir_in(compliance_runs, Mode.TEST01))
     acc = result.compliance["accuracy"]
     assert acc["passed"] is True and acc["num_perf_log_data_mismatch"] == 0
     assert acc["num_perf_log_qsl_idx_match"] > 0
@@ -80,7 +80,7 @@ def test_test04_issues_one_sample(compliance_runs: Path) -> None:
     assert '"key": "effective_performance_issue_same", "value": true' in detail
     perf = RunResult.load(run).compliance["performance"]
     # The verdict follows the official rule from the two runs' own figures: at most 10 % faster.
-    reference = RunResult.load(tree.run_dir_in(compliance_runs, Mode.PERFORMANCE)).samples_per_second
+    reference = RunResult.load(run_records.run_dir_in(compliance_runs, Mode.PERFORMANCE)).samples_per_second
     expected = perf["test_samples_per_second"] < 1.10 * reference
     assert perf["passed"] is expected and perf["reference_samples_per_second"] == reference
     verdict = (compliance_runs / "TEST04" / "verify_performance.txt").read_text().strip().splitlines()[-1]
@@ -95,7 +95,7 @@ def _detail_copy(compliance_runs: Path, dest: Path, samples_per_second: float, v
     from records.loadgen_logs import DETAIL
 
     dest.mkdir(parents=True)
-    (dest / DETAIL).write_text((tree.run_dir_in(compliance_runs, Mode.PERFORMANCE) / DETAIL).read_text())
+    (dest / DETAIL).write_text((run_records.run_dir_in(compliance_runs, Mode.PERFORMANCE) / DETAIL).read_text())
     edit_mllog(dest / DETAIL, "result_samples_per_second", samples_per_second)
     edit_mllog(dest / DETAIL, "result_validity", validity)
     return dest
@@ -156,7 +156,7 @@ def test_summary_lists_runs_and_a_corrupt_record(compliance_runs: Path, tmp_path
     results = tmp_path / "results"
     runs = {}
     for mode in (Mode.ACCURACY, Mode.PERFORMANCE):
-        src = tree.run_dir_in(compliance_runs, mode)
+        src = run_records.run_dir_in(compliance_runs, mode)
         dst = results / src.relative_to(compliance_runs.parents[2])
         shutil.copytree(src, dst)
         runs[mode] = dst

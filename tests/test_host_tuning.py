@@ -29,7 +29,7 @@ from hostctl.threadpriority import thread_policy
 from hostctl.threadslice import on_new_thread, thread_slice_us
 from hostinfo.probe import virtual_machine
 from modelprep.card import load_card
-from records import results as tree
+from records import results as run_records
 from records.results import RunResult
 from submit.readme import host_tuning_line
 
@@ -137,7 +137,7 @@ def _server_run(workdir: Path, model: Path, data: Path, cache: Path, *extra: str
 
 
 def _record(workdir: Path, model: Path) -> RunResult:
-    return RunResult.load(tree.run_dir(workdir / "results", "host", load_card(model).label, Scenario.SERVER,
+    return RunResult.load(run_records.run_dir(workdir / "results", "host", load_card(model).label, Scenario.SERVER,
                                        Mode.PERFORMANCE))
 
 

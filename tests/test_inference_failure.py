@@ -15,7 +15,7 @@ from conftest import compile_reference, run_cli
 
 from common.testspec import Mode, Scenario
 from modelprep.card import ModelCard, load_card
-from records import results as tree
+from records import results as run_records
 from records.results import RunResult
 
 
@@ -66,10 +66,10 @@ def test_inference_failure_exits_3_with_error_record(tmp_path: Path, workdir: Pa
     # Only the first failed batch is logged at error level (not one line per batch).
     assert sum("inference batch failed" in line for line in proc.stderr.splitlines()) == 1
 
-    run_dir = tree.run_dir(workdir / "results", "host", "fails.at.runtime-f32", scenario, Mode.ACCURACY)
+    run_dir = run_records.run_dir(workdir / "results", "host", "fails.at.runtime-f32", scenario, Mode.ACCURACY)
     result = RunResult.load(run_dir)
     assert result.status == "error" and result.valid is False and result.submittable is False
     assert result.error.startswith("inference failed during the test:") and "reshape" in result.error.lower()
     assert "\n" not in result.error
     assert result.accuracy is None and not (run_dir / "accuracy.txt").exists()
-    assert tree.is_incomplete(run_dir)  # the logs of a failed test are never a result
+    assert run_records.is_incomplete(run_dir)  # the logs of a failed test are never a result

@@ -23,7 +23,7 @@ from common.errors import ConfigError
 from common.testspec import Mode, Scenario
 from harness.profile import profile_from_dict
 from modelprep.card import load_card
-from records import results as tree
+from records import results as run_records
 from records.accuracy import read_accuracy_log
 from records.results import RunResult
 from sut.instances import split_cores
@@ -59,7 +59,7 @@ def two_instances(workdir: Path) -> Path:
 
 
 def _run_dir(workdir: Path, system: str, model: Path, scenario: str, mode: str) -> Path:
-    return tree.run_dir(workdir / "results", system, load_card(model).label, Scenario.parse(scenario),
+    return run_records.run_dir(workdir / "results", system, load_card(model).label, Scenario.parse(scenario),
                         Mode.parse(mode))
 
 
@@ -122,7 +122,7 @@ def test_two_instances_give_the_same_labels_as_one(workdir: Path, two_instances:
         assert_int8_labels_agree(read_accuracy_log(two_dir / "mlperf_log_accuracy.json"), labels,
                                  f"{scenario}, two instances against one")
         result = RunResult.load(two_dir)
-        assert result.status == "ok" and not tree.is_incomplete(two_dir)
+        assert result.status == "ok" and not run_records.is_incomplete(two_dir)
         assert result.accuracy is not None and result.accuracy.total == len(labels)
         assert [i["cpus"] for i in result.instances] == split_cores(2, 1)
         assert len({i["pid"] for i in result.instances}) == 2
@@ -186,7 +186,7 @@ def test_killed_instance_fails_the_run_without_hanging(workdir: Path, two_instan
     errors = [line for line in err.splitlines() if line.startswith("ERROR:")]
     assert len(errors) == 1 and "instance 1" in errors[0] and "exited with code -9" in errors[0], errors
     result = RunResult.load(run_dir)
-    assert result.status == "error" and result.valid is False and tree.is_incomplete(run_dir)
+    assert result.status == "error" and result.valid is False and run_records.is_incomplete(run_dir)
     _assert_all_gone(children)
     assert _leaked() == banks
 

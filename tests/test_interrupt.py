@@ -14,7 +14,7 @@ from conftest import REPO, loadgen_started
 
 from common.testspec import Mode, Scenario
 from modelprep.card import load_card
-from records import results as tree
+from records import results as run_records
 from records.results import RunResult
 
 
@@ -22,7 +22,7 @@ from records.results import RunResult
                                             ("performance", "SingleStream")])
 def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: Path, cache_dir: Path,
                                      mode: str, scenario: str) -> None:
-    run_dir = tree.run_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.parse(scenario),
+    run_dir = run_records.run_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.parse(scenario),
                            Mode.parse(mode))
     audits_before = set(Path(tempfile.gettempdir()).glob("mlperf-cpu-TEST*"))
     proc = _start(["run", "--mode", mode, "--scenario", scenario, "--model", str(demo_int8),
@@ -41,7 +41,7 @@ def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: 
 
 
 def test_sigterm_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: Path, cache_dir: Path) -> None:
-    run_dir = tree.run_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.OFFLINE,
+    run_dir = run_records.run_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.OFFLINE,
                            Mode.PERFORMANCE)
     proc = _start(["run", "--mode", "performance", "--model", str(demo_int8), "--dataset", str(demo_data / "val"),
                    "--system", "host", "--cache-dir", str(cache_dir), "--min-duration-ms", "600000",
@@ -151,7 +151,7 @@ def tiny_model(tiny_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 
 
 def _assert_no_result_claims_ok(run_dir: Path) -> None:
-    if tree.result_path(run_dir).is_file():
+    if run_records.result_path(run_dir).is_file():
         result = RunResult.load(run_dir)
         assert result.status != "ok" and result.valid is False and result.submittable is False
 
@@ -178,7 +178,8 @@ def test_sigint_during_preprocessing_stops_promptly_and_leaves_no_partial(
     assert run.proc.returncode == 130 and elapsed < 4.0, (run.proc.returncode, elapsed)
     assert sum(line.startswith("ERROR") for line in run.lines) == 1
     assert not list(cache.glob("*.partial")) and not list(cache.glob("*.u8")) and not list(cache.glob("*.json"))
-    run_dir = tree.run_dir(workdir / "results", "host", load_card(tiny_model).label, Scenario.OFFLINE, Mode.ACCURACY)
+    run_dir = run_records.run_dir(workdir / "results", "host", load_card(tiny_model).label, Scenario.OFFLINE,
+                                  Mode.ACCURACY)
     _assert_no_result_claims_ok(run_dir)
 
 
@@ -195,6 +196,6 @@ def test_sigint_around_compile_stops_promptly(workdir: Path, demo_int8: Path, de
         _stop(run.proc)
     assert run.proc.returncode == 130 and elapsed < 10, (run.proc.returncode, elapsed, "".join(run.lines)[-2000:])
     assert not list(cache_dir.glob("*.partial"))
-    run_dir = tree.run_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.OFFLINE,
+    run_dir = run_records.run_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.OFFLINE,
                            Mode.PERFORMANCE)
     _assert_no_result_claims_ok(run_dir)

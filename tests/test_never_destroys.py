@@ -19,7 +19,7 @@ from conftest import REPO, run_cli, run_loadgen_test
 from common.errors import ConfigError
 from common.loadgen_conf import parse_user_conf, set_value
 from common.testspec import Mode, Overrides, Scenario
-from records import results as tree
+from records import results as run_records
 from records.results import RunResult, find_results
 from records.summary import collect
 
@@ -60,7 +60,7 @@ def work(accuracy_run: Path, tmp_path: Path) -> Path:
 def _run_dir(work: Path, model: Path) -> Path:
     from modelprep.card import load_card
 
-    return tree.run_dir(work / "results", "host", load_card(model).label, Scenario.OFFLINE, Mode.ACCURACY)
+    return run_records.run_dir(work / "results", "host", load_card(model).label, Scenario.OFFLINE, Mode.ACCURACY)
 
 
 def test_failed_rerun_with_bad_val_map_leaves_the_run_byte_identical(work: Path, demo_f32: Path, demo_data: Path,
@@ -102,12 +102,12 @@ def test_replace_that_fails_midway_keeps_the_earlier_run_and_the_attempt_aside(
     before = snapshot(work / "results")
     proc = _run(work, demo_f32, val, tmp_path / "cache", "--replace")
     assert proc.returncode == 2 and "missing" in _errors(proc)[0], proc.stderr[-2000:]
-    [attempt] = tree.attempts(run_dir)
+    [attempt] = run_records.attempts(run_dir)
     assert {k: v for k, v in snapshot(work / "results").items() if attempt.name not in k} == before
-    assert tree.is_incomplete(attempt)
+    assert run_records.is_incomplete(attempt)
     failed = RunResult.load(attempt)
     assert failed.status == "error" and "missing" in failed.error and failed.directory == attempt.resolve()
-    assert find_results(work / "results") == [tree.result_path(run_dir)]
+    assert find_results(work / "results") == [run_records.result_path(run_dir)]
     assert [r.status for r in collect(work / "results")] == ["ok"]
 
 
@@ -118,9 +118,9 @@ def test_replace_swaps_the_new_run_in_when_it_is_checked(work: Path, demo_f32: P
     proc = _run(work, demo_f32, demo_data / "val", cache_dir, "--replace")
     assert proc.returncode == 0, proc.stderr[-2000:]
     new = RunResult.load(run_dir)
-    assert new.status == "ok" and not tree.is_incomplete(run_dir)
+    assert new.status == "ok" and not run_records.is_incomplete(run_dir)
     assert new.directory == run_dir.resolve() and "--replace" in new.command and "--replace" not in old.command
-    assert tree.attempts(run_dir) == [] and not [p for p in run_dir.parent.iterdir() if p.name.startswith(".")]
+    assert run_records.attempts(run_dir) == [] and not [p for p in run_dir.parent.iterdir() if p.name.startswith(".")]
 
 
 def test_interrupted_replace_keeps_the_earlier_performance_run(work: Path, demo_f32: Path, demo_data: Path,
@@ -133,7 +133,7 @@ def test_interrupted_replace_keeps_the_earlier_performance_run(work: Path, demo_
 
     short = ("--min-duration-ms", "1000", "--min-query-count", "1", "--target-qps", "0")
     run_loadgen_test(work, "performance", demo_f32, demo_data / "val", cache_dir, *short)
-    run_dir = tree.run_dir(work / "results", "host", RunResult.load(_run_dir(work, demo_f32)).model_label,
+    run_dir = run_records.run_dir(work / "results", "host", RunResult.load(_run_dir(work, demo_f32)).model_label,
                            Scenario.OFFLINE, Mode.PERFORMANCE)
     before = snapshot(work / "results")
     proc = subprocess.Popen([sys.executable, "-m", "cli", "run", "--mode", "performance", "--model", str(demo_f32),
@@ -143,7 +143,7 @@ def test_interrupted_replace_keeps_the_earlier_performance_run(work: Path, demo_
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
-        while not any(tree.is_incomplete(a) for a in tree.attempts(run_dir)):
+        while not any(run_records.is_incomplete(a) for a in run_records.attempts(run_dir)):
             assert proc.poll() is None, proc.communicate()[1][-2000:]
             assert time.monotonic() < deadline, "LoadGen test never started"
             time.sleep(0.1)
@@ -155,9 +155,9 @@ def test_interrupted_replace_keeps_the_earlier_performance_run(work: Path, demo_
             proc.kill()
             proc.wait()
     assert proc.returncode == 130
-    [attempt] = tree.attempts(run_dir)
+    [attempt] = run_records.attempts(run_dir)
     assert {k: v for k, v in snapshot(work / "results").items() if attempt.name not in k} == before
-    assert "interrupted" in (attempt / tree.INCOMPLETE).read_text()
+    assert "interrupted" in (attempt / run_records.INCOMPLETE).read_text()
     assert RunResult.load(attempt).status == "interrupted"
     assert RunResult.load(run_dir).status == "ok" and RunResult.load(run_dir).validity is not None
 
@@ -172,11 +172,11 @@ def test_failed_first_run_is_kept_in_its_run_directory_and_replaced_without_flag
     run_dir = _run_dir(workdir, demo_f32)
     proc = _run(workdir, demo_f32, val, tmp_path / "cache")
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert RunResult.load(run_dir).status == "error" and tree.is_incomplete(run_dir)
-    assert tree.attempts(run_dir) == []
+    assert RunResult.load(run_dir).status == "error" and run_records.is_incomplete(run_dir)
+    assert run_records.attempts(run_dir) == []
     proc = _run(workdir, demo_f32, demo_data / "val", cache_dir)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert RunResult.load(run_dir).status == "ok" and not tree.is_incomplete(run_dir)
+    assert RunResult.load(run_dir).status == "ok" and not run_records.is_incomplete(run_dir)
 
 
 # ----------------------------------------------------------------------------- pipeline steps

@@ -17,7 +17,7 @@ from common.errors import SubmissionError
 from common.testspec import Mode, Scenario
 from harness.profile import load_profile
 from modelprep.card import load_card
-from records import results as tree
+from records import results as run_records
 from records.results import RunResult
 from submit.package import package, scenario_problems
 
@@ -51,7 +51,8 @@ def test_runner_and_package_give_the_same_reasons(case: str, accuracy_run: Path,
     shutil.copytree(accuracy_run, work)
     extra, expected = CASES[case]
     perf = run_loadgen_test(work, "performance", demo_int8, demo_data / "val", cache_dir, *extra)[1]
-    acc = RunResult.load(tree.run_dir(work / "results", "host", perf.model_label, Scenario.OFFLINE, Mode.ACCURACY))
+    acc = RunResult.load(run_records.run_dir(work / "results", "host", perf.model_label, Scenario.OFFLINE,
+                                             Mode.ACCURACY))
     for fragment in expected:
         assert any(fragment in r for r in perf.not_submittable_because), (fragment, perf.not_submittable_because)
     assert perf.submittable is False and acc.submittable is False
@@ -60,7 +61,7 @@ def test_runner_and_package_give_the_same_reasons(case: str, accuracy_run: Path,
     found = [str(p) for p in scenario_problems(work / "results", "host", perf.model_label, Scenario.OFFLINE)]
     for run in (perf, acc):
         # The accuracy run was made in another directory and copied here: compare paths within the run.
-        here = str(tree.run_dir(work / "results", "host", run.model_label, Scenario.OFFLINE, run.mode).resolve())
+        here = str(run_records.run_dir(work / "results", "host", run.model_label, Scenario.OFFLINE, run.mode).resolve())
         mine = sorted(p.replace(here, "<run>") for p in found if p.startswith((here + "/", here + ":")))
         assert mine == sorted(r.replace(str(run.directory), "<run>") for r in run.not_submittable_because), run.mode
 
@@ -75,5 +76,5 @@ def test_runner_and_package_give_the_same_reasons(case: str, accuracy_run: Path,
 
 def test_card_label_names_the_results_folder(demo_f32: Path) -> None:
     card = load_card(demo_f32)
-    assert tree.run_dir(Path("r"), "host", card.label, Scenario.OFFLINE, Mode.PERFORMANCE) == \
+    assert run_records.run_dir(Path("r"), "host", card.label, Scenario.OFFLINE, Mode.PERFORMANCE) == \
         Path("r") / "host" / f"{card.name}-{card.precision}" / "Offline" / "performance" / "run_1"

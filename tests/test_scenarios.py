@@ -148,7 +148,7 @@ def test_compliance_runs_verify_in_latency_scenarios(scenario: str, scenario_run
                                                      demo_data: Path, cache_dir: Path, tmp_path: Path) -> None:
     """TEST01/TEST04 in a latency scenario: verified on the latency figure, as the official scripts do."""
     from harness.compliance import SHORT_LATENCY_NS, SHORT_LATENCY_TOLERANCE
-    from records import results as tree
+    from records import results as run_records
 
     acc = scenario_runs[scenario]["accuracy"]
     work = tmp_path / "work"
@@ -166,7 +166,7 @@ def test_compliance_runs_verify_in_latency_scenarios(scenario: str, scenario_run
             assert run.compliance["accuracy"]["passed"] is True  # same labels as the accuracy run
         else:  # one repeated sample must not be 20 % "faster" (compared as 1/latency)
             assert perf["passed"] is (1e9 / got_ns < 1e9 / ref_ns * 1.20)
-        verdict = (tree.compliance_dir(run.directory.parents[2], Mode.parse(mode)) / "verify_performance.txt")
+        verdict = (run_records.compliance_dir(run.directory.parents[2], Mode.parse(mode)) / "verify_performance.txt")
         assert verdict.read_text().strip().endswith("TEST PASS" if perf["passed"] else "TEST FAIL")
 
 

@@ -19,7 +19,7 @@ from host_facts import needs
 from common.errors import ConfigError
 from harness.profile import load_profile, profile_from_dict
 from harness.tune import write_profile
-from records import results as tree
+from records import results as run_records
 from records.results import RunResult
 from hostctl.threadpriority import PriorityClaim, realtime_allowed, set_realtime, thread_policy
 from hostctl.threadslice import on_new_thread
@@ -165,5 +165,5 @@ def test_a_process_that_may_not_use_sched_fifo_is_refused_before_the_test(demo_i
     assert re.search(r"engine.issue_priority 1: this process may not use SCHED_FIFO \(it needs root, CAP_SYS_NICE "
                      r"or an RLIMIT_RTPRIO >= 1\): run as root, or set 'issue_priority: 0' in the profile's "
                      r"scenarios.Server", errors[0]), errors[0]
-    runs = list((tmp_path / "results").rglob(tree.RESULT_FILE)) if (tmp_path / "results").exists() else []
+    runs = list((tmp_path / "results").rglob(run_records.RESULT_FILE)) if (tmp_path / "results").exists() else []
     assert all(not RunResult.load(p.parent).valid and RunResult.load(p.parent).status == "error" for p in runs)

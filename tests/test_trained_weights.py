@@ -184,7 +184,7 @@ def test_pipeline_and_package_serve_a_trained_timm_model(session_dir: Path, tmp_
     from lite_models import checkpoint, write_calibration
     from modelprep.card import load_card
     from common.testspec import Mode, Scenario
-    from records import results as tree
+    from records import results as run_records
     from records.results import RunResult
     from submit.package import package
 
@@ -198,7 +198,7 @@ def test_pipeline_and_package_serve_a_trained_timm_model(session_dir: Path, tmp_
                     "--dataset", str(photos / "val"), "--calib-list", str(calib_list), "--calib-dir", str(calib_dir),
                     "--precision", "f32", "--mode", "accuracy"], cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    accuracy = RunResult.load(tree.run_dir(tmp_path / "results", "host", "tf_efficientnet_lite0.in1k-f32",
+    accuracy = RunResult.load(run_records.run_dir(tmp_path / "results", "host", "tf_efficientnet_lite0.in1k-f32",
                                            Scenario.OFFLINE, Mode.ACCURACY))
     assert accuracy.status == "ok" and accuracy.card.trained and accuracy.card.weights["origin"] == "file"
     assert accuracy.accuracy is not None and accuracy.accuracy.good == 2

@@ -21,7 +21,7 @@ from PIL import Image
 from common.testspec import Mode, Scenario
 from harness.watchdog import derived_limit_s
 from modelprep.card import ModelCard
-from records import results as tree
+from records import results as run_records
 
 NAME = "hangs.on.white"
 
@@ -79,8 +79,8 @@ def test_a_hung_request_ends_the_run_incomplete_with_exit_3(hanging: tuple[Path,
     assert armed == (where == "test"), log[-3000:]  # the warm-up never finished
     fired = re.search(r"watchdog: (\d+) inference batches in flight and none finished for (\d+) s \(limit 3 s\)", log)
     assert fired and int(fired.group(1)) >= 1 and int(fired.group(2)) >= 3, log[-3000:]
-    run_dir = tree.run_dir(workdir / "results", "host", f"{NAME}-f32", Scenario.SINGLE_STREAM, Mode.ACCURACY)
-    assert tree.is_incomplete(run_dir) and "watchdog" in (run_dir / "INCOMPLETE").read_text()
+    run_dir = run_records.run_dir(workdir / "results", "host", f"{NAME}-f32", Scenario.SINGLE_STREAM, Mode.ACCURACY)
+    assert run_records.is_incomplete(run_dir) and "watchdog" in (run_dir / "INCOMPLETE").read_text()
     assert record is not None and record.status == "interrupted" and not record.valid and not record.submittable
     assert record.error.startswith("watchdog: inference made no progress for ")
     assert not (run_dir / "accuracy.txt").exists()
