@@ -1,1 +1,1 @@
-"""The ``mlperf-cpu`` command line: argument parsing, one handler per subcommand, exit codes."""
+"""The ``mlperf-cpu`` command line: one module per subcommand (its parser beside its handler), the entry and exit codes in ``main``."""
