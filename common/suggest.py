@@ -5,6 +5,8 @@ from __future__ import annotations
 import difflib
 from typing import Iterable
 
+from common.errors import ConfigError
+
 CUTOFF = 0.6  # difflib's similarity ratio; below it a suggestion is more confusing than helpful
 
 
@@ -17,3 +19,19 @@ def did_you_mean(name: str, known: Iterable[str], many: bool = False) -> str:
     if not close:
         return ""
     return f" (did you mean {' or '.join(repr(c) for c in close)}?)"
+
+
+def check_known(names: Iterable[str], known: Iterable[str], where: str, what: str = "key",
+                error: type[Exception] | None = None) -> None:
+    """Refuse the first of ``names`` that is not ``known``, in one line:
+    ``<where>: unknown <what> 'x' (did you mean 'y'?)``, or the known names when none is close.
+
+    Every place that reads user-written fields (YAML profiles, card JSON, a model's card metadata,
+    search-space YAML, system descriptions) checks them here; ``error`` is the error class of that
+    place (default ``ConfigError``).
+    """
+    known = sorted(known)
+    for name in names:
+        if name not in known:
+            hint = did_you_mean(name, known) or f" (known: {', '.join(known)})"
+            raise (error or ConfigError)(f"{where}: unknown {what} {name!r}{hint}")

@@ -17,7 +17,7 @@ import yaml
 from common.errors import ConfigError
 from common.names import check_name
 from common.resources import USER_CONFIG_DIR, profile_dirs
-from common.suggest import did_you_mean
+from common.suggest import check_known, did_you_mean
 from hostinfo.probe import physical_cores, virtual_machine
 from hostctl.keepawake import pm_qos_writable
 from hostctl.threadpriority import realtime_allowed
@@ -117,9 +117,7 @@ def _engine_from_dict(engine: Any, origin: str, cores: int) -> EngineConfig:
 
 def _check_keys(data: dict[str, Any], allowed: set[str], origin: str) -> None:
     """Refuse unknown keys, suggesting the closest known one."""
-    for key in data:
-        if key not in allowed:
-            raise ConfigError(f"{origin}: unknown key {key!r}{did_you_mean(key, allowed)}")
+    check_known(data, allowed, origin)
 
 
 def profile_from_dict(data: dict[str, Any], origin: str) -> SystemProfile:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from common.errors import ConfigError, SystemDescriptionError
-from common.suggest import did_you_mean
+from common.suggest import check_known
 from hostinfo.probe import detect_host
 
 log = logging.getLogger(__name__)
@@ -86,10 +86,7 @@ def harness_facts(org: str, division: str = "open", system_type: str = "edge") -
 
 
 def _check_keys(data: Mapping[str, Any], origin: str) -> None:
-    for key in data:
-        if key not in KNOWN_FIELDS:
-            raise SystemDescriptionError(f"{origin}: unknown system description field {key!r}"
-                                         f"{did_you_mean(key, KNOWN_FIELDS)}")
+    check_known(data, KNOWN_FIELDS, origin, "system description field", SystemDescriptionError)
 
 
 def _text(value: Any) -> Any:

@@ -16,6 +16,7 @@ from dataset.constants import CONF_THRESHOLD, IOU_THRESHOLD, LETTERBOX_PAD, MAX_
 from dataset.preprocess import PreprocessSpec
 from common.errors import ConfigError
 from common.names import check_name
+from common.suggest import check_known
 
 CARD_FILE = "card.json"
 MODEL_FILE = "model.xml"
@@ -153,10 +154,7 @@ def card_from_dict(data: dict[str, Any], origin: str) -> ModelCard:
     """Build a card from parsed JSON, naming ``origin`` in any error."""
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a JSON object of card fields, got a {type(data).__name__}")
-    known = {f.name for f in fields(ModelCard)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{origin}: unknown card field(s) {unknown}")
+    check_known(data, [f.name for f in fields(ModelCard)], origin, "card field")
     try:
         data = dict(data)
         for key in ("mean", "std"):

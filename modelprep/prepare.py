@@ -28,6 +28,7 @@ import openvino as ov
 from common.errors import ConfigError, ModelError
 from common.files import sha256_files
 from common.names import check_name
+from common.suggest import check_known
 from dataset.cache import build_cache
 from modelprep.agreement import CheckSet, compare, held_out_samples
 from modelprep.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, TASKS, ModelCard
@@ -77,9 +78,7 @@ class PrepareRequest:
         if self.max_accuracy_drop is not None and self.task != "classification":
             raise ConfigError("--max-accuracy-drop: measures top-1, so it applies to classifiers only "
                               f"(--task {self.task})")
-        unknown = sorted(set(self.card_overrides) - set(CARD_OPTION_FIELDS))
-        if unknown:
-            raise ConfigError(f"card overrides: unknown field(s) {unknown}; prepare takes {CARD_OPTION_FIELDS}")
+        check_known(self.card_overrides, CARD_OPTION_FIELDS, "card overrides", "field")
         if "name" in self.card_overrides:
             check_name(self.card_overrides["name"], "--name")
 

@@ -27,6 +27,7 @@ import openvino as ov
 from common.errors import ModelError
 from common.model_metadata import CARD_METADATA_KEY
 from common.names import check_name
+from common.suggest import check_known
 from dataset.constants import (COCO80_CATEGORY_IDS, LETTERBOX_PAD, MLPERF_RESNET50_MEAN, MLPERF_RESNET50_STD,
                                REFERENCE_CROP_PCT, TORCHVISION_MEAN, TORCHVISION_STD, YOLO_MEAN, YOLO_STD)
 from modelprep.card import ModelCard, card_from_dict
@@ -70,9 +71,7 @@ def _classifier_fields(meta: dict[str, Any] | None, ports: Any, source: Path,
                        overrides: dict[str, Any]) -> dict[str, Any]:
     """A classifier's fields: its metadata, else its class count's convention; then ``overrides``."""
     if meta is not None:
-        unknown = sorted(set(meta) - set(CARD_SOURCE_FIELDS))
-        if unknown:
-            raise ModelError(f"{source}: unknown fields {unknown} in {CARD_METADATA_KEY} metadata")
+        check_known(meta, CARD_SOURCE_FIELDS, f"{source}: {CARD_METADATA_KEY} metadata", "field", ModelError)
         fields = {"crop_pct": REFERENCE_CROP_PCT, "interpolation": "area", "label_offset": 0,
                   "convention": "metadata", **meta}
         fields.pop("layout", None)
@@ -114,10 +113,8 @@ def _detector_fields(meta: dict[str, Any] | None, model: ov.Model, ports: Any, s
     """A detector's fields: its metadata, else (no metadata) the Ultralytics COCO convention for an
     80-class model (RGB 0..1, letterbox 114, 80 -> 91 ids); then ``overrides`` (the name only)."""
     if meta is not None:
-        unknown = sorted(set(meta) - set(DETECTOR_SOURCE_FIELDS))
-        if unknown:
-            raise ModelError(f"{source}: unknown fields {unknown} in {CARD_METADATA_KEY} metadata "
-                             f"(a detector's card takes {list(DETECTOR_SOURCE_FIELDS)})")
+        check_known(meta, DETECTOR_SOURCE_FIELDS, f"{source}: {CARD_METADATA_KEY} metadata of a detector", "field",
+                    ModelError)
         if meta.get("task", "detection") != "detection":
             raise ModelError(f"{source}: {CARD_METADATA_KEY} says task {meta['task']!r}, but its output "
                              f"{output_shapes(model)} is a detector's")

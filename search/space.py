@@ -33,6 +33,7 @@ from typing import Any
 import yaml
 
 from common.errors import ConfigError
+from common.suggest import check_known
 
 BLOCKS = ("basic", "bottleneck", "ir", "fused")
 ACTIVATIONS = ("relu", "hswish", "silu")
@@ -111,9 +112,7 @@ def _field(data: dict[str, Any], key: str, kind: type, origin: str, default: Any
 def _check_keys(data: Any, allowed: set[str], origin: str) -> None:
     if not isinstance(data, dict):
         raise ConfigError(f"{origin}: expected a mapping, got {type(data).__name__}")
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise ConfigError(f"{origin}: unknown key(s) {unknown} (allowed: {sorted(allowed)})")
+    check_known(data, allowed, origin)
 
 
 def _choice(value: Any, options: tuple, origin: str) -> Any:

@@ -108,6 +108,8 @@ def test_calibration_list_naming_absent_files(demo_data: Path, tiny_onnx: Path, 
     ({"rank": 2}, "not an image classifier: input rank 2"),
     ({"num_classes": 7}, "7-class model without 'mlperf_cpu.card' metadata"),
     ({"metadata": {**TINY_META, "input_size": 64}}, "metadata input_size 64 but the input is 32x32"),
+    ({"metadata": {**TINY_META, "crop_pcnt": 0.9}},
+     "mlperf_cpu.card metadata: unknown field 'crop_pcnt' (did you mean 'crop_pct'?)"),
 ])
 def test_refused_models(tmp_path: Path, kwargs: dict, message: str) -> None:
     src = make_classifier(tmp_path / "bad.onnx", **kwargs)
@@ -115,6 +117,20 @@ def test_refused_models(tmp_path: Path, kwargs: dict, message: str) -> None:
         prepare_model(src, "f32", tmp_path / "m", tmp_path / "c")
     assert message in str(err.value) and "bad.onnx" in str(err.value)
     assert not (tmp_path / "m").exists() or not list((tmp_path / "m").iterdir())
+
+
+def test_a_card_json_field_typo_is_refused_with_the_closest_field(tiny_onnx: Path, tmp_path: Path) -> None:
+    import json
+
+    from common.errors import ConfigError
+
+    model_dir = prepare_model(tiny_onnx, "f32", tmp_path / "m", tmp_path / "c")
+    card = json.loads((model_dir / "card.json").read_text())
+    card["label_ofset"] = card.pop("label_offset")
+    (model_dir / "card.json").write_text(json.dumps(card))
+    typo = r"card.json: unknown card field 'label_ofset' \(did you mean 'label_offset'\?\)"
+    with pytest.raises(ConfigError, match=typo):
+        load_card(model_dir)
 
 
 def test_missing_and_foreign_files(tmp_path: Path) -> None:

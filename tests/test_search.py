@@ -51,7 +51,7 @@ def test_space_and_candidate_round_trip_and_one_line_errors(tmp_path: Path) -> N
     assert "\n" not in str(err.value)
     bad = cand.to_dict()
     bad["stages"][1]["blok"] = "ir"
-    with pytest.raises(ConfigError, match=r"candidate.stages\[1\]: unknown key\(s\) \['blok'\]"):
+    with pytest.raises(ConfigError, match=r"candidate.stages\[1\]: unknown key 'blok' \(did you mean 'block'\?\)"):
         candidate_from_dict(bad)
     bad = cand.to_dict()
     bad["stages"][0]["stride"] = 1
