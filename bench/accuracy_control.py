@@ -30,21 +30,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import openvino as ov
-
-from dataset.cache import build_cache
 from dataset.demo import CAL_LIST_FILE, build_demo_dataset, is_built
 from dataset.photos import PHOTOS, random_crops, write_images, write_val_map
-from dataset.val_map import Sample
 from harness.profile import load_profile
 from harness.tune import measure_throughput
 from modelprep.agreement import CheckSet
-from modelprep.card import card_from_dict, load_card
-from modelprep.graph import build_scores_model, inspect_classifier
+from modelprep.card import load_card
+from modelprep.fp32_scores import fp32_softmax
 from modelprep.prepare import PrepareRequest, prepare
-from modelprep.resolve import card_fields_for
-from modelprep.source import read_source
 from modelprep.quantize import CalibrationConfig
 
 DEMO_ONNX = REPO / "models" / "weights" / "decinet_demo.onnx"
@@ -103,26 +96,13 @@ def lite0_task(work: Path, models: Path, cache: Path, held_out: int) -> Task:
     # Label each crop with the FP32 model's own top-1 (the metric becomes agreement with FP32) and keep
     # the crops FP32 is sure about (softmax >= 0.5): ImageNet val photos mostly have one clear subject,
     # random crops often do not, and a coin-flip top-1 flips under any perturbation.
-    probs = _fp32_softmax(source, root / "heldout", pool, cache)
+    probs = fp32_softmax(source, root / "heldout", pool, cache)
     keep = [i for i in range(len(pool)) if probs[i].max() >= 0.5][:held_out]
     write_val_map(root / "heldout" / "val_map.txt", {pool[i]: int(probs[i].argmax()) for i in keep})
     return Task("efficientnet_lite0", source, CalibrationConfig(root / "calib", root / "cal_list.txt"),
                 CheckSet(root / "heldout", root / "heldout" / "val_map.txt"),
                 f"agreement with FP32 top-1 on {len(keep)} crops of scikit-image photos where FP32's softmax "
                 f">= 0.5 (of {len(pool)} crops; no ImageNet here)")
-
-
-def _fp32_softmax(source: Path, image_dir: Path, names: list[str], cache: Path) -> np.ndarray:
-    """FP32 class probabilities of the served input path (uint8 crops, the card's mean/std)."""
-    model = read_source(source)
-    ports = inspect_classifier(model, str(source))
-    card = card_from_dict({**card_fields_for(model, ports, source), "layout": "NCHW"}, str(source))
-    scores = ov.Core().compile_model(build_scores_model(model, ports, "NCHW", card.mean, card.std), "CPU",
-                                     {"INFERENCE_PRECISION_HINT": "f32"})
-    data = np.asarray(build_cache(image_dir, [Sample(n, 0) for n in names], card.preprocess, cache).open())
-    logits = np.concatenate([scores(data[i:i + 1])[0] for i in range(len(data))]).astype(np.float64)
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
 
 
 def run_task(task: Task, args: argparse.Namespace, models: Path, cache: Path) -> dict:

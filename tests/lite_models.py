@@ -21,8 +21,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # run as a script
     sys.path.insert(0, str(REPO))
@@ -67,29 +65,6 @@ def write_held_out(root: Path, count: int, seed: int = 2) -> tuple[Path, list[st
                                                                           min_area=0.25))
 
 
-def fp32_softmax(source: Path, image_dir: Path, names: list[str], cache: Path) -> np.ndarray:
-    """FP32 class probabilities on the served input path (uint8 crops, the card's preprocessing)."""
-    import openvino as ov
-
-    from dataset.cache import build_cache
-    from dataset.val_map import Sample
-    from modelprep.card import card_from_dict
-    from modelprep.graph import build_scores_model, inspect_classifier
-    from modelprep.resolve import card_fields_for
-    from modelprep.source import read_source
-
-    model = read_source(source)
-    ports = inspect_classifier(model, str(source))
-    card = card_from_dict({**card_fields_for(model, ports, source), "layout": "NCHW"}, str(source))
-    scores = ov.Core().compile_model(build_scores_model(model, ports, "NCHW", card.mean, card.std), "CPU",
-                                     {"INFERENCE_PRECISION_HINT": "f32"})
-    data = np.asarray(build_cache(image_dir, [Sample(n, 0) for n in names], card.preprocess, cache,
-                                  progress=False).open())
-    logits = np.concatenate([scores(data[i:i + 1])[0] for i in range(len(data))]).astype(np.float64)
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return e / e.sum(1, keepdims=True)
-
-
 @dataclass(frozen=True)
 class Agreement:
     """INT8 vs FP32 top-1 on confident held-out crops, from the INT8 card's ``accuracy_check``."""
@@ -113,11 +88,12 @@ def int8_agreement(source: Path, work: Path, models: Path, cache: Path, calib: t
     from dataset.photos import write_val_map
     from modelprep.agreement import CheckSet
     from modelprep.card import load_card
+    from modelprep.fp32_scores import fp32_softmax
     from modelprep.prepare import PrepareRequest, prepare
     from modelprep.quantize import CalibrationConfig
 
     image_dir, names = held_out
-    probs = fp32_softmax(source, image_dir, names, cache)
+    probs = fp32_softmax(source, image_dir, names, cache, progress=False)
     keep = [i for i in range(len(names)) if probs[i].max() >= CONFIDENT][:limit]
     val_map = work / f"{source.stem}.val_map.txt"
     write_val_map(val_map, {names[i]: int(probs[i].argmax()) for i in keep})
