@@ -43,8 +43,6 @@ def distribution_version(*names: str) -> str | None:
 
 
 PROJECT = "mlperf-cpu"  # this project's distribution name (pyproject.toml)
-_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
-_EXTRA_MARKER = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]""")
 
 
 def _canonical(name: str) -> str:
@@ -52,15 +50,19 @@ def _canonical(name: str) -> str:
 
 
 def _requirements(dist: importlib.metadata.Distribution, extras: set[str]) -> list[tuple[str, set[str]]]:
-    """(name, extras) of what ``dist`` requires with ``extras``; other markers are not evaluated (what
-    they exclude is recorded only if it is installed anyway)."""
+    """(name, extras) of what ``dist`` requires with ``extras`` on this interpreter and platform (markers
+    evaluated, so a backport for older Pythons is not recorded because another tool vendors it)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     out = []
     for line in dist.requires or []:
-        spec, _, marker = line.partition(";")
-        wanted = _EXTRA_MARKER.search(marker)
-        match = _REQUIREMENT.match(spec)
-        if match and (wanted is None or wanted.group(1) in extras):
-            out.append((match.group(1), {e.strip() for e in (match.group(2) or "").split(",") if e.strip()}))
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in (extras or {""})):
+            continue
+        out.append((req.name, set(req.extras)))
     return out
 
 
