@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 DEMO_MODEL = shipped("models/weights/decinet_demo.onnx")
 DETECTOR_DEMO_MODEL = shipped("models/weights/detector_demo.onnx")
-DETECTOR_PRESET = "mixed"  # the NNCF preset the detection demo calibrates with (run_detection_demo)
+DETECTOR_PRESET = "mixed"  # the NNCF preset the detection demo calibrates with (demo_task)
 # Demo performance runs: short and NON-OFFICIAL (target QPS from a timed warm-up).
 DEMO_OVERRIDES = Overrides(min_duration_ms=10_000, min_query_count=1, target_qps=0)
 
