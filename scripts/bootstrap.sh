@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create .venv and install the project (editable) with the given extras, at the versions in
-# constraints.txt, once per version of pyproject.toml + setup.py + constraints.txt.
+# constraints.txt, once per version of pyproject.toml + setup.py + constraints.txt and of the set
+# of top-level packages (an editable install maps the packages that existed when it was made).
 # Usage: scripts/bootstrap.sh [extras]   (e.g. "test")
 # Any failed step stops the script with pip's own error and a non-zero exit; the stamp is
 # written only after the install and an import check succeed.
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 extras="${1:-}"
 spec="."
 [ -n "$extras" ] && spec=".[${extras}]"
-version="$(cat pyproject.toml setup.py constraints.txt | sha256sum | cut -c1-16)"
+version="$( { cat pyproject.toml setup.py constraints.txt; ls -d */__init__.py; } | sha256sum | cut -c1-16)"
 stamp=".venv/.installed-${version}-${extras:-runtime}"
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
