@@ -240,3 +240,11 @@ def official(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path
     from packaged_tree import official_runs
 
     return official_runs(session_dir, demo_f32, demo_data, cache_dir)
+
+
+@pytest.fixture()
+def runs(official: Path, tmp_path: Path) -> dict[str, Path]:
+    """A private copy of the official-looking runs: package and tamper freely."""
+    from packaged_tree import copy_runs
+
+    return copy_runs(official, tmp_path)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 from conftest import run_cli
-from packaged_tree import copy_packaged, copy_runs, official_runs
+from packaged_tree import copy_packaged
 from test_submission import edit_mllog
 
 from common.errors import ConfigError, HarnessError, SubmissionError
@@ -63,18 +63,6 @@ if failed:
     sys.exit(1)
 log.info("SUMMARY: submission looks OK")
 '''
-
-
-@pytest.fixture(scope="session")
-def official(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path) -> Path:
-    """The official-looking real runs (built once per session, shared with the other check tests)."""
-    return official_runs(session_dir, demo_f32, demo_data, cache_dir)
-
-
-@pytest.fixture()
-def runs(official: Path, tmp_path: Path) -> dict[str, Path]:
-    """A private copy of the runs: package and tamper freely."""
-    return copy_runs(official, tmp_path)
 
 
 def make_standin(root: Path, rounds: str = '"v6.1"') -> tuple[Path, Path]:

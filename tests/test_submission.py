@@ -88,14 +88,6 @@ def real_runs(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Pat
     return build(session_dir, demo_f32, demo_data, cache_dir)
 
 
-@pytest.fixture()
-def runs(official: Path, tmp_path: Path) -> dict[str, Path]:
-    """A private copy of the official-looking runs: edit it freely."""
-    from packaged_tree import copy_runs
-
-    return copy_runs(official, tmp_path)
-
-
 def do_package(runs: dict[str, Path], **kw: Any):
     args = dict(system_name=SYSTEM_NAME, profile=load_profile("host"), system_overrides=UNREADABLE,
                 user_conf=runs["user_conf"])
