@@ -70,23 +70,18 @@ def run(args: argparse.Namespace) -> int:
         points, done = tune_and_record(args.model, base, args.user_conf, seconds=args.seconds, batches=batches,
                                        requests_per_stream=requests, margin=args.margin or TARGET_QPS_MARGIN,
                                        replace=args.replace, **common)
-        print("| streams | threads | requests | batch | samples/s |")
-        print("|---|---|---|---|---|")
-        for p in points:
-            e = p.engine
-            print(f"| {e.num_streams} | {e.num_threads} | {e.infer_requests} | {e.batch_size} | "
-                  f"{p.samples_per_second:.1f} |")
+        _print_table(("streams", "threads", "requests", "batch", "samples/s"),
+                     [(p.engine.num_streams, p.engine.num_threads, p.engine.infer_requests, p.engine.batch_size,
+                       f"{p.samples_per_second:.1f}") for p in points])
     elif scenario is Scenario.SERVER:
         done = _tune_server(args, base, common)
     else:
         points, done = tune_latency_and_record(args.model, base, scenario, args.user_conf, seconds=args.seconds,
                                                replace=args.replace, **common)
-        print(f"| streams | threads | requests | batch | pinning | p{points[0].percentile:g} ms | median ms |")
-        print("|---|---|---|---|---|---|---|")
-        for p in points:
-            e = p.engine
-            print(f"| {e.num_streams} | {e.num_threads} | {e.infer_requests} | {e.batch_size} | {e.pinning} | "
-                  f"{p.latency_ms:.3f} | {p.median_ms:.3f} |")
+        _print_table(("streams", "threads", "requests", "batch", "pinning", f"p{points[0].percentile:g} ms",
+                      "median ms"),
+                     [(p.engine.num_streams, p.engine.num_threads, p.engine.infer_requests, p.engine.batch_size,
+                       p.engine.pinning, f"{p.latency_ms:.3f}", f"{p.median_ms:.3f}") for p in points])
     print(done.summary)
     return 0
 
@@ -114,10 +109,15 @@ def _tune_server(args: argparse.Namespace, base: "SystemProfile", common: dict) 
                                           budget_seconds=args.budget_seconds, margin=args.margin or SERVER_MARGIN,
                                           **common)
     print(f"Offline ceiling {ceiling:.1f} samples/s; probes:")
-    print("| streams | batch | wait us | target qps | result | completed qps | p99 ms |")
-    print("|---|---|---|---|---|---|---|")
-    for p in probes:
-        e = p.engine
-        print(f"| {e.num_streams} | {e.batch_size} | {e.max_wait_us} | {p.target_qps:.1f} | "
-              f"{'VALID' if p.valid else 'INVALID'} | {p.completed_qps} | {p.p99_ms} |")
+    _print_table(("streams", "batch", "wait us", "target qps", "result", "completed qps", "p99 ms"),
+                 [(p.engine.num_streams, p.engine.batch_size, p.engine.max_wait_us, f"{p.target_qps:.1f}",
+                   "VALID" if p.valid else "INVALID", p.completed_qps, p.p99_ms) for p in probes])
     return done
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:
+    """A markdown table: the header, its rule, then one line per row."""
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(cell) for cell in row) + " |")
