@@ -29,6 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bias-correction", choices=("fast", "full"), default="fast",
                    help="NNCF bias correction (default fast); full is slower to prepare and is what NNCF's "
                         "published MobileNetV3 figures need (models/zoo/int8_drop.csv)")
+    p.add_argument("--overflow-fix", choices=("auto", "enable", "first_layer", "disable"), default="auto",
+                   help="NNCF's 7-bit weight fix against saturating 16-bit INT8 sums; auto (default): every "
+                        "layer on CPUs without VNNI/AMX, the first layer only on those with (recorded in the card)")
     p.add_argument("--check-dataset", type=Path,
                    help="held-out labelled images: INT8 vs FP32 top-1 and agreement, stored in the card")
     p.add_argument("--check-val-map", type=Path, help="default: <check-dataset>/val_map.txt")
@@ -65,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
         if args.calib_list is None or args.calib_dir is None:
             raise ConfigError("--precision int8 needs --calib-list and --calib-dir")
         calibration = CalibrationConfig(args.calib_dir, args.calib_list, args.calib_subset,
-                                        args.calib_preset, fast_bias_correction=args.bias_correction == "fast")
+                                        args.calib_preset, fast_bias_correction=args.bias_correction == "fast",
+                                        overflow_fix=args.overflow_fix)
         if args.check_dataset is not None:
             check = CheckSet(args.check_dataset, args.check_val_map or args.check_dataset / "val_map.txt",
                              args.check_count)

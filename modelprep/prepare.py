@@ -34,8 +34,8 @@ from modelprep.agreement import CheckSet, compare, held_out_samples
 from modelprep.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, TASKS, ModelCard
 from modelprep.detector import build_served_detector, decode_subgraph, describe_detector, inspect_for_task
 from modelprep.graph import ClassifierPorts, attach_top1, build_scores_model, build_served_model
-from modelprep.quantize import (CalibrationConfig, float_layers, load_calibration_samples, quantize_int8,
-                                quantize_int8_accuracy_controlled)
+from modelprep.quantize import (CalibrationConfig, cpu_flags, float_layers, load_calibration_samples, quantize_int8,
+                                quantize_int8_accuracy_controlled, resolve_overflow_fix)
 from modelprep.resolve import CARD_OPTION_FIELDS, resolve_card
 from modelprep.source import read_source, source_files
 
@@ -104,7 +104,8 @@ def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
             "card": {k: list(v) if isinstance(v, tuple) else v for k, v in sorted(req.card_overrides.items())},
             "calibration": None if cal is None else {
                 "list": sha256_files([cal.list_file]), "subset": cal.subset_size,
-                "preset": cal.preset, "fbc": cal.fast_bias_correction}}
+                "preset": cal.preset, "fbc": cal.fast_bias_correction,
+                "overflow_fix": resolve_overflow_fix(cal.overflow_fix, cpu_flags())}}
     if req.task != "classification":  # classifiers keep their earlier prepared directories
         blob["task"] = req.task
         blob["detector_v"] = 2  # 2: INT8 keeps the box decoding in float
@@ -135,19 +136,20 @@ def prepare(req: PrepareRequest) -> Path:
     if req.precision == "int8":
         assert req.calibration is not None
         calib = load_calibration_samples(req.calibration, card.preprocess, req.cache_dir)
+        overflow_fix = resolve_overflow_fix(req.calibration.overflow_fix, cpu_flags())
         fp32 = served
         if req.max_accuracy_drop is None:
             keep_float = decode_subgraph(served) if card.is_detector else []
-            served = quantize_int8(served, calib, req.calibration, keep_float)
+            served = quantize_int8(served, calib, req.calibration, overflow_fix, keep_float)
             tool: dict[str, Any] = {"tool": "nncf.quantize"}
             if keep_float:
                 tool["kept_in_float"] = f"box decoding ({len(keep_float)} ops)"
         else:
-            served, tool = _quantize_accuracy_controlled(ports, card, req, calib)
+            served, tool = _quantize_accuracy_controlled(ports, card, req, calib, overflow_fix)
         card = ModelCard(**{**asdict(card), "calibration": {
             "list": str(req.calibration.list_file), "list_sha256": sha256_files([req.calibration.list_file]),
             "images": len(calib), "subset_size": min(req.calibration.subset_size or len(calib), len(calib)),
-            "preset": req.calibration.preset,
+            "preset": req.calibration.preset, "overflow_fix": overflow_fix,
             "bias_correction": "fast" if req.calibration.fast_bias_correction else "full", **tool}})
         if req.check is not None and not card.is_detector:  # the check compares top-1 labels
             check = compare(fp32, served, req.check, card.preprocess, card.num_classes, req.cache_dir,
@@ -163,7 +165,7 @@ def prepare(req: PrepareRequest) -> Path:
 
 
 def _quantize_accuracy_controlled(ports: ClassifierPorts, card: ModelCard, req: PrepareRequest,
-                                  calib: Any) -> tuple[ov.Model, dict[str, Any]]:
+                                  calib: Any, overflow_fix: str) -> tuple[ov.Model, dict[str, Any]]:
     """INT8 with layers left in float until the held-out top-1 drop is <= ``req.max_accuracy_drop`` points.
 
     The held-out images are the check set minus the calibration list, so the layers are chosen on
@@ -178,7 +180,7 @@ def _quantize_accuracy_controlled(ports: ClassifierPorts, card: ModelCard, req: 
     labels = np.array([s.label for s in samples])
     # A fresh copy: building the served FP32 graph has already rewired ``model``'s input.
     scores = build_scores_model(read_source(req.source), ports, req.layout, card.mean, card.std)
-    quantized = quantize_int8_accuracy_controlled(scores, calib, req.calibration, held_out, labels,
+    quantized = quantize_int8_accuracy_controlled(scores, calib, req.calibration, overflow_fix, held_out, labels,
                                                   card.label_offset, req.max_accuracy_drop)
     left, total = float_layers(quantized)
     log.info("accuracy control left %d of %d compute layers in float: %s", len(left), total, ", ".join(left) or "-")

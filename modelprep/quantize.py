@@ -22,6 +22,9 @@ from common.errors import ConfigError
 log = logging.getLogger(__name__)
 
 PRESETS = ("performance", "mixed")
+OVERFLOW_FIXES = ("auto", "enable", "first_layer", "disable")
+# Instruction-set flags (/proc/cpuinfo) of u8 x s8 dot products that accumulate in 32 bits.
+_WIDE_INT8_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,49 @@ class CalibrationConfig:
     subset_size: int | None = None  # None: every image in the list
     preset: str = "performance"
     fast_bias_correction: bool = True
+    overflow_fix: str = "auto"  # "auto": decided by the host's INT8 instructions (resolve_overflow_fix)
 
     def __post_init__(self) -> None:
+        if self.overflow_fix not in OVERFLOW_FIXES:
+            raise ConfigError(f"calibration overflow fix: expected one of {OVERFLOW_FIXES}, got {self.overflow_fix!r}")
         if self.preset not in PRESETS:
             raise ConfigError(f"calibration preset: expected one of {PRESETS}, got {self.preset!r}")
         if self.subset_size is not None and self.subset_size < 1:
             raise ConfigError(f"calibration subset size: expected >= 1, got {self.subset_size}")
+
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The first CPU's instruction-set flags (empty where /proc/cpuinfo is not readable)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def resolve_overflow_fix(choice: str, flags: frozenset[str]) -> str:
+    """``choice`` with "auto" decided: "enable" where the CPU has no VNNI/AMX, else "first_layer".
+
+    Without VNNI/AMX, INT8 convolutions multiply u8 x s8 pairs into 16-bit sums that saturate; NNCF's
+    fix quantizes weights to 7 bits so they cannot. NNCF's default applies it to the first layer only,
+    which costs trained EfficientNet-Lites several points on AVX2 (docs/models.md#int8-overflow-fix).
+    """
+    if choice != "auto":
+        return choice
+    return "first_layer" if any(f in flags for f in _WIDE_INT8_FLAGS) else "enable"
+
+
+def _advanced_parameters(overflow_fix: str):
+    """NNCF's advanced PTQ parameters carrying a resolved (not "auto") overflow fix."""
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+
+    mode = {"enable": OverflowFix.ENABLE, "first_layer": OverflowFix.FIRST_LAYER,
+            "disable": OverflowFix.DISABLE}[overflow_fix]
+    return AdvancedQuantizationParameters(overflow_fix=mode)
 
 
 def load_calibration_samples(cfg: CalibrationConfig, spec: PreprocessSpec,
@@ -51,19 +91,21 @@ def load_calibration_samples(cfg: CalibrationConfig, spec: PreprocessSpec,
     return np.asarray(info.open())
 
 
-def quantize_int8(model: ov.Model, calibration: np.ndarray, cfg: CalibrationConfig,
+def quantize_int8(model: ov.Model, calibration: np.ndarray, cfg: CalibrationConfig, overflow_fix: str,
                   keep_float: list[str] | None = None) -> ov.Model:
-    """Quantize ``model`` (uint8 input already folded in) to INT8 with NNCF PTQ; the ops named in
-    ``keep_float`` (a detector's box decoding, modelprep.detector) stay in float."""
+    """Quantize ``model`` (uint8 input already folded in) to INT8 with NNCF PTQ with the resolved
+    ``overflow_fix``; the ops named in ``keep_float`` (a detector's box decoding, modelprep.detector)
+    stay in float."""
     import nncf  # heavy import; only preparation needs it
 
     subset = min(cfg.subset_size or len(calibration), len(calibration))
     preset = nncf.QuantizationPreset.PERFORMANCE if cfg.preset == "performance" else nncf.QuantizationPreset.MIXED
     dataset = nncf.Dataset([calibration[i:i + 1] for i in range(len(calibration))])
-    log.info("NNCF PTQ: %d calibration samples, preset %s", subset, cfg.preset)
+    log.info("NNCF PTQ: %d calibration samples, preset %s, overflow fix %s", subset, cfg.preset, overflow_fix)
     ignored = nncf.IgnoredScope(names=keep_float, validate=False) if keep_float else None
     return nncf.quantize(model, dataset, preset=preset, subset_size=subset,
-                         fast_bias_correction=cfg.fast_bias_correction, ignored_scope=ignored)
+                         fast_bias_correction=cfg.fast_bias_correction, ignored_scope=ignored,
+                         advanced_parameters=_advanced_parameters(overflow_fix))
 
 
 # Layers that do the multiply-accumulates: quantized iff their activation input comes from a FakeQuantize.
@@ -72,8 +114,8 @@ _SHAPE_OPS = ("Reshape", "Squeeze", "Unsqueeze", "Transpose")
 
 
 def quantize_int8_accuracy_controlled(scores_model: ov.Model, calibration: np.ndarray, cfg: CalibrationConfig,
-                                      held_out: np.ndarray, labels: np.ndarray, label_offset: int,
-                                      max_drop_points: float) -> ov.Model:
+                                      overflow_fix: str, held_out: np.ndarray, labels: np.ndarray,
+                                      label_offset: int, max_drop_points: float) -> ov.Model:
     """NNCF accuracy-controlled PTQ of ``scores_model`` (uint8 in, [N, C] scores out).
 
     Quantizes fully, then returns layers to float, the most harmful first (ranked by
@@ -105,6 +147,7 @@ def quantize_int8_accuracy_controlled(scores_model: ov.Model, calibration: np.nd
         scores_model.clone(), calib, validation, validate, max_drop=bound,
         drop_type=nncf.DropType.ABSOLUTE, preset=preset, subset_size=subset,
         fast_bias_correction=cfg.fast_bias_correction,
+        advanced_quantization_parameters=_advanced_parameters(overflow_fix),
         advanced_accuracy_restorer_parameters=AdvancedAccuracyRestorerParameters(
             ranking_subset_size=min(300, len(held_out))))
 

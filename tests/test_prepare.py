@@ -260,3 +260,51 @@ def test_1000_class_model_without_metadata_prints_torchvision_convention(tmp_pat
     line = _stderr_line(proc, "preprocessing: ")
     assert line.startswith("preprocessing: plain1000: torchvision-1000:")
     assert f"mean {list(TORCHVISION_MEAN)} std {list(TORCHVISION_STD)}" in line and "label offset +0" in line
+
+
+@pytest.mark.parametrize("choice,flags,expected", [
+    ("auto", {"avx2", "fma"}, "enable"),  # 16-bit sums saturate: every layer gets 7-bit weights
+    ("auto", {"avx2", "avx512f", "avx512_vnni"}, "first_layer"),
+    ("auto", {"avx2", "avx_vnni"}, "first_layer"),
+    ("auto", {"avx512_vnni", "amx_int8", "amx_tile"}, "first_layer"),
+    ("auto", set(), "enable"),  # unknown CPU: the safe choice
+    ("disable", {"avx2"}, "disable"),
+    ("enable", {"amx_int8"}, "enable"),
+])
+def test_overflow_fix_follows_the_hosts_int8_instructions(choice: str, flags: set, expected: str) -> None:
+    from modelprep.quantize import resolve_overflow_fix
+
+    assert resolve_overflow_fix(choice, frozenset(flags)) == expected
+
+
+def test_cpu_flags_reads_the_first_flags_line(tmp_path: Path) -> None:
+    from modelprep.quantize import cpu_flags
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu avx2 avx512_vnni\n\n"
+                    "processor\t: 1\nflags\t\t: fpu\n")
+    assert cpu_flags(info) == {"fpu", "avx2", "avx512_vnni"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()
+
+
+def test_overflow_fix_gives_seven_bit_weights_and_is_recorded(tiny_onnx: Path, demo_data: Path,
+                                                              tmp_path: Path) -> None:
+    """'enable' keeps every INT8 weight within 7 bits; 'disable' uses the full 8; each is in the card
+    and in the prepared folder's name, so one never serves from the other's cache."""
+    from modelprep.prepare import PrepareRequest, prepare
+    from modelprep.quantize import CalibrationConfig
+
+    dirs, widest = {}, {}
+    for fix in ("enable", "disable"):
+        calib = CalibrationConfig(demo_data / "train", demo_data / "cal_list.txt", subset_size=50, overflow_fix=fix)
+        dirs[fix] = prepare(PrepareRequest(tiny_onnx, "int8", tmp_path / "m", tmp_path / "c", calibration=calib))
+        assert load_card(dirs[fix]).calibration["overflow_fix"] == fix
+        model = ov.Core().read_model(dirs[fix] / "model.xml")
+        weights = [op.get_data() for op in model.get_ordered_ops()
+                   if op.get_type_name() == "Constant" and op.get_element_type() == ov.Type.i8]
+        assert weights, "no INT8 weights in the quantized model"
+        widest[fix] = max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+    assert dirs["enable"] != dirs["disable"]
+    assert widest["enable"] <= 64 < widest["disable"]
+    with pytest.raises(Exception, match="overflow fix"):
+        CalibrationConfig(demo_data / "train", demo_data / "cal_list.txt", overflow_fix="half")
