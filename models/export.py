@@ -57,8 +57,10 @@ def export_onnx(model: nn.Module, out: Path, card_data: dict, producer: str,
 
 
 def file_stem(arch: str) -> str:
-    """``arch`` as one path component: ``timm/resnet50.tv_in1k`` -> ``timm-resnet50.tv_in1k``."""
-    return arch.replace("/", "-")
+    """``arch`` as one valid name (common.names): ``timm/resnet50.tv_in1k`` -> ``timm-resnet50.tv_in1k``,
+    and a zoo row's input size ``timm/hgnetv2_b0.ssld_stage2_ft_in1k@288`` -> ``...-288px``."""
+    stem, _, size = arch.partition("@")
+    return stem.replace("/", "-") + (f"-{size}px" if size else "")
 
 
 def untrained_card(arch: str, macs: int = 0, params: int = 0) -> dict:

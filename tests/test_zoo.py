@@ -205,3 +205,16 @@ def test_pruning_answers_each_threshold_from_real_speeds(measured) -> None:
     lines = survey.answer_lines(result, thresholds, 0)
     assert "3 of 4 rows were not measured" in "\n".join(lines)
     assert any(line.strip().startswith("pruned 1 rows: slower at best than a measured model") for line in lines)
+
+
+def test_a_row_published_at_a_second_size_exports_and_prepares(tmp_path: Path) -> None:
+    """A tag published at several sizes is named ``timm/<tag>@<size>``; its export and prepared
+    model get a valid name (``...-<size>px``), so the zoo can measure it."""
+    from models.export import export_architecture
+    from modelprep.card import load_card
+    from conftest import prepare_model
+
+    sized = min((e for e in zoo.load_zoo() if e.counted and "@" in e.model_name), key=lambda e: e.gmacs)
+    onnx = export_architecture(sized.model_name, tmp_path / "sources")
+    card = load_card(prepare_model(onnx, "f32", tmp_path / "m", tmp_path / "c"))
+    assert card.name.endswith(f"-{sized.img_size}px.untrained") and card.input_size == sized.img_size
