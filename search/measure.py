@@ -186,6 +186,29 @@ def measure_many(models: Sequence[str | Path], system: str = "host", rounds: int
     return {k: found[k] for k in keys}
 
 
+def measure_each(models: Sequence[str | Path], system: str, rounds: int, seconds: float, work: Path,
+                 use_cache: bool, reference: str | Path) -> tuple[dict[str, SpeedRecord], dict[str, str]]:
+    """``measure_many`` with ``reference`` that survives a model failing: on an error the models are
+    measured one at a time (each with the reference) and each failure is returned as one line
+    (timm architectures are foreign code: one that cannot be exported must not stop the others)."""
+    try:
+        return measure_many([*models, reference], system, rounds, seconds, work, use_cache, reference=reference), {}
+    except Exception:  # noqa: BLE001 - find which model failed by measuring them one at a time
+        if len(models) <= 1:
+            raise
+    records: dict[str, SpeedRecord] = {}
+    failed: dict[str, str] = {}
+    for name in models:
+        try:
+            records.update(measure_many([name, reference], system, rounds, seconds, work, use_cache,
+                                        reference=reference))
+        except Exception as exc:  # noqa: BLE001 - the caller reports the reason
+            failed[str(name)] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+    if model_key(reference) not in records:
+        records.update(measure_many([reference], system, rounds, seconds, work, use_cache))
+    return records, failed
+
+
 def measure_int8(model: str | Path, system: str = "host", rounds: int = 3, seconds: float = 5.0,
                  work: Path = Path("work"), use_cache: bool = True) -> float:
     """INT8 samples/s (median of ``rounds`` pool runs of ``seconds``) of ``model`` on this host

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from common.errors import ConfigError
-from search.measure import UNTRAINED_NOTE, SpeedRecord, measure_many
+from search.measure import UNTRAINED_NOTE, SpeedRecord, measure_each
 from search.zoo import (CLOSED_TOP1, DECINET_TOP1, PRUNE_MARGIN, REFERENCE_TOP1, DropTable, Measured, ZooEntry,
                         best_possible_speed, estimated_cost, fastest, measured_rate, pareto_front, qualifies)
 
@@ -114,28 +114,6 @@ def _domination(group: list[ZooEntry], measured: list[Measured], drops: DropTabl
             f"{peak:.0f} weighted GMAC/s measured); faster measured: " + "; ".join(beaten))
 
 
-def _measure_batch(names: list[str], req: SurveyRequest) -> tuple[dict[str, SpeedRecord], dict[str, str]]:
-    """Measure ``names`` with the baseline; a model that fails is measured no further and its
-    error returned (timm architectures are foreign code: one failing must not stop the survey)."""
-    try:
-        return measure_many([*names, BASELINE], req.system, req.rounds, req.seconds, req.work, req.use_cache,
-                            reference=BASELINE), {}
-    except Exception:  # noqa: BLE001 - find which model failed by measuring them one at a time
-        if len(names) <= 1:
-            raise
-    records: dict[str, SpeedRecord] = {}
-    failed: dict[str, str] = {}
-    for name in names:
-        try:
-            records.update(measure_many([name, BASELINE], req.system, req.rounds, req.seconds, req.work,
-                                        req.use_cache, reference=BASELINE))
-        except Exception as exc:  # noqa: BLE001 - the reason is reported in the table
-            failed[name] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
-    if BASELINE not in records:
-        records.update(measure_many([BASELINE], req.system, req.rounds, req.seconds, req.work, req.use_cache))
-    return records, failed
-
-
 def run_survey(req: SurveyRequest) -> Survey:
     """Measure (or read from the cache) every entry not pruned, cheapest first, batch by batch."""
     thresholds = tuple(req.thresholds)
@@ -164,7 +142,8 @@ def run_survey(req: SurveyRequest) -> Survey:
                     kinds[entry.row_key], pruned[entry.row_key] = "slower", why
             else:
                 batch.append(key)
-        records, failed = _measure_batch([groups[k][0].model_name for k in batch], req)
+        records, failed = measure_each([groups[k][0].model_name for k in batch], req.system, req.rounds,
+                                       req.seconds, req.work, req.use_cache, BASELINE)
         baseline = records[BASELINE]
         peak = max(peak, baseline.samples_per_s * BASELINE_GMACS)
         for key in batch:

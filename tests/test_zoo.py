@@ -218,3 +218,16 @@ def test_a_row_published_at_a_second_size_exports_and_prepares(tmp_path: Path) -
     onnx = export_architecture(sized.model_name, tmp_path / "sources")
     card = load_card(prepare_model(onnx, "f32", tmp_path / "m", tmp_path / "c"))
     assert card.name.endswith(f"-{sized.img_size}px.untrained") and card.input_size == sized.img_size
+
+
+def test_a_model_that_cannot_be_built_is_reported_and_the_others_measured(tmp_path: Path, demo_data: Path,
+                                                                            tiny_onnx: Path) -> None:
+    """The zoo and fastest_at_accuracy measure foreign timm code: one failure must not stop the rest."""
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not an ONNX model")
+    shutil.copytree(demo_data, tmp_path / "w" / "demo")
+    records, failed = measure.measure_each([broken, SMALLEST.model_name], "host", 1, 1.0, tmp_path / "w", False,
+                                           tiny_onnx)
+    assert list(failed) == [str(broken)] and failed[str(broken)]
+    assert records[SMALLEST.model_name].samples_per_s > 0
+    assert records[SMALLEST.model_name].reference_samples_per_s == records[measure.model_key(tiny_onnx)].samples_per_s
