@@ -114,8 +114,8 @@ def _int8_with_agreement(variant: int, lite_sources: dict, photos: Path, session
 
 def _assert_agrees(result, variant: int) -> None:
     assert result.confident >= 10, "too few confident held-out crops to say anything"
-    # On AVX-512 VNNI hosts PTQ keeps ~99 % agreement; on AVX2-only hosts (u8 x s8 products that saturate
-    # in 16 bits) Lite0 measured 94.5 % on 400 crops: 30 crops tolerate a few flips more.
+    # PTQ keeps about 99 % agreement on 400 crops (models/zoo/int8_drop.csv; on CPUs without VNNI/AMX only
+    # with prepare's overflow fix): 30 crops tolerate a few flips more.
     assert result.agreement_percent >= 80.0, f"lite{variant}: INT8 agrees with FP32 on {result.agreement_percent} %"
 
 
