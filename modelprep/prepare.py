@@ -106,7 +106,7 @@ def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
                 "list": sha256_files([cal.list_file]), "subset": cal.subset_size,
                 "preset": cal.preset, "fbc": cal.fast_bias_correction,
                 "overflow_fix": resolve_overflow_fix(cal.overflow_fix, cpu_flags())}}
-    if req.task != "classification":  # classifiers keep their earlier prepared directories
+    if req.task != "classification":  # a classifier's key does not name its task
         blob["task"] = req.task
         blob["detector_v"] = 2  # 2: INT8 keeps the box decoding in float
     if req.max_accuracy_drop is not None:
