@@ -5,6 +5,7 @@ search that measures real INT8 candidates (no speed is asserted)."""
 from __future__ import annotations
 
 import json
+import logging
 import random
 from pathlib import Path
 
@@ -208,3 +209,30 @@ def test_the_registered_searched_model_builds_with_its_provenance() -> None:
     stored = _stored(name)
     net = models.create(name)
     assert count_macs(net, card.input_size) == describe(candidate_from_dict(stored["candidate"]))["macs"]
+
+
+def test_a_zoo_reference_that_cannot_be_built_is_skipped(tmp_path: Path, demo_data: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """Zoo references are foreign timm code (two published CondConv rows do not export to ONNX):
+    one that fails is reported and the search goes on."""
+    from dataclasses import replace
+
+    from harness.profile import load_profile
+    from models.zoo_table import load_zoo
+    from pipeline.flows import Workspace
+    from search import evolve
+    from search.space import space_from_dict
+
+    broken = replace(next(e for e in load_zoo() if e.counted), timm_name="no_such_net")
+    monkeypatch.setattr(evolve, "zoo_references", lambda min_top1, count: [broken])
+    req = evolve.SearchRequest(min_top1=75.7, budget_s=10, out=tmp_path / "out",
+                               workspace=Workspace(work=tmp_path / "work", demo_data=demo_data),
+                               engine=load_profile("host").engine, space=space_from_dict(TINY_SPACE),
+                               measure_seconds=1.0, zoo_archs=1, reference=None, max_samples=0, finalists=1,
+                               final_runs=0, calib_images=4, measure_repeats=1, leaders=1, progress=False)
+    search = evolve.Search(req)
+    with caplog.at_level(logging.DEBUG, logger="search.evolve"):
+        search.measure_references()
+    assert search.zoo == []
+    assert any("zoo " in r.getMessage() and "skipped, could not be exported" in r.getMessage() for r in caplog.records)
