@@ -95,7 +95,7 @@ def describe_preprocessing(card: ModelCard) -> str:
             f"(0..255 units), {card.num_classes} classes, label offset {card.label_offset:+d}")
 
 
-def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
+def _settings_hash(req: PrepareRequest, source_sha: str, overflow_fix: str | None) -> str:
     cal = req.calibration
     blob = {"source": source_sha, "precision": req.precision, "layout": req.layout, "v": 2,
             "inference_precision": req.inference_precision,
@@ -105,7 +105,7 @@ def _settings_hash(req: PrepareRequest, source_sha: str) -> str:
             "calibration": None if cal is None else {
                 "list": sha256_files([cal.list_file]), "subset": cal.subset_size,
                 "preset": cal.preset, "fbc": cal.fast_bias_correction,
-                "overflow_fix": resolve_overflow_fix(cal.overflow_fix, cpu_flags())}}
+                "overflow_fix": overflow_fix}}
     if req.task != "classification":  # a classifier's key does not name its task
         blob["task"] = req.task
         blob["detector_v"] = 2  # 2: INT8 keeps the box decoding in float
@@ -125,7 +125,9 @@ def prepare(req: PrepareRequest) -> Path:
                          "inference_precision": req.inference_precision,
                          "source": str(Path(req.source).name), "source_sha256": source_sha})
     log.info("preprocessing: %s", describe_detector(card) if card.is_detector else describe_preprocessing(card))
-    out_dir = Path(req.out_root) / f"{card.label}-{_settings_hash(req, source_sha)}"
+    # Resolved once: the folder's name and the quantization must agree on it.
+    overflow_fix = None if req.calibration is None else resolve_overflow_fix(req.calibration.overflow_fix, cpu_flags())
+    out_dir = Path(req.out_root) / f"{card.label}-{_settings_hash(req, source_sha, overflow_fix)}"
     if (out_dir / CARD_FILE).is_file() and (out_dir / MODEL_FILE).is_file():
         log.info("prepared model cache hit: %s", out_dir)
         return out_dir
@@ -134,9 +136,8 @@ def prepare(req: PrepareRequest) -> Path:
     else:
         served = build_served_model(model, ports, req.layout, card.mean, card.std, card.label_offset)
     if req.precision == "int8":
-        assert req.calibration is not None
+        assert req.calibration is not None and overflow_fix is not None
         calib = load_calibration_samples(req.calibration, card.preprocess, req.cache_dir)
-        overflow_fix = resolve_overflow_fix(req.calibration.overflow_fix, cpu_flags())
         fp32 = served
         if req.max_accuracy_drop is None:
             keep_float = decode_subgraph(served) if card.is_detector else []

@@ -32,7 +32,7 @@ from typing import Any, Callable
 from models.zoo_table import ZooEntry
 from search.descriptors import describe
 from search.predict_accuracy import AccuracyPredictor, Bounded, entries_1k, fit_accuracy
-from search.measure import host_file_tag, host_key
+from search.measure import failure_line, host_file_tag, host_key
 from search.predict_speed import HostMeter, SpeedCache, SpeedPredictor, fit_speed, mape
 from search.space import DEFAULT_SPACE, Candidate, SearchSpace, plan
 
@@ -185,8 +185,7 @@ class Search:
             try:
                 speed = self.meter.measure_onnx(entry.model_name)  # registered: timm, untrained, deploy form
             except Exception as exc:  # noqa: BLE001 - foreign timm code: one reference must not end the search
-                why = str(exc).splitlines()[0][:160] if str(exc) else ""
-                self.say(f"zoo {entry.arch}: skipped, could not be exported or measured here ({type(exc).__name__}: {why})")
+                self.say(f"zoo {entry.arch}: skipped, could not be exported or measured here ({failure_line(exc)})")
                 continue
             self.zoo.append({"arch": entry.arch, "family": entry.family, "top1": entry.top1,
                              "gmacs": entry.gmacs, "samples_per_second": speed})

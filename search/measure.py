@@ -186,6 +186,11 @@ def measure_many(models: Sequence[str | Path], system: str = "host", rounds: int
     return {k: found[k] for k in keys}
 
 
+def failure_line(exc: BaseException) -> str:
+    """One line for a model that could not be exported or measured: the error's type and first line."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+
+
 def measure_each(models: Sequence[str | Path], system: str, rounds: int, seconds: float, work: Path,
                  use_cache: bool, reference: str | Path) -> tuple[dict[str, SpeedRecord], dict[str, str]]:
     """``measure_many`` with ``reference`` that survives a model failing: on an error the models are
@@ -203,7 +208,7 @@ def measure_each(models: Sequence[str | Path], system: str, rounds: int, seconds
             records.update(measure_many([name, reference], system, rounds, seconds, work, use_cache,
                                         reference=reference))
         except Exception as exc:  # noqa: BLE001 - the caller reports the reason
-            failed[str(name)] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}"
+            failed[str(name)] = failure_line(exc)
     if model_key(reference) not in records:
         records.update(measure_many([reference], system, rounds, seconds, work, use_cache))
     return records, failed
