@@ -89,6 +89,11 @@ def figure(bench: str, ratio: float, ours: Value, reference: Value, *, ratio_is:
             "cpu": cpu_name(), "isa": cpu_isa(), "commit": git_commit(), "command": command_line()}
 
 
+def host_tuning_label(on: bool) -> str:
+    """The suffix a figure's name carries when host tuning was on, so it never replaces the untuned figure."""
+    return ", host tuning" if on else ""
+
+
 def write_json(path: Path, payload: dict[str, Any], figures: list[dict[str, Any]]) -> None:
     """Write ``payload`` with the figures' records under ``RECORD_KEY``, atomically."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -63,7 +63,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any, Callable  # noqa: E402
 
 from bench._bapp import BappResult, run_benchmark_app  # noqa: E402
-from bench._record import Value, figure, write_json  # noqa: E402
+from bench._record import Value, figure, host_tuning_label, write_json  # noqa: E402
 from bench._rounds import Quiet, Round, summary, timed  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from common.testspec import Mode, Overrides, Scenario  # noqa: E402
@@ -253,7 +253,8 @@ def benchmark(args: argparse.Namespace) -> int:
         if args.json:
             perf.append(figure("latency_vs_benchmark_app", c["median_of_ratios"],
                                Value("ours", c["ours_median"], "ms"),
-                               Value("benchmark_app", c["reference_median"], "ms"), name=fig.label,
+                               Value("benchmark_app", c["reference_median"], "ms"),
+                               name=fig.label + host_tuning_label(args.host_tuning),
                                goal="<= 1.05", note="untrained weights: speed only",
                                ratio_is="ours / benchmark_app latency, median of per-round ratios (lower is better)"))
         record.append({"figure": fig.label, "engine": dataclasses.asdict(fig.engine), "summary": s,

@@ -52,7 +52,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 from bench._queueing import fifo_latency, replayed_service  # noqa: E402
-from bench._record import Value, figure, write_json  # noqa: E402
+from bench._record import Value, figure, host_tuning_label, write_json  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from harness.profile import load_profile  # noqa: E402
 from modelprep.card import ModelCard, load_card  # noqa: E402
@@ -214,7 +214,7 @@ def benchmark(args: argparse.Namespace) -> int:
             "server_breakdown", median, Value("LoadGen p99", float(np.median([r["loadgen_p99_ms"] for r in results])),
                                               "ms"),
             Value("ideal dispatcher p99", float(np.median([r["ideal_p99"] for r in results])), "ms"),
-            name=f"{args.model} int8 Server {args.qps:g} qps", note="untrained weights: speed only",
+            name=f"{args.model} int8 Server {args.qps:g} qps{host_tuning_label(args.host_tuning)}", note="untrained weights: speed only",
             ratio_is="ideal dispatcher p99 on the run's own inference / LoadGen p99, median of rounds (1.0: "
                      "the harness adds nothing)")])
     return 0

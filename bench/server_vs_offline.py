@@ -76,7 +76,7 @@ import numpy as np  # noqa: E402
 
 from bench._bapp import run_benchmark_app  # noqa: E402
 from bench._queueing import early_stopping_allowance, fifo_latency  # noqa: E402
-from bench._record import Value, figure, write_json  # noqa: E402
+from bench._record import Value, figure, host_tuning_label, write_json  # noqa: E402
 from common.errors import HarnessError  # noqa: E402
 from common.loadgen_conf import set_value  # noqa: E402
 from common.testspec import BENCHMARK, Mode, Overrides, Scenario  # noqa: E402
@@ -382,7 +382,7 @@ def _write_record(b: _Bench, ratio: float) -> None:
                    "scratch_profile": str(r["tuned"]), "scratch_user_conf": str(b.user_conf)},
         "ratio": ratio, "server_over_offline": rate / offline_sps}, [figure(
         "server_vs_offline", ratio, Value("ours, Server rate confirmed VALID", rate, "qps"),
-        Value("ideal dispatcher", ideal, "qps"), name=f"{args.model} int8 Server", goal=">= 0.90",
+        Value("ideal dispatcher", ideal, "qps"), name=f"{args.model} int8 Server{host_tuning_label(args.host_tuning)}", goal=">= 0.90",
         ratio_is=f"ours / an ideal dispatcher on this host's service times ({args.duration} s probes)",
         note=f"untrained weights: speed only; server/offline {rate / offline_sps:.4f} (Offline "
              f"{offline_sps:.1f} samples/s)")])
