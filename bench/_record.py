@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from common.cpuflags import cpu_flags
 from common.files import write_text_atomic
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,12 +52,7 @@ def cpu_name() -> str:
 
 def cpu_isa(cpuinfo: Path = Path("/proc/cpuinfo")) -> str | None:
     """The widest vector ISA in the CPU's flags (what the engine's kernels can use), or None."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return None
-    flags = next((set(line.split(":", 1)[1].split()) for line in text.splitlines() if line.startswith("flags")),
-                 set())
+    flags = cpu_flags(cpuinfo)
     return next((label for flag, label in ISA_FLAGS if flag in flags), None)
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from common.errors import ConfigError
 from common.names import check_name
 
 from cli._options import DEFAULT_WORK, add_host_tuning
+
+if TYPE_CHECKING:
+    from pipeline.tuning import TuneOptions
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -51,8 +55,8 @@ def run(args: argparse.Namespace) -> int:
     """Measure, write the tuned profile and user.conf target, print the measured points."""
     from common.testspec import Scenario
     from harness.profile import load_profile
-    from harness.tune import (TARGET_QPS_MARGIN, check_profile_destination, profile_destination, tune_and_record,
-                              tune_latency_and_record)
+    from pipeline.testrun import Workspace
+    from pipeline.tuning import TuneOptions, tune_scenario
 
     try:
         scenario = Scenario.parse(args.scenario)
@@ -60,59 +64,41 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--scenario: {exc}") from None
     if args.name is not None:
         check_name(args.name, "--name")  # the profile's name and its configs/<name>.yaml
-    base = load_profile(args.system, host_tuning=args.host_tuning)
-    # Refused before minutes of measuring: writing over a shipped profile needs --replace.
-    check_profile_destination(profile_destination(base, args.name, args.profile_out), args.replace)
-    common = dict(name=args.name, profile_out=args.profile_out)
-    if scenario is Scenario.OFFLINE:
-        batches = tuple(int(b) for b in args.batches.split(","))
-        requests = tuple(int(r) for r in args.requests_per_stream.split(","))
-        points, done = tune_and_record(args.model, base, args.user_conf, seconds=args.seconds, batches=batches,
-                                       requests_per_stream=requests, margin=args.margin or TARGET_QPS_MARGIN,
-                                       replace=args.replace, **common)
-        _print_table(("streams", "threads", "requests", "batch", "samples/s"),
-                     [(p.engine.num_streams, p.engine.num_threads, p.engine.infer_requests, p.engine.batch_size,
-                       f"{p.samples_per_second:.1f}") for p in points])
-    elif scenario is Scenario.SERVER:
-        done = _tune_server(args, base, common)
-    else:
-        points, done = tune_latency_and_record(args.model, base, scenario, args.user_conf, seconds=args.seconds,
-                                               replace=args.replace, **common)
-        _print_table(("streams", "threads", "requests", "batch", "pinning", f"p{points[0].percentile:g} ms",
-                      "median ms"),
-                     [(p.engine.num_streams, p.engine.num_threads, p.engine.infer_requests, p.engine.batch_size,
-                       p.engine.pinning, f"{p.latency_ms:.3f}", f"{p.median_ms:.3f}") for p in points])
-    print(done.summary)
+    options = TuneOptions(seconds=args.seconds, margin=args.margin, name=args.name, profile_out=args.profile_out,
+                          replace=args.replace, batches=_ints(args.batches, "--batches"),
+                          requests_per_stream=_ints(args.requests_per_stream, "--requests-per-stream"),
+                          dataset=args.dataset, workspace=Workspace(work=args.work),
+                          confirm_seconds=args.confirm_seconds, confirmations=args.confirmations,
+                          budget_seconds=args.budget_seconds)
+    if scenario is Scenario.SERVER:
+        _check_server_options(options)
+    tuned = tune_scenario(scenario, args.model, load_profile(args.system, host_tuning=args.host_tuning),
+                          args.user_conf, options)
+    if tuned.preface:
+        print(tuned.preface)
+    _print_table(tuned.header, tuned.rows)
+    print(tuned.outcome.summary)
     return 0
 
 
-def _tune_server(args: argparse.Namespace, base: "SystemProfile", common: dict) -> "TuneOutcome":  # noqa: F821
-    import openvino as ov
+def _ints(text: str, flag: str) -> tuple[int, ...]:
+    """A comma-separated list of positive integers, or a ``ConfigError`` naming the flag."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if not values or min(values) < 1:
+        raise ConfigError(f"{flag} {text!r}: expected comma-separated integers >= 1")
+    return values
 
-    from harness.tune import measure
-    from modelprep.card import load_card
-    from pipeline.flows import Workspace
-    from pipeline.server_search import SERVER_MARGIN, tune_server_and_record
 
-    if args.dataset is None:
-        raise ConfigError("tune --scenario Server needs --dataset (its short LoadGen runs read real samples)")
-    if args.confirm_seconds < 0:
-        raise ConfigError(f"--confirm-seconds: expected seconds >= 0 (0: no confirmation run), got {args.confirm_seconds:g}")
-    if args.confirmations < 1 or (args.budget_seconds is not None and args.budget_seconds <= 0):
-        raise ConfigError(f"--confirmations {args.confirmations} / --budget-seconds {args.budget_seconds}: expected "
+def _check_server_options(o: TuneOptions) -> None:
+    """The Server search's numbers, refused before any measuring."""
+    if o.confirm_seconds < 0:
+        raise ConfigError(f"--confirm-seconds: expected seconds >= 0 (0: no confirmation run), got {o.confirm_seconds:g}")
+    if o.confirmations < 1 or (o.budget_seconds is not None and o.budget_seconds <= 0):
+        raise ConfigError(f"--confirmations {o.confirmations} / --budget-seconds {o.budget_seconds}: expected "
                           ">= 1 confirmation and a budget > 0 s")
-    card = load_card(args.model)
-    ceiling = measure(ov.Core(), args.model, card, base.engine, min(args.seconds, 5.0))
-    probes, done = tune_server_and_record(args.model, args.dataset, base, args.user_conf,
-                                          Workspace(work=args.work), ceiling, seconds=max(args.seconds, 5.0),
-                                          confirm_seconds=args.confirm_seconds, confirmations=args.confirmations,
-                                          budget_seconds=args.budget_seconds, margin=args.margin or SERVER_MARGIN,
-                                          **common)
-    print(f"Offline ceiling {ceiling:.1f} samples/s; probes:")
-    _print_table(("streams", "batch", "wait us", "target qps", "result", "completed qps", "p99 ms"),
-                 [(p.engine.num_streams, p.engine.batch_size, p.engine.max_wait_us, f"{p.target_qps:.1f}",
-                   "VALID" if p.valid else "INVALID", p.completed_qps, p.p99_ms) for p in probes])
-    return done
 
 
 def _print_table(header: tuple[str, ...], rows: list[tuple[object, ...]]) -> None:

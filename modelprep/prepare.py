@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
-from common.errors import ConfigError, ModelError
+from common.errors import ConfigError
 from common.files import sha256_files
+from common.cpuflags import cpu_flags
 from common.names import check_name
 from common.suggest import check_known
 from dataset.cache import build_cache
@@ -34,7 +35,7 @@ from modelprep.agreement import CheckSet, compare, held_out_samples
 from modelprep.card import CARD_FILE, INFERENCE_PRECISIONS, MODEL_FILE, PRECISIONS, TASKS, ModelCard
 from modelprep.detector import build_served_detector, decode_subgraph, describe_detector, inspect_for_task
 from modelprep.graph import ClassifierPorts, attach_top1, build_scores_model, build_served_model
-from modelprep.quantize import (CalibrationConfig, cpu_flags, float_layers, load_calibration_samples, quantize_int8,
+from modelprep.quantize import (CalibrationConfig, float_layers, load_calibration_samples, quantize_int8,
                                 quantize_int8_accuracy_controlled, resolve_overflow_fix)
 from modelprep.resolve import CARD_OPTION_FIELDS, resolve_card
 from modelprep.source import read_source, source_files

@@ -47,19 +47,6 @@ class CalibrationConfig:
             raise ConfigError(f"calibration subset size: expected >= 1, got {self.subset_size}")
 
 
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
-    """The first CPU's instruction-set flags (empty where /proc/cpuinfo is not readable)."""
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "flags":
-            return frozenset(value.split())
-    return frozenset()
-
-
 def resolve_overflow_fix(choice: str, flags: frozenset[str]) -> str:
     """``choice`` with "auto" decided: "enable" where the CPU has no VNNI/AMX, else "first_layer".
 

@@ -245,21 +245,13 @@ def tune_scenarios(req: PipelineRequest, model_dir: Path, scenarios: tuple[Scena
                    offline_margin: float | None, paces: dict | None = None) -> str:
     """Tune every scenario in turn into one ``<system>-tuned`` profile and the run's user.conf
     (each scenario's tuned pace into ``paces``: the plan's estimates)."""
-    from harness.tune import TARGET_QPS_MARGIN, measure_throughput, tune_and_record, tune_latency_and_record
-    from pipeline.server_search import tune_server_and_record
+    from pipeline.tuning import TuneOptions, tune_scenario
 
     profile = load_profile(req.system, host_tuning=req.host_tuning)
     for scenario in scenarios:
-        if scenario is Scenario.OFFLINE:
-            _points, done = tune_and_record(model_dir, profile, req.user_conf,
-                                            margin=offline_margin or TARGET_QPS_MARGIN)
-        elif scenario is Scenario.SERVER:
-            assert req.dataset is not None
-            ceiling = measure_throughput(model_dir, profile.engine)
-            _probes, done = tune_server_and_record(model_dir, req.dataset, profile, req.user_conf, req.workspace,
-                                                   ceiling)
-        else:
-            _points, done = tune_latency_and_record(model_dir, profile, scenario, req.user_conf)
+        options = TuneOptions(margin=offline_margin if scenario is Scenario.OFFLINE else None,
+                              dataset=req.dataset, workspace=req.workspace)
+        done = tune_scenario(scenario, model_dir, profile, req.user_conf, options).outcome
         log.info("tuned %s: %s", scenario.value, done.summary)
         if paces is not None and done.pace is not None:
             paces[scenario] = done.pace

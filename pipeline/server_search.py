@@ -1,6 +1,8 @@
 """``tune --scenario Server``: the highest Poisson rate confirmed VALID at official length, and the policy.
 
-The search has two parts, each made of real LoadGen Server runs in their own process
+First, in seconds, one query at a time through each per-query policy: if even the best p99 of
+that is over the bound, no rate can be VALID and the search ends there (``check_bound_reachable``).
+Then the search has two parts, each made of real LoadGen Server runs in their own process
 (``pipeline.testrun.run_test``), within a time budget printed before the first run:
 
 1. **Bisection** of ``server_target_qps`` over ``(0, ceiling]`` with short probes, for each
@@ -33,17 +35,22 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
+import openvino as ov
+
 from common.errors import HarnessError
 from common.loadgen_conf import set_value
 from common.testspec import Mode, Overrides, Scenario, loadgen_model
 from harness.profile import DEFAULT_CONFIG_DIR, SERVER_REQUESTS_PER_STREAM
 from harness.run_length import Pace
 from harness.tune import TuneOutcome, tuned_name, with_engine, write_profile
+from harness.tune_latency import query_latencies
 from modelprep.card import load_card
 from pipeline.testrun import TestSpec, Workspace, run_test
 from records.results import failed_only_early_stopping
 from records.rules import SERVER_LATENCY_BOUND_NS
 from sut.config import EngineConfig, SystemProfile
+from sut.engine import compile_model
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,7 @@ FLOOR_FRACTION = 0.5  # the floor: half the first candidate; a host failing it i
 EXTENDED_QUERIES = 6000
 EXTENDED_MAX_FACTOR = 6  # ... but at most 6 x the probe's length
 RUN_OVERHEAD_S = 20.0  # per LoadGen run besides its timed part: process start, compile, warm-up, logs
+ALONE_SECONDS = 2.0  # each measurement of one query at a time, before the search (two at most per policy)
 
 
 @dataclass(frozen=True)
@@ -403,18 +411,50 @@ def search_policy(model_dir: Path, dataset: Path, base: SystemProfile, engine: E
     return replace(outcome, probes=list(runs.done))
 
 
+def p99_alone_ms(model_dir: Path, engine: EngineConfig, seconds: float = ALONE_SECONDS) -> float:
+    """The p99 (ms) of one query at a time through ``engine``'s pool, in this process: what a Server
+    query costs with no queue at all, so no Poisson rate can have a lower p99."""
+    card = load_card(model_dir)
+    compiled, _info = compile_model(ov.Core(), model_dir, card, engine)
+    return float(np.percentile(query_latencies(compiled, engine, card, 1, seconds), 99))
+
+
+def check_bound_reachable(model_dir: Path, engines: Sequence[EngineConfig], bound_ms: float = BOUND_MS,
+                          measure: Callable[[Path, EngineConfig], float] = p99_alone_ms) -> float:
+    """Refuse, in seconds instead of a search of hours, a model whose queries miss ``bound_ms`` even
+    one at a time: the lowest p99 alone of the per-query policies (micro-batches only add their wait),
+    measured twice before it counts. Returns that p99."""
+    single = [e for e in engines if e.batch_size == 1] or list(engines)
+    best = min(measure(model_dir, e) for e in single)
+    if best > bound_ms:
+        best = min(best, min(measure(model_dir, e) for e in single))  # a burst of the host is not the model
+    if best > bound_ms:
+        raise HarnessError(f"tune --scenario Server: one query at a time already has p99 {best:.2f} ms on this host "
+                           f"(the best of {len(single)} policies), over the {bound_ms:g} ms bound: no Server rate "
+                           "can be VALID with this model here; no Server target_qps written")
+    log.info("Server search: one query at a time has p99 %.2f ms (bound %g ms)", best, bound_ms)
+    return best
+
+
 def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, user_conf: Path,
                            workspace: Workspace, offline_qps: float, *, seconds: float = 10.0,
                            confirm_seconds: float = OFFICIAL_SERVER_MS / 1000, steps: int = BISECTION_STEPS,
                            confirmations: int = CONFIRMATIONS, budget_seconds: float | None = None,
                            margin: float = SERVER_MARGIN, name: str | None = None,
-                           profile_out: Path | None = None) -> tuple[list[ServerProbe], TuneOutcome]:
-    """Bisect every policy up to ``offline_qps`` (Server cannot beat Offline) with ``seconds`` probes,
-    confirm the policy whose first candidate is highest with ``confirm_seconds`` runs (0: none, the
-    highest VALID probe counts), and record the result. Raises ``HarnessError`` (naming why) when
-    no rate was confirmed."""
+                           profile_out: Path | None = None,
+                           engines: Sequence[EngineConfig] | None = None,
+                           bound_ms: float = BOUND_MS) -> tuple[list[ServerProbe], TuneOutcome]:
+    """Bisect every policy (``engines``; default ``policies`` on ``base``'s cores) up to ``offline_qps``
+    (Server cannot beat Offline) with ``seconds`` probes, confirm the policy whose first candidate is
+    highest with ``confirm_seconds`` runs (0: none, the highest VALID probe counts), and record the
+    result. Raises ``HarnessError`` (naming why) when no rate was confirmed, or at once when one query
+    at a time already misses ``bound_ms`` (``check_bound_reachable``)."""
     card = load_card(model_dir)
-    engines = policies(base.cores, base.scenarios.get(Scenario.SERVER.value))
+    if engines is None:
+        engines = policies(base.cores, base.scenarios.get(Scenario.SERVER.value))
+    if not engines:
+        raise HarnessError("tune --scenario Server: no batching policy to search")
+    check_bound_reachable(model_dir, engines, bound_ms)
     plan = SearchPlan(int(seconds * 1000), steps, int(confirm_seconds * 1000), confirmations, len(engines),
                       budget_override_s=budget_seconds)
     log.info("%s", plan.describe())

@@ -104,3 +104,11 @@ def test_output_dir_not_writable(workdir: Path, demo_f32: Path, demo_data: Path,
 def test_stray_audit_config_is_refused(workdir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path) -> None:
     (workdir / "audit.config").write_text("*.*.mode = 2\n")
     _assert_refused(_run(workdir, demo_f32, demo_data / "val", cache_dir), "audit.config")
+
+
+@pytest.mark.parametrize("flag, value", [("--batches", "8,x"), ("--batches", "0"), ("--requests-per-stream", "")])
+def test_tune_refuses_a_bad_list_before_measuring(workdir: Path, demo_f32: Path, flag: str, value: str) -> None:
+    proc = run_cli(["tune", "--model", str(demo_f32), flag, value, "--profile-out", str(workdir / "t.yaml")],
+                   cwd=workdir)
+    _assert_refused(proc, flag, repr(value))
+    assert not (workdir / "t.yaml").exists()

@@ -213,11 +213,13 @@ def test_user_conf_edit_is_atomic_with_a_backup(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["user.conf", backup.name])
 
 
-def test_tune_refuses_to_write_over_a_shipped_profile(workdir: Path, demo_f32: Path) -> None:
+@pytest.mark.parametrize("scenario", ["Offline", "SingleStream", "Server"])
+def test_tune_refuses_to_write_over_a_shipped_profile(workdir: Path, demo_f32: Path, demo_data: Path,
+                                                      scenario: str) -> None:
     shipped = REPO / "configs" / "c6i.2xlarge.yaml"
     before = shipped.read_bytes()
     proc = run_cli(["tune", "--model", str(demo_f32), "--system", "host", "--name", "c6i.2xlarge",
-                    "--seconds", "0.5"], cwd=workdir)
+                    "--scenario", scenario, "--dataset", str(demo_data / "val"), "--seconds", "0.5"], cwd=workdir)
     assert proc.returncode == 2, proc.stderr[-2000:]
     [error] = _errors(proc)
     assert str(shipped) in error and "--replace" in error

@@ -278,7 +278,7 @@ def test_overflow_fix_follows_the_hosts_int8_instructions(choice: str, flags: se
 
 
 def test_cpu_flags_reads_the_first_flags_line(tmp_path: Path) -> None:
-    from modelprep.quantize import cpu_flags
+    from common.cpuflags import cpu_flags
 
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: X\nflags\t\t: fpu avx2 avx512_vnni\n\n"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,8 +16,9 @@ from common.errors import HarnessError
 from common.loadgen_conf import lookup, parse_user_conf
 from harness.profile import load_profile
 from pipeline.testrun import Workspace
-from pipeline.server_search import (Budget, SearchPlan, SearchRuns, ServerProbe, bisect, confirm_down,
-                                    first_candidate, search_policy, step_down, tune_server_and_record)
+from pipeline.server_search import (Budget, SearchPlan, SearchRuns, ServerProbe, bisect, check_bound_reachable,
+                                    confirm_down, first_candidate, search_policy, step_down, tune_server_and_record)
+from sut.config import EngineConfig
 
 ENGINE = load_profile("host").engine_for("Server")
 
@@ -191,15 +194,54 @@ def test_tune_server_without_a_confirmed_rate_writes_nothing_and_says_why(
     before = (tmp_path / "user.conf").read_text()
     with caplog.at_level(logging.INFO, logger="pipeline.server_search"):
         with pytest.raises(HarnessError, match=r"even the floor, \d+\.\d qps, failed .* no Server target_qps written"):
-            # (0, 4 x too_fast]: each policy's one probe at 2 x too_fast fails (and its rerun); the first
+            # (0, 4 x too_fast], one policy: its one probe at 2 x too_fast fails (and its rerun); the first
             # confirmation is at the lowest rate probed, and the second and last at the floor, half of it
             tune_server_and_record(demo_int8, demo_data / "val", load_profile("host"), tmp_path / "user.conf",
                                    runs.workspace, 4 * too_fast, seconds=1, confirm_seconds=2, steps=1, confirmations=2,
-                                   name="srv", profile_out=tmp_path / "srv.yaml")
+                                   name="srv", profile_out=tmp_path / "srv.yaml", engines=[ENGINE])
     messages = [r.getMessage() for r in caplog.records]
     assert messages[0].startswith("Server search: time budget ")
     assert (tmp_path / "user.conf").read_text() == before and not (tmp_path / "srv.yaml").exists()
     assert lookup(parse_user_conf(tmp_path / "user.conf"), "resnet50", "Server", "target_qps") is None
+
+
+@pytest.mark.parametrize("measured, refused", [
+    ([3.0, 20.0], False),             # the best policy counts
+    ([16.0, 17.0, 14.0, 18.0], False),  # over the bound once, a burst: the second round meets it
+    ([16.0, 17.0, 15.5, 16.5], True),   # over the bound twice: no rate can be VALID
+    ([15.0, 40.0], False),            # at the bound is not over it
+])
+def test_a_model_that_misses_the_bound_one_query_at_a_time_is_refused_before_any_search(
+        measured: list[float], refused: bool) -> None:
+    engines = [replace(ENGINE, batch_size=1, num_streams=1), replace(ENGINE, batch_size=1, num_streams=2),
+               replace(ENGINE, batch_size=4)]
+    calls = iter(measured)
+    seen: list[EngineConfig] = []
+
+    def measure(_model: Path, engine: EngineConfig) -> float:
+        seen.append(engine)
+        return next(calls)
+
+    if refused:
+        with pytest.raises(HarnessError, match=r"one query at a time already has p99 15\.50 ms .* over the 15 ms bound"):
+            check_bound_reachable(Path("m"), engines, 15.0, measure)
+    else:
+        assert check_bound_reachable(Path("m"), engines, 15.0, measure) == min(measured)
+    assert all(e.batch_size == 1 for e in seen)  # a micro-batch policy only adds its wait
+
+
+def test_tune_server_refuses_in_seconds_when_one_query_alone_misses_the_bound(
+        demo_int8: Path, demo_data: Path, cache_dir: Path, tmp_path: Path) -> None:
+    runs = _runs(demo_int8, demo_data, cache_dir, tmp_path, SearchPlan())
+    before = (tmp_path / "user.conf").read_text()
+    start = time.monotonic()
+    with pytest.raises(HarnessError, match=r"one query at a time already has p99 \d+\.\d+ ms .* over the 0\.001 ms"):
+        tune_server_and_record(demo_int8, demo_data / "val", load_profile("host"), tmp_path / "user.conf",
+                               runs.workspace, 1000, seconds=1, confirm_seconds=2, name="srv",
+                               profile_out=tmp_path / "srv.yaml", bound_ms=0.001)
+    assert time.monotonic() - start < 60  # no LoadGen run: compiles and a few seconds per policy
+    assert (tmp_path / "user.conf").read_text() == before and not (tmp_path / "srv.yaml").exists()
+    assert not (tmp_path / "results").exists()
 
 
 def test_the_search_does_not_import_the_flows_that_call_it() -> None:
