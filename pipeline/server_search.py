@@ -454,10 +454,10 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
         engines = policies(base.cores, base.scenarios.get(Scenario.SERVER.value))
     if not engines:
         raise HarnessError("tune --scenario Server: no batching policy to search")
-    check_bound_reachable(model_dir, engines, bound_ms)
     plan = SearchPlan(int(seconds * 1000), steps, int(confirm_seconds * 1000), confirmations, len(engines),
                       budget_override_s=budget_seconds)
     log.info("%s", plan.describe())
+    check_bound_reachable(model_dir, engines, bound_ms)
     runs = SearchRuns(model_dir, dataset, base, workspace, user_conf, Budget(plan))
     searched = [(engine, bisect(runs, engine, offline_qps, plan.confirmation_s)) for engine in engines]
     best_engine, tried = max(searched, key=lambda pair: (first_candidate(pair[1]), highest_valid(pair[1])))

@@ -64,14 +64,15 @@ def test_single_stream_sends_one_sample_per_query(scenario_runs: dict) -> None:
 
 
 def test_invalid_server_run_says_why_and_is_refused(demo_int8: Path, demo_data: Path, cache_dir: Path,
-                                                   scenario_runs: dict, tmp_path: Path) -> None:
+                                                   scenario_runs: dict, tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
     work = tmp_path / "work"
     acc_dir = scenario_runs["Server"]["accuracy"].directory
     shutil.copytree(acc_dir.parents[2], work / "results" / "host")
-    (work / "user.conf").write_text("resnet50.Offline.target_qps = 1000\n")
     # Arrivals at 4x what this host's Offline run served: the queue, and with it the latency, grows past
-    # the 15 ms bound within the first second, and the backlog drains in seconds (a fixed huge rate
-    # would schedule minutes of queries).
+    # the 15 ms bound at once. LoadGen stops issuing after 10,000 queries (max_query_count), so the
+    # backlog drains in about a second on any host (1.5 s of arrivals at that rate take half a minute).
+    (work / "user.conf").write_text("resnet50.Offline.target_qps = 1000\nresnet50.Server.max_query_count = 10000\n")
     rate = 4 * scenario_runs["Offline"]["performance"].samples_per_second
     proc, run = run_loadgen_test(work, "performance", demo_int8, demo_data / "val", cache_dir,
                                  "--min-duration-ms", "1500", "--target-qps", f"{rate:.0f}", "--min-query-count", "1",
@@ -79,11 +80,13 @@ def test_invalid_server_run_says_why_and_is_refused(demo_int8: Path, demo_data: 
     assert run.validity == "INVALID" and not run.submittable
     assert any("latency bound not met: 99th percentile" in r for r in run.invalid_because())
     assert "latency bound not met" in proc.stdout  # the printout says which rule failed
-    with pytest.raises(SubmissionError, match="performance run is INVALID, not VALID \\(latency bound not met"):
+    with pytest.raises(SubmissionError, match="Server/performance/run_1/mlperf_log_detail.txt: "):
         package(work / "results", "host", run.model_label, "Org", tmp_path / "tree", Path.cwd(),
                 profile=load_profile("host"), scenarios=(Scenario.SERVER,), category="datacenter,edge",
                 allow_nonofficial=True, system_overrides={"cooling": "air", "system_name": "x",
                                                           "host_memory_configuration": "x"})
+    problems = [r.getMessage() for r in caplog.records if r.name == "submit.package"]
+    assert any("performance run is INVALID, not VALID (" in m and "latency bound not met" in m for m in problems)
     assert not (tmp_path / "tree").exists()
 
 
