@@ -214,7 +214,8 @@ def benchmark(args: argparse.Namespace) -> int:
             "server_breakdown", median, Value("LoadGen p99", float(np.median([r["loadgen_p99_ms"] for r in results])),
                                               "ms"),
             Value("ideal dispatcher p99", float(np.median([r["ideal_p99"] for r in results])), "ms"),
-            name=f"{args.model} int8 Server {args.qps:g} qps{host_tuning_label(args.host_tuning)}", note="untrained weights: speed only",
+            name=f"{args.model} int8 Server {args.qps:g} qps{host_tuning_label(args.host_tuning)}",
+            note="untrained weights: speed only",
             ratio_is="ideal dispatcher p99 on the run's own inference / LoadGen p99, median of rounds (1.0: "
                      "the harness adds nothing)")])
     return 0

@@ -382,7 +382,8 @@ def _write_record(b: _Bench, ratio: float) -> None:
                    "scratch_profile": str(r["tuned"]), "scratch_user_conf": str(b.user_conf)},
         "ratio": ratio, "server_over_offline": rate / offline_sps}, [figure(
         "server_vs_offline", ratio, Value("ours, Server rate confirmed VALID", rate, "qps"),
-        Value("ideal dispatcher", ideal, "qps"), name=f"{args.model} int8 Server{host_tuning_label(args.host_tuning)}", goal=">= 0.90",
+        Value("ideal dispatcher", ideal, "qps"), name=f"{args.model} int8 Server{host_tuning_label(args.host_tuning)}",
+        goal=">= 0.90",
         ratio_is=f"ours / an ideal dispatcher on this host's service times ({args.duration} s probes)",
         note=f"untrained weights: speed only; server/offline {rate / offline_sps:.4f} (Offline "
              f"{offline_sps:.1f} samples/s)")])

@@ -95,7 +95,8 @@ def _ints(text: str, flag: str) -> tuple[int, ...]:
 def _check_server_options(o: TuneOptions) -> None:
     """The Server search's numbers, refused before any measuring."""
     if o.confirm_seconds < 0:
-        raise ConfigError(f"--confirm-seconds: expected seconds >= 0 (0: no confirmation run), got {o.confirm_seconds:g}")
+        raise ConfigError(f"--confirm-seconds: expected seconds >= 0 (0: no confirmation run), "
+                          f"got {o.confirm_seconds:g}")
     if o.confirmations < 1 or (o.budget_seconds is not None and o.budget_seconds <= 0):
         raise ConfigError(f"--confirmations {o.confirmations} / --budget-seconds {o.budget_seconds}: expected "
                           ">= 1 confirmation and a budget > 0 s")

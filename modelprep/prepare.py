@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
+from common.cpuflags import cpu_flags
 from common.errors import ConfigError
 from common.files import sha256_files
-from common.cpuflags import cpu_flags
 from common.names import check_name
 from common.suggest import check_known
 from dataset.cache import build_cache

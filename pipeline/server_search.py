@@ -71,6 +71,7 @@ FLOOR_FRACTION = 0.5  # the floor: half the first candidate; a host failing it i
 # allows 0.7 % of them over the bound (0.4 % of 1,500; 0.92 % of the 90,000 of a 600 s run).
 EXTENDED_QUERIES = 6000
 EXTENDED_MAX_FACTOR = 6  # ... but at most 6 x the probe's length
+PROBE_S = 10.0  # a probe's length when none is asked for
 RUN_OVERHEAD_S = 20.0  # per LoadGen run besides its timed part: process start, compile, warm-up, logs
 ALONE_SECONDS = 2.0  # each measurement of one query at a time, before the search (two at most per policy)
 
@@ -437,7 +438,7 @@ def check_bound_reachable(model_dir: Path, engines: Sequence[EngineConfig], boun
 
 
 def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, user_conf: Path,
-                           workspace: Workspace, offline_qps: float, *, seconds: float = 10.0,
+                           workspace: Workspace, offline_qps: float, *, seconds: float = PROBE_S,
                            confirm_seconds: float = OFFICIAL_SERVER_MS / 1000, steps: int = BISECTION_STEPS,
                            confirmations: int = CONFIRMATIONS, budget_seconds: float | None = None,
                            margin: float = SERVER_MARGIN, name: str | None = None,

@@ -16,12 +16,11 @@ from common.errors import ConfigError
 from common.testspec import Scenario
 from harness.tune import (TARGET_QPS_MARGIN, TuneOutcome, check_profile_destination, measure_throughput,
                           profile_destination, tune_and_record, tune_latency_and_record)
-from pipeline.server_search import (CONFIRMATIONS, OFFICIAL_SERVER_MS, SERVER_MARGIN, ServerProbe,
+from pipeline.server_search import (CONFIRMATIONS, OFFICIAL_SERVER_MS, PROBE_S, SERVER_MARGIN, ServerProbe,
                                     tune_server_and_record)
 from pipeline.testrun import Workspace
-from sut.config import EngineConfig, SystemProfile
+from sut.config import SystemProfile
 
-SERVER_PROBE_S = 10.0  # a Server probe's length when none is asked for
 MIN_SERVER_PROBE_S = 5.0  # shorter Server probes see too few queries to say anything
 CEILING_S = 5.0  # the Offline measurement that bounds the Server search from above
 
@@ -30,12 +29,11 @@ CEILING_S = 5.0  # the Offline measurement that bounds the Server search from ab
 class TuneOptions:
     """How to tune (every field has the tuner's default); the Server fields matter to Server only."""
 
-    seconds: float | None = None  # per measured point; Server: per probe (at least MIN_SERVER_PROBE_S)
+    seconds: float | None = None  # per measured point (None: the tuner's own); Server: per probe, >= MIN_SERVER_PROBE_S
     margin: float | None = None  # target = measured x margin (default: the scenario's own margin)
     name: str | None = None  # the profile to write (default <system>-tuned)
     profile_out: Path | None = None
     replace: bool = False  # a shipped profile may be written over
-    progress: bool = True
     batches: tuple[int, ...] = (8, 16, 32)  # Offline grid
     requests_per_stream: tuple[int, ...] = (1, 2)
     dataset: Path | None = None  # Server: the images its LoadGen runs read
@@ -43,7 +41,6 @@ class TuneOptions:
     confirm_seconds: float = OFFICIAL_SERVER_MS / 1000
     confirmations: int = CONFIRMATIONS
     budget_seconds: float | None = None
-    policies: tuple[EngineConfig, ...] | None = None  # Server: the batching policies to search (default: all)
 
 
 @dataclass(frozen=True)
@@ -69,19 +66,23 @@ def tune_scenario(scenario: Scenario, model_dir: Path, base: SystemProfile, user
     return _latency(scenario, model_dir, base, user_conf, options)
 
 
+def _seconds(o: TuneOptions) -> dict[str, float]:
+    """``seconds`` for an in-process tuner when one was asked for; otherwise the tuner keeps its own default."""
+    return {} if o.seconds is None else {"seconds": o.seconds}
+
+
 def _offline(model_dir: Path, base: SystemProfile, user_conf: Path, o: TuneOptions) -> Tuned:
-    points, done = tune_and_record(model_dir, base, user_conf, seconds=o.seconds or 3.0, batches=o.batches,
+    points, done = tune_and_record(model_dir, base, user_conf, batches=o.batches,
                                    requests_per_stream=o.requests_per_stream, margin=o.margin or TARGET_QPS_MARGIN,
-                                   name=o.name, profile_out=o.profile_out, progress=o.progress, replace=o.replace)
+                                   name=o.name, profile_out=o.profile_out, replace=o.replace, **_seconds(o))
     return Tuned(done, ("streams", "threads", "requests", "batch", "samples/s"),
                  [(p.engine.num_streams, p.engine.num_threads, p.engine.infer_requests, p.engine.batch_size,
                    f"{p.samples_per_second:.1f}") for p in points])
 
 
 def _latency(scenario: Scenario, model_dir: Path, base: SystemProfile, user_conf: Path, o: TuneOptions) -> Tuned:
-    points, done = tune_latency_and_record(model_dir, base, scenario, user_conf, seconds=o.seconds or 5.0,
-                                           name=o.name, profile_out=o.profile_out, progress=o.progress,
-                                           replace=o.replace)
+    points, done = tune_latency_and_record(model_dir, base, scenario, user_conf, name=o.name,
+                                           profile_out=o.profile_out, replace=o.replace, **_seconds(o))
     percentile = points[0].percentile if points else 90
     return Tuned(done, ("streams", "threads", "requests", "batch", "pinning", f"p{percentile:g} ms", "median ms"),
                  [(p.engine.num_streams, p.engine.num_threads, p.engine.infer_requests, p.engine.batch_size,
@@ -91,13 +92,12 @@ def _latency(scenario: Scenario, model_dir: Path, base: SystemProfile, user_conf
 def _server(model_dir: Path, base: SystemProfile, user_conf: Path, o: TuneOptions) -> Tuned:
     if o.dataset is None:
         raise ConfigError("tune --scenario Server needs --dataset (its short LoadGen runs read real samples)")
-    probe_s = max(o.seconds, MIN_SERVER_PROBE_S) if o.seconds is not None else SERVER_PROBE_S
+    probe_s = max(o.seconds, MIN_SERVER_PROBE_S) if o.seconds is not None else PROBE_S
     ceiling = measure_throughput(model_dir, base.engine, min(probe_s, CEILING_S))  # Server cannot beat Offline
     probes, done = tune_server_and_record(model_dir, o.dataset, base, user_conf, o.workspace or Workspace(),
                                           ceiling, seconds=probe_s, confirm_seconds=o.confirm_seconds,
                                           confirmations=o.confirmations, budget_seconds=o.budget_seconds,
-                                          margin=o.margin or SERVER_MARGIN, name=o.name, profile_out=o.profile_out,
-                                          engines=o.policies)
+                                          margin=o.margin or SERVER_MARGIN, name=o.name, profile_out=o.profile_out)
     return Tuned(done, ("streams", "batch", "wait us", "target qps", "result", "completed qps", "p99 ms"),
                  [_probe_row(p) for p in probes], f"Offline ceiling {ceiling:.1f} samples/s; probes:")
 
