@@ -5,8 +5,11 @@ that is over the bound, no rate can be VALID and the search ends there (``check_
 Then the search has two parts, each made of real LoadGen Server runs in their own process
 (``pipeline.testrun.run_test``), within a time budget printed before the first run:
 
-1. **Bisection** of ``server_target_qps`` over ``(0, ceiling]`` with short probes, for each
-   candidate batching policy. Only a run LoadGen called VALID moves the search up. A probe
+1. **Bisection** of ``server_target_qps`` over ``(0, ceiling]`` with short probes, for the first
+   batching policy (``policies``); each later policy first runs one step at ``CHALLENGE_GAIN``
+   over the highest VALID rate so far and is bisected further only if that is VALID
+   (``challenge``), so a policy that cannot beat the best costs one or two probes, not a
+   bisection. Only a run LoadGen called VALID moves the search up. A probe
    INVALID on the latency bound is run once more (a host burst can hold the 1 % of a short
    run's queries that the 99th percentile allows); a probe INVALID on early stopping alone (its
    99th percentile met the bound, but too few queries to prove it) is run again with enough
@@ -66,6 +69,8 @@ BOUND_MS = SERVER_LATENCY_BOUND_NS / 1e6  # the round's resnet50 Server bound (1
 P99_MARGIN = 0.05
 MIN_STEP = 0.02  # a step down after a failed confirmation is at least 2 % of its rate
 FALLBACK_STEP = 0.10  # ... and 10 % when no run met the goal (nothing to interpolate towards)
+# A policy after the first is searched only if VALID at this much over the best rate so far.
+CHALLENGE_GAIN = 0.02
 FLOOR_FRACTION = 0.5  # the floor: half the first candidate; a host failing it is too noisy for Server
 # An early-stopping-only probe is run again with about this many queries: early stopping then
 # allows 0.7 % of them over the bound (0.4 % of 1,500; 0.92 % of the 90,000 of a 600 s run).
@@ -185,15 +190,17 @@ HOST_SETTINGS = ("keep_awake", "dispatch_slice_us", "issue_priority")  # how the
 
 
 def policies(cores: int, host: EngineConfig | None = None) -> list[EngineConfig]:
-    """Batching policies worth searching on ``cores`` cores: per-query dispatch (8 requests per
-    stream) to one single-thread stream per core or to one stream over all cores, and
-    micro-batches of 2 and 4 with a 2 ms wait limit; each with ``host``'s ``HOST_SETTINGS``
-    (the profile's Server engine; none: the defaults)."""
+    """Batching policies worth searching on ``cores`` cores, the first searched in full (the
+    others must beat it, ``challenge``): per-query dispatch (8 requests per stream) to one
+    single-thread stream per core or to one stream over all cores, and batches of up to 2 or 4
+    sent as requests go idle (one request more than streams, no wait: a batch holds what arrived
+    while every stream was busy, so it grows with the load); each with ``host``'s
+    ``HOST_SETTINGS`` (the profile's Server engine; none: the defaults)."""
     per_query = SERVER_REQUESTS_PER_STREAM  # bursts wait in OpenVINO's queue (harness.profile.host_scenarios)
     out = [EngineConfig(cores, cores, per_query * cores, 1, max_wait_us=0)]
     if cores > 1:
         out.append(EngineConfig(1, cores, per_query, 1, max_wait_us=0))
-    out += [EngineConfig(cores, cores, 2 * cores, b, max_wait_us=2000) for b in (2, 4)]
+    out += [EngineConfig(cores, cores, cores + 1, b, max_wait_us=0) for b in (2, 4)]
     settings = {name: getattr(host, name) for name in HOST_SETTINGS} if host is not None else {}
     return [replace(engine, **settings) for engine in out]
 
@@ -308,23 +315,33 @@ class SearchRuns:
         return result
 
 
-def bisect(runs: SearchRuns, engine: EngineConfig, ceiling: float, reserve_s: float = 0.0) -> list[ServerProbe]:
-    """Bisect ``(0, ceiling]`` for ``engine``: only a VALID run moves the search up (see the module
-    docstring); a step that would not fit in the budget (keeping ``reserve_s``) ends it. Returns its runs."""
+def _decided(run: Callable[[float, int], ServerProbe | None], plan: SearchPlan, qps: float) -> ServerProbe | None:
+    """One search step at ``qps``: a probe; INVALID on the bound, once more (one host burst in a
+    short run); INVALID on early stopping alone, once with enough queries for it to decide. None
+    when the budget has no room for a run."""
+    result = run(qps, plan.probe_ms)
+    if result is not None and not (result.valid or result.early_stopping_only):
+        result = run(qps, plan.probe_ms)
+    if result is not None and result.early_stopping_only:
+        result = run(qps, plan.extended_ms(qps))
+    return result
+
+
+def bisect(runs: SearchRuns, engine: EngineConfig, ceiling: float, reserve_s: float = 0.0, low: float = 0.0,
+           steps: int | None = None) -> list[ServerProbe]:
+    """Bisect ``(low, ceiling]`` for ``engine`` in ``steps`` (default the plan's): only a VALID run
+    moves the search up (see the module docstring); a step that would not fit in the budget (keeping
+    ``reserve_s``) ends it. Returns its runs."""
     plan = runs.budget.plan
     start = len(runs.done)
-    low, high = 0.0, ceiling
+    high = ceiling
 
     def run(qps: float, ms: int) -> ServerProbe | None:
         return runs(engine, qps, ms) if runs.budget.fits(ms, reserve_s) else None
 
-    for _ in range(plan.steps):
+    for _ in range(plan.steps if steps is None else steps):
         mid = (low + high) / 2
-        result = run(mid, plan.probe_ms)
-        if result is not None and not (result.valid or result.early_stopping_only):
-            result = run(mid, plan.probe_ms)  # one host burst in a short run: once more
-        if result is not None and result.early_stopping_only:
-            result = run(mid, plan.extended_ms(mid))  # enough queries for early stopping to decide
+        result = _decided(run, plan, mid)
         if result is None:
             log.warning("Server search: bisection stopped at %.1f qps to keep the budget for the confirmations", mid)
             break
@@ -333,6 +350,39 @@ def bisect(runs: SearchRuns, engine: EngineConfig, ceiling: float, reserve_s: fl
         else:
             high = mid
     return runs.done[start:]
+
+
+def challenge(runs: SearchRuns, engine: EngineConfig, best: float, ceiling: float,
+              reserve_s: float = 0.0) -> list[ServerProbe]:
+    """A policy after the first: one step at ``CHALLENGE_GAIN`` over ``best`` (the highest VALID
+    rate so far); INVALID drops it there, VALID bisects the rest up to ``ceiling`` to the
+    resolution of the first policy's bisection, within the plan's steps. Returns its runs."""
+    plan = runs.budget.plan
+    start = len(runs.done)
+    rate = best * (1 + CHALLENGE_GAIN)
+    if rate >= ceiling:
+        return []
+    first = _decided(lambda qps, ms: runs(engine, qps, ms) if runs.budget.fits(ms, reserve_s) else None, plan, rate)
+    if first is not None and first.valid:
+        resolution = ceiling / 2 ** plan.steps
+        needed = math.ceil(math.log2(max((ceiling - rate) / resolution, 1.0)))
+        bisect(runs, engine, ceiling, reserve_s, low=rate, steps=min(plan.steps - 1, needed))
+    log.info("Server search: batch %d, %d streams %s %.1f qps", engine.batch_size, engine.num_streams,
+             "beats" if first is not None and first.valid else "does not beat", best)
+    return runs.done[start:]
+
+
+def bisect_policies(runs: SearchRuns, engines: Sequence[EngineConfig], ceiling: float,
+                    reserve_s: float = 0.0) -> tuple[EngineConfig, list[ServerProbe]]:
+    """The first of ``engines`` bisected over ``(0, ceiling]``, each later one challenging the highest
+    VALID rate so far (``challenge``): the policy whose first confirmation candidate is highest, with its runs."""
+    searched: list[tuple[EngineConfig, list[ServerProbe]]] = []
+    for engine in engines:
+        best = max((highest_valid(probes) for _, probes in searched), default=0.0)
+        probes = (challenge(runs, engine, best, ceiling, reserve_s) if best > 0
+                  else bisect(runs, engine, ceiling, reserve_s))
+        searched.append((engine, probes))
+    return max(searched, key=lambda pair: (first_candidate(pair[1]), highest_valid(pair[1])))
 
 
 def confirm_down(runs: SearchRuns, engine: EngineConfig, first: float, floor: float,
@@ -397,17 +447,18 @@ def _conclude(runs: SearchRuns, engine: EngineConfig, probes: Sequence[ServerPro
     return confirm_down(runs, engine, first, first * FLOOR_FRACTION, probes)
 
 
-def search_policy(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineConfig, ceiling: float,
-                  workspace: Workspace, user_conf: Path, plan: SearchPlan,
-                  after_probe: Callable[[ServerProbe], None] | None = None,
-                  say: Callable[[str], None] = log.info) -> SearchOutcome:
-    """The whole search for one policy (``engine``) over ``(0, ceiling]``: bisection, then confirmations.
+def search_policies(model_dir: Path, dataset: Path, base: SystemProfile, engines: Sequence[EngineConfig],
+                    ceiling: float, workspace: Workspace, user_conf: Path, plan: SearchPlan,
+                    after_probe: Callable[[ServerProbe], None] | None = None,
+                    say: Callable[[str], None] = log.info) -> SearchOutcome:
+    """The whole search over ``(0, ceiling]``: the policies (``bisect_policies``), then the
+    confirmations of the best one.
 
     ``say`` gets the budget line before the first run; ``after_probe`` is called after every run (a
     bench measures its reference between runs, so that both see the same phases of the host)."""
     say(plan.describe())
     runs = SearchRuns(model_dir, dataset, base, workspace, user_conf, Budget(plan), after_probe)
-    probes = bisect(runs, engine, ceiling, plan.confirmation_s)
+    engine, probes = bisect_policies(runs, engines, ceiling, plan.confirmation_s)
     outcome = _conclude(runs, engine, probes)
     return replace(outcome, probes=list(runs.done))
 
@@ -423,7 +474,7 @@ def p99_alone_ms(model_dir: Path, engine: EngineConfig, seconds: float = ALONE_S
 def check_bound_reachable(model_dir: Path, engines: Sequence[EngineConfig], bound_ms: float = BOUND_MS,
                           measure: Callable[[Path, EngineConfig], float] = p99_alone_ms) -> float:
     """Refuse, in seconds instead of a search of hours, a model whose queries miss ``bound_ms`` even
-    one at a time: the lowest p99 alone of the per-query policies (micro-batches only add their wait),
+    one at a time: the lowest p99 alone of the per-query policies (a static batch of 2 or 4 costs more),
     measured twice before it counts. Returns that p99."""
     single = [e for e in engines if e.batch_size == 1] or list(engines)
     best = min(measure(model_dir, e) for e in single)
@@ -445,9 +496,9 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
                            profile_out: Path | None = None,
                            engines: Sequence[EngineConfig] | None = None,
                            bound_ms: float = BOUND_MS) -> tuple[list[ServerProbe], TuneOutcome]:
-    """Bisect every policy (``engines``; default ``policies`` on ``base``'s cores) up to ``offline_qps``
-    (Server cannot beat Offline) with ``seconds`` probes, confirm the policy whose first candidate is
-    highest with ``confirm_seconds`` runs (0: none, the highest VALID probe counts), and record the
+    """Search the policies (``engines``; default ``policies`` on ``base``'s cores) up to ``offline_qps``
+    (Server cannot beat Offline) with ``seconds`` probes (``bisect_policies``), confirm the policy whose
+    first candidate is highest with ``confirm_seconds`` runs (0: none, the highest VALID probe counts), and record the
     result. Raises ``HarnessError`` (naming why) when no rate was confirmed, or at once when one query
     at a time already misses ``bound_ms`` (``check_bound_reachable``)."""
     card = load_card(model_dir)
@@ -460,8 +511,7 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
     log.info("%s", plan.describe())
     check_bound_reachable(model_dir, engines, bound_ms)
     runs = SearchRuns(model_dir, dataset, base, workspace, user_conf, Budget(plan))
-    searched = [(engine, bisect(runs, engine, offline_qps, plan.confirmation_s)) for engine in engines]
-    best_engine, tried = max(searched, key=lambda pair: (first_candidate(pair[1]), highest_valid(pair[1])))
+    best_engine, tried = bisect_policies(runs, engines, offline_qps, plan.confirmation_s)
     outcome = _conclude(runs, best_engine, tried)
     log.info("Server search: %s (%.0f s counted of the %.0f s budget)", outcome.message, runs.budget.spent_s,
              plan.budget_s)

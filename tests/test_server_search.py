@@ -16,8 +16,9 @@ from common.errors import HarnessError
 from common.loadgen_conf import lookup, parse_user_conf
 from harness.profile import load_profile
 from pipeline.testrun import Workspace
-from pipeline.server_search import (Budget, SearchPlan, SearchRuns, ServerProbe, bisect, check_bound_reachable,
-                                    confirm_down, first_candidate, search_policy, step_down, tune_server_and_record)
+from pipeline.server_search import (BISECTION_STEPS, Budget, SearchPlan, SearchRuns, ServerProbe, bisect,
+                                    bisect_policies, check_bound_reachable, confirm_down, first_candidate,
+                                    highest_valid, search_policies, step_down, tune_server_and_record)
 from sut.config import EngineConfig
 
 ENGINE = load_profile("host").engine_for("Server")
@@ -178,7 +179,7 @@ def test_the_search_prints_its_budget_first_and_ends_with_a_rate_confirmed_valid
     _runs(demo_int8, demo_data, cache_dir, runs_dir, SearchPlan())  # writes its user.conf
     workspace = Workspace(work=cache_dir.parent, results=runs_dir / "results", demo_data=demo_data)
     plan = SearchPlan(probe_ms=1000, steps=1, confirm_ms=8000, confirmations=3)
-    outcome = search_policy(demo_int8, demo_data / "val", load_profile("host"), ENGINE, 400, workspace,
+    outcome = search_policies(demo_int8, demo_data / "val", load_profile("host"), [ENGINE], 400, workspace,
                             runs_dir / "user.conf", plan, after_probe=after.append, say=said.append)
     assert said == [plan.describe()] and said[0].startswith("Server search: time budget ")
     assert after == outcome.probes
@@ -258,3 +259,41 @@ def test_the_search_does_not_import_the_flows_that_call_it() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           cwd=Path(__file__).resolve().parent.parent)
     assert proc.returncode == 0 and proc.stdout.strip() == "False", proc.stderr[-2000:]
+
+
+class _StatedCapacities(SearchRuns):
+    """The search's arithmetic against stated capacities instead of LoadGen runs: a probe is VALID
+    (p99 10 ms) up to its policy's capacity, INVALID on the bound (p99 30 ms) above it."""
+
+    def __init__(self, plan: SearchPlan, capacity: dict[EngineConfig, float]) -> None:
+        super().__init__(Path("m"), Path("d"), load_profile("host"), Workspace(), Path("u"), Budget(plan))
+        self.capacity = capacity
+
+    def __call__(self, engine: EngineConfig, qps: float, ms: int) -> ServerProbe:
+        valid = qps <= self.capacity[engine]
+        result = ServerProbe(engine, qps, valid, qps, 10.0 if valid else 30.0, ms)
+        self.budget.charge(ms)
+        self.done.append(result)
+        return result
+
+
+@pytest.mark.parametrize("capacities, winner, runs_of_losers", [
+    ((800, 700, 1000), 2, 2),   # the second cannot beat the first: one probe and its rerun; the third can
+    ((800, 700, 600), 0, 2),    # nobody beats the first
+    ((800, 820, 700), 1, 2),    # 2.5 % better is enough: its challenge, 2 % over the best, is VALID
+])
+def test_later_policies_are_searched_only_when_they_beat_the_best_so_far(
+        capacities: tuple[float, ...], winner: int, runs_of_losers: int) -> None:
+    engines = [replace(ENGINE, batch_size=b) for b in (1, 2, 4)]
+    runs = _StatedCapacities(SearchPlan(probe_ms=1000, confirm_ms=0, policies=3), dict(zip(engines, capacities)))
+    best, probes = bisect_policies(runs, engines, 1600)
+    first_runs = [p for p in runs.done if p.engine == engines[0]]
+    assert len({p.target_qps for p in first_runs}) == BISECTION_STEPS  # the first: a whole bisection
+    resolution = 1600 / 2 ** BISECTION_STEPS
+    assert best == engines[winner] and probes == [p for p in runs.done if p.engine == best]
+    assert capacities[winner] - resolution <= highest_valid(probes) <= capacities[winner]
+    for k, engine in enumerate(engines[1:], 1):
+        mine = [p for p in runs.done if p.engine == engine]
+        assert mine[0].target_qps == pytest.approx(highest_valid(runs.done[:runs.done.index(mine[0])]) * 1.02)
+        if capacities[k] < mine[0].target_qps:
+            assert len(mine) == runs_of_losers and not any(p.valid for p in mine)
