@@ -10,6 +10,7 @@ and call the stage or flow that does the work; they print, the library only logs
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import shlex
 import signal
@@ -81,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # process immune to modules in its working directory (common.telemetry, common.childproc).
     telemetry_off()
     protect_children()
+    # A crash inside LoadGen or OpenVINO (native code) then prints every thread's Python stack to
+    # stderr: the one line a user can report instead of a bare "Segmentation fault".
+    faulthandler.enable()
     argv = list(sys.argv[1:] if argv is None else argv)
     # A non-interactive shell starts background jobs (`cmd &`, nohup) with SIGINT ignored, and Python
     # then keeps it ignored: a `kill -INT` during preprocessing or compiling would do nothing and

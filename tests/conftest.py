@@ -248,3 +248,25 @@ def runs(official: Path, tmp_path: Path) -> dict[str, Path]:
     from packaged_tree import copy_runs
 
     return copy_runs(official, tmp_path)
+
+
+# Files that must not run beside each other on two xdist workers: each group runs on one worker.
+# The results trees are built once per worker that needs them; the host controls are host-wide.
+_SHARED_TREES = ("demo_runs", "official")
+_HOST_CONTROL_FILES = {"test_host_tuning", "test_keepawake", "test_threadpriority", "test_threadslice",
+                       "test_no_shadowing", "test_profile"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``-n`` (``--dist loadgroup``): one group per file, so its module fixtures are built
+    once; the files that read a shared results tree in one group, and the files that change the
+    host's scheduler or power settings in another."""
+    by_module: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        by_module.setdefault(item.module.__name__ if item.module else item.nodeid, []).append(item)
+    for module, members in by_module.items():
+        fixtures = {name for item in members for name in getattr(item, "fixturenames", ())}
+        group = ("shared-trees" if fixtures.intersection(_SHARED_TREES)
+                 else "host-controls" if module in _HOST_CONTROL_FILES else module)
+        for item in members:
+            item.add_marker(pytest.mark.xdist_group(group))
