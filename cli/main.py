@@ -76,15 +76,23 @@ def main_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stacks_on_crash() -> None:
+    """A crash inside LoadGen or OpenVINO (native code) prints every thread's Python stack to
+    stderr: what a user can report instead of a bare "Segmentation fault". Not when stderr is no
+    file (main() called in-process with captured output)."""
+    try:
+        faulthandler.enable(file=sys.stderr)
+    except (AttributeError, ValueError, OSError):  # io.UnsupportedOperation is an OSError and a ValueError
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     # Before any handler imports OpenVINO or NNCF: no telemetry, no hub access, and every child
     # process immune to modules in its working directory (common.telemetry, common.childproc).
     telemetry_off()
     protect_children()
-    # A crash inside LoadGen or OpenVINO (native code) then prints every thread's Python stack to
-    # stderr: the one line a user can report instead of a bare "Segmentation fault".
-    faulthandler.enable()
+    _stacks_on_crash()
     argv = list(sys.argv[1:] if argv is None else argv)
     # A non-interactive shell starts background jobs (`cmd &`, nohup) with SIGINT ignored, and Python
     # then keeps it ignored: a `kill -INT` during preprocessing or compiling would do nothing and

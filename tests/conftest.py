@@ -94,9 +94,11 @@ def assert_int8_labels_agree(got, expected, what: str = "labels") -> float:
     return agreement
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``python -m cli.main ARGS`` in its own process (one LoadGen test per process)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+def run_cli(args: list[str], cwd: Path, timeout: float = 300, tmpdir: Path | None = None
+            ) -> subprocess.CompletedProcess:
+    """Run ``python -m cli.main ARGS`` in its own process (one LoadGen test per process); ``tmpdir``:
+    its temp dir (default the tests' own)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
     return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
@@ -257,6 +259,7 @@ _HOST_CONTROL_FILES = {"test_host_tuning", "test_keepawake", "test_threadpriorit
                        "test_no_shadowing", "test_profile"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``-n`` (``--dist loadgroup``): one group per file, so its module fixtures are built
     once; the files that read a shared results tree in one group, and the files that change the

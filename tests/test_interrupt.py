@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -24,10 +23,11 @@ def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: 
                                      mode: str, scenario: str) -> None:
     run_dir = run_records.run_dir(workdir / "results", "host", load_card(demo_int8).label, Scenario.parse(scenario),
                            Mode.parse(mode))
-    audits_before = set(Path(tempfile.gettempdir()).glob("mlperf-cpu-TEST*"))
+    private_tmp = workdir / "tmp"  # the run's own temp dir: other tests' runs write audit configs too
+    private_tmp.mkdir()
     proc = _start(["run", "--mode", mode, "--scenario", scenario, "--model", str(demo_int8),
                    "--dataset", str(demo_data / "val"), "--system", "host", "--cache-dir", str(cache_dir),
-                   "--min-duration-ms", "600000", "--target-qps", "0"], workdir)
+                   "--min-duration-ms", "600000", "--target-qps", "0"], workdir, tmpdir=private_tmp)
     try:
         _signal_inside_loadgen(proc, run_dir, signal.SIGINT)
     finally:
@@ -37,7 +37,7 @@ def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: 
     result = RunResult.load(run_dir)
     assert result.status == "interrupted" and result.valid is False and result.submittable is False
     # No audit config survives an interrupted compliance run (it lives in the temp dir only).
-    assert set(Path(tempfile.gettempdir()).glob("mlperf-cpu-TEST*")) == audits_before
+    assert not list(private_tmp.glob("mlperf-cpu-TEST*"))
 
 
 def test_sigterm_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: Path, cache_dir: Path) -> None:
@@ -86,13 +86,14 @@ class _Watched:
         return time.monotonic() - sent
 
 
-def _start(args: list[str], cwd: Path, sigint_ignored: bool = False) -> subprocess.Popen:
-    """The CLI in a child process; ``sigint_ignored``: started as a shell starts a background job."""
+def _start(args: list[str], cwd: Path, sigint_ignored: bool = False, tmpdir: Path | None = None) -> subprocess.Popen:
+    """The CLI in a child process; ``sigint_ignored``: started as a shell starts a background job;
+    ``tmpdir``: its temp dir."""
     def ignore_sigint() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    return subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=cwd,
-                            env={**os.environ, "PYTHONPATH": str(REPO)},
+    env = {**os.environ, "PYTHONPATH": str(REPO), **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
+    return subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ignore_sigint if sigint_ignored else None)
 
