@@ -6,4 +6,4 @@ cd "$(dirname "$0")"
 scripts/bootstrap.sh test
 workers=$(( $(nproc) >= 2 ? 2 : 1 ))
 # -P (safe path): the modules come from this checkout through PYTHONPATH, never implicitly from the working directory.
-PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" exec .venv/bin/python -P -m pytest -q -n "$workers" --dist loadgroup "$@"
+PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" exec .venv/bin/python -P -m pytest -q -n "$workers" "$@"

@@ -252,24 +252,42 @@ def runs(official: Path, tmp_path: Path) -> dict[str, Path]:
     return copy_runs(official, tmp_path)
 
 
-# Files that must not run beside each other on two xdist workers: each group runs on one worker.
-# The results trees are built once per worker that needs them; the host controls are host-wide.
-_SHARED_TREES = ("demo_runs", "official")
-_HOST_CONTROL_FILES = {"test_host_tuning", "test_keepawake", "test_threadpriority", "test_threadslice",
-                       "test_no_shadowing", "test_profile"}
+# How ./run_tests.sh spreads the files over two xdist workers: each file stays on one worker (its
+# module fixtures are built once); the files below stay together too. The files that read a session
+# results tree ("demo_runs", "official") build it once that way; the files that change the host's
+# scheduler or power settings must not run beside each other (the settings are host-wide).
+SHARED_TREES = ("demo_runs", "official")
+SHARED_TREE_FILES = {"test_check_foreign_tree", "test_check_refusals", "test_compliance", "test_detection_submission",
+                     "test_harness_e2e", "test_official_checker", "test_rules_agreement", "test_scenarios",
+                     "test_submission", "test_trained_weights", "test_tune_report"}
+HOST_CONTROL_FILES = {"test_host_tuning", "test_keepawake", "test_no_shadowing", "test_profile",
+                      "test_threadpriority", "test_threadslice"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def worker_group(test_file: str) -> str:
+    """The xdist work unit of a test file (a path as in a node id)."""
+    stem = Path(test_file).stem
+    return ("shared-trees" if stem in SHARED_TREE_FILES else "host-controls" if stem in HOST_CONTROL_FILES
+            else test_file)
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """xdist's by-file scheduling, with the groups of ``worker_group``."""
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileGroups(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_group(nodeid.split("::", 1)[0])
+
+    return FileGroups(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``-n`` (``--dist loadgroup``): one group per file, so its module fixtures are built
-    once; the files that read a shared results tree in one group, and the files that change the
-    host's scheduler or power settings in another."""
-    by_module: dict[str, list[pytest.Item]] = {}
-    for item in items:
-        by_module.setdefault(item.module.__name__ if item.module else item.nodeid, []).append(item)
-    for module, members in by_module.items():
-        fixtures = {name for item in members for name in getattr(item, "fixturenames", ())}
-        group = ("shared-trees" if fixtures.intersection(_SHARED_TREES)
-                 else "host-controls" if module in _HOST_CONTROL_FILES else module)
-        for item in members:
-            item.add_marker(pytest.mark.xdist_group(group))
+    """Keep ``SHARED_TREE_FILES`` true: a file that reads a shared results tree and is not listed
+    would build it again on the other worker."""
+    unlisted = sorted({Path(str(item.path)).stem for item in items
+                       if set(getattr(item, "fixturenames", ())).intersection(SHARED_TREES)} - SHARED_TREE_FILES)
+    if unlisted:
+        raise pytest.UsageError(f"tests/conftest.py: add {', '.join(unlisted)} to SHARED_TREE_FILES (they read a "
+                                f"shared results tree: {', '.join(SHARED_TREES)})")
