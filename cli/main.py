@@ -10,6 +10,7 @@ and call the stage or flow that does the work; they print, the library only logs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import faulthandler
 import logging
 import shlex
@@ -76,23 +77,16 @@ def main_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _stacks_on_crash() -> None:
-    """A crash inside LoadGen or OpenVINO (native code) prints every thread's Python stack to
-    stderr: what a user can report instead of a bare "Segmentation fault". Not when stderr is no
-    file (main() called in-process with captured output)."""
-    try:
-        faulthandler.enable(file=sys.stderr)
-    except (AttributeError, ValueError, OSError):  # io.UnsupportedOperation is an OSError and a ValueError
-        pass
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     # Before any handler imports OpenVINO or NNCF: no telemetry, no hub access, and every child
     # process immune to modules in its working directory (common.telemetry, common.childproc).
     telemetry_off()
     protect_children()
-    _stacks_on_crash()
+    # A crash inside LoadGen or OpenVINO (native code) prints every thread's Python stack: what a
+    # user can report instead of a bare "Segmentation fault". Not when stderr is no file (in-process calls).
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        faulthandler.enable(file=sys.stderr)
     argv = list(sys.argv[1:] if argv is None else argv)
     # A non-interactive shell starts background jobs (`cmd &`, nohup) with SIGINT ignored, and Python
     # then keeps it ignored: a `kill -INT` during preprocessing or compiling would do nothing and
