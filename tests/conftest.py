@@ -6,9 +6,12 @@ subprocess because LoadGen's FromConfig may be called only once per process.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,11 +32,34 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def demo_data(session_dir: Path) -> Path:
-    """The bundled demo dataset, built by the project's own builder."""
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This run's folder for what every xdist worker reads and one builds (under ``built_once``):
+    the demo data and the demo models. Without xdist, the session's own."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "shared"
+    shared.mkdir(exist_ok=True)
+    return shared
+
+
+@contextlib.contextmanager
+def built_once(shared: Path, name: str) -> Iterator[None]:
+    """Hold ``shared/<name>.lock`` while building: the first worker builds, the others then find
+    it built (the demo builder and ``prepare`` both return what is already there)."""
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def demo_data(shared_dir: Path) -> Path:
+    """The bundled demo dataset, built by the project's own builder (read-only in every test)."""
     from dataset.demo import build_demo_dataset
 
-    return build_demo_dataset(session_dir / "demo")
+    with built_once(shared_dir, "demo"):
+        return build_demo_dataset(shared_dir / "demo")
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +84,15 @@ def prepare_model(source: Path, precision: str, out: Path, cache: Path, demo: Pa
 
 
 @pytest.fixture(scope="session")
-def demo_f32(session_dir: Path, cache_dir: Path) -> Path:
-    return prepare_model(DEMO_ONNX, "f32", session_dir / "models", cache_dir)
+def demo_f32(shared_dir: Path, cache_dir: Path) -> Path:
+    with built_once(shared_dir, "demo-f32"):
+        return prepare_model(DEMO_ONNX, "f32", shared_dir / "models", cache_dir)
 
 
 @pytest.fixture(scope="session")
-def demo_int8(session_dir: Path, cache_dir: Path, demo_data: Path) -> Path:
-    return prepare_model(DEMO_ONNX, "int8", session_dir / "models", cache_dir, demo_data)
+def demo_int8(shared_dir: Path, cache_dir: Path, demo_data: Path) -> Path:
+    with built_once(shared_dir, "demo-int8"):
+        return prepare_model(DEMO_ONNX, "int8", shared_dir / "models", cache_dir, demo_data)
 
 
 def compile_reference(model, core=None):
