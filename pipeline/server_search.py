@@ -17,9 +17,10 @@ Then the search has two parts, each made of real LoadGen Server runs in their ow
    Anything else moves the search down.
 2. **Confirmation** at official length (600 s). The first candidate is where the probes' p99,
    followed upwards from the highest VALID probe, reaches the bound less ``P99_MARGIN``
-   (``first_candidate``). After a failed confirmation the search steps down (``step_down``: where
-   the p99 curve of the probes and the failed run crosses that same goal, at least ``MIN_STEP``
-   lower; ``FALLBACK_STEP`` lower when no run met the goal), until one is VALID. The last
+   (``first_candidate``). After a failed confirmation the search steps down (``step_down``: what the
+   long run's p99 added to the probes' p99 at its rate lowers the goal, and the next rate is where
+   the probes' curve meets it; at least ``MIN_STEP`` lower, ``FALLBACK_STEP`` under the lowest probe
+   when none met it), until one is VALID. The last
    confirmation the budget allows runs at the floor (``FLOOR_FRACTION`` of the first candidate);
    if even that fails, the search says so and ends with no rate.
 
@@ -267,28 +268,51 @@ def first_candidate(probes: Sequence[ServerProbe], bound_ms: float = BOUND_MS, m
     return max(valid, last[0] if last is not None and last[1] <= goal else 0.0)
 
 
-def step_down(failed_qps: float, failed_p99: float | None, probes: Sequence[ServerProbe], floor: float,
-              bound_ms: float = BOUND_MS, margin: float = P99_MARGIN) -> float:
-    """The next rate to confirm after a confirmation at ``failed_qps`` (p99 ``failed_p99``) failed.
+def _p99_at(curve: Sequence[tuple[float, float]], qps: float) -> float:
+    """The curve's p99 at ``qps``: interpolated between the points on either side, else the
+    nearest point's (``curve`` by rising rate, not empty)."""
+    below = [pt for pt in curve if pt[0] <= qps]
+    above = [pt for pt in curve if pt[0] > qps]
+    if below and above:
+        (r0, p0), (r1, p1) = below[-1], above[0]
+        return p0 + (qps - r0) / (r1 - r0) * (p1 - p0)
+    return below[-1][1] if below else above[0][1]
 
-    Walking down the p99 curve of ``probes`` below that rate, with the failed run on top: where it
-    is back at ``bound_ms x (1 - margin)``, interpolated between the runs on either side; at least
-    ``MIN_STEP`` lower (also when the failed run met the goal and failed on early stopping), and
-    ``FALLBACK_STEP`` lower when no run below met the goal; never under ``floor``."""
+
+def step_down(failed: ServerProbe, probes: Sequence[ServerProbe], floor: float, bound_ms: float = BOUND_MS,
+              margin: float = P99_MARGIN) -> float:
+    """The next rate to confirm after the confirmation ``failed`` (INVALID) with the short ``probes``
+    (runs as long as ``failed`` or longer do not count as probes).
+
+    A long run sees more of the host's slow phases than a short probe. When probes ran on both sides
+    of the failed rate, what its p99 adds to theirs there (the excess) is taken to hold at lower
+    rates too: the next rate is where the probes' p99 curve, with the failed run on top at the
+    probes' p99, reaches ``bound_ms x (1 - margin)`` less that excess. Without a probe above it (its
+    p99 may be a queue growing past saturation, not a tail), the failed run is a point of the curve
+    and the goal is not lowered. Interpolated between the runs on either side; ``FALLBACK_STEP``
+    under the lowest probe when none is under the goal, or under the failed rate when it had no
+    p99 or no probe ran below it. At least ``MIN_STEP`` lower (also when the failed run met the goal
+    and failed on early stopping); never under ``floor``."""
     goal = bound_ms * (1 - margin)
-    top = (failed_qps, failed_p99 if failed_p99 is not None else math.inf)
-    below = [pt for pt in p99_curve(probes) if pt[0] < failed_qps]
-    highest = failed_qps * (1 - MIN_STEP)
-    if top[1] <= goal:
-        rate = highest
+    highest = failed.target_qps * (1 - MIN_STEP)
+    if failed.p99_ms is not None and failed.p99_ms <= goal:
+        return max(floor, highest)
+    curve = p99_curve([p for p in probes if p.duration_ms < failed.duration_ms])
+    below = [pt for pt in curve if pt[0] < failed.target_qps]
+    if failed.p99_ms is None or not below:
+        return max(floor, min(failed.target_qps * (1 - FALLBACK_STEP), highest))
+    if curve[-1][0] >= failed.target_qps:
+        short_p99 = _p99_at(curve, failed.target_qps)
+        target = goal - max(0.0, failed.p99_ms - short_p99)
+        upper = (failed.target_qps, short_p99)
     else:
-        rate = failed_qps * (1 - FALLBACK_STEP)
-        upper = top
-        for point in reversed(below):
-            if point[1] <= goal:
-                rate = _crossing(point, upper, goal)
-                break
-            upper = point
+        target, upper = goal, (failed.target_qps, failed.p99_ms)
+    rate = below[0][0] * (1 - FALLBACK_STEP)
+    for point in reversed(below):
+        if point[1] <= target:
+            rate = _crossing(point, upper, target)
+            break
+        upper = point
     return max(floor, min(rate, highest))
 
 
@@ -424,7 +448,7 @@ def confirm_down(runs: SearchRuns, engine: EngineConfig, first: float, floor: fl
                                  f"(p99 {result.p99_ms} ms against the {bound_ms:g} ms bound): no Server rate "
                                  "confirmed on this host (too noisy for Server, or the bound is below one "
                                  "inference's latency)")
-        following = step_down(rate, result.p99_ms, seen, floor, bound_ms)
+        following = step_down(result, seen, floor, bound_ms)
         last = runs_left() == 1
         log.warning("Server search: %.1f qps INVALID in a confirmation of %g s (p99 %s ms); stepping down to "
                     "%.1f qps%s", rate, plan.confirm_ms / 1000, result.p99_ms, floor if last else following,

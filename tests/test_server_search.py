@@ -24,8 +24,13 @@ from sut.config import EngineConfig
 ENGINE = load_profile("host").engine_for("Server")
 
 
-def _p(qps: float, p99: float | None, valid: bool = False, early_only: bool = False) -> ServerProbe:
-    return ServerProbe(ENGINE, qps, valid, qps, p99, 10_000, early_only)
+def _p(qps: float, p99: float | None, valid: bool = False, early_only: bool = False, ms: int = 10_000) -> ServerProbe:
+    return ServerProbe(ENGINE, qps, valid, qps, p99, ms, early_only)
+
+
+def _long(qps: float, p99: float | None) -> ServerProbe:
+    """A failed confirmation (600 s)."""
+    return _p(qps, p99, ms=600_000)
 
 
 # ----------------------------------------------------------------------------- the arithmetic
@@ -48,25 +53,34 @@ def test_first_candidate(probes: list[ServerProbe], expected: float) -> None:
     assert first_candidate(probes) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("failed, p99, probes, floor, expected", [
-    # nothing below met the goal (every probe 14.5 ms): the fallback step of 10 %
-    (136.0, 15.71, [_p(92.6, 14.5)], 0, 122.4),
-    # between the probe at 120 (13 ms) and the failed run: where the line reaches 14.25 ms
-    (136.0, 15.71, [_p(120, 13.0)], 0, 120 + 1.25 / 2.71 * 16),
-    # down through a probe over the goal to one under it
-    (140.0, 30.0, [_p(120, 16), _p(100, 12)], 0, 100 + 2.25 / 4 * 20),
+@pytest.mark.parametrize("failed, probes, floor, expected", [
+    # the long run's p99 exceeds the probes' at its rate by 4.64 ms (13.06 interpolated at 1010.7): the
+    # probes' curve must stay under 14.25 - 4.64 = 9.61 ms, reached between 900 (9 ms) and 995.8 (12 ms)
+    (_long(1010.7, 17.7), [_p(900, 9.0), _p(995.8, 12.0), _p(1010.4, 13.0), _p(1024.9, 16.0)], 0,
+     900 + (14.25 - (17.7 - (13.0 + 0.3 / 14.5 * 3.0)) - 9.0) / 3.0 * 95.8),
+    # the long run no worse than the probes at its rate (18.6 interpolated): where the line from 120 (13 ms)
+    # to the failed rate at the probes' p99 reaches 14.25 ms
+    (_long(136.0, 17.0), [_p(100, 8.0), _p(120, 13.0), _p(140, 20.0)], 0, 120 + 1.25 / 5.6 * 16),
+    # no probe above the failed rate: the failed run is a point of the curve, the goal 14.25 ms
+    (_long(136.0, 15.71), [_p(120, 13.0)], 0, 120 + 1.25 / 2.71 * 16),
+    (_long(140.0, 30.0), [_p(120, 16), _p(100, 12)], 0, 100 + 2.25 / 4 * 20),
+    # no probe under the goal: 10 % under the lowest probe
+    (_long(136.0, 15.71), [_p(92.6, 14.5)], 0, 92.6 * 0.9),
+    (_long(1010.7, 17.7), [_p(995.8, 12.0), _p(1024.9, 16.0)], 0, 995.8 * 0.9),  # the goal 14.25 - 3.65
+    # runs as long as the failed one are not probes: only 120 (13 ms) counts
+    (_long(136.0, 17.0), [_p(120, 13.0), _long(130, 30.0)], 0, 120 + 1.25 / 4 * 16),
     # failed on early stopping with its p99 under the goal: the least step (2 %)
-    (100.0, 14.0, [_p(90, 10)], 0, 98.0),
+    (_long(100.0, 14.0), [_p(90, 10)], 0, 98.0),
     # a crossing closer than the least step: the least step
-    (100.0, 14.5, [_p(99.5, 14.0)], 0, 98.0),
+    (_long(100.0, 14.5), [_p(99.5, 13.0), _p(101, 14.5)], 0, 98.0),
     # never under the floor
-    (100.0, 50.0, [], 95.0, 95.0),
-    # no p99 recorded: as if far over the bound
-    (100.0, None, [_p(50, 5)], 0, 50.0),
+    (_long(100.0, 50.0), [], 95.0, 95.0),
+    # no p99 recorded, or no probe below: 10 % down
+    (_long(100.0, None), [_p(50, 5)], 0, 90.0),
+    (_long(100.0, 20.0), [_p(150, 5)], 0, 90.0),
 ])
-def test_step_down(failed: float, p99: float | None, probes: list[ServerProbe], floor: float,
-                   expected: float) -> None:
-    assert step_down(failed, p99, probes, floor) == pytest.approx(expected)
+def test_step_down(failed: ServerProbe, probes: list[ServerProbe], floor: float, expected: float) -> None:
+    assert step_down(failed, probes, floor) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize("qps, expected_ms", [(150, 40_000), (92.6, 60_000), (1000, 10_000), (6000 / 12.5, 12_500)])
@@ -235,7 +249,7 @@ def test_a_model_that_misses_the_bound_one_query_at_a_time_is_refused_before_any
             check_bound_reachable(Path("m"), engines, 15.0, measure)
     else:
         assert check_bound_reachable(Path("m"), engines, 15.0, measure) == min(measured)
-    assert all(e.batch_size == 1 for e in seen)  # a micro-batch policy only adds its wait
+    assert all(e.batch_size == 1 for e in seen)  # a static batch of 2 or 4 costs more than one query alone
 
 
 def test_tune_server_refuses_in_seconds_when_one_query_alone_misses_the_bound(
