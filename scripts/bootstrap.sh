@@ -15,10 +15,8 @@ stamp=".venv/.installed-${version}-${extras:-runtime}"
 if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || python3 -m venv .venv
   echo "[ bootstrap ] installing $spec into .venv with constraints.txt (once per version)" >&2
-  # --no-compile: Python compiles a module when it is first imported; compiling every file of every
-  # package (torch's thousands) up front took about 40 % of the install.
   if ! .venv/bin/python -m pip install -q --upgrade pip \
-     || ! .venv/bin/python -m pip install -q --no-compile -c constraints.txt -e "$spec"; then
+     || ! .venv/bin/python -m pip install -q -c constraints.txt -e "$spec"; then
     echo "ERROR: scripts/bootstrap.sh: pip could not install $spec into .venv (its error is above)" >&2
     exit 1
   fi
