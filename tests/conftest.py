@@ -290,6 +290,8 @@ SHARED_TREE_FILES = {"test_check_foreign_tree", "test_check_refusals", "test_com
                      "test_submission", "test_trained_weights", "test_tune_report"}
 HOST_CONTROL_FILES = {"test_host_tuning", "test_keepawake", "test_no_shadowing", "test_profile",
                       "test_threadpriority", "test_threadslice"}
+# Started right after the shared trees, so that no worker ends the run alone on a long file.
+LONG_FILES = ("tests/test_train.py", "tests/test_server_search.py")
 
 
 def worker_group(test_file: str) -> str:
@@ -307,6 +309,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     class FileGroups(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return worker_group(nodeid.split("::", 1)[0])
+
+        def _assign_work_unit(self, node: object) -> None:
+            for scope in reversed(("shared-trees", *LONG_FILES)):  # then by test count, largest first
+                if scope in self.workqueue:
+                    self.workqueue.move_to_end(scope, last=False)
+            super()._assign_work_unit(node)
 
     return FileGroups(config, log)
 
