@@ -37,6 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     demo.add_argument("--min-query-count", type=int)
     demo.add_argument("--target-qps", type=float, help="0 = the warm-up throughput")
     demo.add_argument("--performance-sample-count", type=int)
+    demo.add_argument("--rate-seconds", type=float,
+                      help="with --target-qps 0: how long the warm-up measures the throughput (default 2; 0.1..60)")
     r.set_defaults(handler=run)
 
 
@@ -59,8 +61,10 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"--scenario: {exc}") from None
     profile = load_profile(args.system, host_tuning=args.host_tuning)
+    if args.rate_seconds is not None and (args.target_qps != 0 or not 0.1 <= args.rate_seconds <= 60):
+        raise ConfigError(f"--rate-seconds {args.rate_seconds:g}: only with --target-qps 0, and 0.1..60 seconds")
     overrides = Overrides(args.min_duration_ms, args.min_query_count, args.target_qps,
-                          args.performance_sample_count)
+                          args.performance_sample_count, args.rate_seconds)
     req = RunRequest(Mode.parse(args.mode), args.model, args.dataset, val_map, profile, args.user_conf,
                      args.results, args.cache_dir, overrides, command=args.command_line, scenario=scenario,
                      replace=args.replace, host_tuning=args.host_tuning, watchdog_s=args.watchdog_s)

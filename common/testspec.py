@@ -73,6 +73,7 @@ class Overrides:
     min_query_count: int | None = None
     target_qps: float | None = None
     performance_sample_count: int | None = None
+    rate_seconds: float | None = None  # with target_qps 0: how long the warm-up measures (None: the runner's default)
 
     def active(self) -> dict[str, float]:
         """The overrides that are set."""

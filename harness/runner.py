@@ -331,7 +331,7 @@ def _warm_up(req: RunRequest, inputs: _Inputs, data: _Dataset, settings: Any, re
     warm = list(range(min(qsl.performance_count, 256)))
     qsl.load_samples(warm)
     batches = req.warmup_batches or 2 * inputs.engine.infer_requests
-    measure_s = AUTO_QPS_MEASURE_S if req.overrides.target_qps == 0 else 0.0
+    measure_s = (req.overrides.rate_seconds or AUTO_QPS_MEASURE_S) if req.overrides.target_qps == 0 else 0.0
     held.watchdog = _start_watchdog(req, record, sut, qsl)
     warm_qps = sut.pool.warmup(batches, measure_s, rows=len(warm))
     _arm_watchdog(held.watchdog, req)

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from conftest import REPO, run_loadgen_test
+from conftest import AUTO_QPS, REPO, run_loadgen_test
 from test_submission import OFFICIAL_SAMPLES, edit_json, edit_mllog, write_accuracy_log
 
 from common.testspec import Scenario
@@ -38,7 +38,7 @@ def real_runs(session_dir: Path, demo_f32: Path, demo_data: Path, cache_dir: Pat
         return run_loadgen_test(work, mode, demo_f32, demo_data / "val", cache_dir, *extra)[1]
 
     run("accuracy")
-    perf = run("performance", "--min-duration-ms", "2000", "--target-qps", "0")
+    perf = run("performance", "--min-duration-ms", "2000", *AUTO_QPS)
     if perf.validity != "VALID":  # warm-up underestimated a busy machine: aim higher once
         perf = run("performance", "--min-duration-ms", "2000", "--target-qps", str(2 * perf.samples_per_second),
                    "--replace")

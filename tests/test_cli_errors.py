@@ -42,6 +42,14 @@ def _run(workdir: Path, model: Path, dataset: Path, cache: Path, *extra: str):
                     "--system", "host", "--cache-dir", str(cache), *extra], cwd=workdir)
 
 
+@pytest.mark.parametrize("extra", [("--rate-seconds", "1"), ("--target-qps", "100", "--rate-seconds", "1"),
+                                   ("--target-qps", "0", "--rate-seconds", "0.01")])
+def test_rate_seconds_only_with_a_measured_target(workdir: Path, demo_f32: Path, demo_data: Path, cache_dir: Path,
+                                                  extra: tuple[str, ...]) -> None:
+    _assert_refused(_run(workdir, demo_f32, demo_data / "val", cache_dir, *extra), "--rate-seconds")
+    assert not (workdir / "results").exists()
+
+
 def test_missing_dataset_dir(workdir: Path, demo_f32: Path, cache_dir: Path) -> None:
     _assert_refused(_run(workdir, demo_f32, workdir / "no_such_dir", cache_dir), "no_such_dir")
     assert not (workdir / "results").exists()

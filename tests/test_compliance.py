@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import AUTO_QPS, run_cli
 
 from common.testspec import Mode, Scenario
 from modelprep.card import load_card
@@ -36,7 +36,7 @@ def compliance_runs(demo_runs: dict, demo_int8: Path, demo_data: Path, cache_dir
     for mode in ("TEST01", "TEST04"):
         proc = run_cli(["run", "--mode", mode, "--model", str(demo_int8), "--dataset", str(demo_data / "val"),
                         "--system", "host", "--cache-dir", str(cache_dir),
-                        "--min-duration-ms", "2000", "--target-qps", "0"], cwd=workdir, tmpdir=private_tmp)
+                        "--min-duration-ms", "2000", *AUTO_QPS], cwd=workdir, tmpdir=private_tmp)
         assert proc.returncode == 0, proc.stderr[-3000:]
     assert not list(private_tmp.glob("mlperf-cpu-TEST*"))
     return scenario

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import compile_reference, run_cli, run_loadgen_test
+from conftest import AUTO_QPS, compile_reference, run_cli, run_loadgen_test
 from detector_builders import make_coco_set, make_detector
 
 CARD = {"name": "tinydet", "task": "detection", "input_size": 64, "num_classes": 3, "category_ids": [1, 2, 3],
@@ -218,7 +218,7 @@ def test_map_from_the_loadgen_accuracy_log_equals_pycocotools_on_the_same_predic
 def test_every_scenario_runs_the_detector(scenario: str, det_f32: Path, coco_root: Path, det_dir: Path,
                                           workdir: Path) -> None:
     _, result = run_loadgen_test(workdir, "performance", det_f32, coco_root, det_dir / "cache",
-                                 "--min-duration-ms", "300", "--min-query-count", "16", "--target-qps", "0",
+                                 "--min-duration-ms", "300", "--min-query-count", "16", *AUTO_QPS,
                                  scenario=scenario)
     assert result.benchmark == "yolo" and result.loadgen["effective_performance_sample_count"] == 64  # mlperf.conf yolo.*
     assert result.latency_ms("99.00") > 0 and result.loadgen["result_query_count"] >= (1 if scenario == "Offline" else 16)
@@ -239,7 +239,7 @@ def test_tune_writes_the_yolo_keys_of_user_conf(scenario: str, det_f32: Path, wo
 
 def test_test01_compliance_of_the_detector(det_f32: Path, coco_root: Path, det_dir: Path, workdir: Path) -> None:
     """TEST01 (audit config sampling 64 responses, as compliance/TEST01/yolo) passes against the accuracy run."""
-    short = ("--min-duration-ms", "300", "--min-query-count", "16", "--target-qps", "0")
+    short = ("--min-duration-ms", "300", "--min-query-count", "16", *AUTO_QPS)
     run_loadgen_test(workdir, "accuracy", det_f32, coco_root, det_dir / "cache")
     run_loadgen_test(workdir, "performance", det_f32, coco_root, det_dir / "cache", *short)
     _, test01 = run_loadgen_test(workdir, "TEST01", det_f32, coco_root, det_dir / "cache", *short)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_loadgen_test
+from conftest import AUTO_QPS, REPO, run_loadgen_test
 from detector_builders import make_coco_set, make_detector
 
 from common.errors import SubmissionError
@@ -24,7 +24,7 @@ CARD = {"name": "tinydet", "task": "detection", "input_size": 64, "num_classes":
         "mean": [0, 0, 0], "std": [255, 255, 255], "letterbox_pad": 114, "trained": False, "notes": "untrained"}
 FIELDS = {"system_name": "Test VM (2 cores)", "cooling": "air (test value)",
           "host_memory_configuration": "not exposed to the guest (test value)"}
-SHORT = ("--min-duration-ms", "300", "--min-query-count", "700", "--target-qps", "0")
+SHORT = ("--min-duration-ms", "300", "--min-query-count", "700", *AUTO_QPS)
 
 
 @pytest.fixture(scope="module")

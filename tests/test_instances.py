@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import REPO, assert_int8_labels_agree, loadgen_started, run_cli
+from conftest import AUTO_QPS, REPO, assert_int8_labels_agree, loadgen_started, run_cli
 
 from common.errors import ConfigError
 from common.testspec import Mode, Scenario
@@ -115,7 +115,7 @@ def test_two_instances_give_the_same_labels_as_one(workdir: Path, two_instances:
     one, one_dir = _run(workdir, "host", "host", demo_int8, demo_data, cache_dir, "accuracy")
     assert one.returncode == 0, one.stderr[-3000:]
     labels = read_accuracy_log(one_dir / "mlperf_log_accuracy.json")
-    for scenario, extra in (("Offline", ("--performance-sample-count", "100")), ("Server", ("--target-qps", "0"))):
+    for scenario, extra in (("Offline", ("--performance-sample-count", "100")), ("Server", (*AUTO_QPS))):
         two, two_dir = _run(workdir, str(two_instances), "two-instances", demo_int8, demo_data, cache_dir,
                             "accuracy", scenario, *extra)
         assert two.returncode == 0, two.stderr[-3000:]
@@ -136,7 +136,7 @@ def test_short_two_instance_performance_run(workdir: Path, two_instances: Path, 
                                             demo_data: Path, cache_dir: Path) -> None:
     banks = _leaked()
     proc, run_dir = _run(workdir, str(two_instances), "two-instances", demo_int8, demo_data, cache_dir,
-                         "performance", "Offline", "--min-duration-ms", "2000", "--target-qps", "0")
+                         "performance", "Offline", "--min-duration-ms", "2000", *AUTO_QPS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = RunResult.load(run_dir)
     assert result.samples_per_second > 0 and len(result.instances) == 2
@@ -172,7 +172,7 @@ def test_killed_instance_fails_the_run_without_hanging(workdir: Path, two_instan
     run_dir = _run_dir(workdir, "two-instances", demo_int8, "Offline", "performance")
     proc = _start(["run", "--mode", "performance", "--model", str(demo_int8), "--dataset", str(demo_data / "val"),
                    "--system", str(two_instances), "--cache-dir", str(cache_dir), "--min-duration-ms", "6000",
-                   "--target-qps", "0"], workdir)
+                   *AUTO_QPS], workdir)
     try:
         children = _wait_started(proc, run_dir)
         time.sleep(1.0)  # inside StartTest now, both instances busy with their half of the query
@@ -197,7 +197,7 @@ def test_sigint_during_two_instance_run(workdir: Path, two_instances: Path, demo
     run_dir = _run_dir(workdir, "two-instances", demo_int8, "Offline", "performance")
     proc = _start(["run", "--mode", "performance", "--model", str(demo_int8), "--dataset", str(demo_data / "val"),
                    "--system", str(two_instances), "--cache-dir", str(cache_dir), "--min-duration-ms", "600000",
-                   "--target-qps", "0"], workdir)
+                   *AUTO_QPS], workdir)
     try:
         children = _wait_started(proc, run_dir)
         everything = psutil.Process(proc.pid).children(recursive=True)  # the resource tracker too

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, loadgen_started
+from conftest import AUTO_QPS, REPO, loadgen_started
 
 from common.testspec import Mode, Scenario
 from modelprep.card import load_card
@@ -27,7 +27,7 @@ def test_sigint_marks_run_incomplete(workdir: Path, demo_int8: Path, demo_data: 
     private_tmp.mkdir()
     proc = _start(["run", "--mode", mode, "--scenario", scenario, "--model", str(demo_int8),
                    "--dataset", str(demo_data / "val"), "--system", "host", "--cache-dir", str(cache_dir),
-                   "--min-duration-ms", "600000", "--target-qps", "0"], workdir, tmpdir=private_tmp)
+                   "--min-duration-ms", "600000", *AUTO_QPS], workdir, tmpdir=private_tmp)
     try:
         _signal_inside_loadgen(proc, run_dir, signal.SIGINT)
     finally:
@@ -189,7 +189,7 @@ def test_sigint_around_compile_stops_promptly(workdir: Path, demo_int8: Path, de
     """SIGINT as soon as the log says 'Compiling model' (it lands in compile or just after it)."""
     run = _Watched(["run", "--mode", "performance", "--model", str(demo_int8), "--dataset", str(demo_data / "val"),
                     "--system", "host", "--cache-dir", str(cache_dir), "--min-duration-ms", "600000",
-                    "--target-qps", "0"], workdir)
+                    *AUTO_QPS], workdir)
     try:
         run.wait_for("Compiling model")
         elapsed = run.interrupt_and_wait(timeout=30)

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli, run_loadgen_test
+from conftest import AUTO_QPS, REPO, run_cli, run_loadgen_test
 
 from common.errors import ConfigError
 from common.loadgen_conf import parse_user_conf, set_value
@@ -131,14 +131,14 @@ def test_interrupted_replace_keeps_the_earlier_performance_run(work: Path, demo_
     import signal
     import time
 
-    short = ("--min-duration-ms", "1000", "--min-query-count", "1", "--target-qps", "0")
+    short = ("--min-duration-ms", "1000", "--min-query-count", "1", *AUTO_QPS)
     run_loadgen_test(work, "performance", demo_f32, demo_data / "val", cache_dir, *short)
     run_dir = run_records.run_dir(work / "results", "host", RunResult.load(_run_dir(work, demo_f32)).model_label,
                            Scenario.OFFLINE, Mode.PERFORMANCE)
     before = snapshot(work / "results")
     proc = subprocess.Popen([sys.executable, "-m", "cli", "run", "--mode", "performance", "--model", str(demo_f32),
                              "--dataset", str(demo_data / "val"), "--system", "host", "--cache-dir", str(cache_dir),
-                             "--min-duration-ms", "600000", "--target-qps", "0", "--replace"], cwd=work,
+                             "--min-duration-ms", "600000", *AUTO_QPS, "--replace"], cwd=work,
                             env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:

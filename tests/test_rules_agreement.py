@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import run_loadgen_test
+from conftest import AUTO_QPS, run_loadgen_test
 
 from common.errors import SubmissionError
 from common.testspec import Mode, Scenario
@@ -21,7 +21,7 @@ from records import results as run_records
 from records.results import RunResult
 from submit.package import package, scenario_problems
 
-SHORT = ("--min-duration-ms", "1000", "--target-qps", "0")
+SHORT = ("--min-duration-ms", "1000", *AUTO_QPS)
 # Each case: performance-run arguments, and the rules (message fragments) that run must break.
 CASES = {
     "short": (SHORT, ["min_duration 1000 ms < 600000 ms", "non-official command-line settings"]),

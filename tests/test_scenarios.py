@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import assert_int8_labels_agree, run_cli, run_loadgen_test
+from conftest import AUTO_QPS, assert_int8_labels_agree, run_cli, run_loadgen_test
 
 from common.errors import SubmissionError
 from common.testspec import Mode, Scenario
@@ -21,7 +21,7 @@ from records.accuracy import read_accuracy_log
 from records.results import RunResult
 from submit.package import package
 
-SHORT = ("--min-duration-ms", "1500", "--target-qps", "0")
+SHORT = ("--min-duration-ms", "1500", *AUTO_QPS)
 LATENCY_SCENARIOS = ("SingleStream", "MultiStream", "Server")
 
 
