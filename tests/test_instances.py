@@ -115,7 +115,7 @@ def test_two_instances_give_the_same_labels_as_one(workdir: Path, two_instances:
     one, one_dir = _run(workdir, "host", "host", demo_int8, demo_data, cache_dir, "accuracy")
     assert one.returncode == 0, one.stderr[-3000:]
     labels = read_accuracy_log(one_dir / "mlperf_log_accuracy.json")
-    for scenario, extra in (("Offline", ("--performance-sample-count", "100")), ("Server", (*AUTO_QPS))):
+    for scenario, extra in (("Offline", ("--performance-sample-count", "100")), ("Server", AUTO_QPS)):
         two, two_dir = _run(workdir, str(two_instances), "two-instances", demo_int8, demo_data, cache_dir,
                             "accuracy", scenario, *extra)
         assert two.returncode == 0, two.stderr[-3000:]
