@@ -307,7 +307,8 @@ def _server_search(b: _Bench) -> None:
     for engine in engines:
         best = highest_valid([pr for pr in outcome.probes if pr.engine == engine])
         print(f"      {_policy(engine)}: highest VALID probe {best:.1f} qps", flush=True)
-    b.results.update(plan=plan, outcome=outcome)
+    # The policy of the result (the profile's when nothing was confirmed), for the steps below.
+    b.results.update(plan=plan, outcome=outcome, engine=outcome.engine or b.server)
 
 
 def _policy(engine: EngineConfig) -> str:
@@ -347,7 +348,7 @@ def _scratch_profile(b: _Bench) -> None:
     args, outcome = b.args, b.results["outcome"]
     rate = outcome.rate
     name = tuned_name(b.profile)
-    engine = outcome.engine or b.server
+    engine = b.results["engine"]
     tuned = write_profile(b.scratch / "profiles" / f"{name}.yaml", with_engine(b.profile, Scenario.SERVER, engine,
                                                                                name, b.card),
                           f"Written by bench/server_vs_offline.py (scratch, not configs/): Server rate confirmed VALID "
@@ -369,7 +370,7 @@ def _figures(b: _Bench, start: float) -> float:
     ratio = rate / ideal if ideal > 0 else float("nan")
     print(f"\nwall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}\n"
           f"ours Server {rate:.1f} qps ({'confirmed VALID' if r['outcome'].confirmed else 'not confirmed'}, "
-          f"{_policy(r['outcome'].engine or b.server)}; "
+          f"{_policy(r['engine'])}; "
           f"{args.duration} s probes, {args.confirm_seconds} s confirmation) "
           f"/ ideal dispatcher {ideal:.1f} qps "
           f"= ratio (target >= 0.90); ours Server / ours Offline {offline_sps:.1f} samples/s = server/offline")
@@ -404,8 +405,8 @@ def _write_record(b: _Bench, ratio: float) -> None:
         goal=">= 0.90",
         ratio_is=f"ours (the best policy tune finds) / an ideal per-query dispatcher on this host's service times "
                  f"({args.duration} s probes)",
-        note=f"untrained weights: speed only; {_policy(outcome.engine or b.server)}; server/offline {rate / offline_sps:.4f} (Offline "
-             f"{offline_sps:.1f} samples/s)")])
+        note=f"untrained weights: speed only; {_policy(r['engine'])}; server/offline {rate / offline_sps:.4f} "
+             f"(Offline {offline_sps:.1f} samples/s)")])
 
 
 def benchmark(args: argparse.Namespace) -> int:

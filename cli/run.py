@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
         scenario = Scenario.parse(args.scenario)
     except ValueError as exc:
         raise ConfigError(f"--scenario: {exc}") from None
-    profile = load_profile(args.system, host_tuning=args.host_tuning)
     if args.rate_seconds is not None and (args.target_qps != 0 or not 0.1 <= args.rate_seconds <= 60):
         raise ConfigError(f"--rate-seconds {args.rate_seconds:g}: only with --target-qps 0, and 0.1..60 seconds")
+    profile = load_profile(args.system, host_tuning=args.host_tuning)
     overrides = Overrides(args.min_duration_ms, args.min_query_count, args.target_qps,
                           args.performance_sample_count, args.rate_seconds)
     req = RunRequest(Mode.parse(args.mode), args.model, args.dataset, val_map, profile, args.user_conf,

@@ -338,16 +338,21 @@ class SearchRuns:
             self.after_probe(result)
         return result
 
+    def if_fits(self, engine: EngineConfig, qps: float, ms: int, reserve_s: float) -> ServerProbe | None:
+        """The run, when it fits in the budget with ``reserve_s`` kept for later runs; else None."""
+        return self(engine, qps, ms) if self.budget.fits(ms, reserve_s) else None
 
-def _decided(run: Callable[[float, int], ServerProbe | None], plan: SearchPlan, qps: float) -> ServerProbe | None:
+
+def _decided(runs: SearchRuns, engine: EngineConfig, qps: float, reserve_s: float) -> ServerProbe | None:
     """One search step at ``qps``: a probe; INVALID on the bound, once more (one host burst in a
     short run); INVALID on early stopping alone, once with enough queries for it to decide. None
-    when the budget has no room for a run."""
-    result = run(qps, plan.probe_ms)
+    when the budget (keeping ``reserve_s``) has no room for a run."""
+    plan = runs.budget.plan
+    result = runs.if_fits(engine, qps, plan.probe_ms, reserve_s)
     if result is not None and not (result.valid or result.early_stopping_only):
-        result = run(qps, plan.probe_ms)
+        result = runs.if_fits(engine, qps, plan.probe_ms, reserve_s)
     if result is not None and result.early_stopping_only:
-        result = run(qps, plan.extended_ms(qps))
+        result = runs.if_fits(engine, qps, plan.extended_ms(qps), reserve_s)
     return result
 
 
@@ -359,13 +364,9 @@ def bisect(runs: SearchRuns, engine: EngineConfig, ceiling: float, reserve_s: fl
     plan = runs.budget.plan
     start = len(runs.done)
     high = ceiling
-
-    def run(qps: float, ms: int) -> ServerProbe | None:
-        return runs(engine, qps, ms) if runs.budget.fits(ms, reserve_s) else None
-
     for _ in range(plan.steps if steps is None else steps):
         mid = (low + high) / 2
-        result = _decided(run, plan, mid)
+        result = _decided(runs, engine, mid, reserve_s)
         if result is None:
             log.warning("Server search: bisection stopped at %.1f qps to keep the budget for the confirmations", mid)
             break
@@ -386,7 +387,7 @@ def challenge(runs: SearchRuns, engine: EngineConfig, best: float, ceiling: floa
     rate = best * (1 + CHALLENGE_GAIN)
     if rate >= ceiling:
         return []
-    first = _decided(lambda qps, ms: runs(engine, qps, ms) if runs.budget.fits(ms, reserve_s) else None, plan, rate)
+    first = _decided(runs, engine, rate, reserve_s)
     if first is not None and first.valid:
         resolution = ceiling / 2 ** plan.steps
         needed = math.ceil(math.log2(max((ceiling - rate) / resolution, 1.0)))
@@ -474,16 +475,22 @@ def _conclude(runs: SearchRuns, engine: EngineConfig, probes: Sequence[ServerPro
 def search_policies(model_dir: Path, dataset: Path, base: SystemProfile, engines: Sequence[EngineConfig],
                     ceiling: float, workspace: Workspace, user_conf: Path, plan: SearchPlan,
                     after_probe: Callable[[ServerProbe], None] | None = None,
-                    say: Callable[[str], None] = log.info) -> SearchOutcome:
+                    say: Callable[[str], None] = log.info, bound_ms: float | None = None) -> SearchOutcome:
     """The whole search over ``(0, ceiling]``: the policies (``bisect_policies``), then the
     confirmations of the best one.
 
     ``say`` gets the budget line before the first run; ``after_probe`` is called after every run (a
-    bench measures its reference between runs, so that both see the same phases of the host)."""
+    bench measures its reference between runs, so that both see the same phases of the host).
+    ``bound_ms``: first refuse, in seconds, a model that misses it one query at a time
+    (``check_bound_reachable``)."""
     say(plan.describe())
+    if bound_ms is not None:
+        check_bound_reachable(model_dir, engines, bound_ms)
     runs = SearchRuns(model_dir, dataset, base, workspace, user_conf, Budget(plan), after_probe)
     engine, probes = bisect_policies(runs, engines, ceiling, plan.confirmation_s)
     outcome = _conclude(runs, engine, probes)
+    log.info("Server search: %s (%.0f s counted of the %.0f s budget)", outcome.message, runs.budget.spent_s,
+             plan.budget_s)
     return replace(outcome, probes=list(runs.done))
 
 
@@ -521,9 +528,9 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
                            engines: Sequence[EngineConfig] | None = None,
                            bound_ms: float = BOUND_MS) -> tuple[list[ServerProbe], TuneOutcome]:
     """Search the policies (``engines``; default ``policies`` on ``base``'s cores) up to ``offline_qps``
-    (Server cannot beat Offline) with ``seconds`` probes (``bisect_policies``), confirm the policy whose
-    first candidate is highest with ``confirm_seconds`` runs (0: none, the highest VALID probe counts), and record the
-    result. Raises ``HarnessError`` (naming why) when no rate was confirmed, or at once when one query
+    (Server cannot beat Offline) with ``seconds`` probes and confirm the best with ``confirm_seconds``
+    runs (0: none, the highest VALID probe counts): ``search_policies``; then record the result.
+    Raises ``HarnessError`` (naming why) when no rate was confirmed, or at once when one query
     at a time already misses ``bound_ms`` (``check_bound_reachable``)."""
     card = load_card(model_dir)
     if engines is None:
@@ -532,13 +539,8 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
         raise HarnessError("tune --scenario Server: no batching policy to search")
     plan = SearchPlan(int(seconds * 1000), steps, int(confirm_seconds * 1000), confirmations, len(engines),
                       budget_override_s=budget_seconds)
-    log.info("%s", plan.describe())
-    check_bound_reachable(model_dir, engines, bound_ms)
-    runs = SearchRuns(model_dir, dataset, base, workspace, user_conf, Budget(plan))
-    best_engine, tried = bisect_policies(runs, engines, offline_qps, plan.confirmation_s)
-    outcome = _conclude(runs, best_engine, tried)
-    log.info("Server search: %s (%.0f s counted of the %.0f s budget)", outcome.message, runs.budget.spent_s,
-             plan.budget_s)
+    outcome = search_policies(model_dir, dataset, base, engines, offline_qps, workspace, user_conf, plan,
+                              bound_ms=bound_ms)
     if not outcome.rate or outcome.engine is None:
         raise HarnessError(f"tune --scenario Server: {outcome.message}; no Server target_qps written")
     best_rate, best_engine = outcome.rate, outcome.engine
@@ -550,7 +552,7 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
     target = round(best_rate * margin, 1)
     model = loadgen_model(card.task)  # resnet50 or yolo: the user.conf key
     set_value(user_conf, model, Scenario.SERVER.value, "target_qps", target)
-    return runs.done, TuneOutcome(path, name, "target_qps", target,
+    return outcome.probes, TuneOutcome(path, name, "target_qps", target,
                                   f"best: batch {best_engine.batch_size}, wait {best_engine.max_wait_us} us, "
                                   f"{best_engine.num_streams} streams: {outcome.message} -> profile {path}; "
                                   f"{user_conf}: {model}.Server.target_qps = {target:.1f} "

@@ -460,7 +460,9 @@ class MultiInstanceSUT:
     def _complete_empty(self, id_list: list[int]) -> None:
         # In chunks the size of a normal answer, so LoadGen stays on the path every run takes (one
         # call of 100,000 samples, which it first counts done and only then logs, is not one).
-        for start in range(0, len(id_list) if not self._aborted else 0, _EMPTY_CHUNK):
+        if self._aborted:
+            return
+        for start in range(0, len(id_list), _EMPTY_CHUNK):
             self._lg.QuerySamplesComplete([self._lg.QuerySampleResponse(sid, 0, 0)
                                            for sid in id_list[start:start + _EMPTY_CHUNK]])
 

@@ -125,12 +125,17 @@ def assert_int8_labels_agree(got, expected, what: str = "labels") -> float:
     return agreement
 
 
+def cli_env(tmpdir: Path | None = None) -> dict[str, str]:
+    """The environment of a CLI child process: this checkout on its path; ``tmpdir``: its temp dir
+    (default the tests' own)."""
+    return {**os.environ, "PYTHONPATH": str(REPO), **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
+
+
 def run_cli(args: list[str], cwd: Path, timeout: float = 300, tmpdir: Path | None = None
             ) -> subprocess.CompletedProcess:
-    """Run ``python -m cli.main ARGS`` in its own process (one LoadGen test per process); ``tmpdir``:
-    its temp dir (default the tests' own)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
-    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=env,
+    """Run ``python -m cli.main ARGS`` in its own process (one LoadGen test per process), with
+    ``cli_env(tmpdir)``."""
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], cwd=cwd, env=cli_env(tmpdir),
                           capture_output=True, text=True, timeout=timeout)
 
 

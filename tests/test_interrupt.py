@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AUTO_QPS, REPO, loadgen_started
+from conftest import AUTO_QPS, cli_env, loadgen_started
 
 from common.testspec import Mode, Scenario
 from modelprep.card import load_card
@@ -92,8 +92,7 @@ def _start(args: list[str], cwd: Path, sigint_ignored: bool = False, tmpdir: Pat
     def ignore_sigint() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    env = {**os.environ, "PYTHONPATH": str(REPO), **({"TMPDIR": str(tmpdir)} if tmpdir else {})}
-    return subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=cwd, env=env,
+    return subprocess.Popen([sys.executable, "-m", "cli", *args], cwd=cwd, env=cli_env(tmpdir),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=ignore_sigint if sigint_ignored else None)
 
