@@ -5,24 +5,25 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
 
 1. Offline: our LoadGen Offline performance run (``pipeline.flows.run_test``) with the
    profile's Offline engine -> samples/s.
-2. Service times: the profile's Server engine (host: one single-thread stream per core,
-   batch 1) compiled exactly as the harness compiles it (``sut.engine.compile_model``),
-   driven by an OpenVINO ``AsyncInferQueue`` with ONE request per stream, back to back, for
-   ``--service-seconds``; each request's ``InferRequest.latency`` (start to completion, the
-   figure benchmark_app collects in its own async loop) is one service-time sample. With one
-   request per stream there is no queueing inside OpenVINO, and every stream is busy at
-   once, as it is near the highest sustainable rate. benchmark_app cannot export its
-   per-request latencies, so it is run once at the same settings (``-nireq <streams>``) and
-   its median is printed beside ours as a check. With the engine's ``keep_awake`` (the host
-   profile's Server on a virtual machine) both run under the same mode as our Server runs
-   (``hostctl.keepawake``: the CPU latency limit held at 0, or the busy loops): the reference sees
-   the same host conditions as the harness.
-   One such slice is measured before the search and one after every Server probe of step 3,
-   and the ideal is built from all of them: this host's speed drifts over minutes
-   (docs/notes, the Server tail on virtual machines), and a reference taken in one quiet (or slow) window would judge a
-   search that ran through other windows.
+2. Service times: each engine shape the search's per-query policies use (host: one
+   single-thread stream per core, and one stream over all cores), batch 1, compiled exactly as
+   the harness compiles it (``sut.engine.compile_model``), driven by an OpenVINO
+   ``AsyncInferQueue`` with ONE request per stream, back to back, for ``--service-seconds``; each
+   request's ``InferRequest.latency`` (start to completion, the figure benchmark_app collects in
+   its own async loop) is one service-time sample. With one request per stream there is no
+   queueing inside OpenVINO, and every stream is busy at once, as it is near the highest
+   sustainable rate. benchmark_app cannot export its per-request latencies, so it is run once per
+   shape at the same settings (``-nireq <streams>``) and its median is printed beside ours as a
+   check. With the engine's ``keep_awake`` (``--host-tuning`` on a virtual machine) both run under
+   the same mode as our Server runs (``hostctl.keepawake``: the CPU latency limit held at 0, or
+   the busy loops): the reference sees the same host conditions as the harness.
+   One slice per shape is measured before the search and one after every Server probe of step 3,
+   and each shape's ideal is built from all of its slices: this host's speed drifts over minutes
+   (docs/notes, the Server tail on virtual machines), and a reference taken in one quiet (or slow)
+   window would judge a search that ran through other windows.
 3. Ours: the rate ``tune --scenario Server`` confirms, over the same policies it searches
-   (``pipeline.server_search.search_policies``): the profile's Server policy first (bisection of
+   (``pipeline.server_search.search_policies``), leaving out first, as it does, the policies whose
+   streams miss the bound even one query at a time: the profile's Server policy first (bisection of
    short real LoadGen Server runs up to the Offline samples/s, where only a VALID run moves the
    search up: a run INVALID on the bound gets one more run, one INVALID on early stopping alone
    one run with ~6,000 queries), then per-query dispatch to one stream, and batches of up to 2
@@ -37,12 +38,14 @@ UNTRAINED seeded weights, prepared INT8 on the demo calibration list; speed only
    The tuned profile and a user.conf (project user.conf + the Server target_qps x the
    tune margin, as ``tune`` writes) go to a scratch dir under
    ``work/bench/server_vs_offline/`` only, never to the project's ``user.conf`` or ``configs/``.
-4. Ideal dispatcher: a discrete-event simulation (numpy, seeded) of Poisson arrivals served
-   FIFO by ``num_streams`` parallel servers (each arrival goes to the first server to become
-   free; no dispatch cost, no batching, no LoadGen), service times resampled from all the
-   slices of step 2. The rate is bisected for the highest one whose simulated 99th percentile
+4. Ideal dispatcher, for each shape of step 2: a discrete-event simulation (numpy, seeded) of
+   Poisson arrivals served FIFO by ``num_streams`` parallel servers (each arrival goes to the first
+   server to become free; no dispatch cost, no batching, no LoadGen), service times resampled from
+   all that shape's slices. The rate is bisected for the highest one whose simulated 99th percentile
    of arrival-to-completion latency stays <= 15 ms (the resnet50 Server bound). The same
-   random numbers are used at every rate, so the p99 is monotone in the rate.
+   random numbers are used at every rate, so the p99 is monotone in the rate. The reference is
+   the shape with the highest such rate: a model too slow for one single-thread stream to meet
+   the bound is judged against one stream over all cores.
    Printed beside it, for scale: the same ideal dispatcher held to LoadGen's early stopping in
    runs of ``--duration`` and of ``--confirm-seconds`` (at most the share of queries over the
    bound that early stopping allows at that rate's query count, ``bench._queueing``): what a
@@ -88,8 +91,9 @@ from harness.profile import load_profile  # noqa: E402
 from harness.tune import tuned_name, with_engine, write_profile  # noqa: E402
 from modelprep.card import ModelCard, load_card  # noqa: E402
 from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
-from pipeline.server_search import (CONFIRMATIONS, OFFICIAL_SERVER_MS, SERVER_MARGIN, SearchPlan,  # noqa: E402
-                                    ServerProbe, highest_valid, policies, search_policies)
+from pipeline.server_search import (BOUND_MS, CONFIRMATIONS, OFFICIAL_SERVER_MS, SERVER_MARGIN,  # noqa: E402
+                                    SearchPlan, ServerProbe, highest_valid, policies, policy_words,
+                                    search_policies)
 from sut.config import EngineConfig  # noqa: E402
 from hostctl.keepawake import kept_awake  # noqa: E402
 
@@ -213,23 +217,39 @@ class _Bench:
     model_dir: Path
     card: ModelCard
     profile: Any
-    server: EngineConfig
+    engines: list[EngineConfig]  # the policies the search tries, the profile's Server policy first
     scratch: Path
     user_conf: Path
     dataset: Path
     cache: Path
-    slices: list[np.ndarray] = dataclasses.field(default_factory=list)
+    slices: dict[EngineConfig, list[np.ndarray]] = dataclasses.field(default_factory=dict)
     results: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    @property
+    def shapes(self) -> list[EngineConfig]:
+        """The per-query (batch 1) policies with distinct streams x threads: the ideal's candidates."""
+        out: dict[tuple[int, int], EngineConfig] = {}
+        for engine in self.engines:
+            if engine.batch_size == 1:
+                out.setdefault((engine.num_streams, engine.num_threads), engine)
+        return list(out.values())
+
     def measure_slice(self, after: ServerProbe | None = None) -> None:
-        """One service-time slice, under the same keep_awake as our Server runs."""
-        with kept_awake(self.server.keep_awake):
-            times = measure_service_times(self.model_dir, self.card, self.server, self.args.service_seconds,
-                                          self.cache)
-        self.slices.append(times)
+        """One service-time slice per engine shape, under the same keep_awake as our Server runs."""
         where = "before the search" if after is None else f"after the {after.target_qps:.1f} qps probe"
-        print(f"      service slice {len(self.slices)} ({where}): {len(times)} requests, median "
-              f"{np.percentile(times, 50):.2f} ms, p99 {np.percentile(times, 99):.2f}", flush=True)
+        for shape in self.shapes:
+            with kept_awake(shape.keep_awake):
+                times = measure_service_times(self.model_dir, self.card, shape, self.args.service_seconds,
+                                              self.cache)
+            self.slices.setdefault(shape, []).append(times)
+            print(f"      service slice {len(self.slices[shape])}, {_streams(shape)} ({where}): {len(times)} "
+                  f"requests, median {np.percentile(times, 50):.2f} ms, p99 {np.percentile(times, 99):.2f}",
+                  flush=True)
+
+
+def _streams(engine: EngineConfig) -> str:
+    """An engine's shape in words."""
+    return f"{engine.num_streams} stream(s) x {engine.num_threads} thread(s)"
 
 
 def _setup(args: argparse.Namespace) -> _Bench:
@@ -239,14 +259,12 @@ def _setup(args: argparse.Namespace) -> _Bench:
     card = load_card(model_dir)
     profile = load_profile(args.system, host_tuning=args.host_tuning)
     server = profile.engine_for("Server")
-    if server.batch_size != 1:
-        raise HarnessError(f"profile {profile.name}: Server batch {server.batch_size}; the ideal dispatcher "
-                           "here serves batch-1 requests only")
+    engines = [server] + [e for e in policies(profile.cores, server) if e != server]
     scratch = WORK / "server_vs_offline" / args.model
     scratch.mkdir(parents=True, exist_ok=True)
     user_conf = scratch / "user.conf"
     shutil.copyfile(REPO / "user.conf", user_conf)  # never the project's own
-    b = _Bench(args, model_dir, card, profile, server, scratch, user_conf, WORKSPACE.demo_data / "val",
+    b = _Bench(args, model_dir, card, profile, engines, scratch, user_conf, WORKSPACE.demo_data / "val",
                WORKSPACE.cache / "ov_cache")
     logging.getLogger().setLevel(logging.WARNING)
     print(f"model   : {model_dir.relative_to(REPO)} ({card.label}, inference precision {card.inference_precision})\n"
@@ -271,76 +289,84 @@ def _offline(b: _Bench) -> None:
 
 
 def _service_times(b: _Bench) -> None:
-    """Step 2: the first service-time slice (one more after each probe), checked against benchmark_app."""
-    args, server = b.args, b.server
-    print(f"[2] service times: AsyncInferQueue, {server.num_streams} requests on {server.num_streams} streams x "
-          f"{server.num_threads} threads, batch 1, back to back, {args.service_seconds:g} s slices", flush=True)
+    """Step 2: the first service-time slices (more after each probe), checked against benchmark_app."""
+    args = b.args
+    print(f"[2] service times: AsyncInferQueue, one batch-1 request per stream, back to back, "
+          f"{args.service_seconds:g} s slices, for each of: {'; '.join(_streams(e) for e in b.shapes)}", flush=True)
     b.measure_slice()
-    with kept_awake(server.keep_awake):
-        check_engine = dataclasses.replace(server, infer_requests=server.num_streams)
-        bapp = run_benchmark_app(b.model_dir / "model.xml", check_engine, b.card.inference_precision,
-                                 min(args.service_seconds, 20), cache_dir=b.cache, out_dir=b.scratch / "bapp")
-    print(f"      check: benchmark_app -nireq {server.num_streams} median {bapp.latency.percentile_ms:.2f} ms, "
-          f"{bapp.throughput_fps:.1f} FPS", flush=True)
-    b.results["bapp"] = bapp
+    checks = {}
+    for shape in b.shapes:
+        with kept_awake(shape.keep_awake):
+            check_engine = dataclasses.replace(shape, infer_requests=shape.num_streams)
+            bapp = run_benchmark_app(b.model_dir / "model.xml", check_engine, b.card.inference_precision,
+                                     min(args.service_seconds, 20), cache_dir=b.cache,
+                                     out_dir=b.scratch / f"bapp-{shape.num_streams}x{shape.num_threads}")
+        print(f"      check, {_streams(shape)}: benchmark_app -nireq {shape.num_streams} median "
+              f"{bapp.latency.percentile_ms:.2f} ms, {bapp.throughput_fps:.1f} FPS", flush=True)
+        checks[shape] = bapp
+    b.results["bapp"] = checks
 
 
 def _server_search(b: _Bench) -> None:
     """Step 3: our Server search (tune --scenario Server's, the profile's Server policy first)."""
-    args, offline_sps = b.args, b.results["offline_sps"]
-    engines = [b.server] + [e for e in policies(b.profile.cores, b.server) if e != b.server]
+    args, offline_sps, engines = b.args, b.results["offline_sps"], b.engines
     plan = SearchPlan(args.duration * 1000, confirm_ms=args.confirm_seconds * 1000, confirmations=args.confirmations,
                       policies=len(engines),
-                      overhead_s=SearchPlan().overhead_s + args.service_seconds)  # a service slice after each run
+                      overhead_s=SearchPlan().overhead_s + args.service_seconds * len(b.shapes))  # slices after each run
     print(f"[3] our Server search over (0, {offline_sps:.1f}] qps: only a VALID run moves the bisection up; then "
-          f"{args.confirm_seconds} s confirmations stepping down until one is VALID; a service slice after each run",
+          f"{args.confirm_seconds} s confirmations stepping down until one is VALID; service slices after each run",
           flush=True)
     outcome = search_policies(b.model_dir, b.dataset, b.profile, engines, offline_sps,
-                            dataclasses.replace(WORKSPACE, results=b.scratch / "results"), b.user_conf, plan,
-                            after_probe=b.measure_slice, say=lambda line: print(f"      {line}", flush=True))
+                              dataclasses.replace(WORKSPACE, results=b.scratch / "results"), b.user_conf, plan,
+                              after_probe=b.measure_slice, say=lambda line: print(f"      {line}", flush=True),
+                              bound_ms=BOUND_MS)
     for pr in outcome.probes:
         p99 = f"{pr.p99_ms:.2f}" if pr.p99_ms is not None else "-"
         done = f"{pr.completed_qps:.1f}" if pr.completed_qps is not None else "-"
         why = " (early stopping only)" if pr.early_stopping_only else ""
-        print(f"      {_policy(pr.engine)}: target {pr.target_qps:8.1f} qps, {pr.duration_ms // 1000:4d} s -> "
+        print(f"      {policy_words(pr.engine)}: target {pr.target_qps:8.1f} qps, {pr.duration_ms // 1000:4d} s -> "
               f"{'VALID  ' if pr.valid else 'INVALID'} (completed {done} qps, p99 {p99} ms){why}", flush=True)
     for engine in engines:
-        best = highest_valid([pr for pr in outcome.probes if pr.engine == engine])
-        print(f"      {_policy(engine)}: highest VALID probe {best:.1f} qps", flush=True)
+        tried = [pr for pr in outcome.probes if pr.engine == engine]
+        best = f"highest VALID probe {highest_valid(tried):.1f} qps" if tried else "not searched"
+        print(f"      {policy_words(engine)}: {best}", flush=True)
     # The policy of the result (the profile's when nothing was confirmed), for the steps below.
-    b.results.update(plan=plan, outcome=outcome, engine=outcome.engine or b.server)
-
-
-def _policy(engine: EngineConfig) -> str:
-    """A policy in a few words: batch, streams, requests, wait."""
-    return (f"batch {engine.batch_size}, {engine.num_streams} streams, {engine.infer_requests} requests, "
-            f"wait {engine.max_wait_us} us")
+    b.results.update(plan=plan, outcome=outcome, engine=outcome.engine or engines[0])
 
 
 def _ideal(b: _Bench) -> None:
-    """Step 4: the ideal dispatcher over every slice, free and held to early stopping at each run length."""
-    args, server = b.args, b.server
-    service = np.concatenate(b.slices)
-    pct = {p: float(np.percentile(service, p)) for p in (50, 90, 99)}
-    print(f"[4] service times, all {len(b.slices)} slices: {len(service)} requests, median {pct[50]:.2f} ms, p90 "
-          f"{pct[90]:.2f}, p99 {pct[99]:.2f}, mean {service.mean():.2f}", flush=True)
-    ideal, ideal_p99, steps = ideal_rate(service, server.num_streams, args.bound_ms, args.sim_requests, args.seed)
-    if ideal == 0:
-        print(f"      ideal dispatcher: NO rate keeps the simulated p99 <= {args.bound_ms:g} ms (service p99 "
-              f"{pct[99]:.2f} ms is over it: a disturbed machine?); ratio will be nan", flush=True)
-    else:
-        print(f"      ideal dispatcher (simulated M/G/{server.num_streams} FIFO, Poisson, seed {args.seed}, "
-              f"{args.sim_requests} arrivals): highest rate with p99 <= {args.bound_ms:g} ms = {ideal:.1f} qps "
-              f"(p99 {ideal_p99:.2f} ms; {len(steps)} bisection steps; saturation "
-              f"{server.num_streams * 1000 / service.mean():.1f} qps)", flush=True)
+    """Step 4: the ideal dispatcher over every slice of each engine shape, free and held to early
+    stopping at each run length; the reference is the shape with the highest ideal rate."""
+    args = b.args
+    ideals = {}
+    for shape in b.shapes:
+        service = np.concatenate(b.slices[shape])
+        pct = {p: float(np.percentile(service, p)) for p in (50, 90, 99)}
+        print(f"[4] service times, {_streams(shape)}, all {len(b.slices[shape])} slices: {len(service)} requests, "
+              f"median {pct[50]:.2f} ms, p90 {pct[90]:.2f}, p99 {pct[99]:.2f}, mean {service.mean():.2f}", flush=True)
+        rate, p99, steps = ideal_rate(service, shape.num_streams, args.bound_ms, args.sim_requests, args.seed)
+        if rate == 0:
+            print(f"      ideal dispatcher: NO rate keeps the simulated p99 <= {args.bound_ms:g} ms (service p99 "
+                  f"{pct[99]:.2f} ms is over it)", flush=True)
+        else:
+            print(f"      ideal dispatcher (simulated M/G/{shape.num_streams} FIFO, Poisson, seed {args.seed}, "
+                  f"{args.sim_requests} arrivals): highest rate with p99 <= {args.bound_ms:g} ms = {rate:.1f} qps "
+                  f"(p99 {p99:.2f} ms; {len(steps)} bisection steps; saturation "
+                  f"{shape.num_streams * 1000 / service.mean():.1f} qps)", flush=True)
+        ideals[shape] = {"service": service, "pct": pct, "rate": rate, "p99": p99, "steps": steps}
+    best = max(b.shapes, key=lambda shape: ideals[shape]["rate"])
+    ideal, service = ideals[best]["rate"], ideals[best]["service"]
+    print(f"      reference: the ideal dispatcher on {_streams(best)}, {ideal:.1f} qps"
+          + ("; ratio will be nan (no shape keeps p99 under the bound: a disturbed machine?)" if ideal == 0 else ""),
+          flush=True)
     held = {}  # the same ideal dispatcher, held to early stopping at each run length the search used
     for seconds in sorted({args.duration, args.confirm_seconds} - {0}):
-        held[seconds] = ideal_rate(service, server.num_streams, args.bound_ms, args.sim_requests, args.seed,
+        held[seconds] = ideal_rate(service, best.num_streams, args.bound_ms, args.sim_requests, args.seed,
                                    early_stopping_percentile(seconds))[0]
         share = f"{held[seconds] / ideal:.3f} of the ideal" if ideal else "no ideal"
         print(f"      the same ideal dispatcher held to LoadGen's early stopping in {seconds} s runs: "
               f"{held[seconds]:.1f} qps ({share}): what a harness adding nothing could reach in such runs", flush=True)
-    b.results.update(service=service, pct=pct, ideal=ideal, ideal_p99=ideal_p99, steps=steps, held=held)
+    b.results.update(ideals=ideals, best_shape=best, ideal=ideal, held=held)
 
 
 def _scratch_profile(b: _Bench) -> None:
@@ -358,7 +384,7 @@ def _scratch_profile(b: _Bench) -> None:
         conf_note = f"{BENCHMARK}.Server.target_qps = {rate * SERVER_MARGIN:.1f} (x{SERVER_MARGIN}, as tune writes)"
     else:
         conf_note = "no Server target_qps written (no rate confirmed VALID)"
-    print(f"      search: {_policy(engine)}: {outcome.message}\n      scratch profile {tuned.relative_to(REPO)}, "
+    print(f"      search: {policy_words(engine)}: {outcome.message}\n      scratch profile {tuned.relative_to(REPO)}, "
           f"{b.user_conf.relative_to(REPO)}: {conf_note}", flush=True)
     b.results["tuned"] = tuned
 
@@ -370,7 +396,7 @@ def _figures(b: _Bench, start: float) -> float:
     ratio = rate / ideal if ideal > 0 else float("nan")
     print(f"\nwall time {time.perf_counter() - start:.1f} s; {args.model}: {UNTRAINED}\n"
           f"ours Server {rate:.1f} qps ({'confirmed VALID' if r['outcome'].confirmed else 'not confirmed'}, "
-          f"{_policy(r['engine'])}; "
+          f"{policy_words(r['engine'])}; "
           f"{args.duration} s probes, {args.confirm_seconds} s confirmation) "
           f"/ ideal dispatcher {ideal:.1f} qps "
           f"= ratio (target >= 0.90); ours Server / ours Offline {offline_sps:.1f} samples/s = server/offline")
@@ -379,21 +405,31 @@ def _figures(b: _Bench, start: float) -> float:
     return ratio
 
 
+def _shape_record(b: _Bench, shape: EngineConfig) -> dict[str, Any]:
+    """One engine shape's service times, benchmark_app check and ideal rate, for the JSON."""
+    ideal, bapp, slices = b.results["ideals"][shape], b.results["bapp"][shape], b.slices[shape]
+    service = ideal["service"]
+    return {"num_streams": shape.num_streams, "num_threads": shape.num_threads,
+            "service_ms": {"n": len(service), "mean": float(service.mean()),
+                           **{f"p{k}": v for k, v in ideal["pct"].items()},
+                           "slices": [[round(float(v), 4) for v in part] for part in slices]},
+            "benchmark_app_check": {"median_ms": bapp.latency.percentile_ms, "fps": bapp.throughput_fps,
+                                    "command": bapp.command},
+            "ideal": {"rate": ideal["rate"], "p99_ms": ideal["p99"], "steps": ideal["steps"]}}
+
+
 def _write_record(b: _Bench, ratio: float) -> None:
     """Step 7 (--json): every input and result of the steps above, with the figure."""
     args, r = b.args, b.results
-    outcome, service, bapp, ideal = r["outcome"], r["service"], r["bapp"], r["ideal"]
+    outcome, ideal, best = r["outcome"], r["ideal"], r["best_shape"]
     rate, offline_sps = outcome.rate, r["offline_sps"]
     write_json(args.json, {
         "note": f"{args.model}: {UNTRAINED}", "model_dir": str(b.model_dir), "profile": b.profile.to_dict(),
         "offline_samples_per_second": offline_sps, "offline_run_dir": r["offline"].run_dir,
-        "service_ms": {"n": len(service), "mean": float(service.mean()), **{f"p{k}": v for k, v in r["pct"].items()},
-                       "slices": [[round(float(v), 4) for v in part] for part in b.slices]},
-        "benchmark_app_check": {"median_ms": bapp.latency.percentile_ms, "fps": bapp.throughput_fps,
-                                "command": bapp.command},
-        "ideal": {"rate": ideal, "p99_ms": r["ideal_p99"], "bound_ms": args.bound_ms, "seed": args.seed,
+        "shapes": [_shape_record(b, shape) for shape in b.shapes],
+        "ideal": {"rate": ideal, "shape": _streams(best), "bound_ms": args.bound_ms, "seed": args.seed,
                   "held_to_early_stopping": {f"{k}s": v for k, v in r["held"].items()},
-                  "requests": args.sim_requests, "steps": r["steps"]},
+                  "requests": args.sim_requests},
         "server": {"highest_valid_rate": rate, "confirmed": outcome.confirmed, "floor": outcome.floor,
                    "engine": dataclasses.asdict(outcome.engine) if outcome.engine is not None else None,
                    "outcome": outcome.message, "budget_s": r["plan"].budget_s,
@@ -403,10 +439,10 @@ def _write_record(b: _Bench, ratio: float) -> None:
         "server_vs_offline", ratio, Value("ours, Server rate confirmed VALID", rate, "qps"),
         Value("ideal dispatcher", ideal, "qps"), name=f"{args.model} int8 Server{host_tuning_label(args.host_tuning)}",
         goal=">= 0.90",
-        ratio_is=f"ours (the best policy tune finds) / an ideal per-query dispatcher on this host's service times "
-                 f"({args.duration} s probes)",
-        note=f"untrained weights: speed only; {_policy(r['engine'])}; server/offline {rate / offline_sps:.4f} "
-             f"(Offline {offline_sps:.1f} samples/s)")])
+        ratio_is=f"ours (the best policy tune finds) / an ideal per-query dispatcher on this host's service times, "
+                 f"the best of {len(b.shapes)} engine shape(s) ({args.duration} s probes)",
+        note=f"untrained weights: speed only; ours: {policy_words(r['engine'])}; ideal on {_streams(best)}; "
+             f"server/offline {rate / offline_sps:.4f} (Offline {offline_sps:.1f} samples/s)")])
 
 
 def benchmark(args: argparse.Namespace) -> int:

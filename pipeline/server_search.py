@@ -1,7 +1,9 @@
 """``tune --scenario Server``: the highest Poisson rate confirmed VALID at official length, and the policy.
 
-First, in seconds, one query at a time through each per-query policy: if even the best p99 of
-that is over the bound, no rate can be VALID and the search ends there (``check_bound_reachable``).
+First, in seconds, one query at a time through each per-query policy's streams: a policy whose
+streams miss the bound even so cannot be VALID at any rate and is left out, with the batching
+policies on the same streams; when every policy is left out, the search ends there
+(``reachable_policies``).
 Then the search has two parts, each made of real LoadGen Server runs in their own process
 (``pipeline.testrun.run_test``), within a time budget printed before the first run:
 
@@ -204,6 +206,12 @@ def policies(cores: int, host: EngineConfig | None = None) -> list[EngineConfig]
     out += [EngineConfig(cores, cores, cores + 1, b, max_wait_us=0) for b in (2, 4)]
     settings = {name: getattr(host, name) for name in HOST_SETTINGS} if host is not None else {}
     return [replace(engine, **settings) for engine in out]
+
+
+def policy_words(engine: EngineConfig) -> str:
+    """A policy in a few words: batch, streams and threads, requests, wait."""
+    return (f"batch {engine.batch_size}, {engine.num_streams} stream(s) x {engine.num_threads} thread(s), "
+            f"{engine.infer_requests} requests, wait {engine.max_wait_us} us")
 
 
 def probe(model_dir: Path, dataset: Path, base: SystemProfile, engine: EngineConfig, qps: float,
@@ -481,11 +489,15 @@ def search_policies(model_dir: Path, dataset: Path, base: SystemProfile, engines
 
     ``say`` gets the budget line before the first run; ``after_probe`` is called after every run (a
     bench measures its reference between runs, so that both see the same phases of the host).
-    ``bound_ms``: first refuse, in seconds, a model that misses it one query at a time
-    (``check_bound_reachable``)."""
-    say(plan.describe())
+    ``bound_ms``: first leave out, in seconds, the policies whose queries miss it one at a time, and
+    refuse a model that misses it through every policy (``reachable_policies``); the budget then
+    counts the policies left."""
     if bound_ms is not None:
-        check_bound_reachable(model_dir, engines, bound_ms)
+        kept = reachable_policies(model_dir, engines, bound_ms)
+        say(f"Server search: {len(kept)} of {len(engines)} policies meet the {bound_ms:g} ms bound one query at a "
+            "time: " + "; ".join(policy_words(e) for e in kept))
+        engines, plan = kept, replace(plan, policies=min(plan.policies, len(kept)))
+    say(plan.describe())
     runs = SearchRuns(model_dir, dataset, base, workspace, user_conf, Budget(plan), after_probe)
     engine, probes = bisect_policies(runs, engines, ceiling, plan.confirmation_s)
     outcome = _conclude(runs, engine, probes)
@@ -502,21 +514,37 @@ def p99_alone_ms(model_dir: Path, engine: EngineConfig, seconds: float = ALONE_S
     return float(np.percentile(query_latencies(compiled, engine, card, 1, seconds), 99))
 
 
-def check_bound_reachable(model_dir: Path, engines: Sequence[EngineConfig], bound_ms: float = BOUND_MS,
-                          measure: Callable[[Path, EngineConfig], float] = p99_alone_ms) -> float:
-    """Refuse, in seconds instead of a search of hours, a model whose queries miss ``bound_ms`` even
-    one at a time: the lowest p99 alone of the per-query policies (a static batch of 2 or 4 costs more),
-    measured twice before it counts. Returns that p99."""
+def _shape(engine: EngineConfig) -> tuple[int, int, bool]:
+    """What one query alone costs through ``engine`` besides its batch: its streams, threads and pinning."""
+    return engine.num_streams, engine.num_threads, engine.pinning
+
+
+def reachable_policies(model_dir: Path, engines: Sequence[EngineConfig], bound_ms: float = BOUND_MS,
+                       measure: Callable[[Path, EngineConfig], float] = p99_alone_ms) -> list[EngineConfig]:
+    """``engines`` whose queries can meet ``bound_ms`` at all, in seconds instead of a search of hours.
+
+    One query at a time through each per-query policy's streams (measured once more when over the
+    bound: a burst of the host is not the model); a policy whose streams miss the bound even so is
+    left out, with the batching policies on the same streams (a static batch of 2 or 4 costs more
+    than one query). Raises ``HarnessError`` when no policy is left."""
     single = [e for e in engines if e.batch_size == 1] or list(engines)
-    best = min(measure(model_dir, e) for e in single)
-    if best > bound_ms:
-        best = min(best, min(measure(model_dir, e) for e in single))  # a burst of the host is not the model
-    if best > bound_ms:
-        raise HarnessError(f"tune --scenario Server: one query at a time already has p99 {best:.2f} ms on this host "
-                           f"(the best of {len(single)} policies), over the {bound_ms:g} ms bound: no Server rate "
-                           "can be VALID with this model here; no Server target_qps written")
-    log.info("Server search: one query at a time has p99 %.2f ms (bound %g ms)", best, bound_ms)
-    return best
+    first: dict[tuple[int, int, bool], EngineConfig] = {}
+    for engine in single:
+        first.setdefault(_shape(engine), engine)
+    alone = {shape: measure(model_dir, engine) for shape, engine in first.items()}
+    for shape, engine in first.items():
+        if alone[shape] > bound_ms:
+            alone[shape] = min(alone[shape], measure(model_dir, engine))
+    for (streams, threads, _pin), p99 in alone.items():
+        verdict = "searched" if p99 <= bound_ms else "over the bound: not searched"
+        log.info("Server search: one query at a time through %d stream(s) x %d thread(s): p99 %.2f ms (bound %g ms), "
+                 "%s", streams, threads, p99, bound_ms, verdict)
+    kept = [e for e in engines if alone.get(_shape(e), 0.0) <= bound_ms]
+    if not kept:
+        raise HarnessError(f"tune --scenario Server: one query at a time already has p99 {min(alone.values()):.2f} ms "
+                           f"on this host (the best of {len(alone)} engine shape(s)), over the {bound_ms:g} ms bound: "
+                           "no Server rate can be VALID with this model here; no Server target_qps written")
+    return kept
 
 
 def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, user_conf: Path,
@@ -531,7 +559,7 @@ def tune_server_and_record(model_dir: Path, dataset: Path, base: SystemProfile, 
     (Server cannot beat Offline) with ``seconds`` probes and confirm the best with ``confirm_seconds``
     runs (0: none, the highest VALID probe counts): ``search_policies``; then record the result.
     Raises ``HarnessError`` (naming why) when no rate was confirmed, or at once when one query
-    at a time already misses ``bound_ms`` (``check_bound_reachable``)."""
+    at a time already misses ``bound_ms`` (``reachable_policies``)."""
     card = load_card(model_dir)
     if engines is None:
         engines = policies(base.cores, base.scenarios.get(Scenario.SERVER.value))

@@ -8,7 +8,9 @@ Every bench writes, with ``--json FILE``, a list of figure records under the key
 as OpenVINO names it, its ISA, the git commit and the command line. This script reads every JSON
 file given (directories are searched recursively; files without the key are skipped), keeps the
 newest record per CPU, bench and figure, and writes one table per CPU. A bench of ``bench/`` with
-no record for a CPU is listed as not yet measured there. Older figures stay in git history.
+no record for a CPU is listed as not yet measured there. The section of a CPU with no record among
+the inputs is carried over from the existing page unchanged: its records were written on another
+machine, whose ``work/`` this one does not have. Older figures stay in git history.
 """
 
 from __future__ import annotations
@@ -153,8 +155,39 @@ def _row(f: Figure) -> str:
             f"{f.commit or 'n/a'} | `{_cell(f.command)}` |")
 
 
-def render(current: dict[tuple[str, str, str], Figure], benches: list[str]) -> str:
-    """docs/performance.md: a header saying how it is made, then one table per CPU."""
+def other_cpus(page: str, cpus: Iterable[str]) -> dict[str, list[str]]:
+    """The CPU sections of an existing ``page`` (heading -> lines) for CPUs other than ``cpus``: their
+    records were written on other machines, so a page regenerated here keeps them as they are."""
+    sections: dict[str, list[str]] = {}
+    heading = None
+    for line in page.splitlines():
+        if line.startswith("## "):
+            heading = line
+            sections[heading] = []
+        elif heading is not None:
+            sections[heading].append(line)
+    mine = tuple(cpus)
+    return {h: body for h, body in sections.items()
+            if not any(h == f"## {cpu}" or h.startswith(f"## {cpu} (") for cpu in mine)}
+
+
+def _section(cpu: str, current: dict[tuple[str, str, str], Figure], benches: list[str]) -> tuple[str, list[str]]:
+    """One CPU's table: its heading and the lines under it."""
+    rows = sorted((f for (c, _, _), f in current.items() if c == cpu), key=lambda f: (f.bench, f.name))
+    isa = next((f.isa for f in rows if f.isa), None)
+    body = ["", "| bench | figure | ratio | ours / reference | ratio is | date (UTC) | commit | command |",
+            "|---|---|---|---|---|---|---|---|"]
+    body += [_row(f) for f in rows]
+    missing = [b for b in benches if b not in {f.bench for f in rows}]
+    body += [""] + ([f"Not yet measured on this CPU kind: {', '.join(f'`{b}`' for b in missing)}.", ""]
+                    if missing else [])
+    return f"## {cpu}" + (f" ({isa})" if isa else ""), body
+
+
+def render(current: dict[tuple[str, str, str], Figure], benches: list[str],
+           kept: dict[str, list[str]] | None = None) -> str:
+    """docs/performance.md: a header saying how it is made, then one table per CPU (``kept``: other
+    CPUs' sections carried over from the existing page)."""
     lines = [
         "# Performance: one current figure per bench",
         "",
@@ -162,34 +195,32 @@ def render(current: dict[tuple[str, str, str], Figure], benches: list[str]) -> s
         "To regenerate: run each bench with `--json work/bench/json/NAME.json` (`bench/README.md` lists",
         "the benches and their options), then `.venv/bin/python scripts/performance_table.py work/bench/json`.",
         "Each row is the newest record of that bench figure on that CPU; older figures live in git history.",
+        "A CPU with no record among the inputs keeps its section from the page as it was.",
         "",
         "Weights: big architectures (resnet50, decinet_*, yolo11l, the zoo's timm models) are timed with",
         "UNTRAINED seeded weights: their speed is real, their accuracy is not measured. A commit ending in",
         "`+uncommitted` was measured on a work tree with changes to tracked files.",
         "",
     ]
-    cpus = sorted({cpu for cpu, _, _ in current})
-    if not cpus:
+    sections = dict(kept or {})
+    for cpu in {cpu for cpu, _, _ in current}:
+        heading, body = _section(cpu, current, benches)
+        sections[heading] = body
+    if not sections:
         lines += ["No bench record has been read yet: every bench is not yet measured on any CPU kind.", "",
                   "Benches: " + ", ".join(f"`{b}`" for b in benches) + ".", ""]
-    for cpu in cpus:
-        rows = sorted((f for (c, _, _), f in current.items() if c == cpu), key=lambda f: (f.bench, f.name))
-        isa = next((f.isa for f in rows if f.isa), None)
-        lines += [f"## {cpu}" + (f" ({isa})" if isa else ""), "",
-                  "| bench | figure | ratio | ours / reference | ratio is | date (UTC) | commit | command |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [_row(f) for f in rows]
-        missing = [b for b in benches if b not in {f.bench for f in rows}]
-        lines += [""] + ([f"Not yet measured on this CPU kind: {', '.join(f'`{b}`' for b in missing)}.", ""]
-                         if missing else [])
+    for heading in sorted(sections):
+        lines += [heading, *sections[heading]]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def generate(inputs: list[Path], out: Path, bench_dir: Path = REPO / "bench") -> dict[tuple[str, str, str], Figure]:
     """Read the records under ``inputs``, write ``out`` atomically; returns the rows written."""
     current = newest(f for path in json_files(inputs) for f in read_figures(path))
+    page = out.read_text(errors="replace") if out.is_file() else ""
+    kept = other_cpus(page, {cpu for cpu, _, _ in current})
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out, render(current, bench_names(bench_dir)))
+    write_text_atomic(out, render(current, bench_names(bench_dir), kept))
     return current
 
 

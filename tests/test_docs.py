@@ -106,6 +106,23 @@ def test_newest_record_per_bench_figure_wins(tmp_path: Path) -> None:
     assert "`harness_vs_benchmark_app`" not in not_measured
 
 
+def test_other_cpus_sections_are_kept_and_this_cpus_is_replaced(tmp_path: Path) -> None:
+    """A page regenerated on one machine keeps the tables another machine's records made."""
+    src = tmp_path / "json"
+    write_json(src / "mine.json", {}, [_record("feed_loops", "null model", 0.933, "2026-03-01T10:00:00Z")])
+    other = ["## Other Vendor CPU (ISA-X)", "", "| bench | figure |", "|---|---|",
+             "| feed_loops | null model | **0.777** |", ""]
+    stale = [f"## {cpu_name()} (OLD)", "", "| feed_loops | null model | **0.111** |", ""]
+    out = tmp_path / "performance.md"
+    out.write_text("\n".join(["# Performance", "", *other, *stale]) + "\n")
+
+    assert _generate(str(src), "--out", str(out)).returncode == 0
+    page = out.read_text()
+    assert "\n".join(other[:5]) in page  # the other CPU's table, unchanged
+    assert "**0.111**" not in page and "**0.933**" in page  # this CPU's, regenerated
+    assert page.count(f"## {cpu_name()}") == 1
+
+
 def test_malformed_record_is_one_error_naming_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"performance": [{"bench": "feed_loops", "ratio": "fast"}]}))

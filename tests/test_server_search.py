@@ -17,8 +17,9 @@ from common.loadgen_conf import lookup, parse_user_conf
 from harness.profile import load_profile
 from pipeline.testrun import Workspace
 from pipeline.server_search import (BISECTION_STEPS, Budget, SearchPlan, SearchRuns, ServerProbe, bisect,
-                                    bisect_policies, check_bound_reachable, confirm_down, first_candidate,
-                                    highest_valid, search_policies, step_down, tune_server_and_record)
+                                    bisect_policies, confirm_down, first_candidate,
+                                    highest_valid, reachable_policies, search_policies, step_down,
+                                    tune_server_and_record)
 from sut.config import EngineConfig
 
 ENGINE = load_profile("host").engine_for("Server")
@@ -222,21 +223,28 @@ def test_tune_server_without_a_confirmed_rate_writes_nothing_and_says_why(
                                    runs.workspace, 4 * too_fast, seconds=1, confirm_seconds=2, steps=1, confirmations=2,
                                    name="srv", profile_out=tmp_path / "srv.yaml", engines=[ENGINE])
     messages = [r.getMessage() for r in caplog.records]
-    assert messages[0].startswith("Server search: time budget ")
+    budget = next(i for i, m in enumerate(messages) if m.startswith("Server search: time budget "))
+    assert messages[budget - 1].startswith("Server search: 1 of 1 policies meet the 15 ms bound")
+    assert not any(m.startswith("Server run:") for m in messages[:budget])  # the budget is said before any run
     assert (tmp_path / "user.conf").read_text() == before and not (tmp_path / "srv.yaml").exists()
     assert lookup(parse_user_conf(tmp_path / "user.conf"), "resnet50", "Server", "target_qps") is None
 
 
-@pytest.mark.parametrize("measured, refused", [
-    ([3.0, 20.0], False),             # the best policy counts
-    ([16.0, 17.0, 14.0, 18.0], False),  # over the bound once, a burst: the second round meets it
-    ([16.0, 17.0, 15.5, 16.5], True),   # over the bound twice: no rate can be VALID
-    ([15.0, 40.0], False),            # at the bound is not over it
+@pytest.mark.parametrize("measured, kept", [
+    # one query alone through (1 stream, 2 streams); the b4 policy runs on 2 streams
+    ([3.0, 20.0, 18.0], ["1x1"]),                  # 2 streams miss twice: they and their batches are left out
+    ([16.0, 17.0, 14.0, 18.0], ["1x1"]),           # 1 stream over once, a burst: its second measure meets it
+    ([16.0, 14.0, 17.0], ["2x1", "2x1b", "2x4"]),  # 1 stream misses twice, 2 streams meet it at once
+    ([15.0, 40.0, 15.1], ["1x1"]),                 # at the bound is not over it
+    ([3.0, 14.0], ["1x1", "2x1", "2x1b", "2x4"]),  # every policy's streams meet it: nothing left out
+    ([16.0, 17.0, 15.5, 16.5], None),              # every shape over the bound twice: refused
 ])
-def test_a_model_that_misses_the_bound_one_query_at_a_time_is_refused_before_any_search(
-        measured: list[float], refused: bool) -> None:
-    engines = [replace(ENGINE, batch_size=1, num_streams=1), replace(ENGINE, batch_size=1, num_streams=2),
-               replace(ENGINE, batch_size=4)]
+def test_policies_whose_streams_miss_the_bound_one_query_at_a_time_are_left_out(
+        measured: list[float], kept: list[str] | None) -> None:
+    named = {"1x1": replace(ENGINE, batch_size=1, num_streams=1),
+             "2x1": replace(ENGINE, batch_size=1, num_streams=2),
+             "2x1b": replace(ENGINE, batch_size=1, num_streams=2, infer_requests=3),  # same streams: one measure
+             "2x4": replace(ENGINE, batch_size=4, num_streams=2)}
     calls = iter(measured)
     seen: list[EngineConfig] = []
 
@@ -244,11 +252,12 @@ def test_a_model_that_misses_the_bound_one_query_at_a_time_is_refused_before_any
         seen.append(engine)
         return next(calls)
 
-    if refused:
+    if kept is None:
         with pytest.raises(HarnessError, match=r"one query at a time already has p99 15\.50 ms .* over the 15 ms bound"):
-            check_bound_reachable(Path("m"), engines, 15.0, measure)
+            reachable_policies(Path("m"), list(named.values()), 15.0, measure)
     else:
-        assert check_bound_reachable(Path("m"), engines, 15.0, measure) == min(measured)
+        assert reachable_policies(Path("m"), list(named.values()), 15.0, measure) == [named[k] for k in kept]
+    assert len(seen) == len(measured)  # each shape once, and once more only when over the bound
     assert all(e.batch_size == 1 for e in seen)  # a static batch of 2 or 4 costs more than one query alone
 
 
