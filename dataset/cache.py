@@ -30,7 +30,7 @@ from common.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-_CHUNK = 64
+_CHUNK = 16
 
 
 @dataclass(frozen=True)
@@ -158,8 +158,13 @@ def _write_all(root: Path, samples: list[Sample], spec: PreprocessSpec, path: Pa
                 bar.update(_fill_chunk(job))
             return
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            for done in pool.map(_fill_chunk, jobs):
-                bar.update(done)
+            try:
+                for done in pool.map(_fill_chunk, jobs):
+                    bar.update(done)
+            except BaseException:
+                # An interrupt or a bad image: drop the chunks not started, wait only for those in flight.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     finally:
         bar.close()
 
