@@ -92,8 +92,8 @@ from harness.tune import tuned_name, with_engine, write_profile  # noqa: E402
 from modelprep.card import ModelCard, load_card  # noqa: E402
 from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
 from pipeline.server_search import (BOUND_MS, CONFIRMATIONS, OFFICIAL_SERVER_MS, SERVER_MARGIN,  # noqa: E402
-                                    SearchPlan, ServerProbe, highest_valid, policies, policy_words,
-                                    search_policies)
+                                    SearchPlan, ServerProbe, highest_valid, per_query_shapes, policies,
+                                    policy_words, search_policies)
 from sut.config import EngineConfig  # noqa: E402
 from hostctl.keepawake import kept_awake  # noqa: E402
 
@@ -228,11 +228,7 @@ class _Bench:
     @property
     def shapes(self) -> list[EngineConfig]:
         """The per-query (batch 1) policies with distinct streams x threads: the ideal's candidates."""
-        out: dict[tuple[int, int], EngineConfig] = {}
-        for engine in self.engines:
-            if engine.batch_size == 1:
-                out.setdefault((engine.num_streams, engine.num_threads), engine)
-        return list(out.values())
+        return per_query_shapes(self.engines)
 
     def measure_slice(self, after: ServerProbe | None = None) -> None:
         """One service-time slice per engine shape, under the same keep_awake as our Server runs."""

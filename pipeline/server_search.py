@@ -519,6 +519,15 @@ def _shape(engine: EngineConfig) -> tuple[int, int, bool]:
     return engine.num_streams, engine.num_threads, engine.pinning
 
 
+def per_query_shapes(engines: Sequence[EngineConfig]) -> list[EngineConfig]:
+    """The first batch-1 policy of each distinct streams x threads (and pinning) among ``engines``
+    (among all of them when none serves batch 1): one per cost of a query alone."""
+    first: dict[tuple[int, int, bool], EngineConfig] = {}
+    for engine in [e for e in engines if e.batch_size == 1] or engines:
+        first.setdefault(_shape(engine), engine)
+    return list(first.values())
+
+
 def reachable_policies(model_dir: Path, engines: Sequence[EngineConfig], bound_ms: float = BOUND_MS,
                        measure: Callable[[Path, EngineConfig], float] = p99_alone_ms) -> list[EngineConfig]:
     """``engines`` whose queries can meet ``bound_ms`` at all, in seconds instead of a search of hours.
@@ -527,10 +536,7 @@ def reachable_policies(model_dir: Path, engines: Sequence[EngineConfig], bound_m
     bound: a burst of the host is not the model); a policy whose streams miss the bound even so is
     left out, with the batching policies on the same streams (a static batch of 2 or 4 costs more
     than one query). Raises ``HarnessError`` when no policy is left."""
-    single = [e for e in engines if e.batch_size == 1] or list(engines)
-    first: dict[tuple[int, int, bool], EngineConfig] = {}
-    for engine in single:
-        first.setdefault(_shape(engine), engine)
+    first = {_shape(e): e for e in per_query_shapes(engines)}
     alone = {shape: measure(model_dir, engine) for shape, engine in first.items()}
     for shape, engine in first.items():
         if alone[shape] > bound_ms:
