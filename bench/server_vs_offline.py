@@ -93,7 +93,7 @@ from modelprep.card import ModelCard, load_card  # noqa: E402
 from pipeline.flows import TestSpec, demo_calibration, prepare_model, run_test  # noqa: E402
 from pipeline.server_search import (BOUND_MS, CONFIRMATIONS, OFFICIAL_SERVER_MS, SERVER_MARGIN,  # noqa: E402
                                     SearchPlan, ServerProbe, highest_valid, per_query_shapes, policies,
-                                    policy_words, search_policies)
+                                    policy_words, search_policies, shape_words)
 from sut.config import EngineConfig  # noqa: E402
 from hostctl.keepawake import kept_awake  # noqa: E402
 
@@ -245,7 +245,7 @@ class _Bench:
 
 def _streams(engine: EngineConfig) -> str:
     """An engine's shape in words."""
-    return f"{engine.num_streams} stream(s) x {engine.num_threads} thread(s)"
+    return shape_words(engine.num_streams, engine.num_threads)
 
 
 def _setup(args: argparse.Namespace) -> _Bench:
