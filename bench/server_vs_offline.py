@@ -238,14 +238,9 @@ class _Bench:
                 times = measure_service_times(self.model_dir, self.card, shape, self.args.service_seconds,
                                               self.cache)
             self.slices.setdefault(shape, []).append(times)
-            print(f"      service slice {len(self.slices[shape])}, {_streams(shape)} ({where}): {len(times)} "
+            print(f"      service slice {len(self.slices[shape])}, {shape_words(shape)} ({where}): {len(times)} "
                   f"requests, median {np.percentile(times, 50):.2f} ms, p99 {np.percentile(times, 99):.2f}",
                   flush=True)
-
-
-def _streams(engine: EngineConfig) -> str:
-    """An engine's shape in words."""
-    return shape_words(engine.num_streams, engine.num_threads)
 
 
 def _setup(args: argparse.Namespace) -> _Bench:
@@ -288,7 +283,7 @@ def _service_times(b: _Bench) -> None:
     """Step 2: the first service-time slices (more after each probe), checked against benchmark_app."""
     args = b.args
     print(f"[2] service times: AsyncInferQueue, one batch-1 request per stream, back to back, "
-          f"{args.service_seconds:g} s slices, for each of: {'; '.join(_streams(e) for e in b.shapes)}", flush=True)
+          f"{args.service_seconds:g} s slices, for each of: {'; '.join(shape_words(e) for e in b.shapes)}", flush=True)
     b.measure_slice()
     checks = {}
     for shape in b.shapes:
@@ -297,7 +292,7 @@ def _service_times(b: _Bench) -> None:
             bapp = run_benchmark_app(b.model_dir / "model.xml", check_engine, b.card.inference_precision,
                                      min(args.service_seconds, 20), cache_dir=b.cache,
                                      out_dir=b.scratch / f"bapp-{shape.num_streams}x{shape.num_threads}")
-        print(f"      check, {_streams(shape)}: benchmark_app -nireq {shape.num_streams} median "
+        print(f"      check, {shape_words(shape)}: benchmark_app -nireq {shape.num_streams} median "
               f"{bapp.latency.percentile_ms:.2f} ms, {bapp.throughput_fps:.1f} FPS", flush=True)
         checks[shape] = bapp
     b.results["bapp"] = checks
@@ -307,8 +302,8 @@ def _server_search(b: _Bench) -> None:
     """Step 3: our Server search (tune --scenario Server's, the profile's Server policy first)."""
     args, offline_sps, engines = b.args, b.results["offline_sps"], b.engines
     plan = SearchPlan(args.duration * 1000, confirm_ms=args.confirm_seconds * 1000, confirmations=args.confirmations,
-                      policies=len(engines),
-                      overhead_s=SearchPlan().overhead_s + args.service_seconds * len(b.shapes))  # slices after each run
+                      policies=len(engines),  # a service slice per shape after each run:
+                      overhead_s=SearchPlan().overhead_s + args.service_seconds * len(b.shapes))
     print(f"[3] our Server search over (0, {offline_sps:.1f}] qps: only a VALID run moves the bisection up; then "
           f"{args.confirm_seconds} s confirmations stepping down until one is VALID; service slices after each run",
           flush=True)
@@ -338,7 +333,7 @@ def _ideal(b: _Bench) -> None:
     for shape in b.shapes:
         service = np.concatenate(b.slices[shape])
         pct = {p: float(np.percentile(service, p)) for p in (50, 90, 99)}
-        print(f"[4] service times, {_streams(shape)}, all {len(b.slices[shape])} slices: {len(service)} requests, "
+        print(f"[4] service times, {shape_words(shape)}, all {len(b.slices[shape])} slices: {len(service)} requests, "
               f"median {pct[50]:.2f} ms, p90 {pct[90]:.2f}, p99 {pct[99]:.2f}, mean {service.mean():.2f}", flush=True)
         rate, p99, steps = ideal_rate(service, shape.num_streams, args.bound_ms, args.sim_requests, args.seed)
         if rate == 0:
@@ -352,7 +347,7 @@ def _ideal(b: _Bench) -> None:
         ideals[shape] = {"service": service, "pct": pct, "rate": rate, "p99": p99, "steps": steps}
     best = max(b.shapes, key=lambda shape: ideals[shape]["rate"])
     ideal, service = ideals[best]["rate"], ideals[best]["service"]
-    print(f"      reference: the ideal dispatcher on {_streams(best)}, {ideal:.1f} qps"
+    print(f"      reference: the ideal dispatcher on {shape_words(best)}, {ideal:.1f} qps"
           + ("; ratio will be nan (no shape keeps p99 under the bound: a disturbed machine?)" if ideal == 0 else ""),
           flush=True)
     held = {}  # the same ideal dispatcher, held to early stopping at each run length the search used
@@ -423,7 +418,7 @@ def _write_record(b: _Bench, ratio: float) -> None:
         "note": f"{args.model}: {UNTRAINED}", "model_dir": str(b.model_dir), "profile": b.profile.to_dict(),
         "offline_samples_per_second": offline_sps, "offline_run_dir": r["offline"].run_dir,
         "shapes": [_shape_record(b, shape) for shape in b.shapes],
-        "ideal": {"rate": ideal, "shape": _streams(best), "bound_ms": args.bound_ms, "seed": args.seed,
+        "ideal": {"rate": ideal, "shape": shape_words(best), "bound_ms": args.bound_ms, "seed": args.seed,
                   "held_to_early_stopping": {f"{k}s": v for k, v in r["held"].items()},
                   "requests": args.sim_requests},
         "server": {"highest_valid_rate": rate, "confirmed": outcome.confirmed, "floor": outcome.floor,
@@ -437,7 +432,7 @@ def _write_record(b: _Bench, ratio: float) -> None:
         goal=">= 0.90",
         ratio_is=f"ours (the best policy tune finds) / an ideal per-query dispatcher on this host's service times, "
                  f"the best of {len(b.shapes)} engine shape(s) ({args.duration} s probes)",
-        note=f"untrained weights: speed only; ours: {policy_words(r['engine'])}; ideal on {_streams(best)}; "
+        note=f"untrained weights: speed only; ours: {policy_words(r['engine'])}; ideal on {shape_words(best)}; "
              f"server/offline {rate / offline_sps:.4f} (Offline {offline_sps:.1f} samples/s)")])
 
 

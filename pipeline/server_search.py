@@ -208,9 +208,10 @@ def policies(cores: int, host: EngineConfig | None = None) -> list[EngineConfig]
     return [replace(engine, **settings) for engine in out]
 
 
-def shape_words(streams: int, threads: int) -> str:
-    """Streams and threads in words: ``threads`` is the engine's total (OpenVINO's
+def shape_words(engine: EngineConfig) -> str:
+    """An engine's streams and threads in words: its thread count is the total (OpenVINO's
     ``inference_num_threads``), shared by its streams."""
+    streams, threads = engine.num_streams, engine.num_threads
     if threads % streams == 0:
         return f"{streams} stream(s) x {threads // streams} thread(s)"
     return f"{streams} stream(s) over {threads} thread(s)"
@@ -218,7 +219,7 @@ def shape_words(streams: int, threads: int) -> str:
 
 def policy_words(engine: EngineConfig) -> str:
     """A policy in a few words: batch, streams and threads, requests, wait."""
-    return (f"batch {engine.batch_size}, {shape_words(engine.num_streams, engine.num_threads)}, "
+    return (f"batch {engine.batch_size}, {shape_words(engine)}, "
             f"{engine.infer_requests} requests, wait {engine.max_wait_us} us")
 
 
@@ -549,10 +550,10 @@ def reachable_policies(model_dir: Path, engines: Sequence[EngineConfig], bound_m
     for shape, engine in first.items():
         if alone[shape] > bound_ms:
             alone[shape] = min(alone[shape], measure(model_dir, engine))
-    for (streams, threads, _pin), p99 in alone.items():
-        verdict = "searched" if p99 <= bound_ms else "over the bound: not searched"
+    for shape, engine in first.items():
+        verdict = "searched" if alone[shape] <= bound_ms else "over the bound: not searched"
         log.info("Server search: one query at a time through %s: p99 %.2f ms (bound %g ms), %s",
-                 shape_words(streams, threads), p99, bound_ms, verdict)
+                 shape_words(engine), alone[shape], bound_ms, verdict)
     kept = [e for e in engines if alone.get(_shape(e), 0.0) <= bound_ms]
     if not kept:
         raise HarnessError(f"tune --scenario Server: one query at a time already has p99 {min(alone.values()):.2f} ms "

@@ -225,6 +225,8 @@ def test_tune_server_without_a_confirmed_rate_writes_nothing_and_says_why(
     messages = [r.getMessage() for r in caplog.records]
     budget = next(i for i, m in enumerate(messages) if m.startswith("Server search: time budget "))
     assert messages[budget - 1].startswith("Server search: 1 of 1 policies meet the 15 ms bound")
+    # the host profile's Server: one single-thread stream per core, named by threads per stream
+    assert f"{ENGINE.num_streams} stream(s) x 1 thread(s)" in messages[budget - 1]
     assert not any(m.startswith("Server run:") for m in messages[:budget])  # the budget is said before any run
     assert (tmp_path / "user.conf").read_text() == before and not (tmp_path / "srv.yaml").exists()
     assert lookup(parse_user_conf(tmp_path / "user.conf"), "resnet50", "Server", "target_qps") is None
